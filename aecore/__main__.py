@@ -1,0 +1,133 @@
+"""Command line: ``python -m aecore list | train | eval``."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+
+from . import data as data_mod
+from .config import ConfigError, coerce
+from .data import DatasetError, list_datasets, load_dataset
+from .jobs import TrainingJob
+from .metrics import evaluate
+from .registry import list_models, model_spec
+from .store import RunStore, RunStoreError
+from .training import TrainSettings
+
+
+def _cmd_list(args, store: RunStore) -> int:
+    print("models:")
+    for name in list_models():
+        spec = model_spec(name)
+        presets = f"  presets: {', '.join(spec.presets)}" if spec.presets else ""
+        print(f"  {name:10s} {spec.summary}{presets}")
+    print("datasets:")
+    for name in list_datasets():
+        info = data_mod.dataset_info(name)
+        where = "embedded" if info.offline else ("available" if data_mod.is_available_offline(name)
+                                                 else "downloads on first use")
+        print(f"  {name:14s} {info.title} [{where}]")
+    print(f"runs (in {store.root}):")
+    runs = store.list()
+    for r in runs:
+        print(f"  {r.record.label} [{r.record.status}]" if r.record else f"  {r.id}  DAMAGED: {r.error}")
+    if not runs:
+        print("  (none yet)")
+    return 0
+
+
+def _parse_sets(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ConfigError(f"--set takes key=value, got {pair!r}")
+        k, v = pair.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def _cmd_train(args, store: RunStore) -> int:
+    from tqdm import tqdm
+    spec = model_spec(args.model)
+    config = dict(spec.presets[args.preset]) if args.preset else {}
+    config.update(_parse_sets(args.set))
+    settings = coerce(TrainSettings, {k: v for k, v in {
+        "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
+        "greedy": args.greedy, "greedy_epochs": args.greedy_epochs}.items() if v is not None})
+    dataset = load_dataset(args.dataset)
+    job = TrainingJob(args.model, config, dataset, TrainSettings(**settings), store=store, device=args.device)
+    job.start()
+    bar = tqdm(total=1, unit="step", file=sys.stderr, dynamic_ncols=True)
+    try:
+        while not job.join(timeout=0.5):
+            p = job.progress()
+            if p.total_steps:
+                bar.total = p.total_steps
+                bar.n = p.step
+                bar.set_description(f"{p.phase} epoch {p.epoch}/{p.epochs}")
+                bar.set_postfix({k: f"{v:.4f}" for k, v in p.losses.items()}, refresh=False)
+                bar.refresh()
+    except KeyboardInterrupt:
+        job.stop()
+        job.join()
+    p = job.progress()
+    bar.n = p.step
+    bar.close()
+    if p.status not in ("finished", "stopped"):
+        print(f"training {p.status}: {p.message}", file=sys.stderr)
+    if job.record is None:
+        return 1
+    print(json.dumps({"run": job.run_id, "status": p.status, "seconds": round(job.record.seconds, 2),
+                      **{f"test_{k}": v for k, v in job.record.metrics.items()}}), file=sys.stderr)
+    print(job.run_id)
+    return 0 if p.status in ("finished", "stopped") else 1
+
+
+def _cmd_eval(args, store: RunStore) -> int:
+    model, record = store.load(args.run)
+    dataset = load_dataset(args.dataset or record.dataset)
+    if dataset.input_dim != model.config.input_dim:
+        raise ConfigError(f"run {args.run} takes {model.config.input_dim}-pixel images; {dataset.name} has "
+                          f"{dataset.input_dim}")
+    metrics = evaluate(model, dataset.x_test)
+    print(json.dumps({"run": args.run, "dataset": dataset.name, "test_bce": metrics["bce"],
+                      "test_mse": metrics["mse"], "test_sse_per_image": metrics["sse_per_image"],
+                      "n": metrics["n"]}))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m aecore", description="Train and inspect autoencoders.")
+    parser.add_argument("--runs-dir", help="run store folder (default: $AECORE_RUNS_DIR or the user data folder)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="models, datasets and saved runs")
+    t = sub.add_parser("train", help="train a model, save the run and print its id")
+    t.add_argument("model", help="model name (see `list`)")
+    t.add_argument("--dataset", default=data_mod.DEFAULT_DATASET)
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--batch-size", type=int)
+    t.add_argument("--lr", type=float)
+    t.add_argument("--seed", type=int)
+    t.add_argument("--preset", help="a named preset of the model (see `list`)")
+    t.add_argument("--greedy", action="store_true", default=None, help="greedy layer-wise pretraining first")
+    t.add_argument("--greedy-epochs", type=int)
+    t.add_argument("--device", help="cpu, cuda, mps (default: best available)")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a model hyperparameter")
+    e = sub.add_parser("eval", help="print test metrics of a saved run as one JSON line")
+    e.add_argument("run")
+    e.add_argument("--dataset", help="evaluate on another dataset of the same image size")
+    args = parser.parse_args(argv)
+    store = RunStore(args.runs_dir)
+    try:
+        if args.command == "train" and args.preset and args.preset not in model_spec(args.model).presets:
+            raise ConfigError(f"unknown preset {args.preset!r}; valid: {list(model_spec(args.model).presets)}")
+        return {"list": _cmd_list, "train": _cmd_train, "eval": _cmd_eval}[args.command](args, store)
+    except (ConfigError, DatasetError, RunStoreError, KeyError, ValueError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

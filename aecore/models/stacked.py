@@ -1,0 +1,62 @@
+"""Stacked (deep) fully connected autoencoder.
+
+The default is the seed recipe (784-100-30, GELU, sigmoid/BCE output); the "Hinton & Salakhutdinov" preset is the
+784-1000-500-250-30 net of *Reducing the Dimensionality of Data with Neural Networks* (Science, 2006), with a linear
+code layer as in the paper.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+from ..config import ConfigError, param
+from ..registry import register_model
+from .base import AEConfig, Autoencoder
+from .blocks import ACTIVATIONS, MLP, activation
+
+
+@dataclass(frozen=True)
+class StackedConfig(AEConfig):
+    hidden: tuple[int, ...] = param((100,), min=1, max=4096,
+                                    help="hidden layer sizes from the input inwards, comma-separated; the decoder mirrors them")
+    code_size: int = param(30, min=1, max=1024, step=1, help="units in the code (bottleneck) layer")
+    activation: str = param("gelu", choices=ACTIVATIONS[:-1], help="activation of the hidden layers")
+    code_activation: str = param("gelu", choices=ACTIVATIONS, help="activation of the code layer")
+
+    def validate(self) -> None:
+        if not self.hidden and self.code_activation == "linear" and self.activation == "linear":
+            raise ConfigError("a single linear layer is PCA: pick the 'pca' model instead")
+
+
+HINTON_PRESET = {"hidden": (1000, 500, 250), "code_size": 30, "activation": "gelu", "code_activation": "linear"}
+
+
+@register_model("stacked", StackedConfig, "Stacked fully connected autoencoder (seed recipe 784-100-30 GELU)",
+                presets={"seed recipe (784-100-30)": {},
+                         "Hinton & Salakhutdinov (784-1000-500-250-30)": HINTON_PRESET})
+class StackedAutoencoder(Autoencoder):
+    def __init__(self, config: StackedConfig):
+        super().__init__(config)
+        sizes = [config.input_dim, *config.hidden, config.code_size]
+        self.encoder = MLP(sizes, config.activation, config.code_activation)
+        self.decoder = MLP(sizes[::-1], config.activation, "linear")  # logits out
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x)
+
+    def decode(self, code: torch.Tensor) -> torch.Tensor:
+        return self.decoder(code)
+
+    def greedy_stages(self) -> list[tuple[nn.Module, nn.Module]]:
+        n = len(self.encoder.layers)
+        stages = []
+        for i in range(n):
+            enc = nn.Sequential(self.encoder.layers[i], self.encoder.acts[i])
+            dec = nn.Sequential(self.decoder.layers[n - 1 - i], self.decoder.acts[n - 1 - i])
+            stages.append((enc, dec))
+        return stages
+
+    def first_layer_weights(self) -> torch.Tensor:
+        return self.encoder.layers[0].weight

@@ -1,0 +1,83 @@
+"""The model registry, in the manner of timm's ``create_model`` / ``list_models``.
+
+A model family registers itself with :func:`register_model` in its own module under ``aecore/models/``; the UI and
+the CLI read names, configs and presets from here and never spell a model name themselves.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .config import ConfigError, check_ranges, coerce
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything the app needs to know about a registered model family."""
+
+    name: str
+    builder: Callable[..., Any]
+    config_cls: type
+    summary: str
+    presets: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+DEFAULT_MODEL = "stacked"  # what the Train page offers first: the seed recipe
+
+
+def register_model(name: str, config_cls: type, summary: str, presets: dict[str, dict[str, Any]] | None = None):
+    """Class decorator: register an autoencoder family built as ``cls(config)``."""
+
+    def wrap(cls):
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} is registered twice")
+        _REGISTRY[name] = ModelSpec(name, cls, config_cls, summary, dict(presets or {}))
+        cls.registry_name = name
+        return cls
+
+    return wrap
+
+
+def _ensure_loaded() -> None:
+    from . import models  # noqa: F401  (importing the package registers every family)
+
+
+def list_models() -> list[str]:
+    """Names of all registered models, sorted."""
+    _ensure_loaded()
+    return sorted(_REGISTRY)
+
+
+def model_spec(name: str) -> ModelSpec:
+    """The registry entry for ``name``; an unknown name raises ``KeyError`` listing the valid ones."""
+    _ensure_loaded()
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown model {name!r}; valid models: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name]
+
+
+def make_config(name: str, **overrides: Any) -> Any:
+    """A validated config for model ``name``: defaults with ``overrides`` applied (strings are converted)."""
+    spec = model_spec(name)
+    config = spec.config_cls(**coerce(spec.config_cls, overrides))
+    check_ranges(config)
+    validate = getattr(config, "validate", None)
+    if validate is not None:
+        validate()
+    return config
+
+
+def create_model(name: str, **config: Any):
+    """Build model ``name`` from keyword hyperparameters; invalid values raise :class:`ConfigError`."""
+    return model_spec(name).builder(make_config(name, **config))
+
+
+def config_dict(name: str, config: Any) -> dict[str, Any]:
+    """A config as plain keyword arguments that :func:`create_model` accepts."""
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+
+
+__all__ = ["ModelSpec", "register_model", "list_models", "model_spec", "make_config", "create_model",
+           "ConfigError", "config_dict"]

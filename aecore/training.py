@@ -1,0 +1,263 @@
+"""One training loop for every autoencoder, and a background job that runs it.
+
+:func:`train` is a plain function with explicit arguments (pytorch/examples style); :class:`TrainingJob` runs it in a
+worker thread that never touches the UI and publishes a :class:`Progress` snapshot that a page (or the CLI) polls.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .config import param
+from .losses import reconstruction_loss
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Training hyperparameters shared by every family (the model's own live in its config)."""
+
+    epochs: int = param(10, min=1, max=500, step=1, help="passes over the training set")
+    batch_size: int = param(32, min=1, max=4096, step=1, log=True, help="samples per gradient step")
+    lr: float = param(1e-3, min=1e-5, max=1.0, log=True, help="Adam learning rate")
+    seed: int = param(0, min=0, max=2**31 - 1, step=1, help="seeds weight init and batch order")
+    greedy: bool = param(False, help="greedy layer-wise pretraining: train one shallow autoencoder per layer on "
+                                     "the previous layer's codes, stack them, then fine-tune")
+    greedy_epochs: int = param(2, min=1, max=100, step=1, help="epochs per layer in greedy pretraining")
+    finetune: bool = param(True, help="after greedy pretraining, fine-tune the whole stack for `epochs` epochs")
+
+
+def warm_up() -> None:
+    """Pay one-off import costs (the optimiser pulls in torch._dynamo, ~1.5 s) before the user presses Train."""
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+
+
+def pick_device(name: str | None = None) -> torch.device:
+    """``name`` if given, else CUDA, else MPS, else CPU."""
+    if name:
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+@dataclass
+class Progress:
+    """What a running job publishes. ``history`` holds running means of each loss term at regular steps;
+    ``epochs`` holds one row per finished epoch with ``train_<term>`` and ``val_<term>``."""
+
+    status: str = "pending"  # pending | running | finished | stopped | diverged | failed
+    phase: str = ""
+    epoch: int = 0
+    epochs: int = 0
+    step: int = 0
+    total_steps: int = 0
+    losses: dict[str, float] = field(default_factory=dict)
+    history: list[dict[str, float]] = field(default_factory=list)
+    epoch_rows: list[dict[str, float]] = field(default_factory=list)
+    samples_per_s: float = 0.0
+    elapsed: float = 0.0
+    eta: float = float("nan")
+    probe: np.ndarray | None = None  # (P, D) reconstructions of the fixed probe batch
+    message: str = ""
+
+    @property
+    def done(self) -> bool:
+        return self.status in ("finished", "stopped", "diverged", "failed")
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, self.step / self.total_steps) if self.total_steps else 0.0
+
+
+class Diverged(RuntimeError):
+    pass
+
+
+class _GreedyStage(nn.Module):
+    """A shallow autoencoder made of one encoder layer and its mirror decoder layer (modules shared with the
+    stacked model, so training it trains the model)."""
+
+    def __init__(self, enc: nn.Module, dec: nn.Module, output_kind: str):
+        super().__init__()
+        self.enc, self.dec, self.output_kind = enc, dec, output_kind
+
+    def training_step(self, x: torch.Tensor, optimizers: list[torch.optim.Optimizer]) -> dict[str, torch.Tensor]:
+        (opt,) = optimizers
+        loss = reconstruction_loss(self.dec(self.enc(x)), x, self.output_kind)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return {"reconstruction": loss.detach()}
+
+
+@torch.no_grad()
+def _encode_in_chunks(module: nn.Module, x: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+    return torch.cat([module(x[i:i + chunk]) for i in range(0, len(x), chunk)])
+
+
+@torch.no_grad()
+def _val_losses(model: nn.Module, x: torch.Tensor, chunk: int = 2048) -> dict[str, float]:
+    model.eval()
+    sums: dict[str, float] = {}
+    for i in range(0, len(x), chunk):
+        xb = x[i:i + chunk]
+        for k, v in model(xb).losses.items():
+            sums[k] = sums.get(k, 0.0) + float(v) * len(xb)
+    model.train()
+    return {k: v / len(x) for k, v in sums.items()}
+
+
+class _Loop:
+    """State shared by the phases of one training run: counters, timing, history, divergence guard."""
+
+    def __init__(self, model, settings, device, probe, val, callback, stop_event, total_steps, log_every):
+        self.model, self.settings, self.device = model, settings, device
+        self.probe, self.val = probe, val
+        self.callback, self.stop_event = callback, stop_event
+        self.progress = Progress(status="running", total_steps=total_steps)
+        self.log_every = log_every
+        self.start = time.perf_counter()
+        self.last_publish = 0.0
+        self.good_state = copy.deepcopy(model.state_dict())
+        self.pending_state = self.good_state
+        self.first_loss: float | None = None
+
+    def publish(self, force: bool = False) -> None:
+        now = time.perf_counter()
+        if not force and now - self.last_publish < 0.25:
+            return
+        self.last_publish = now
+        p = self.progress
+        p.elapsed = now - self.start
+        if self.probe is not None and isinstance(self.model, nn.Module):
+            was_training = self.model.training
+            self.model.eval()
+            p.probe = self.model.reconstruct(self.probe).cpu().numpy()
+            self.model.train(was_training)
+        if self.callback is not None:
+            self.callback(p)
+
+    def check(self, loss: float) -> None:
+        """Guard against NaN or an exploding loss; keep a recent state whose loss was finite."""
+        if self.first_loss is None and math.isfinite(loss):
+            self.first_loss = loss
+        limit = max(1e6, 1e3 * abs(self.first_loss or 0.0))
+        if not math.isfinite(loss) or loss > limit:
+            self.model.load_state_dict(self.good_state)
+            raise Diverged(f"the loss became {loss:.4g} at step {self.progress.step}; training stopped and the "
+                           f"last good weights were kept. Try a lower learning rate.")
+        self.good_state = self.pending_state
+        self.pending_state = copy.deepcopy(self.model.state_dict())
+
+    def run_epochs(self, module: nn.Module, x: torch.Tensor, epochs: int, lr: float, phase: str,
+                   optimizers: list[torch.optim.Optimizer], val_module: nn.Module | None) -> None:
+        s, p = self.settings, self.progress
+        gen = torch.Generator().manual_seed(s.seed + len(p.epoch_rows))
+        n, bs = len(x), s.batch_size
+        steps_per_epoch = math.ceil(n / bs)
+        p.phase, p.epochs = phase, epochs
+        module.train()
+        for epoch in range(epochs):
+            p.epoch = epoch + 1
+            perm = torch.randperm(n, generator=gen).to(self.device)
+            sums: dict[str, torch.Tensor] = {}
+            window: dict[str, torch.Tensor] = {}
+            window_n = 0
+            epoch_start = time.perf_counter()
+            for i in range(steps_per_epoch):
+                if self.stop_event is not None and self.stop_event.is_set():
+                    raise KeyboardInterrupt
+                xb = x[perm[i * bs:(i + 1) * bs]]
+                terms = module.training_step(xb, optimizers)
+                for k, v in terms.items():
+                    sums[k] = sums[k] + v * len(xb) if k in sums else v * len(xb)
+                    window[k] = window[k] + v if k in window else v
+                window_n += 1
+                p.step += 1
+                if window_n == self.log_every or i == steps_per_epoch - 1:
+                    means = {k: float(v) / window_n for k, v in window.items()}
+                    self.check(sum(means.values()))
+                    p.losses = means
+                    p.history.append({"step": p.step, "epoch": epoch + (i + 1) / steps_per_epoch,
+                                      "phase": phase, **means})
+                    window, window_n = {}, 0
+                    elapsed = time.perf_counter() - self.start
+                    p.samples_per_s = (i + 1) * bs / max(time.perf_counter() - epoch_start, 1e-9)
+                    p.eta = elapsed / p.step * (p.total_steps - p.step)
+                    self.publish()
+            row = {"epoch": len(p.epoch_rows) + 1, "phase": phase,
+                   **{f"train_{k}": float(v) / n for k, v in sums.items()}}
+            if self.val is not None and val_module is not None:
+                row.update({f"val_{k}": v for k, v in _val_losses(val_module, self.val).items()})
+            p.epoch_rows.append(row)
+            self.publish(force=True)
+
+
+def train(model: nn.Module, x_train: np.ndarray | torch.Tensor, settings: TrainSettings, *,
+          x_val: np.ndarray | torch.Tensor | None = None, probe: np.ndarray | torch.Tensor | None = None,
+          device: torch.device | str | None = None, callback: Callable[[Progress], None] | None = None,
+          stop_event: threading.Event | None = None) -> Progress:
+    """Train ``model`` on ``x_train`` (N, D) in place and return the final :class:`Progress`.
+
+    Runs greedy layer-wise pretraining first if ``settings.greedy``; fits in closed form for families that have
+    one. Stopping (``stop_event``) keeps the weights trained so far; a NaN or exploding loss restores the last good
+    weights and ends with status ``"diverged"``. ``callback`` receives the progress at most every 0.25 s.
+    """
+    device = pick_device(device if isinstance(device, str) else (str(device) if device else None))
+    model.to(device)
+    x = torch.as_tensor(x_train, dtype=torch.float32).to(device)
+    val = torch.as_tensor(x_val, dtype=torch.float32).to(device) if x_val is not None else None
+    probe_t = torch.as_tensor(probe, dtype=torch.float32).to(device) if probe is not None else None
+    stages = model.greedy_stages() if settings.greedy else []
+    if settings.greedy and not stages:
+        raise ValueError(f"{model.registry_name or type(model).__name__} does not support greedy pretraining")
+    steps_per_epoch = math.ceil(len(x) / settings.batch_size)
+    main_epochs = 0 if getattr(model, "closed_form", False) or (stages and not settings.finetune) else settings.epochs
+    total = steps_per_epoch * (main_epochs + len(stages) * settings.greedy_epochs)
+    log_every = max(1, min(50, steps_per_epoch // 20))
+    loop = _Loop(model, settings, device, probe_t, val, callback, stop_event, max(total, 1), log_every)
+    p = loop.progress
+    try:
+        if getattr(model, "closed_form", False):
+            p.phase = "closed form"
+            model.fit_closed_form(x)
+            p.step = p.total_steps
+            row = {"epoch": 1, "phase": "closed form",
+                   **{f"train_{k}": v for k, v in _val_losses(model, x).items()}}
+            if val is not None:
+                row.update({f"val_{k}": v for k, v in _val_losses(model, val).items()})
+            p.epoch_rows.append(row)
+        else:
+            h = x
+            for i, (enc, dec) in enumerate(stages):
+                kind = model.output_kind if i == 0 else "mse"
+                stage = _GreedyStage(enc, dec, kind).to(device)
+                opts = [torch.optim.Adam(stage.parameters(), lr=settings.lr, fused=device.type in ("cpu", "cuda"))]
+                loop.run_epochs(stage, h, settings.greedy_epochs, settings.lr,
+                                f"greedy layer {i + 1}/{len(stages)}", opts, None)
+                h = _encode_in_chunks(enc, h)
+            if main_epochs:
+                opts = model.configure_optimizers(settings.lr, device)
+                loop.run_epochs(model, x, main_epochs, settings.lr, "fine-tuning" if stages else "training", opts,
+                                model)
+        p.status = "finished"
+    except KeyboardInterrupt:
+        p.status, p.message = "stopped", f"stopped at step {p.step}; the weights trained so far were kept"
+    except Diverged as e:
+        p.status, p.message = "diverged", str(e)
+    p.eta = 0.0
+    model.eval()
+    loop.publish(force=True)
+    return p

@@ -1,0 +1,15 @@
+"""Autoencoder Explorer: the router. Sets up session state once, draws the shared sidebar, runs the page."""
+import streamlit as st
+
+from pages import common
+
+st.set_page_config(page_title="Autoencoder Explorer", page_icon=":material/hub:", layout="wide")
+common.init_state()
+
+page = st.navigation([
+    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("pages/reconstructions.py", title="Reconstructions", icon=":material/compare:"),
+])
+common.sidebar()
+page.run()

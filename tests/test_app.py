@@ -1,0 +1,126 @@
+"""AppTest: every page driven through its widgets, asserting on what it shows."""
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from aecore import RunStore, TrainSettings, TrainingJob, list_models, load_dataset
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+
+
+def app(page: str | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    if page:
+        at.switch_page(page).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def train_run(model: str, dataset: str = "digits", epochs: int = 2, **config) -> str:
+    job = TrainingJob(model, config, load_dataset(dataset), TrainSettings(epochs=epochs), store=RunStore())
+    job.start().join()
+    return job.run_id
+
+
+def test_home_explains_and_lists_models():
+    at = app()
+    assert at.title[0].value == "Autoencoder Explorer"
+    assert any("How to start" in s.value for s in at.subheader)
+    table = at.table[0].value
+    assert list(table["model"]) == list_models()
+    assert at.sidebar.selectbox(key="ae.dataset").value == "mnist-5k"
+
+
+def test_train_page_trains_live_and_saves_a_selectable_run():
+    at = app("pages/train.py")
+    assert at.selectbox(key="ae.train.model").value == "stacked"  # the seed recipe is the default
+    assert at.text_input(key="ae.train.cfg.stacked.hidden").value == "100"
+    assert at.number_input(key="ae.train.cfg.stacked.code_size").value == 30
+    at.sidebar.selectbox(key="ae.dataset").select("digits").run()
+    at.slider(key="ae.train.settings.epochs").set_value(3).run()
+    at.text_input(key="ae.train.cfg.stacked.hidden").input("32").run()
+    at.button(key="ae.train.start").click().run()
+    assert not at.exception, at.exception
+    jobs = at.session_state["ae.jobs"]
+    assert len(jobs) == 1
+    job = next(iter(jobs.values()))
+    assert job.join(timeout=120)
+    at.run()  # the live view's next poll shows the finished run
+    assert not at.exception, at.exception
+    assert any(f"Run {job.run_id}" in s.value.replace("*", "") and "finished" in s.value for s in at.success)
+    assert at.get("plotly_chart"), "the cost curve is shown"
+    assert at.image and "reconstructions" in at.image[0].captions[0], "the probe reconstructions are shown"
+    # leaving the page and coming back neither kills nor duplicates the run
+    at.switch_page("pages/home.py").run()
+    at.switch_page("pages/train.py").run()
+    assert len(at.session_state["ae.jobs"]) == 1
+    # saved and selectable everywhere
+    assert job.run_id in [r.id for r in RunStore().list()]
+    assert job.run_id in at.sidebar.selectbox(key="ae.run").options[0] or \
+        at.sidebar.selectbox(key="ae.run").value == job.run_id
+    record = RunStore().record(job.run_id)
+    assert record.config["hidden"] == [32] and len(record.epochs) == 3
+
+
+def test_train_page_refuses_bad_settings_at_the_control():
+    at = app("pages/train.py")
+    at.text_input(key="ae.train.cfg.stacked.hidden").input("100, abc").run()
+    assert any("comma-separated integers" in e.value for e in at.error)
+    assert at.button(key="ae.train.start").disabled
+    at.text_input(key="ae.train.cfg.stacked.hidden").input("100").run()
+    assert not at.error and not at.button(key="ae.train.start").disabled
+
+
+def test_train_page_preset_fills_the_controls():
+    at = app("pages/train.py")
+    at.selectbox(key="ae.train.cfg.stacked.preset").select("Hinton & Salakhutdinov (784-1000-500-250-30)").run()
+    assert at.text_input(key="ae.train.cfg.stacked.hidden").value == "1000,500,250"
+    assert at.selectbox(key="ae.train.cfg.stacked.code_activation").value == "linear"
+
+
+def test_train_page_stop_keeps_the_run():
+    at = app("pages/train.py")
+    at.sidebar.selectbox(key="ae.dataset").select("digits").run()
+    at.slider(key="ae.train.settings.epochs").set_value(200).run()
+    at.button(key="ae.train.start").click().run()
+    job = next(iter(at.session_state["ae.jobs"].values()))
+    at.button(key="ae.train.stop").click().run()
+    assert job.join(timeout=60)
+    at.run()
+    p = job.progress()
+    assert p.status == "stopped" and p.step < p.total_steps
+    assert any("stopped" in w.value for w in at.warning)
+    assert RunStore().record(job.run_id).status == "stopped"
+
+
+def test_reconstructions_page_needs_a_run():
+    at = app("pages/reconstructions.py")
+    assert any("No run selected" in i.value for i in at.info)
+
+
+def test_reconstructions_page_orders_compares_and_validates():
+    ae = train_run("stacked", epochs=2)
+    pca = train_run("pca", code_size=8)
+    at = app()
+    at.sidebar.selectbox(key="ae.dataset").select("digits").run()
+    at.sidebar.selectbox(key="ae.run").select(ae).run()
+    at.switch_page("pages/reconstructions.py").run()
+    assert not at.exception, at.exception
+    # worst first: the per-sample errors under the reconstructions are sorted, largest first
+    at.radio(key="ae.rec.order").set_value("worst first").run()
+    rows = at.image
+    assert len(rows) == 2  # inputs, one run
+    errors = [float(c) for c in rows[1].captions]
+    assert errors == sorted(errors, reverse=True) and len(errors) == 12
+    # side by side with PCA on the same inputs
+    at.selectbox(key="ae.rec.other").select(pca).run()
+    assert len(at.image) == 3
+    assert len(at.metric) == 6
+    # chosen samples, and a clear message for bad input
+    at.radio(key="ae.rec.order").set_value("chosen").run()
+    at.text_input(key="ae.rec.indices").input("3, 5, 100000").run()
+    assert any("out of range" in e.value for e in at.error)
+    at.text_input(key="ae.rec.indices").input("3, 5").run()
+    assert [c.split(" ")[0] for c in at.image[0].captions] == ["#3", "#5"]

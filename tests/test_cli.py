@@ -1,0 +1,46 @@
+"""The command line: list, train (saves a run and prints its id), eval (one JSON line)."""
+import json
+
+import pytest
+
+from aecore.__main__ import main
+from aecore.store import RunStore
+
+
+def test_train_then_eval_then_list(capsys):
+    assert main(["train", "stacked", "--dataset", "digits", "--epochs", "2", "--batch-size", "64",
+                 "--set", "hidden=24", "--set", "code_size=6"]) == 0
+    run_id = capsys.readouterr().out.strip().splitlines()[-1]
+    model, record = RunStore().load(run_id)
+    assert record.config["hidden"] == [24] and record.config["code_size"] == 6 and record.dataset == "digits"
+    assert len(record.epochs) == 2 and record.settings["batch_size"] == 64
+
+    assert main(["eval", run_id]) == 0
+    line = json.loads(capsys.readouterr().out.strip())
+    assert line["run"] == run_id and line["n"] == 359
+    assert 0 < line["test_mse"] < line["test_bce"] < 1
+    assert line["test_sse_per_image"] == pytest.approx(line["test_mse"] * 64, rel=1e-5)
+
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert run_id in out and "stacked" in out and "mnist-5k" in out
+
+
+def test_train_with_preset_and_greedy(capsys):
+    assert main(["train", "tied", "--dataset", "digits", "--epochs", "1", "--greedy", "--greedy-epochs", "1"]) == 0
+    run_id = capsys.readouterr().out.strip().splitlines()[-1]
+    phases = [e["phase"] for e in RunStore().record(run_id).epochs]
+    assert phases[0].startswith("greedy layer 1") and phases[-1] == "fine-tuning"
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["train", "nope", "--dataset", "digits"], "valid models"),
+    (["train", "stacked", "--dataset", "digits", "--set", "code_size=-1"], "code_size"),
+    (["train", "stacked", "--dataset", "digits", "--set", "code_size"], "key=value"),
+    (["train", "stacked", "--dataset", "nowhere"], "valid datasets"),
+    (["eval", "missing-run"], "no run"),
+])
+def test_bad_input_is_a_message_not_a_traceback(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err

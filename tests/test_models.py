@@ -1,0 +1,113 @@
+"""Contract tests over every registered model, and the per-family checks."""
+import numpy as np
+import pytest
+import torch
+
+from aecore import AEOutput, ConfigError, TrainSettings, create_model, list_models, model_spec, train
+from aecore.config import param_specs
+
+SHAPE = (8, 8)
+
+
+def small(name):
+    return create_model(name, input_shape=SHAPE)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_output_contract(name):
+    model = small(name)
+    x = torch.rand(5, 64)
+    out = model(x)
+    assert isinstance(out, AEOutput)
+    assert out.recon.shape == (5, 64)
+    assert out.code.shape == (5, model.code_size)
+    assert "reconstruction" in out.losses and all(v.dim() == 0 for v in out.losses.values())
+    assert torch.isclose(out.loss, sum(out.losses.values()))
+    pixels = model.reconstruct(x)
+    assert pixels.shape == (5, 64) and pixels.min() >= 0 and pixels.max() <= 1
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_config_metadata_drives_controls(name):
+    spec = model_spec(name)
+    specs = [s for s in param_specs(spec.config_cls) if s.ui]
+    assert specs, "a model needs at least one hyperparameter control"
+    for s in specs:
+        assert s.kind in ("int", "float", "bool", "choice", "sizes")
+        if s.kind in ("int", "float"):
+            assert s.min is not None and s.max is not None and s.min <= s.default <= s.max
+    for preset in spec.presets.values():
+        create_model(name, **preset)  # every preset builds
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_few_steps_lower_the_loss(name, digits):
+    torch.manual_seed(0)
+    model = create_model(name, input_shape=digits.image_shape)
+    x = torch.as_tensor(digits.x_train[:512])
+    before = model(x).loss.item()
+    train(model, x, TrainSettings(epochs=3, batch_size=32, lr=3e-3, seed=0))
+    after = model(x).loss.item()
+    assert after < before * 0.9, (before, after)
+
+
+def test_unknown_model_lists_valid_names():
+    with pytest.raises(KeyError) as e:
+        create_model("no-such-model")
+    for name in list_models():
+        assert name in str(e.value)
+
+
+def test_bad_config_is_refused_with_reason():
+    with pytest.raises(ConfigError, match="code_size"):
+        create_model("stacked", code_size=0)
+    with pytest.raises(ConfigError, match="activation"):
+        create_model("stacked", activation="swish")
+    with pytest.raises(ConfigError, match="exceeds"):
+        create_model("pca", input_shape=SHAPE, code_size=100)
+    with pytest.raises(ConfigError, match="unknown setting"):
+        create_model("stacked", hidden_size=3)
+
+
+def test_seed_recipe_default():
+    model = create_model("stacked")
+    sizes = [(l.in_features, l.out_features) for l in model.encoder.layers]
+    assert sizes == [(784, 100), (100, 30)]
+    assert type(model.encoder.acts[0]).__name__ == "GELU" and type(model.encoder.acts[1]).__name__ == "GELU"
+    assert model.output_kind == "logits"
+    hinton = create_model("stacked", **model_spec("stacked").presets["Hinton & Salakhutdinov (784-1000-500-250-30)"])
+    assert [l.out_features for l in hinton.encoder.layers] == [1000, 500, 250, 30]
+    assert [l.out_features for l in hinton.decoder.layers] == [250, 500, 1000, 784]
+
+
+def test_tied_decoder_shares_encoder_storage():
+    model = create_model("tied", input_shape=SHAPE, hidden=(20,), code_size=5)
+    for enc, dec in zip(model.encoder.layers, reversed(list(model.decoder_layers))):
+        assert dec.weight.data_ptr() == enc.weight.data_ptr()
+        assert dec.weight.shape == enc.weight.t().shape
+    # only the encoder's weights and every layer's biases are parameters: half the weights of `stacked`
+    stacked = create_model("stacked", input_shape=SHAPE, hidden=(20,), code_size=5)
+    n_w = lambda m: sum(p.numel() for n, p in m.named_parameters() if n.endswith("weight"))  # noqa: E731
+    assert n_w(model) * 2 == n_w(stacked)
+    # the decoder's gradient reaches the shared matrix: a change through it changes decoding
+    x = torch.rand(4, 64)
+    model(x).loss.backward()
+    assert model.encoder.layers[0].weight.grad is not None
+    with torch.no_grad():
+        before = model.decode(torch.ones(1, 5)).clone()
+        model.encoder.layers[0].weight.add_(0.5)
+        assert not torch.allclose(before, model.decode(torch.ones(1, 5)))
+
+
+def test_pca_matches_scikit_learn(digits):
+    from sklearn.decomposition import PCA as SkPCA
+    x = digits.x_train
+    model = create_model("pca", input_shape=SHAPE, code_size=10)
+    train(model, x, TrainSettings())
+    ours = model.reconstruct(torch.as_tensor(digits.x_test)).numpy()
+    sk = SkPCA(n_components=10).fit(x)
+    theirs = np.clip(sk.inverse_transform(sk.transform(digits.x_test)), 0, 1)
+    np.testing.assert_allclose(ours, theirs, atol=1e-4)
+    # codes agree up to the sign of each axis
+    codes = model.encode(torch.as_tensor(digits.x_test)).detach().numpy()
+    np.testing.assert_allclose(np.abs(codes), np.abs(sk.transform(digits.x_test)), atol=1e-3)

@@ -1,0 +1,132 @@
+"""The training loop: determinism, greedy pretraining, stop, divergence guard, progress."""
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from aecore import TrainSettings, build_model, create_model, train
+from aecore.training import pick_device
+
+
+def _weights(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_same_seed_same_weights(digits):
+    runs = []
+    for _ in range(2):
+        model = build_model("stacked", {"input_shape": (8, 8)}, seed=7)
+        train(model, digits.x_train[:300], TrainSettings(epochs=2, seed=7))
+        runs.append(_weights(model))
+    assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
+    other = build_model("stacked", {"input_shape": (8, 8)}, seed=8)
+    train(other, digits.x_train[:300], TrainSettings(epochs=2, seed=8))
+    assert not torch.equal(runs[0]["encoder.layers.0.weight"], other.state_dict()["encoder.layers.0.weight"])
+
+
+def test_greedy_layerwise_stacks_then_finetunes(digits):
+    x = torch.as_tensor(digits.x_train[:600])
+    model = build_model("stacked", {"input_shape": (8, 8), "hidden": (32, 16), "code_size": 8}, seed=0)
+    init = _weights(model)
+    p = train(model, x, TrainSettings(greedy=True, greedy_epochs=2, epochs=2, seed=0, lr=3e-3))
+    phases = [r["phase"] for r in p.epoch_rows]
+    assert phases == ["greedy layer 1/3"] * 2 + ["greedy layer 2/3"] * 2 + ["greedy layer 3/3"] * 2 + \
+        ["fine-tuning"] * 2
+    # each layer's loss went down within its own stage
+    for stage in ("greedy layer 1/3", "greedy layer 2/3", "greedy layer 3/3"):
+        rows = [r["train_reconstruction"] for r in p.epoch_rows if r["phase"] == stage]
+        assert rows[1] < rows[0]
+    # every encoder layer and its mirror moved during pretraining, and the stacked whole reconstructs
+    after = _weights(model)
+    for k in init:
+        assert not torch.equal(init[k], after[k]), k
+    assert p.status == "finished"
+    assert model(x).losses["reconstruction"].item() < 0.45
+
+
+def test_greedy_without_finetune_trains_only_the_stages(digits):
+    model = build_model("tied", {"input_shape": (8, 8), "hidden": (16,), "code_size": 8}, seed=0)
+    p = train(model, digits.x_train[:200], TrainSettings(greedy=True, greedy_epochs=1, finetune=False))
+    assert [r["phase"] for r in p.epoch_rows] == ["greedy layer 1/2", "greedy layer 2/2"]
+
+
+def test_greedy_refused_for_models_without_layers(digits):
+    with pytest.raises(ValueError, match="greedy"):
+        train(create_model("pca", input_shape=(8, 8)), digits.x_train[:50], TrainSettings(greedy=True))
+
+
+def test_stop_keeps_weights_trained_so_far(digits):
+    model = build_model("stacked", {"input_shape": (8, 8)}, seed=0)
+    init = _weights(model)
+    stop = threading.Event()
+    seen = []
+
+    def callback(p):
+        seen.append(p.step)
+        if p.step >= 20:
+            stop.set()
+
+    p = train(model, digits.x_train, TrainSettings(epochs=50, batch_size=8), callback=callback, stop_event=stop)
+    assert p.status == "stopped"
+    assert 20 <= p.step < p.total_steps
+    assert not torch.equal(init["encoder.layers.0.weight"], model.state_dict()["encoder.layers.0.weight"])
+
+
+def test_exploding_loss_stops_with_message_and_last_good_weights(digits):
+    model = build_model("stacked", {"input_shape": (8, 8)}, seed=0)
+    orig = model.training_step
+    calls = {"n": 0}
+
+    def exploding(x, opts):
+        calls["n"] += 1
+        if calls["n"] == 80:  # blow the decoder up: finite, but the loss jumps by orders of magnitude
+            with torch.no_grad():
+                model.decoder.layers[-1].weight.mul_(1e7)
+        return orig(x, opts)
+
+    model.training_step = exploding
+    p = train(model, digits.x_train, TrainSettings(epochs=20, batch_size=16))
+    assert p.status == "diverged" and "learning rate" in p.message
+    assert model.decoder.layers[-1].weight.abs().max() < 100  # the blown-up weights were rolled back
+    assert p.step < p.total_steps
+
+
+def test_nan_loss_restores_last_good_weights(digits):
+    model = build_model("stacked", {"input_shape": (8, 8)}, seed=0)
+    orig = model.training_step
+    calls = {"n": 0}
+
+    def poisoned(x, opts):
+        calls["n"] += 1
+        if calls["n"] >= 60:  # from here on the loss is NaN
+            with torch.no_grad():
+                model.encoder.layers[0].weight.fill_(float("nan"))
+        return orig(x, opts)
+
+    model.training_step = poisoned
+    p = train(model, digits.x_train, TrainSettings(epochs=20, batch_size=16))
+    assert p.status == "diverged" and "nan" in p.message.lower()
+    assert all(torch.isfinite(v).all() for v in model.state_dict().values())
+    assert p.step < p.total_steps
+
+
+def test_progress_publishes_terms_rate_eta_and_probe(digits):
+    seen = []
+    model = build_model("stacked", {"input_shape": (8, 8)}, seed=0)
+    p = train(model, digits.x_train, TrainSettings(epochs=2), x_val=digits.x_test, probe=digits.x_test[:6],
+              callback=lambda p: seen.append((p.step, p.probe is not None)))
+    assert p.status == "finished" and p.step == p.total_steps == 2 * int(np.ceil(len(digits.x_train) / 32))
+    assert seen and all(has_probe for _, has_probe in seen)
+    assert p.probe.shape == (6, 64)
+    assert {"train_reconstruction", "val_reconstruction"} <= set(p.epoch_rows[-1])
+    assert p.samples_per_s > 0 and p.eta == 0.0
+    assert [h["step"] for h in p.history] == sorted(h["step"] for h in p.history)
+
+
+def test_device_is_picked_automatically():
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    if not torch.cuda.is_available() and getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        expected = "mps"
+    assert pick_device().type == expected
+    assert pick_device("cpu").type == "cpu"
