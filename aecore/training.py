@@ -9,13 +9,12 @@ import copy
 import math
 import threading
 import time
-from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from .config import param
 from .losses import reconstruction_loss
@@ -25,7 +24,7 @@ from .losses import reconstruction_loss
 class TrainSettings:
     """Training hyperparameters shared by every family (the model's own live in its config)."""
 
-    epochs: int = param(10, min=1, max=500, step=1, help="passes over the training set")
+    epochs: int = param(30, min=1, max=500, step=1, help="passes over the training set")
     batch_size: int = param(32, min=1, max=4096, step=1, log=True, help="samples per gradient step")
     lr: float = param(1e-3, min=1e-5, max=1.0, log=True, help="Adam learning rate")
     seed: int = param(0, min=0, max=2**31 - 1, step=1, help="seeds weight init and batch order")
@@ -161,7 +160,7 @@ class _Loop:
         self.good_state = self.pending_state
         self.pending_state = copy.deepcopy(self.model.state_dict())
 
-    def run_epochs(self, module: nn.Module, x: torch.Tensor, epochs: int, lr: float, phase: str,
+    def run_epochs(self, module: nn.Module, x: torch.Tensor, epochs: int, phase: str,
                    optimizers: list[torch.optim.Optimizer], val_module: nn.Module | None) -> None:
         s, p = self.settings, self.progress
         gen = torch.Generator().manual_seed(s.seed + len(p.epoch_rows))
@@ -172,33 +171,31 @@ class _Loop:
         for epoch in range(epochs):
             p.epoch = epoch + 1
             perm = torch.randperm(n, generator=gen).to(self.device)
-            sums: dict[str, torch.Tensor] = {}
-            window: dict[str, torch.Tensor] = {}
-            window_n = 0
+            sums: dict[str, float] = {}
+            window: list[dict[str, torch.Tensor]] = []  # loss terms since the last log point, still on device
             epoch_start = time.perf_counter()
             for i in range(steps_per_epoch):
                 if self.stop_event is not None and self.stop_event.is_set():
                     raise KeyboardInterrupt
                 xb = x[perm[i * bs:(i + 1) * bs]]
-                terms = module.training_step(xb, optimizers)
-                for k, v in terms.items():
-                    sums[k] = sums[k] + v * len(xb) if k in sums else v * len(xb)
-                    window[k] = window[k] + v if k in window else v
-                window_n += 1
+                window.append(module.training_step(xb, optimizers))
                 p.step += 1
-                if window_n == self.log_every or i == steps_per_epoch - 1:
-                    means = {k: float(v) / window_n for k, v in window.items()}
+                if len(window) == self.log_every or i == steps_per_epoch - 1:
+                    # one sync per log point, not per step
+                    means = {k: float(torch.stack([w[k] for w in window]).mean()) for k in window[0]}
+                    for k, v in means.items():
+                        sums[k] = sums.get(k, 0.0) + v * len(window)
                     self.check(sum(means.values()))
                     p.losses = means
                     p.history.append({"step": p.step, "epoch": epoch + (i + 1) / steps_per_epoch,
                                       "phase": phase, **means})
-                    window, window_n = {}, 0
+                    window = []
                     elapsed = time.perf_counter() - self.start
-                    p.samples_per_s = (i + 1) * bs / max(time.perf_counter() - epoch_start, 1e-9)
+                    p.samples_per_s = min((i + 1) * bs, n) / max(time.perf_counter() - epoch_start, 1e-9)
                     p.eta = elapsed / p.step * (p.total_steps - p.step)
                     self.publish()
             row = {"epoch": len(p.epoch_rows) + 1, "phase": phase,
-                   **{f"train_{k}": float(v) / n for k, v in sums.items()}}
+                   **{f"train_{k}": v / steps_per_epoch for k, v in sums.items()}}
             if self.val is not None and val_module is not None:
                 row.update({f"val_{k}": v for k, v in _val_losses(val_module, self.val).items()})
             p.epoch_rows.append(row)
@@ -245,13 +242,11 @@ def train(model: nn.Module, x_train: np.ndarray | torch.Tensor, settings: TrainS
                 kind = model.output_kind if i == 0 else "mse"
                 stage = _GreedyStage(enc, dec, kind).to(device)
                 opts = [torch.optim.Adam(stage.parameters(), lr=settings.lr, fused=device.type in ("cpu", "cuda"))]
-                loop.run_epochs(stage, h, settings.greedy_epochs, settings.lr,
-                                f"greedy layer {i + 1}/{len(stages)}", opts, None)
+                loop.run_epochs(stage, h, settings.greedy_epochs, f"greedy layer {i + 1}/{len(stages)}", opts, None)
                 h = _encode_in_chunks(enc, h)
             if main_epochs:
                 opts = model.configure_optimizers(settings.lr, device)
-                loop.run_epochs(model, x, main_epochs, settings.lr, "fine-tuning" if stages else "training", opts,
-                                model)
+                loop.run_epochs(model, x, main_epochs, "fine-tuning" if stages else "training", opts, model)
         p.status = "finished"
     except KeyboardInterrupt:
         p.status, p.message = "stopped", f"stopped at step {p.step}; the weights trained so far were kept"

@@ -231,7 +231,7 @@ def fmt_seconds(s: float) -> str:
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
-def images(pixels: np.ndarray, shape: tuple[int, int], captions: list[str] | None = None, scale: int = 3) -> None:
+def images(pixels: np.ndarray, shape: tuple[int, int], captions: list[str] | None = None, scale: int = 2) -> None:
     """A row of images in [0, 1], enlarged without blur."""
     from aecore.viz import image_tiles
     st.image(image_tiles(pixels, shape, scale=scale), caption=captions)

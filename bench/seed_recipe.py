@@ -1,0 +1,98 @@
+"""The seed recipe on full MNIST: 784-100-30 GELU, sigmoid/BCE, Adam lr 1e-3, batch 32, 10 epochs, the first 5,000
+training images held out for validation. Prints one JSON line per measurement.
+
+    AECORE_DATA_DIR=../shared/data python bench/seed_recipe.py [--peer-keras] [--default-recipe]
+
+--peer-keras runs the same recipe in tf.keras (bench/README.md says how to make its virtualenv) in the same run and
+prints the ratio; --default-recipe reports how long the app's default training takes to reach the tf.keras
+recipe's 10-epoch validation BCE (or 0.0914 without --peer-keras).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from aecore import TrainSettings, build_model, evaluate, load_dataset, train  # noqa: E402
+from aecore.registry import DEFAULT_MODEL, model_spec  # noqa: E402
+
+KERAS_PYTHON = Path(__file__).resolve().parent / ".venv-keras" / "bin" / "python"
+
+
+def split():
+    ds = load_dataset("mnist")
+    return ds.x_train[5000:], ds.x_train[:5000], ds.x_test
+
+
+def run_ours(x_train, x_val, x_test, settings: TrainSettings, target: float | None = None) -> dict:
+    model = build_model("stacked", {}, seed=settings.seed)
+    reached = {}
+    start = time.perf_counter()
+
+    def watch(p):
+        if target is not None and "t" not in reached and p.epoch_rows:
+            val = p.epoch_rows[-1].get("val_reconstruction")
+            if val is not None and val <= target:
+                reached.update(t=time.perf_counter() - start, epoch=p.epoch_rows[-1]["epoch"])
+
+    p = train(model, x_train, settings, x_val=x_val, callback=watch)
+    seconds = time.perf_counter() - start
+    out = {"impl": f"aecore (torch {torch.__version__}, {torch.get_num_threads()} threads)", "seconds": round(seconds, 2),
+           "samples_per_s": round(settings.epochs * len(x_train) / seconds),
+           "val_bce": round(evaluate(model, x_val)["bce"], 5), "test_bce": round(evaluate(model, x_test)["bce"], 5)}
+    if target is not None:
+        out.update(target_val_bce=target, seconds_to_target=round(reached["t"], 2) if reached else None,
+                   epoch_reached=reached.get("epoch"))
+    return out
+
+
+def run_keras(x_train, x_val, x_test, python: Path) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "mnist.npz"
+        np.savez(path, x_train=x_train, x_val=x_val, x_test=x_test)
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+        res = subprocess.run([str(python), str(Path(__file__).parent / "keras_recipe.py"), str(path)],
+                             capture_output=True, text=True, env=env)
+    if res.returncode != 0:
+        raise SystemExit(f"tf.keras peer failed:\n{res.stderr[-2000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--peer-keras", action="store_true", help="also run the recipe in tf.keras")
+    ap.add_argument("--keras-python", type=Path, default=KERAS_PYTHON)
+    ap.add_argument("--default-recipe", action="store_true", help="time the app's default to the peer's quality")
+    ap.add_argument("--epochs", type=int, default=10)
+    args = ap.parse_args()
+    if not os.environ.get("AECORE_DATA_DIR"):
+        raise SystemExit("set AECORE_DATA_DIR to a folder with the MNIST IDX files (../shared/data here)")
+    x_train, x_val, x_test = split()
+    recipe = TrainSettings(epochs=args.epochs, batch_size=32, lr=1e-3, seed=0)
+    ours = run_ours(x_train, x_val, x_test, recipe)
+    print(json.dumps(ours), flush=True)
+    target = 0.0914
+    if args.peer_keras:
+        peer = run_keras(x_train, x_val, x_test, args.keras_python)
+        print(json.dumps(peer), flush=True)
+        print(json.dumps({"speedup_vs_keras": round(peer["seconds"] / ours["seconds"], 2),
+                          "val_bce_ours": ours["val_bce"], "val_bce_keras": peer["val_bce"]}), flush=True)
+        target = peer["val_bce"]
+    if args.default_recipe:
+        default = TrainSettings(epochs=30)  # the Train page's defaults, given epochs enough to get there
+        assert model_spec(DEFAULT_MODEL).name == "stacked"
+        print(json.dumps({"default_recipe": {k: getattr(default, k) for k in ("batch_size", "lr")},
+                          **run_ours(x_train, x_val, x_test, default, target=target)}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
