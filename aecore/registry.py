@@ -74,10 +74,5 @@ def create_model(name: str, **config: Any):
     return model_spec(name).builder(make_config(name, **config))
 
 
-def config_dict(name: str, config: Any) -> dict[str, Any]:
-    """A config as plain keyword arguments that :func:`create_model` accepts."""
-    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
-
-
 __all__ = ["ModelSpec", "register_model", "list_models", "model_spec", "make_config", "create_model",
-           "ConfigError", "config_dict"]
+           "ConfigError", "DEFAULT_MODEL"]

@@ -18,6 +18,7 @@ import torch.nn as nn
 
 from .config import param
 from .losses import reconstruction_loss
+from .optim import adam
 
 
 @dataclass(frozen=True)
@@ -241,7 +242,7 @@ def train(model: nn.Module, x_train: np.ndarray | torch.Tensor, settings: TrainS
             for i, (enc, dec) in enumerate(stages):
                 kind = model.output_kind if i == 0 else "mse"
                 stage = _GreedyStage(enc, dec, kind).to(device)
-                opts = [torch.optim.Adam(stage.parameters(), lr=settings.lr, fused=device.type in ("cpu", "cuda"))]
+                opts = [adam(stage.parameters(), settings.lr, device)]
                 loop.run_epochs(stage, h, settings.greedy_epochs, f"greedy layer {i + 1}/{len(stages)}", opts, None)
                 h = _encode_in_chunks(enc, h)
             if main_epochs:

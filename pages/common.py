@@ -97,7 +97,7 @@ class RunHandle:
         return self.job is not None and not self.job.progress().done
 
 
-def _run_choices(dataset: str) -> dict[str, str]:
+def run_choices(dataset: str) -> dict[str, str]:
     choices = {}
     for run_id, job in jobs().items():
         if job.dataset.name == dataset and not job.progress().done:
@@ -144,7 +144,7 @@ def sidebar() -> None:
         st.selectbox("Dataset", list_datasets(), key=K_DATASET, format_func=lambda n: dataset_info(n).title,
                      help="Embedded datasets work offline; the others download on first use "
                           "(or are read from $AECORE_DATA_DIR).")
-        choices = _run_choices(st.session_state[K_DATASET])
+        choices = run_choices(st.session_state[K_DATASET])
         if not choices:
             st.session_state.pop(K_RUN, None)
             st.caption("No runs on this dataset yet: train one on the **Train** page.")

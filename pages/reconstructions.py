@@ -48,7 +48,7 @@ c1, c2, c3, c4 = st.columns([2, 1, 2, 2])
 order = c1.radio("Samples", ["random", "chosen", "worst first"], horizontal=True, key="ae.rec.order")
 count = c2.number_input("How many", 1, 48, 12, key="ae.rec.count")
 metric = c3.selectbox("Error", list(METRICS), format_func=METRICS.get, key="ae.rec.metric")
-others = [r for r in common._run_choices(dataset.name) if r != run.id]
+others = [r for r in common.run_choices(dataset.name) if r != run.id]
 other_id = c4.selectbox("Compare with", ["(none)"] + others, key="ae.rec.other",
                         help="Another run on the same inputs, for example PCA with the same code size.")
 

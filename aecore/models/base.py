@@ -9,6 +9,7 @@ import torch.nn as nn
 
 from ..config import param
 from ..losses import reconstruction_loss, to_pixels
+from ..optim import adam
 
 
 @dataclass(frozen=True)
@@ -87,9 +88,8 @@ class Autoencoder(nn.Module):
 
     # --- training hooks -----------------------------------------------------------------------------------------
     def configure_optimizers(self, lr: float, device: torch.device) -> list[torch.optim.Optimizer]:
-        """Adam over all parameters; the fused kernel where the device has one."""
-        fused = device.type in ("cpu", "cuda")
-        return [torch.optim.Adam(self.parameters(), lr=lr, fused=fused)]
+        """Adam over all parameters (the fused kernel where the device has one)."""
+        return [adam(self.parameters(), lr, device)]
 
     def training_step(self, x: torch.Tensor, optimizers: list[torch.optim.Optimizer]) -> dict[str, torch.Tensor]:
         """One update on batch ``x``; returns the detached loss terms."""

@@ -22,6 +22,9 @@ class MLP(nn.Module):
     def __init__(self, sizes: list[int], hidden_act: str, out_act: str):
         super().__init__()
         self.layers = nn.ModuleList(nn.Linear(i, o) for i, o in zip(sizes[:-1], sizes[1:]))
+        for layer in self.layers:  # Glorot-uniform weights, zero biases (Keras' Dense default; the seed recipe's)
+            nn.init.xavier_uniform_(layer.weight)
+            nn.init.zeros_(layer.bias)
         names = [hidden_act] * (len(self.layers) - 1) + [out_act]
         self.acts = nn.ModuleList(activation(n) for n in names)
 

@@ -1,0 +1,21 @@
+"""LeanAdam takes exactly torch.optim.Adam's steps."""
+import torch
+
+from aecore.optim import LeanAdam
+
+
+def test_lean_adam_is_bitwise_torch_adam():
+    torch.manual_seed(0)
+    a = torch.nn.Sequential(torch.nn.Linear(6, 4), torch.nn.GELU(), torch.nn.Linear(4, 6))
+    b = torch.nn.Sequential(torch.nn.Linear(6, 4), torch.nn.GELU(), torch.nn.Linear(4, 6))
+    b.load_state_dict(a.state_dict())
+    ours, ref = LeanAdam(a.parameters(), lr=1e-2), torch.optim.Adam(b.parameters(), lr=1e-2, fused=True)
+    for step in range(5):
+        x = torch.randn(8, 6)
+        for model, opt in ((a, ours), (b, ref)):
+            opt.zero_grad()
+            ((model(x) - x) ** 2).mean().backward()
+            opt.step()
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        assert torch.isfinite(pa).all() and torch.equal(pa, pb)
+    assert not torch.equal(a[0].weight, torch.nn.Linear(6, 4).weight)
