@@ -5,7 +5,6 @@ the CLI read names, configs and presets from here and never spell a model name t
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable
 

@@ -44,7 +44,7 @@ def run_ours(x_train, x_val, x_test, settings: TrainSettings, target: float | No
             if val is not None and val <= target:
                 reached.update(t=time.perf_counter() - start, epoch=p.epoch_rows[-1]["epoch"])
 
-    p = train(model, x_train, settings, x_val=x_val, callback=watch)
+    train(model, x_train, settings, x_val=x_val, callback=watch)
     seconds = time.perf_counter() - start
     out = {"impl": f"aecore (torch {torch.__version__}, {torch.get_num_threads()} threads)", "seconds": round(seconds, 2),
            "samples_per_s": round(settings.epochs * len(x_train) / seconds),

@@ -1,7 +1,6 @@
 """AppTest: every page driven through its widgets, asserting on what it shows."""
 from pathlib import Path
 
-import pytest
 from streamlit.testing.v1 import AppTest
 
 from aecore import RunStore, TrainSettings, TrainingJob, list_models, load_dataset

@@ -32,3 +32,11 @@ class MLP(nn.Module):
         for layer, act in zip(self.layers, self.acts):
             x = act(layer(x))
         return x
+
+
+def mirrored_stages(enc_layers, enc_acts, dec_layers, dec_acts) -> list[tuple[nn.Module, nn.Module]]:
+    """Greedy pretraining stages of a symmetric stack: (encoder layer i, its mirror decoder layer), outermost
+    first. The modules are shared with the model, so training a stage trains the model."""
+    n = len(enc_layers)
+    return [(nn.Sequential(enc_layers[i], enc_acts[i]), nn.Sequential(dec_layers[n - 1 - i], dec_acts[n - 1 - i]))
+            for i in range(n)]

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..config import param
+from ..config import ConfigError, param
 from ..registry import register_model
 from .base import AEConfig, Autoencoder
 
@@ -16,7 +16,6 @@ class PCAConfig(AEConfig):
     code_size: int = param(30, min=1, max=4096, step=1, help="number of principal components kept")
 
     def validate(self) -> None:
-        from ..config import ConfigError
         if self.code_size > self.input_dim:
             raise ConfigError(f"code_size {self.code_size} exceeds the input dimension {self.input_dim}")
 

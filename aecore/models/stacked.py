@@ -14,7 +14,7 @@ import torch.nn as nn
 from ..config import ConfigError, param
 from ..registry import register_model
 from .base import AEConfig, Autoencoder
-from .blocks import ACTIVATIONS, MLP, activation
+from .blocks import ACTIVATIONS, MLP, mirrored_stages
 
 
 @dataclass(frozen=True)
@@ -50,13 +50,7 @@ class StackedAutoencoder(Autoencoder):
         return self.decoder(code)
 
     def greedy_stages(self) -> list[tuple[nn.Module, nn.Module]]:
-        n = len(self.encoder.layers)
-        stages = []
-        for i in range(n):
-            enc = nn.Sequential(self.encoder.layers[i], self.encoder.acts[i])
-            dec = nn.Sequential(self.decoder.layers[n - 1 - i], self.decoder.acts[n - 1 - i])
-            stages.append((enc, dec))
-        return stages
+        return mirrored_stages(self.encoder.layers, self.encoder.acts, self.decoder.layers, self.decoder.acts)
 
     def first_layer_weights(self) -> torch.Tensor:
         return self.encoder.layers[0].weight

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from ..registry import register_model
 from .base import Autoencoder
-from .blocks import MLP, activation
+from .blocks import MLP, activation, mirrored_stages
 from .stacked import StackedConfig
 
 
@@ -48,9 +48,7 @@ class TiedAutoencoder(Autoencoder):
         return h
 
     def greedy_stages(self) -> list[tuple[nn.Module, nn.Module]]:
-        n = len(self.encoder.layers)
-        return [(nn.Sequential(self.encoder.layers[i], self.encoder.acts[i]),
-                 nn.Sequential(self.decoder_layers[n - 1 - i], self.decoder_acts[n - 1 - i])) for i in range(n)]
+        return mirrored_stages(self.encoder.layers, self.encoder.acts, self.decoder_layers, self.decoder_acts)
 
     def first_layer_weights(self) -> torch.Tensor:
         return self.encoder.layers[0].weight
