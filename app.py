@@ -10,6 +10,10 @@ page = st.navigation([
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
     st.Page("pages/reconstructions.py", title="Reconstructions", icon=":material/compare:"),
+    st.Page("pages/filters.py", title="Filters", icon=":material/grid_view:"),
+    st.Page("pages/compare.py", title="Compare", icon=":material/view_column:"),
+    st.Page("pages/denoising.py", title="Denoising", icon=":material/blur_on:"),
+    st.Page("pages/contraction.py", title="Contraction", icon=":material/compress:"),
 ])
 common.sidebar()
 page.run()

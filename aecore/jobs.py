@@ -92,6 +92,7 @@ class TrainingJob:
         snap.history = list(p.history)
         snap.epoch_rows = list(p.epoch_rows)
         snap.losses = dict(p.losses)
+        snap.snapshots = dict(p.snapshots)
         with self._lock:
             self._progress = snap
 
@@ -120,7 +121,7 @@ class TrainingJob:
                 epochs=final.epoch_rows, metrics=metrics)
             if self.store is not None:
                 try:
-                    self.store.save(self.record, self.model.cpu())
+                    self.store.save(self.record, self.model.cpu(), final.snapshots)
                 except OSError as e:
                     final.message += f" (could not save the run: {e})"
                     self.record = None

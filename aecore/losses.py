@@ -33,3 +33,29 @@ def per_image_errors(pixels: torch.Tensor, target: torch.Tensor) -> dict[str, to
     bce = -(target * p.log() + (1 - target) * (1 - p).log()).mean(dim=1)
     sq = (pixels - target).pow(2)
     return {"bce": bce, "mse": sq.mean(dim=1), "sse": sq.sum(dim=1)}
+
+
+# --- regularizers shared by the sparse, L2 and contractive families -------------------------------------------------
+
+def l1_activity_penalty(code: torch.Tensor, weight: float) -> torch.Tensor:
+    """``weight`` * sum over units of |code|, averaged over the batch (Keras' ``ActivityRegularization(l1=...)``)."""
+    return weight * code.abs().sum(dim=1).mean()
+
+
+def kl_sparsity_penalty(code: torch.Tensor, rho: float, beta: float) -> torch.Tensor:
+    """``beta`` * sum_j KL(rho || rho_hat_j), rho_hat_j the mean activation of unit j over the batch (UFLDL's sparse
+    autoencoder; the code must lie in (0, 1)). (B, K) -> scalar."""
+    rho_hat = code.mean(dim=0).clamp(EPS, 1 - EPS)
+    kl = rho * torch.log(rho / rho_hat) + (1 - rho) * torch.log((1 - rho) / (1 - rho_hat))
+    return beta * kl.sum()
+
+
+def weight_decay_penalty(weights: list[torch.Tensor], weight: float) -> torch.Tensor:
+    """``weight``/2 * the summed squares of ``weights`` (biases are not decayed)."""
+    return 0.5 * weight * sum(w.pow(2).sum() for w in weights)
+
+
+def sigmoid_jacobian_norm2(h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Squared Frobenius norm of the Jacobian of ``h = sigmoid(x W^T + b)`` per sample, in closed form (Rifai et al.
+    2011, eq. 5): sum_j (h_j (1 - h_j))^2 sum_i W_ji^2. h: (B, K), w: (K, D) -> (B,)."""
+    return (h * (1 - h)).pow(2) @ w.pow(2).sum(dim=1)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
@@ -19,7 +20,7 @@ from .config import ConfigError
 from .registry import create_model
 
 RUNS_DIR_ENV = "AECORE_RUNS_DIR"
-WEIGHTS, META = "model.safetensors", "run.json"
+WEIGHTS, META, SNAPSHOTS = "model.safetensors", "run.json", "snapshots.safetensors"
 
 
 class RunStoreError(RuntimeError):
@@ -74,8 +75,9 @@ class RunStore:
     def __init__(self, root: str | Path | None = None):
         self.root = Path(root) if root else default_runs_dir()
 
-    def save(self, record: RunRecord, model: torch.nn.Module) -> Path:
-        """Write weights and metadata atomically (a temporary folder renamed into place)."""
+    def save(self, record: RunRecord, model: torch.nn.Module, snapshots: dict[int, Any] | None = None) -> Path:
+        """Write weights, metadata and per-epoch filter snapshots atomically (a temporary folder renamed into
+        place)."""
         self.root.mkdir(parents=True, exist_ok=True)
         final = self.root / record.id
         tmp = self.root / f".{record.id}.tmp"
@@ -83,6 +85,9 @@ class RunStore:
         tmp.mkdir()
         tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         save_file(tensors, str(tmp / WEIGHTS), metadata={"model": record.model})
+        if snapshots:
+            save_file({f"epoch_{e}": torch.as_tensor(w).contiguous() for e, w in snapshots.items()},
+                      str(tmp / SNAPSHOTS))
         (tmp / META).write_text(json.dumps(record.__dict__, indent=1, allow_nan=True))
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)
@@ -130,6 +135,15 @@ class RunStore:
         except (FileNotFoundError, SafetensorError, RuntimeError, OSError) as e:
             raise RunStoreError(f"run {run_id}: weights are missing or damaged ({e})") from e
         return model.to(device).eval(), record
+
+    def snapshots(self, run_id: str) -> dict[int, np.ndarray]:
+        """Epoch -> first-layer filters saved during training ({} if the run has none or they are damaged)."""
+        path = self.root / run_id / SNAPSHOTS
+        try:
+            state = load_file(str(path))
+        except (FileNotFoundError, SafetensorError, OSError):
+            return {}
+        return {int(k.split("_")[1]): v.float().numpy() for k, v in sorted(state.items(), key=lambda kv: int(kv[0].split("_")[1]))}
 
     def delete(self, run_id: str) -> None:
         d = self.root / run_id

@@ -71,6 +71,7 @@ class Progress:
     eta: float = float("nan")
     probe: np.ndarray | None = None  # (P, D) reconstructions of the fixed probe batch
     message: str = ""
+    snapshots: dict[int, np.ndarray] = field(default_factory=dict)  # epoch -> first-layer filters (float16)
 
     @property
     def done(self) -> bool:
@@ -83,6 +84,22 @@ class Progress:
 
 class Diverged(RuntimeError):
     pass
+
+
+MAX_SNAPSHOTS, SNAPSHOT_UNITS = 16, 256
+
+
+def _snapshot(model: nn.Module, epoch: int, snapshots: dict[int, np.ndarray]) -> None:
+    """Keep the first ``SNAPSHOT_UNITS`` first-layer filters after ``epoch`` for the filter page's epoch scrubber.
+    Beyond ``MAX_SNAPSHOTS`` every other one is dropped (the first and the latest stay), so long runs stay small."""
+    weights = getattr(model, "first_layer_weights", lambda: None)()
+    if weights is None:
+        return
+    snapshots[epoch] = weights[:SNAPSHOT_UNITS].detach().to("cpu", torch.float16).numpy().copy()
+    if len(snapshots) > MAX_SNAPSHOTS:
+        keys = sorted(snapshots)
+        for k in keys[1:-1:2]:
+            del snapshots[k]
 
 
 class _GreedyStage(nn.Module):
@@ -171,14 +188,14 @@ class _Loop:
         module.train()
         for epoch in range(epochs):
             p.epoch = epoch + 1
-            perm = torch.randperm(n, generator=gen).to(self.device)
+            shuffled = x[torch.randperm(n, generator=gen).to(self.device)]  # one gather per epoch, not per step
             sums: dict[str, float] = {}
             window: list[dict[str, torch.Tensor]] = []  # loss terms since the last log point, still on device
             epoch_start = time.perf_counter()
             for i in range(steps_per_epoch):
                 if self.stop_event is not None and self.stop_event.is_set():
                     raise KeyboardInterrupt
-                xb = x[perm[i * bs:(i + 1) * bs]]
+                xb = shuffled[i * bs:(i + 1) * bs]
                 window.append(module.training_step(xb, optimizers))
                 p.step += 1
                 if len(window) == self.log_every or i == steps_per_epoch - 1:
@@ -200,6 +217,8 @@ class _Loop:
             if self.val is not None and val_module is not None:
                 row.update({f"val_{k}": v for k, v in _val_losses(val_module, self.val).items()})
             p.epoch_rows.append(row)
+            if val_module is not None:
+                _snapshot(val_module, row["epoch"], p.snapshots)
             self.publish(force=True)
 
 
@@ -227,6 +246,7 @@ def train(model: nn.Module, x_train: np.ndarray | torch.Tensor, settings: TrainS
     log_every = max(1, min(50, steps_per_epoch // 20))
     loop = _Loop(model, settings, device, probe_t, val, callback, stop_event, max(total, 1), log_every)
     p = loop.progress
+    _snapshot(model, 0, p.snapshots)
     try:
         if getattr(model, "closed_form", False):
             p.phase = "closed form"
@@ -237,6 +257,7 @@ def train(model: nn.Module, x_train: np.ndarray | torch.Tensor, settings: TrainS
             if val is not None:
                 row.update({f"val_{k}": v for k, v in _val_losses(model, val).items()})
             p.epoch_rows.append(row)
+            _snapshot(model, 1, p.snapshots)
         else:
             h = x
             for i, (enc, dec) in enumerate(stages):

@@ -34,3 +34,14 @@ def mosaic(images: np.ndarray, image_shape: tuple[int, int], ncols: int | None =
         out[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = \
             img.reshape(h, w)
     return upscale(to_uint8(out), scale)
+
+
+def normalize_filters(weights: np.ndarray, per_tile: bool) -> np.ndarray:
+    """Filters (N, ...) mapped to [0, 1] for display: each tile stretched to its own min..max (``per_tile``), or all
+    tiles on one symmetric scale around 0 so that their strengths can be compared (0 shows as mid-grey)."""
+    w = weights.reshape(len(weights), -1).astype(np.float32)
+    if per_tile:
+        lo, hi = w.min(axis=1, keepdims=True), w.max(axis=1, keepdims=True)
+        return ((w - lo) / np.maximum(hi - lo, 1e-12)).reshape(weights.shape)
+    scale = max(float(np.abs(w).max()), 1e-12)
+    return (0.5 + 0.5 * w / scale).reshape(weights.shape)

@@ -8,6 +8,7 @@ from pathlib import Path
 from dataclasses import dataclass
 
 import numpy as np
+import plotly.graph_objects as go
 import streamlit as st
 
 from aecore import (ConfigError, Dataset, DatasetError, RunRecord, RunStore, RunStoreError, TrainingJob,
@@ -235,3 +236,42 @@ def images(pixels: np.ndarray, shape: tuple[int, int], captions: list[str] | Non
     """A row of images in [0, 1], enlarged without blur."""
     from aecore.viz import image_tiles
     st.image(image_tiles(pixels, shape, scale=scale), caption=captions)
+
+
+def cost_figure(history: list[dict], epoch_rows: list[dict], height: int = 320) -> go.Figure:
+    """One line per loss term: running means while training (solid) and the test value per epoch (dotted)."""
+    fig = go.Figure()
+    terms = [k for k in (history[-1] if history else {}) if k not in ("step", "epoch", "phase")]
+    palette = ["#4c6ef5", "#e8590c", "#2b8a3e", "#ae3ec9", "#f59f00", "#1098ad"]
+    for i, term in enumerate(terms):
+        color = palette[i % len(palette)]
+        fig.add_scatter(x=[h["epoch"] for h in history], y=[h.get(term) for h in history], mode="lines",
+                        name=f"{term} (train)", line=dict(color=color))
+        val = [(r["epoch"], r[f"val_{term}"]) for r in epoch_rows if f"val_{term}" in r]
+        if val:
+            fig.add_scatter(x=[v[0] for v in val], y=[v[1] for v in val], mode="lines+markers",
+                            name=f"{term} (test)", line=dict(color=color, dash="dot"))
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="epoch",
+                      yaxis_title="loss", legend=dict(orientation="h", y=1.12), title=None)
+    return fig
+
+
+def filter_images(weights: np.ndarray, input_shape: tuple, per_tile: bool, n: int, order: np.ndarray,
+                  ncols: int | None = None, scale: int | None = None) -> np.ndarray:
+    """A uint8 mosaic of the first ``n`` filters in ``order``: dense weights are shown as images, conv kernels as
+    they are (enlarged more)."""
+    from aecore.viz import mosaic, normalize_filters
+    w = weights[order[:n]]
+    tile = tuple(w.shape[1:]) if w.ndim == 3 else tuple(input_shape)
+    tiles = normalize_filters(w.reshape(len(w), -1), per_tile)
+    scale = scale or max(1, 84 // max(tile))
+    return mosaic(tiles, tile, ncols=ncols, scale=scale, pad_value=1.0)
+
+
+def runs_for(dataset: str, prefer: tuple[str, ...] = ()) -> dict[str, str]:
+    """Run choices on ``dataset``; runs of the ``prefer``red models first."""
+    choices = run_choices(dataset)
+    models = {e.id: e.record.model for e in run_store().list() if e.record is not None}
+    ordered = sorted(choices, key=lambda r: next((i for i, m in enumerate(prefer) if models.get(r) == m),
+                                                  len(prefer)))
+    return {r: choices[r] for r in ordered}

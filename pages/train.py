@@ -1,6 +1,5 @@
 """Train page: pick a model, set its hyperparameters, train in the background and watch it learn."""
 import numpy as np
-import plotly.graph_objects as go
 import streamlit as st
 
 from aecore import ConfigError, TrainSettings, TrainingJob, list_models, make_config, model_spec
@@ -67,24 +66,6 @@ with left:
         active.stop()
 
 
-def cost_figure(p) -> go.Figure:
-    fig = go.Figure()
-    terms = [k for k in (p.history[-1] if p.history else {}) if k not in ("step", "epoch", "phase")]
-    palette = ["#4c6ef5", "#e8590c", "#2b8a3e", "#ae3ec9", "#f59f00", "#1098ad"]
-    for i, term in enumerate(terms):
-        color = palette[i % len(palette)]
-        xs = [h["epoch"] for h in p.history]
-        fig.add_scatter(x=xs, y=[h.get(term) for h in p.history], mode="lines", name=f"{term} (train)",
-                        line=dict(color=color))
-        val = [(r["epoch"], r[f"val_{term}"]) for r in p.epoch_rows if f"val_{term}" in r]
-        if val:
-            fig.add_scatter(x=[v[0] for v in val], y=[v[1] for v in val], mode="lines+markers",
-                            name=f"{term} (test)", line=dict(color=color, dash="dot"))
-    fig.update_layout(height=320, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="epoch",
-                      yaxis_title="loss", legend=dict(orientation="h", y=1.12), title=None)
-    return fig
-
-
 def live_view(job: TrainingJob) -> None:
     p = job.progress()
     if p.status == "pending" or (p.status == "running" and p.phase == "starting"):
@@ -98,7 +79,7 @@ def live_view(job: TrainingJob) -> None:
         for col, (k, v) in zip(cols, p.losses.items()):
             col.metric(k, f"{v:.4f}")
     if p.history:
-        st.plotly_chart(cost_figure(p), key=f"ae.train.curve.{job.run_id}")
+        st.plotly_chart(common.cost_figure(p.history, p.epoch_rows), key=f"ae.train.curve.{job.run_id}")
     if p.probe is not None:
         shape = job.dataset.image_shape
         grid = mosaic(np.concatenate([job.probe_inputs, p.probe]), shape, ncols=len(p.probe), scale=3)

@@ -82,6 +82,15 @@ class Autoencoder(nn.Module):
         """Reconstructions in pixel space [0, 1], (B, D) -> (B, D)."""
         return to_pixels(self.decode(self.encode(x)), self.output_kind)
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Codes for downstream use (probes, retrieval, projections): the code, unless a family says otherwise."""
+        return self.encode(x)
+
+    def unit_activations(self, x: torch.Tensor) -> torch.Tensor | None:
+        """(B, units) activations of the first layer's units, differentiable in ``x`` (for top-activating samples
+        and activation maximisation); ``None`` where units have no single filter."""
+        return None
+
     @property
     def code_size(self) -> int:
         return int(self.config.code_size)
@@ -113,5 +122,6 @@ class Autoencoder(nn.Module):
         return []
 
     def first_layer_weights(self) -> torch.Tensor | None:
-        """(units, D) weights of the first layer, for filter views; ``None`` where that makes no sense."""
+        """First-layer filters for the mosaic: (units, D) for dense layers, (channels, kh, kw) for convolutions;
+        ``None`` where that makes no sense."""
         return None

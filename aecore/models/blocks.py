@@ -1,8 +1,14 @@
-"""Building blocks shared by the model families: activations and fully connected stacks."""
+"""Building blocks shared by the model families: activations, fully connected stacks, and a hand-derived
+training step for plain fully connected autoencoders."""
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
+
+from ..losses import reconstruction_loss
+
+_aten = torch.ops.aten
 
 ACTIVATIONS = ("gelu", "relu", "elu", "tanh", "sigmoid", "linear")
 
@@ -40,3 +46,55 @@ def mirrored_stages(enc_layers, enc_acts, dec_layers, dec_acts) -> list[tuple[nn
     n = len(enc_layers)
     return [(nn.Sequential(enc_layers[i], enc_acts[i]), nn.Sequential(dec_layers[n - 1 - i], dec_acts[n - 1 - i]))
             for i in range(n)]
+
+
+# d(loss)/d(pre-activation) from d(loss)/d(activation) g, the pre-activation z and the activation h
+_ACT_BACKWARD = {
+    "gelu": lambda g, z, h: _aten.gelu_backward(g, z),
+    "relu": lambda g, z, h: _aten.threshold_backward(g, h, 0),
+    "elu": lambda g, z, h: _aten.elu_backward(g, 1.0, 1, 1.0, False, z),
+    "tanh": lambda g, z, h: _aten.tanh_backward(g, h),
+    "sigmoid": lambda g, z, h: _aten.sigmoid_backward(g, h),
+    "linear": lambda g, z, h: g,
+}
+
+
+@torch.no_grad()
+def dense_autoencoder_step(layers: list[nn.Linear], act_names: list[str], x: torch.Tensor, output_kind: str,
+                           optimizer) -> torch.Tensor:
+    """One optimiser step of a plain fully connected autoencoder (``layers`` from input to reconstruction, loss =
+    mean BCE on logits or MSE, no other terms) with the backward pass written out instead of recorded by autograd.
+
+    The gradients are bitwise those autograd computes (a test checks); skipping the tape makes a batch-32 step of
+    the seed recipe ~20% faster on a CPU, where such small steps are dominated by per-op overhead. Returns the loss.
+    """
+    zs, hs = [], [x]  # pre-activations and activations per layer, (B, out_i)
+    h = x
+    for layer, name in zip(layers, act_names):
+        z = torch.addmm(layer.bias, h, layer.weight.t())
+        h = activation_fn(name)(z)
+        zs.append(z)
+        hs.append(h)
+    recon = hs[-1]
+    loss = reconstruction_loss(recon, x, output_kind)
+    if output_kind == "logits":  # d mean BCE-with-logits / d logits
+        g = torch.sigmoid(recon).sub_(x).div_(x.numel())
+    else:  # d mean squared error / d output
+        g = (recon - x).mul_(2.0 / x.numel())
+    for i in range(len(layers) - 1, -1, -1):
+        layer = layers[i]
+        g = _ACT_BACKWARD[act_names[i]](g, zs[i], hs[i + 1])
+        if layer.weight.grad is None:
+            layer.weight.grad, layer.bias.grad = torch.empty_like(layer.weight), torch.empty_like(layer.bias)
+        torch.mm(g.t(), hs[i], out=layer.weight.grad)  # (out, B) @ (B, in)
+        torch.sum(g, 0, out=layer.bias.grad)
+        if i:
+            g = g.mm(layer.weight)  # (B, out) -> (B, in)
+    optimizer.step()
+    return loss
+
+
+def activation_fn(name: str):
+    """The functional form of activation ``name``."""
+    return {"gelu": F.gelu, "relu": F.relu, "elu": F.elu, "tanh": torch.tanh, "sigmoid": torch.sigmoid,
+            "linear": lambda z: z}[name]

@@ -51,3 +51,6 @@ class PCA(Autoencoder):
 
     def first_layer_weights(self) -> torch.Tensor:
         return self.components
+
+    def unit_activations(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encode(x)

@@ -14,7 +14,7 @@ import torch.nn as nn
 from ..config import ConfigError, param
 from ..registry import register_model
 from .base import AEConfig, Autoencoder
-from .blocks import ACTIVATIONS, MLP, mirrored_stages
+from .blocks import ACTIVATIONS, MLP, dense_autoencoder_step, mirrored_stages
 
 
 @dataclass(frozen=True)
@@ -49,8 +49,29 @@ class StackedAutoencoder(Autoencoder):
     def decode(self, code: torch.Tensor) -> torch.Tensor:
         return self.decoder(code)
 
+    def training_step(self, x: torch.Tensor, optimizers: list) -> dict[str, torch.Tensor]:
+        if not self._plain_loss():
+            return super().training_step(x, optimizers)
+        layers = [*self.encoder.layers, *self.decoder.layers]
+        names = self._act_names()
+        return {"reconstruction": dense_autoencoder_step(layers, names, x, self.output_kind, optimizers[0])}
+
+    def _act_names(self) -> list[str]:
+        c, n = self.config, len(self.config.hidden)
+        return [c.activation] * n + [c.code_activation] + [c.activation] * n + ["linear"]
+
+    def _plain_loss(self) -> bool:
+        """True unless a subclass changes what the loss is (then it trains through autograd)."""
+        cls = type(self)
+        return all(getattr(cls, m) is getattr(StackedAutoencoder, m) for m in ("encode", "decode", "forward", "penalties"))
+
     def greedy_stages(self) -> list[tuple[nn.Module, nn.Module]]:
+        if not self._plain_loss():  # the stages would train without the family's own terms
+            return []
         return mirrored_stages(self.encoder.layers, self.encoder.acts, self.decoder.layers, self.decoder.acts)
 
     def first_layer_weights(self) -> torch.Tensor:
         return self.encoder.layers[0].weight
+
+    def unit_activations(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder.acts[0](self.encoder.layers[0](x))

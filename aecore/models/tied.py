@@ -52,3 +52,6 @@ class TiedAutoencoder(Autoencoder):
 
     def first_layer_weights(self) -> torch.Tensor:
         return self.encoder.layers[0].weight
+
+    def unit_activations(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder.acts[0](self.encoder.layers[0](x))

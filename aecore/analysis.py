@@ -1,0 +1,126 @@
+"""What a trained autoencoder learned, as arrays for the views: unit statistics, top-activating samples, activation
+maximisation, encoder Jacobians and contraction, and denoising scores. UI-free; inputs are (N, D) pixels in [0, 1]."""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import torch
+
+from .models.contractive import encoder_jacobian
+from .noise import corrupt, psnr
+
+
+def _device(model: torch.nn.Module) -> torch.device:
+    return next(itertools.chain(model.parameters(), model.buffers())).device
+
+
+@torch.no_grad()
+def unit_activations(model, x: np.ndarray | torch.Tensor, batch_size: int = 2048) -> np.ndarray | None:
+    """(N, units) first-layer activations on ``x``, or ``None`` for families without per-unit filters."""
+    model.eval()
+    x = torch.as_tensor(x)
+    parts = []
+    for i in range(0, len(x), batch_size):
+        acts = model.unit_activations(x[i:i + batch_size].to(_device(model)))
+        if acts is None:
+            return None
+        parts.append(acts.float().cpu())
+    return torch.cat(parts).numpy()
+
+
+def sparsity_stats(acts: np.ndarray, threshold: float) -> dict:
+    """Per-unit mean activation and firing rate (share of samples with activation > ``threshold``), the share of
+    dead units (never firing) and the mean number of active units per sample."""
+    active = acts > threshold
+    fire_rate = active.mean(axis=0)
+    return {"mean_activation": acts.mean(axis=0), "fire_rate": fire_rate,
+            "dead_share": float((fire_rate == 0).mean()), "active_per_sample": float(active.sum(axis=1).mean())}
+
+
+def unit_order(weights: np.ndarray, fire_rate: np.ndarray | None, by: str) -> np.ndarray:
+    """Unit indices sorted for the mosaic: ``"norm"`` (largest weight norm first), ``"firing"`` (most often active
+    first) or ``"index"``."""
+    if by == "norm":
+        return np.argsort(-np.linalg.norm(weights.reshape(len(weights), -1), axis=1), kind="stable")
+    if by == "firing" and fire_rate is not None:
+        return np.argsort(-fire_rate, kind="stable")
+    return np.arange(len(weights))
+
+
+def top_activating(acts: np.ndarray, unit: int, n: int = 9) -> np.ndarray:
+    """Indices of the ``n`` samples that excite ``unit`` most, strongest first."""
+    return np.argsort(-acts[:, unit], kind="stable")[:n]
+
+
+def activation_maximization(model, unit: int, input_dim: int, norm: float, steps: int = 150, lr: float = 0.05,
+                            seed: int = 0) -> np.ndarray:
+    """The input of L2 norm ``norm`` that excites ``unit`` most, found by projected gradient ascent from noise
+    (Erhan et al. 2009). Returns (D,) raw values (not clipped to pixels)."""
+    gen = torch.Generator().manual_seed(seed)
+    device = _device(model)
+    x = torch.rand(1, input_dim, generator=gen).to(device)
+    x = (x * norm / x.norm()).requires_grad_()
+    model.eval()
+    for _ in range(steps):
+        act = model.unit_activations(x)[0, unit]
+        (grad,) = torch.autograd.grad(act, x)
+        with torch.no_grad():
+            x += lr * norm * grad / grad.norm().clamp_min(1e-12)
+            x *= norm / x.norm().clamp_min(1e-12)  # back onto the sphere of radius ``norm``
+    return x.detach()[0].cpu().numpy()
+
+
+def jacobian_norms(model, x: np.ndarray | torch.Tensor, batch_size: int = 64) -> np.ndarray:
+    """Frobenius norm of the encoder's Jacobian at each row of ``x``: (N,)."""
+    model.eval()
+    x = torch.as_tensor(x).to(_device(model))
+    out = []
+    for i in range(0, len(x), batch_size):
+        with torch.no_grad():
+            out.append(encoder_jacobian(model.encode, x[i:i + batch_size]).pow(2).sum(dim=(1, 2)).sqrt().cpu())
+    return torch.cat(out).numpy()
+
+
+def jacobian_spectrum(model, x: np.ndarray | torch.Tensor) -> np.ndarray:
+    """Singular values of the encoder's Jacobian at one point ``x`` (D,), largest first."""
+    model.eval()
+    point = torch.as_tensor(x).to(_device(model))[None]
+    with torch.no_grad():
+        jac = encoder_jacobian(model.encode, point)[0]
+    return torch.linalg.svdvals(jac.double()).cpu().numpy()
+
+
+@torch.no_grad()
+def contraction_curve(model, x: np.ndarray | torch.Tensor, radii: np.ndarray, n_dirs: int = 4,
+                      seed: int = 0) -> np.ndarray:
+    """Rifai et al.'s contraction ratio ||f(x + r u) - f(x)|| / r for random unit directions u, averaged over the
+    points ``x`` and directions, for each input distance r in ``radii``: (len(radii),)."""
+    model.eval()
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.as_tensor(x).to(_device(model))
+    base = model.encode(x)
+    out = []
+    for r in radii:
+        ratios = []
+        for _ in range(n_dirs):
+            u = torch.randn(x.shape, generator=gen).to(x.device)
+            u /= u.norm(dim=1, keepdim=True)
+            ratios.append((model.encode(x + r * u) - base).norm(dim=1) / r)
+        out.append(torch.cat(ratios).mean().item())
+    return np.array(out)
+
+
+@torch.no_grad()
+def denoising_scores(models: dict, x: np.ndarray | torch.Tensor, kind: str, level: float, seed: int = 0) -> dict:
+    """Corrupt clean ``x`` once, run every model on the same noisy inputs, and score them by PSNR against the clean
+    images. Returns ``noisy`` (N, D), ``outputs`` {name: (N, D)}, ``psnr`` {name or "noisy input": (N,)}."""
+    clean = torch.as_tensor(x)
+    noisy = corrupt(clean, kind, level, torch.Generator().manual_seed(seed))
+    outputs, scores = {}, {"noisy input": psnr(clean, noisy).numpy()}
+    for name, model in models.items():
+        model.eval()
+        out = model.reconstruct(noisy.to(_device(model))).cpu()
+        outputs[name] = out.numpy()
+        scores[name] = psnr(clean, out).numpy()
+    return {"noisy": noisy.numpy(), "outputs": outputs, "psnr": scores}

@@ -1,0 +1,80 @@
+"""Several configurations trained on the same data with the same seed, one after another, as one action (the
+Compare page; seed 003's "sparse coding, five ways")."""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from .data import Dataset
+from .jobs import TrainingJob
+from .store import RunStore
+from .training import TrainSettings
+
+
+@dataclass(frozen=True)
+class Contender:
+    """One column of a comparison: a label, a registered model name and its config overrides."""
+
+    label: str
+    model: str
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+_ONE_LAYER = {"hidden": (), "code_size": 196}  # one layer of 196 units: the filters are the first-layer weights
+COMPARE_PRESETS: dict[str, list[Contender]] = {
+    "sparse coding, five ways": [
+        Contender("plain AE", "stacked", {**_ONE_LAYER, "code_activation": "sigmoid"}),
+        Contender("AE + L2", "l2", {**_ONE_LAYER, "code_activation": "sigmoid", "l2_weight": 1e-3}),
+        Contender("KL-sparse", "sparse-kl", {**_ONE_LAYER, "rho": 0.05, "beta": 3.0}),
+        Contender("neural sparse coding", "neural-sparse-coding", {"code_size": 196}),
+        Contender("k-sparse", "k-sparse", {"code_size": 196, "k": 20}),
+    ],
+    "regularizers": [
+        Contender("plain", "stacked", {**_ONE_LAYER, "code_activation": "sigmoid"}),
+        Contender("denoising", "denoising", {**_ONE_LAYER, "code_activation": "sigmoid", "noise": "masking",
+                                             "noise_level": 0.3}),
+        Contender("contractive", "contractive", {"code_size": 196, "contraction": 0.01}),
+    ],
+}
+
+
+class CompareJob:
+    """Train each contender in turn on ``dataset`` with the same settings (so the same seed); every run is saved to
+    the store like any other. Bad configs raise ``ConfigError`` here, before anything trains."""
+
+    def __init__(self, contenders: list[Contender], dataset: Dataset, settings: TrainSettings,
+                 store: RunStore | None = None):
+        self.contenders = list(contenders)
+        self.jobs = [TrainingJob(c.model, c.config, dataset, settings, store=store) for c in self.contenders]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="compare", daemon=True)
+
+    def start(self) -> "CompareJob":
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        for job in self.jobs:
+            if self._stop.is_set():
+                break
+            job.start()
+            job.join()
+
+    def stop(self) -> None:
+        """Stop the run in progress (its weights are kept) and skip the ones not started."""
+        self._stop.set()
+        for job in self.jobs:
+            job.stop()
+
+    def join(self, timeout: float | None = None) -> bool:
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    @property
+    def done(self) -> bool:
+        return self._thread.ident is not None and not self._thread.is_alive()
+
+    @property
+    def fraction(self) -> float:
+        return sum(j.progress().fraction if j.progress().status != "pending" else 0.0 for j in self.jobs) / len(self.jobs)

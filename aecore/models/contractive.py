@@ -1,0 +1,51 @@
+"""Contractive autoencoder (Rifai, Vincent, Muller, Glorot & Bengio, *Contractive Auto-Encoders*, ICML 2011): the loss
+adds lambda * ||J_f(x)||_F^2, the squared Frobenius norm of the encoder's Jacobian, averaged over the batch.
+
+For a single sigmoid layer the norm has a closed form (``losses.sigmoid_jacobian_norm2``); for deeper encoders or
+other activations the per-sample Jacobian comes from ``torch.func`` (vmap over jacrev) and is differentiated again.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..config import param
+from ..losses import sigmoid_jacobian_norm2
+from ..registry import register_model
+from .blocks import ACTIVATIONS
+from .stacked import StackedAutoencoder, StackedConfig
+
+
+def encoder_jacobian(encode, x: torch.Tensor) -> torch.Tensor:
+    """Per-sample Jacobians of ``encode`` at each row of ``x``: (B, D) -> (B, K, D), differentiable."""
+    return torch.func.vmap(torch.func.jacrev(lambda v: encode(v[None])[0]))(x)
+
+
+@dataclass(frozen=True)
+class ContractiveConfig(StackedConfig):
+    hidden: tuple[int, ...] = param((), min=1, max=4096,
+                                    help="hidden layer sizes before the code, comma-separated (empty: one layer)")
+    code_size: int = param(256, min=1, max=4096, step=1, help="units in the code layer")
+    code_activation: str = param("sigmoid", choices=ACTIVATIONS, help="activation of the code layer")
+    contraction: float = param(0.01, min=1e-6, max=10.0, log=True,
+                               help="lambda, the weight of the squared Frobenius norm of the encoder's Jacobian")
+
+
+@register_model("contractive", ContractiveConfig, "Contractive autoencoder: penalise the encoder's Jacobian",
+                presets={"one sigmoid layer of 256 (closed form)": {},
+                         "Rifai MNIST (1000 sigmoid units)": {"code_size": 1000}})
+class ContractiveAutoencoder(StackedAutoencoder):
+    @property
+    def closed_form_jacobian(self) -> bool:
+        return not self.config.hidden and self.config.code_activation == "sigmoid"
+
+    def jacobian_norm2(self, x: torch.Tensor, code: torch.Tensor | None = None) -> torch.Tensor:
+        """||J_f(x)||_F^2 per sample, (B, D) -> (B,)."""
+        if self.closed_form_jacobian:
+            code = self.encode(x) if code is None else code
+            return sigmoid_jacobian_norm2(code, self.encoder.layers[0].weight)
+        return encoder_jacobian(self.encode, x).pow(2).sum(dim=(1, 2))
+
+    def penalties(self, x: torch.Tensor, code: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"contractive": self.config.contraction * self.jacobian_norm2(x, code).mean()}

@@ -1,0 +1,71 @@
+"""k-sparse autoencoder (Makhzani & Frey, *k-Sparse Autoencoders*, ICLR 2014).
+
+z = W x + b; only the k largest units of z are kept (the rest set to 0) and x_hat = W^T z + b'. Gradients flow
+through the kept units only. For downstream use (features) the alpha*k largest units are kept, as in the paper.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..config import ConfigError, param
+from ..registry import register_model
+from .base import AEConfig, Autoencoder
+
+
+def keep_top_k(z: torch.Tensor, k: int) -> torch.Tensor:
+    """Zero all but the ``k`` largest entries of each row: (B, K) -> (B, K)."""
+    if k >= z.shape[1]:
+        return z
+    idx = z.topk(k, dim=1).indices
+    mask = torch.zeros_like(z).scatter_(1, idx, 1.0)
+    return z * mask
+
+
+@dataclass(frozen=True)
+class KSparseConfig(AEConfig):
+    code_size: int = param(1000, min=2, max=4096, step=1, help="units in the code layer")
+    k: int = param(25, min=1, max=4096, step=1, help="units kept per sample while training")
+    alpha: float = param(3.0, min=1.0, max=10.0, step=0.5, help="alpha*k units are kept when encoding features")
+    tied: bool = param(True, help="decoder uses the encoder's weights transposed (the paper's setting)")
+
+    def validate(self) -> None:
+        if self.k > self.code_size:
+            raise ConfigError(f"k = {self.k} is larger than the code ({self.code_size} units): lower k or widen "
+                              f"the code")
+        if round(self.alpha * self.k) > self.code_size:
+            raise ConfigError(f"alpha*k = {round(self.alpha * self.k)} exceeds the code ({self.code_size} units): "
+                              f"lower alpha or k")
+
+
+@register_model("k-sparse", KSparseConfig, "k-sparse autoencoder: keep the k largest code units (linear, tied)",
+                presets={"Makhzani & Frey MNIST (1000 units, k 25)": {},
+                         "196 units, k 20 (for filters)": {"code_size": 196, "k": 20}})
+class KSparseAutoencoder(Autoencoder):
+    def __init__(self, config: KSparseConfig):
+        super().__init__(config)
+        d, k = config.input_dim, config.code_size
+        self.encoder = nn.Linear(d, k)
+        nn.init.xavier_uniform_(self.encoder.weight)
+        nn.init.zeros_(self.encoder.bias)
+        self.decoder_bias = nn.Parameter(torch.zeros(d))
+        self.decoder_weight = None if config.tied else nn.Parameter(self.encoder.weight.detach().t().clone())
+
+    def unit_activations(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x)  # (B, D) -> (B, K), before the top-k
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return keep_top_k(self.encoder(x), self.config.k)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return keep_top_k(self.encoder(x), round(self.config.alpha * self.config.k))
+
+    def decode(self, code: torch.Tensor) -> torch.Tensor:
+        w = self.encoder.weight.t() if self.decoder_weight is None else self.decoder_weight  # (D, K)
+        return F.linear(code, w, self.decoder_bias)  # (B, K) -> (B, D)
+
+    def first_layer_weights(self) -> torch.Tensor:
+        return self.encoder.weight

@@ -1,0 +1,30 @@
+"""Sparse autoencoder with a KL target sparsity (Ng's UFLDL notes; seed 002's ``KLDivergenceRegularizer``): each
+code unit's mean activation over the batch, rho_hat, is pulled toward a target rho by beta * KL(rho || rho_hat)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..config import param
+from ..losses import kl_sparsity_penalty
+from ..registry import register_model
+from .stacked import StackedAutoencoder, StackedConfig
+
+
+@dataclass(frozen=True)
+class SparseKLConfig(StackedConfig):
+    code_size: int = param(300, min=1, max=4096, step=1, help="units in the (over-complete) code layer")
+    code_activation: str = param("sigmoid", choices=("sigmoid",), ui=False,
+                                 help="the KL target needs activations in (0, 1), so the code is sigmoid")
+    rho: float = param(0.1, min=0.001, max=0.999, help="target mean activation of each code unit, in (0, 1)")
+    beta: float = param(0.05, min=1e-4, max=100.0, log=True, help="weight of the KL sparsity penalty")
+
+
+@register_model("sparse-kl", SparseKLConfig, "Sparse autoencoder: KL divergence to a target mean activation",
+                presets={"seed (rho 0.1, beta 0.05)": {},
+                         "UFLDL (one layer of 196, rho 0.05, beta 3)": {"hidden": (), "code_size": 196, "rho": 0.05,
+                                                                        "beta": 3.0}})
+class SparseKLAutoencoder(StackedAutoencoder):
+    def penalties(self, x: torch.Tensor, code: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"kl_sparsity": kl_sparsity_penalty(code, self.config.rho, self.config.beta)}

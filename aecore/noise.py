@@ -1,0 +1,33 @@
+"""Input corruptions for denoising autoencoders (Vincent et al. 2008, 2010) and the denoising demo."""
+from __future__ import annotations
+
+import torch
+
+NOISE_KINDS = ("gaussian", "masking", "salt-pepper")
+
+
+def corrupt(x: torch.Tensor, kind: str, level: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A corrupted copy of pixels ``x`` in [0, 1]; the result stays in [0, 1].
+
+    ``gaussian``: add N(0, level^2) noise and clip. ``masking``: set each pixel to 0 with probability ``level``
+    (Vincent's masking noise; unlike Keras' Dropout the kept pixels are not rescaled). ``salt-pepper``: set each
+    pixel with probability ``level`` to 0 or 1, equally likely.
+    """
+    if kind not in NOISE_KINDS:
+        raise ValueError(f"unknown noise {kind!r}; valid: {', '.join(NOISE_KINDS)}")
+    if level <= 0:
+        return x.clone()
+    if kind == "gaussian":
+        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        return (x + level * noise).clamp_(0.0, 1.0)
+    hit = torch.rand(x.shape, generator=generator, device=x.device) < level
+    if kind == "masking":
+        return x.masked_fill(hit, 0.0)
+    salt = torch.rand(x.shape, generator=generator, device=x.device) < 0.5
+    return torch.where(hit, salt.to(x.dtype), x)
+
+
+def psnr(clean: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+    """Peak signal-to-noise ratio in dB per image for pixels in [0, 1]: (B, D), (B, D) -> (B,)."""
+    mse = (clean - other).pow(2).mean(dim=1).clamp_min(1e-10)
+    return -10.0 * torch.log10(mse)

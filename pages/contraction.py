@@ -1,0 +1,76 @@
+"""Contractive diagnostics: how strongly each encoder reacts to small changes of its input, for a contractive, a
+denoising and a plain autoencoder side by side (Rifai et al. 2011, section 6)."""
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+from aecore import analysis
+from pages import common
+
+common.page_setup()
+st.title("Contraction")
+st.caption("The encoder's Jacobian J = ∂code/∂input at test points: its Frobenius norm, its singular values at one "
+           "point, and the contraction ratio ‖f(x + r·u) − f(x)‖ / r over random directions u as the input distance "
+           "r grows. A contractive encoder has a small norm and few large singular values.")
+dataset = common.current_dataset()
+choices = common.runs_for(dataset.name, prefer=("contractive", "denoising", "stacked"))
+if not choices:
+    st.info("No runs on this dataset yet. Train a **contractive**, a **denoising** and a **stacked** model (the "
+            "Compare page's *regularizers* preset trains all three).")
+    st.stop()
+c1, c2, c3 = st.columns([3, 1, 1])
+picked = c1.multiselect("Runs", list(choices), default=list(choices)[:3], format_func=choices.get,
+                        key="ae.contract.runs")
+n_points = c2.slider("Test points", 10, 500, 100, 10, key="ae.contract.n")
+point = c3.number_input(f"Spectrum at test index (0–{len(dataset.x_test) - 1})", 0, len(dataset.x_test) - 1, 0,
+                        key="ae.contract.point")
+runs = [r for r in (common.load_run(i) for i in picked) if r is not None]
+runs = [r for r in runs if r.model.config.input_dim == dataset.input_dim]
+if not runs:
+    st.info("Choose at least one run trained on this dataset.")
+    st.stop()
+
+
+def diagnostics(model, x_test: np.ndarray, n: int, point: int) -> dict:
+    x = x_test[:n]
+    radii = np.geomspace(0.05, 20, 14)
+    return {"norms": analysis.jacobian_norms(model, x), "spectrum": analysis.jacobian_spectrum(model, x_test[point]),
+            "radii": radii, "ratio": analysis.contraction_curve(model, x, radii)}
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _diagnostics(run_id: str, dataset_name: str, n: int, point: int, _model, _x: np.ndarray) -> dict:
+    return diagnostics(_model, _x, n, point)
+
+
+diags = {}
+progress = st.progress(0.0, text="Computing Jacobians…")
+for i, r in enumerate(runs):
+    diags[r.id] = (diagnostics(r.model, dataset.x_test, n_points, int(point)) if r.training  # weights still change
+                   else _diagnostics(r.id, dataset.name, n_points, int(point), r.model, dataset.x_test))
+    progress.progress((i + 1) / len(runs), text=f"{r.id} done")
+progress.empty()
+
+cols = st.columns(len(runs))
+for col, r in zip(cols, runs):
+    d = diags[r.id]
+    col.metric(f"{r.model.registry_name}: mean ‖J‖_F", f"{d['norms'].mean():.3f}", help=r.id)
+    col.caption(f"{r.id} · median {np.median(d['norms']):.3f} over {len(d['norms'])} test points")
+
+hist, spec, ratio = go.Figure(), go.Figure(), go.Figure()
+for r in runs:
+    d, name = diags[r.id], f"{r.model.registry_name} ({r.id[-4:]})"
+    hist.add_histogram(x=d["norms"], name=name, opacity=0.6, nbinsx=30)
+    spec.add_scatter(y=d["spectrum"], x=np.arange(1, len(d["spectrum"]) + 1), mode="lines+markers", name=name)
+    ratio.add_scatter(x=d["radii"], y=d["ratio"], mode="lines+markers", name=name)
+hist.update_layout(barmode="overlay", title="‖J‖_F at test points", xaxis_title="Frobenius norm",
+                   yaxis_title="points", height=330, margin=dict(l=10, r=10, t=40, b=10))
+spec.update_layout(title=f"singular values of J at test #{point}", xaxis_title="rank", yaxis_title="singular value",
+                   yaxis_type="log", height=330, margin=dict(l=10, r=10, t=40, b=10))
+ratio.update_layout(title="contraction ratio (code distance / input distance)", xaxis_title="input distance r",
+                    yaxis_title="‖f(x+ru) − f(x)‖ / r", xaxis_type="log", height=330,
+                    margin=dict(l=10, r=10, t=40, b=10))
+a, b, c = st.columns(3)
+a.plotly_chart(hist, key="ae.contract.hist")
+b.plotly_chart(spec, key="ae.contract.spec")
+c.plotly_chart(ratio, key="ae.contract.ratio")

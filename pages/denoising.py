@@ -1,0 +1,56 @@
+"""Denoising demo: corrupt test images, run each chosen model on the same noisy inputs, and score every output by
+its PSNR against the clean image, beside the noisy input's own PSNR."""
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from aecore.analysis import denoising_scores
+from aecore.noise import NOISE_KINDS
+from pages import common
+
+common.page_setup()
+st.title("Denoising")
+st.caption("A plain autoencoder next to a denoising one shows what training on corrupted inputs buys. "
+           "PSNR (dB) is measured against the clean image; higher is better.")
+dataset = common.current_dataset()
+choices = common.runs_for(dataset.name, prefer=("denoising", "stacked"))
+if not choices:
+    st.info("No runs on this dataset yet. Train a **denoising** and a **stacked** model (or use the Compare page's "
+            "*regularizers* preset) first.")
+    st.stop()
+
+c1, c2, c3, c4 = st.columns([3, 2, 2, 1])
+picked = c1.multiselect("Runs", list(choices), default=list(choices)[:2], format_func=choices.get,
+                        key="ae.denoise.runs")
+kind = c2.selectbox("Noise", NOISE_KINDS, index=NOISE_KINDS.index("masking"), key="ae.denoise.kind")
+level = c3.slider("Level", 0.0, 1.0, 0.5, 0.05, key="ae.denoise.level",
+                  help="sigma for gaussian noise; the share of corrupted pixels for masking and salt-and-pepper")
+count = c4.number_input("Images", 1, 24, 10, key="ae.denoise.count")
+if not picked:
+    st.info("Choose at least one run.")
+    st.stop()
+
+runs = [common.load_run(r) for r in picked]
+runs = [r for r in runs if r is not None and r.model.config.input_dim == dataset.input_dim]
+if not runs:
+    st.stop()
+seed = st.session_state.setdefault("ae.denoise.seed", 0)
+if st.button("New noise", key="ae.denoise.reseed"):
+    st.session_state["ae.denoise.seed"] = seed = seed + 1
+x_all = dataset.x_test[:1000]
+scores = denoising_scores({r.id: r.model for r in runs}, x_all, kind, level, seed=seed)
+
+table = [{"": "noisy input", "mean PSNR (dB)": float(scores["psnr"]["noisy input"].mean())}]
+table += [{"": f"{r.id}", "mean PSNR (dB)": float(scores["psnr"][r.id].mean())} for r in runs]
+st.dataframe(pd.DataFrame(table), hide_index=True)
+st.caption(f"Means over the first {len(x_all)} test images, all corrupted with the same noise.")
+
+idx = np.arange(count)
+shape = dataset.image_shape
+st.markdown("**Clean**")
+common.images(x_all[idx], shape, [dataset.class_names[dataset.y_test[i]] for i in idx])
+st.markdown(f"**Noisy input** ({kind} {level:g}) — PSNR under each")
+common.images(scores["noisy"][idx], shape, [f"{scores['psnr']['noisy input'][i]:.1f} dB" for i in idx])
+for r in runs:
+    st.markdown(f"**{r.id}** — PSNR under each")
+    common.images(scores["outputs"][r.id][idx], shape, [f"{scores['psnr'][r.id][i]:.1f} dB" for i in idx])

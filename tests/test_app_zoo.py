@@ -1,0 +1,100 @@
+"""AppTest for the zoo's pages: Filters, Compare, Denoising, Contraction."""
+import numpy as np
+
+from aecore import RunStore
+from tests.test_app import app, train_run
+
+
+def _open(page: str, run_id: str | None = None):
+    at = app()
+    at.sidebar.selectbox(key="ae.dataset").select("digits").run()
+    if run_id:
+        at.sidebar.selectbox(key="ae.run").select(run_id).run()
+    at.switch_page(page).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_filters_page_shows_mosaics_unit_views_and_sparsity():
+    run = train_run("sparse-kl", epochs=2, hidden=(), code_size=16)
+    at = _open("pages/filters.py", run)
+    charts = at.get("plotly_chart")
+    assert len(charts) == 3  # two mosaics, the activation histogram
+    assert at.slider(key="ae.filters.n").value == 16
+    # the chosen unit: its filter, its 9 strongest test samples (captions sorted by activation), its act-max image
+    at.number_input(key="ae.filters.unit").set_value(5).run()
+    assert not at.exception, at.exception
+    top = next(img for img in at.image if len(img.captions) == 9)
+    acts = [float(c.split(" ")[0]) for c in top.captions]
+    assert acts == sorted(acts, reverse=True)
+    assert any("activation maximisation" in c for img in at.image for c in img.captions)
+    metrics = {m.label: m.value for m in at.metric}
+    assert "dead units" in metrics and "active units per sample" in metrics
+    # the epoch scrubber replays saved snapshots: 0 (initial), 1, 2
+    assert at.select_slider(key="ae.filters.epoch").options == ["0", "1", "2", "now"]
+    at.select_slider(key="ae.filters.epoch").set_value(0).run()
+    assert not at.exception, at.exception
+    assert sorted(RunStore().snapshots(run)) == [0, 1, 2]
+
+
+def test_filters_page_explains_families_without_filters():
+    run = train_run("recurrent", epochs=1, hidden_size=8, code_size=4)
+    at = _open("pages/filters.py", run)
+    assert any("no per-unit first-layer filters" in i.value for i in at.info)
+
+
+def test_compare_page_trains_a_preset_in_aligned_columns():
+    at = _open("pages/compare.py")
+    at.selectbox(key="ae.compare.preset").select("regularizers").run()
+    table = at.dataframe[0].value
+    assert list(table["model"]) == ["stacked", "denoising", "contractive"]
+    at.number_input(key="ae.compare.epochs").set_value(1).run()
+    at.button(key="ae.compare.start").click().run()
+    assert not at.exception, at.exception
+    job = at.session_state["ae.compare.job"]
+    assert job.join(timeout=180)
+    at.run()
+    assert not at.exception, at.exception
+    assert all(j.progress().status == "finished" for j in job.jobs)
+    # per column: two filter mosaics and the reconstructions; plus the shared inputs on top
+    captions = [c for img in at.image for c in img.captions]
+    assert captions.count("filters, each normalised") == 3 and captions.count("filters, one scale") == 3
+    assert captions.count("reconstructions") == 3
+    assert len(at.get("plotly_chart")) == 3
+    # same data and seed, all saved
+    records = [RunStore().record(j.run_id) for j in job.jobs]
+    assert {r.seed for r in records} == {0} and {r.dataset for r in records} == {"digits"}
+
+
+def test_denoising_page_scores_runs_against_the_noisy_baseline():
+    plain = train_run("stacked", epochs=2)
+    dae = train_run("denoising", epochs=2)
+    at = _open("pages/denoising.py")
+    at.multiselect(key="ae.denoise.runs").set_value([dae, plain]).run()
+    at.selectbox(key="ae.denoise.kind").select("masking").run()
+    at.slider(key="ae.denoise.level").set_value(0.4).run()
+    assert not at.exception, at.exception
+    table = at.dataframe[0].value
+    assert list(table[""]) == ["noisy input", dae, plain]
+    psnr = list(table["mean PSNR (dB)"])
+    assert all(np.isfinite(psnr))
+    assert psnr[1] > psnr[0]  # the denoising run cleans masked digits
+    assert len(at.image) == 4  # clean, noisy, two runs
+    assert all(c.endswith("dB") for c in at.image[1].captions)
+
+
+def test_contraction_page_compares_jacobians():
+    runs = [train_run("contractive", epochs=2, code_size=16), train_run("stacked", epochs=2)]
+    at = _open("pages/contraction.py")
+    at.multiselect(key="ae.contract.runs").set_value(runs).run()
+    at.slider(key="ae.contract.n").set_value(20).run()
+    assert not at.exception, at.exception
+    labels = [m.label for m in at.metric]
+    assert labels == ["contractive: mean ‖J‖_F", "stacked: mean ‖J‖_F"]
+    assert len(at.get("plotly_chart")) == 3
+
+
+def test_pages_without_runs_say_what_to_do():
+    for page in ("pages/denoising.py", "pages/contraction.py", "pages/filters.py"):
+        at = _open(page)
+        assert at.info, page

@@ -1,0 +1,204 @@
+"""The regularized zoo: every penalty and update rule against a direct computation, masks, noise, shapes."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from aecore import ConfigError, TrainSettings, create_model, train
+from aecore.losses import kl_sparsity_penalty, l1_activity_penalty, weight_decay_penalty
+from aecore.models.ksparse import keep_top_k
+from aecore.models.neural_sparse_coding import arora_update
+from aecore.noise import corrupt, psnr
+
+SHAPE = (8, 8)
+
+
+def test_l1_penalty_is_weight_times_summed_abs_code_per_sample():
+    model = create_model("sparse-l1", input_shape=SHAPE, hidden=(), code_size=12, l1_weight=0.01)
+    x = torch.rand(6, 64)
+    out = model(x)
+    code = torch.sigmoid(x @ model.encoder.layers[0].weight.T + model.encoder.layers[0].bias)
+    expected = 0.01 * sum(float(v) for v in code.detach().abs().flatten()) / 6
+    assert out.losses["l1_sparsity"].item() == pytest.approx(expected, rel=1e-5)
+    assert l1_activity_penalty(torch.tensor([[-1.0, 2.0], [0.5, 0.0]]), 2.0).item() == pytest.approx(3.5)
+
+
+def test_kl_penalty_matches_the_formula():
+    code = torch.tensor([[0.2, 0.9, 0.05], [0.4, 0.7, 0.15]])
+    rho, beta = 0.1, 3.0
+    expected = 0.0
+    for j in range(3):
+        q = (code[0, j].item() + code[1, j].item()) / 2
+        expected += rho * math.log(rho / q) + (1 - rho) * math.log((1 - rho) / (1 - q))
+    assert kl_sparsity_penalty(code, rho, beta).item() == pytest.approx(beta * expected, rel=1e-5)
+    assert kl_sparsity_penalty(torch.full((4, 3), 0.1), 0.1, 1.0).item() == pytest.approx(0.0, abs=1e-6)
+    model = create_model("sparse-kl", input_shape=SHAPE, hidden=(), code_size=5, rho=0.2, beta=0.5)
+    x = torch.rand(7, 64)
+    out = model(x)
+    assert out.losses["kl_sparsity"].item() == pytest.approx(kl_sparsity_penalty(out.code, 0.2, 0.5).item())
+
+
+def test_weight_decay_is_half_lambda_sum_of_squares():
+    model = create_model("l2", input_shape=SHAPE, hidden=(), code_size=4, l2_weight=0.1)
+    out = model(torch.rand(3, 64))
+    w = [model.encoder.layers[0].weight, model.decoder.layers[0].weight]
+    expected = 0.05 * sum((t.double() ** 2).sum().item() for t in w)
+    assert out.losses["weight_decay"].item() == pytest.approx(expected, rel=1e-5)
+    assert weight_decay_penalty([torch.tensor([3.0, 4.0])], 2.0).item() == pytest.approx(25.0)
+
+
+@pytest.mark.parametrize("config", [
+    {"hidden": (), "code_size": 7, "code_activation": "sigmoid"},  # closed form
+    {"hidden": (9,), "code_size": 5, "activation": "gelu", "code_activation": "tanh"},  # torch.func
+    {"hidden": (), "code_size": 6, "code_activation": "relu"},
+])
+def test_contractive_penalty_matches_autograd_jacobian(config):
+    torch.manual_seed(0)
+    model = create_model("contractive", input_shape=SHAPE, contraction=0.3, **config).double()
+    x = torch.rand(4, 64, dtype=torch.float64)
+    direct = [torch.autograd.functional.jacobian(lambda v: model.encode(v[None])[0], x[i]).pow(2).sum()
+              for i in range(len(x))]
+    norms = model.jacobian_norm2(x)
+    np.testing.assert_allclose(norms.detach().numpy(), torch.stack(direct).numpy(), rtol=1e-5, atol=1e-5)
+    out = model(x)
+    assert out.losses["contractive"].item() == pytest.approx(0.3 * torch.stack(direct).mean().item(), rel=1e-5)
+    out.loss.backward()  # the penalty is differentiable (double backward through the Jacobian)
+    assert model.encoder.layers[0].weight.grad.abs().sum() > 0
+
+
+def test_arora_update_matches_the_formula_on_a_small_example():
+    a = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])  # (D=3, K=2)
+    y = torch.tensor([[0.9, 0.1, 0.5], [0.0, 2.0, 0.0]])  # (B=2, D=3)
+    model = create_model("neural-sparse-coding", input_shape=(3, 1), code_size=2, threshold=1.0, eta=0.5)
+    model.dictionary.copy_(a)
+    code = model.encode(y)  # threshold C/2 = 0.5 on A^T y = [[0.9, 0.1], [0, 2]]
+    assert torch.equal(code, torch.tensor([[0.9, 0.0], [0.0, 2.0]]))
+    # by hand: residuals r_i = A x_i - y_i; step = mean_i r_i sgn(x_i)^T
+    r1, r2 = np.array([0.0, -0.1, -0.5]), np.array([0.0, 0.0, 0.0])
+    step = (np.outer(r1, [1, 0]) + np.outer(r2, [0, 1])) / 2
+    new = a.numpy() - 0.5 * step
+    new /= np.linalg.norm(new, axis=0, keepdims=True)
+    np.testing.assert_allclose(arora_update(a, y, code, 0.5).numpy(), new, atol=1e-6)
+    model.training_step(y, model.configure_optimizers(1e-3, torch.device("cpu")))
+    np.testing.assert_allclose(model.dictionary.numpy(), new, atol=1e-6)
+    np.testing.assert_allclose(model.dictionary.norm(dim=0).numpy(), 1.0, atol=1e-6)
+
+
+def test_k_sparse_keeps_exactly_k_and_gradient_flows_only_through_them():
+    model = create_model("k-sparse", input_shape=SHAPE, code_size=20, k=4, alpha=2.0)
+    x = torch.rand(5, 64)
+    z = model.unit_activations(x)
+    code = model.encode(x)
+    assert ((code != 0).sum(dim=1) == 4).all()
+    assert torch.equal(code[code != 0], z[code != 0])  # kept units are unchanged
+    assert ((model.features(x) != 0).sum(dim=1) == 8).all()  # alpha * k when encoding features
+    kept_min = torch.where(code != 0, z, torch.inf).min(dim=1).values
+    dropped_max = torch.where(code == 0, z, -torch.inf).max(dim=1).values
+    assert (kept_min >= dropped_max).all()  # the largest ones were kept
+    zz = z.detach().requires_grad_()
+    keep_top_k(zz, 4).sum().backward()
+    assert torch.equal(zz.grad, (code != 0).float())
+
+
+def test_k_sparse_tied_by_default():
+    model = create_model("k-sparse", input_shape=SHAPE, code_size=10, k=3)
+    names = {n for n, _ in model.named_parameters()}
+    assert names == {"encoder.weight", "encoder.bias", "decoder_bias"}
+    untied = create_model("k-sparse", input_shape=SHAPE, code_size=10, k=3, tied=False)
+    assert "decoder_weight" in {n for n, _ in untied.named_parameters()}
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.8])
+def test_masking_rate_is_p(p):
+    x = torch.ones(200, 784)
+    gen = torch.Generator().manual_seed(0)
+    noisy = corrupt(x, "masking", p, gen)
+    assert abs((noisy == 0).float().mean().item() - p) < 0.01
+    sp = corrupt(torch.full((200, 784), 0.5), "salt-pepper", p, gen)
+    hit = (sp != 0.5).float().mean().item()
+    assert abs(hit - p) < 0.01 and abs((sp == 1).float().mean().item() - p / 2) < 0.01
+    g = corrupt(torch.full((200, 784), 0.5), "gaussian", 0.1, gen)
+    assert abs((g - 0.5).std().item() - 0.1) < 0.005
+
+
+def test_psnr_formula():
+    clean = torch.zeros(2, 4)
+    other = torch.tensor([[0.1, 0.1, 0.1, 0.1], [0.0, 0.0, 0.0, 0.2]])
+    np.testing.assert_allclose(psnr(clean, other).numpy(), [20.0, 10 * math.log10(100)], rtol=1e-5)
+
+
+def test_denoising_corrupts_only_while_training():
+    model = create_model("denoising", input_shape=SHAPE, noise="masking", noise_level=0.5)
+    x = torch.rand(4, 64)
+    model.eval()
+    clean = model(x)
+    assert torch.equal(clean.recon, model.decode(model.encode(x)))
+    model.train()
+    noisy = model(x)
+    assert not torch.equal(noisy.code, clean.code)
+    # the target stays the clean input
+    from aecore.losses import reconstruction_loss
+    assert noisy.losses["reconstruction"].item() == pytest.approx(reconstruction_loss(noisy.recon, x, "logits").item())
+
+
+@pytest.mark.parametrize("decoder", ["transposed", "unpool"])
+def test_conv_round_trips_shapes(decoder):
+    model = create_model("conv", input_shape=(28, 28), channels=(4, 8), code_size=6, decoder=decoder)
+    x = torch.rand(3, 784)
+    out = model(x)
+    assert out.code.shape == (3, 6) and out.recon.shape == (3, 784)
+    assert model.decode(torch.randn(2, 6)).shape == (2, 784)  # a code with no pooling positions
+    assert model.first_layer_weights().shape == (4, 3, 3)
+    assert model.unit_activations(x).shape == (3, 4)
+
+
+def test_unpooling_returns_values_to_the_pooled_positions():
+    model = create_model("conv", input_shape=(4, 4), channels=(1,), kernel=1, code_size=2, decoder="unpool")
+    x = torch.zeros(1, 16)
+    x[0, 5] = 1.0  # row 1, col 1: inside the top-left 2x2 window, not at its corner
+    with torch.no_grad():
+        model.enc_convs[0].weight.fill_(1.0)  # relu(x): the first window's maximum is at pixel 5
+        model.enc_convs[0].bias.zero_()
+        _, switches = model._encode(x)
+        idx, size = switches[0]
+        assert idx[0, 0, 0, 0].item() == 5 and tuple(size) == (4, 4)
+        pooled = torch.zeros(1, 1, 2, 2)
+        pooled[0, 0, 0, 0] = 7.0
+        back = torch.nn.functional.max_unpool2d(pooled, idx, 2, output_size=size)
+        assert back[0, 0, 1, 1].item() == 7.0 and back.sum().item() == 7.0
+
+
+def test_recurrent_round_trips_shapes():
+    model = create_model("recurrent", input_shape=(28, 28), hidden_size=12, code_size=5)
+    x = torch.rand(3, 784)
+    out = model(x)
+    assert out.code.shape == (3, 5) and out.recon.shape == (3, 784)
+    assert model.decode(torch.zeros(2, 5)).shape == (2, 784)
+
+
+@pytest.mark.parametrize("name,config,reason", [
+    ("k-sparse", {"code_size": 10, "k": 11}, "larger than the code"),
+    ("k-sparse", {"code_size": 10, "k": 4, "alpha": 3.0}, "alpha"),
+    ("sparse-kl", {"rho": 1.5}, "rho"),
+    ("sparse-kl", {"rho": 0.0}, "rho"),
+    ("conv", {"input_shape": (28, 28), "channels": (8, 16, 32)}, "at most 2"),
+    ("conv", {"kernel": 4}, "odd"),
+    ("denoising", {"noise": "pink"}, "noise"),
+])
+def test_impossible_settings_are_refused_with_a_reason(name, config, reason):
+    with pytest.raises(ConfigError, match=reason):
+        create_model(name, **config)
+
+
+def test_sparse_models_end_up_sparser_than_plain(digits):
+    """KL target sparsity drives mean activations toward rho; the plain sigmoid code does not."""
+    x = torch.as_tensor(digits.x_train)
+    means = {}
+    for name, extra in [("stacked", {"code_activation": "sigmoid"}), ("sparse-kl", {"rho": 0.05, "beta": 3.0})]:
+        torch.manual_seed(0)
+        model = create_model(name, input_shape=SHAPE, hidden=(), code_size=32, **extra)
+        train(model, x, TrainSettings(epochs=8, lr=3e-3))
+        with torch.no_grad():
+            means[name] = model.encode(x).mean().item()
+    assert means["sparse-kl"] < 0.1 < means["stacked"]
