@@ -9,7 +9,9 @@ from . import data as data_mod
 from .config import ConfigError, coerce
 from .data import DatasetError, list_datasets, load_dataset
 from .jobs import TrainingJob
+from .analysis import denoising_scores
 from .metrics import evaluate
+from .noise import NOISE_KINDS
 from .registry import list_models, model_spec
 from .store import RunStore, RunStoreError
 from .training import TrainSettings
@@ -90,9 +92,16 @@ def _cmd_eval(args, store: RunStore) -> int:
         raise ConfigError(f"run {args.run} takes {model.config.input_dim}-pixel images; {dataset.name} has "
                           f"{dataset.input_dim}")
     metrics = evaluate(model, dataset.x_test)
-    print(json.dumps({"run": args.run, "dataset": dataset.name, "test_bce": metrics["bce"],
-                      "test_mse": metrics["mse"], "test_sse_per_image": metrics["sse_per_image"],
-                      "n": metrics["n"]}))
+    out = {"run": args.run, "model": record.model, "dataset": dataset.name, "test_bce": metrics["bce"],
+           "test_mse": metrics["mse"], "test_sse_per_image": metrics["sse_per_image"], "n": metrics["n"]}
+    if args.noise:
+        if args.noise_level is None or not 0 <= args.noise_level <= 1:
+            raise ConfigError("--noise needs --noise-level between 0 and 1")
+        scores = denoising_scores({"run": model}, dataset.x_test, args.noise, args.noise_level, seed=args.seed)
+        out.update(noise=args.noise, noise_level=args.noise_level,
+                   psnr_noisy_input=float(scores["psnr"]["noisy input"].mean()),
+                   psnr_output=float(scores["psnr"]["run"].mean()))
+    print(json.dumps(out))
     return 0
 
 
@@ -116,6 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     e = sub.add_parser("eval", help="print test metrics of a saved run as one JSON line")
     e.add_argument("run")
     e.add_argument("--dataset", help="evaluate on another dataset of the same image size")
+    e.add_argument("--noise", choices=NOISE_KINDS, help="also corrupt the test set and report PSNR (dB) of the "
+                                                       "model's output and of the noisy input against the clean images")
+    e.add_argument("--noise-level", type=float, help="sigma for gaussian; the corrupted share for the others")
+    e.add_argument("--seed", type=int, default=0, help="seed of the test-set noise")
     args = parser.parse_args(argv)
     store = RunStore(args.runs_dir)
     try:

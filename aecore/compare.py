@@ -25,8 +25,8 @@ _ONE_LAYER = {"hidden": (), "code_size": 196}  # one layer of 196 units: the fil
 COMPARE_PRESETS: dict[str, list[Contender]] = {
     "sparse coding, five ways": [
         Contender("plain AE", "stacked", {**_ONE_LAYER, "code_activation": "sigmoid"}),
-        Contender("AE + L2", "l2", {**_ONE_LAYER, "code_activation": "sigmoid", "l2_weight": 1e-3}),
-        Contender("KL-sparse", "sparse-kl", {**_ONE_LAYER, "rho": 0.05, "beta": 3.0}),
+        Contender("AE + L2", "l2", {**_ONE_LAYER, "code_activation": "sigmoid", "l2_weight": 1e-5}),
+        Contender("KL-sparse", "sparse-kl", {**_ONE_LAYER, "rho": 0.05, "beta": 0.01, "l2_weight": 1e-5}),
         Contender("neural sparse coding", "neural-sparse-coding", {"code_size": 196}),
         Contender("k-sparse", "k-sparse", {"code_size": 196, "k": 20}),
     ],
@@ -34,7 +34,7 @@ COMPARE_PRESETS: dict[str, list[Contender]] = {
         Contender("plain", "stacked", {**_ONE_LAYER, "code_activation": "sigmoid"}),
         Contender("denoising", "denoising", {**_ONE_LAYER, "code_activation": "sigmoid", "noise": "masking",
                                              "noise_level": 0.3}),
-        Contender("contractive", "contractive", {"code_size": 196, "contraction": 0.01}),
+        Contender("contractive", "contractive", {"code_size": 196, "contraction": 1e-3}),
     ],
 }
 

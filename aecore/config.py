@@ -30,15 +30,19 @@ class ParamSpec:
     log: bool = False
     choices: tuple = ()
     ui: bool = True
+    format: str | None = None
 
 
 def param(default: Any, *, help: str = "", min: float | None = None, max: float | None = None,
-          step: float | None = None, log: bool = False, choices: tuple = (), ui: bool = True) -> Any:
+          step: float | None = None, log: bool = False, choices: tuple = (), ui: bool = True,
+          format: str | None = None) -> Any:
     """A dataclass field with UI metadata. Tuples of ints are edited as layer sizes ("1000,500,250").
 
-    ``ui=False`` marks a field the app sets itself (such as the input shape, taken from the dataset).
+    ``ui=False`` marks a field the app sets itself (such as the input shape, taken from the dataset); ``format`` is
+    a printf-style display format for a slider.
     """
-    meta = {"help": help, "min": min, "max": max, "step": step, "log": log, "choices": tuple(choices), "ui": ui}
+    meta = {"help": help, "min": min, "max": max, "step": step, "log": log, "choices": tuple(choices), "ui": ui,
+            "format": format}
     return dataclasses.field(default=default, metadata={"aecore": meta})
 
 
@@ -63,7 +67,7 @@ def param_specs(config_cls: type) -> list[ParamSpec]:
     specs = []
     for f in dataclasses.fields(config_cls):
         meta = f.metadata.get("aecore", {"help": "", "min": None, "max": None, "step": None, "log": False,
-                                         "choices": (), "ui": True})
+                                         "choices": (), "ui": True, "format": None})
         specs.append(ParamSpec(name=f.name, kind=_kind(hints[f.name], meta), default=f.default, **meta))
     return specs
 

@@ -211,7 +211,8 @@ def config_controls(config_cls: type, key_prefix: str, disabled: bool = False) -
                                                 step=int(spec.step or 1), **common)
         else:
             st.session_state.setdefault(key, spec.default)
-            values[spec.name] = st.slider(label, float(spec.min), float(spec.max), step=spec.step, **common)
+            values[spec.name] = st.slider(label, float(spec.min), float(spec.max), step=spec.step,
+                                          format=spec.format, **common)
     return values, errors
 
 

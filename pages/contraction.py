@@ -20,7 +20,7 @@ if not choices:
     st.stop()
 c1, c2, c3 = st.columns([3, 1, 1])
 picked = c1.multiselect("Runs", list(choices), default=list(choices)[:3], format_func=choices.get,
-                        key="ae.contract.runs")
+                        key=f"ae.contract.runs.{dataset.name}")
 n_points = c2.slider("Test points", 10, 500, 100, 10, key="ae.contract.n")
 point = c3.number_input(f"Spectrum at test index (0–{len(dataset.x_test) - 1})", 0, len(dataset.x_test) - 1, 0,
                         key="ae.contract.point")
@@ -64,12 +64,12 @@ for r in runs:
     spec.add_scatter(y=d["spectrum"], x=np.arange(1, len(d["spectrum"]) + 1), mode="lines+markers", name=name)
     ratio.add_scatter(x=d["radii"], y=d["ratio"], mode="lines+markers", name=name)
 hist.update_layout(barmode="overlay", title="‖J‖_F at test points", xaxis_title="Frobenius norm",
-                   yaxis_title="points", height=330, margin=dict(l=10, r=10, t=40, b=10))
+                   yaxis_title="points", height=380, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.3))
 spec.update_layout(title=f"singular values of J at test #{point}", xaxis_title="rank", yaxis_title="singular value",
-                   yaxis_type="log", height=330, margin=dict(l=10, r=10, t=40, b=10))
+                   yaxis_type="log", height=380, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.3))
 ratio.update_layout(title="contraction ratio (code distance / input distance)", xaxis_title="input distance r",
-                    yaxis_title="‖f(x+ru) − f(x)‖ / r", xaxis_type="log", height=330,
-                    margin=dict(l=10, r=10, t=40, b=10))
+                    yaxis_title="‖f(x+ru) − f(x)‖ / r", xaxis_type="log", height=380,
+                    margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.3))
 a, b, c = st.columns(3)
 a.plotly_chart(hist, key="ae.contract.hist")
 b.plotly_chart(spec, key="ae.contract.spec")

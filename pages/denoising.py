@@ -21,7 +21,7 @@ if not choices:
 
 c1, c2, c3, c4 = st.columns([3, 2, 2, 1])
 picked = c1.multiselect("Runs", list(choices), default=list(choices)[:2], format_func=choices.get,
-                        key="ae.denoise.runs")
+                        key=f"ae.denoise.runs.{dataset.name}")
 kind = c2.selectbox("Noise", NOISE_KINDS, index=NOISE_KINDS.index("masking"), key="ae.denoise.kind")
 level = c3.slider("Level", 0.0, 1.0, 0.5, 0.05, key="ae.denoise.level",
                   help="sigma for gaussian noise; the share of corrupted pixels for masking and salt-and-pepper")
@@ -40,8 +40,9 @@ if st.button("New noise", key="ae.denoise.reseed"):
 x_all = dataset.x_test[:1000]
 scores = denoising_scores({r.id: r.model for r in runs}, x_all, kind, level, seed=seed)
 
-table = [{"": "noisy input", "mean PSNR (dB)": float(scores["psnr"]["noisy input"].mean())}]
-table += [{"": f"{r.id}", "mean PSNR (dB)": float(scores["psnr"][r.id].mean())} for r in runs]
+table = [{"output of": "noisy input (no model)", "run": "", "mean PSNR (dB)": float(scores["psnr"]["noisy input"].mean())}]
+table += [{"output of": r.model.registry_name, "run": r.id, "mean PSNR (dB)": float(scores["psnr"][r.id].mean())}
+          for r in runs]
 st.dataframe(pd.DataFrame(table), hide_index=True)
 st.caption(f"Means over the first {len(x_all)} test images, all corrupted with the same noise.")
 

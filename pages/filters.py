@@ -88,10 +88,13 @@ events = [left.plotly_chart(mosaic_figure(True, "each tile contrast-normalised")
                             selection_mode="points", key="ae.filters.mosaic.norm"),
           right.plotly_chart(mosaic_figure(False, "one global scale (grey = 0)"), on_select="rerun",
                              selection_mode="points", key="ae.filters.mosaic.raw")]
-for event in events:
+for i, event in enumerate(events):
     points = event.selection.points if event else []
     if points and points[0].get("customdata") is not None:
-        st.session_state["ae.filters.unit"] = int(np.ravel(points[0]["customdata"])[0])
+        clicked = (i, int(np.ravel(points[0]["customdata"])[0]))
+        if st.session_state.get("ae.filters.clicked") != clicked:  # a new click, not the one still selected
+            st.session_state["ae.filters.clicked"] = clicked
+            st.session_state["ae.filters.unit"] = clicked[1]
 
 st.subheader("One unit")
 unit = st.number_input(f"Unit (0–{n_units - 1})", 0, n_units - 1, key="ae.filters.unit")

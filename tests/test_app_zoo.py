@@ -70,12 +70,13 @@ def test_denoising_page_scores_runs_against_the_noisy_baseline():
     plain = train_run("stacked", epochs=2)
     dae = train_run("denoising", epochs=2)
     at = _open("pages/denoising.py")
-    at.multiselect(key="ae.denoise.runs").set_value([dae, plain]).run()
+    at.multiselect(key="ae.denoise.runs.digits").set_value([dae, plain]).run()
     at.selectbox(key="ae.denoise.kind").select("masking").run()
     at.slider(key="ae.denoise.level").set_value(0.4).run()
     assert not at.exception, at.exception
     table = at.dataframe[0].value
-    assert list(table[""]) == ["noisy input", dae, plain]
+    assert list(table["run"]) == ["", dae, plain]
+    assert list(table["output of"]) == ["noisy input (no model)", "denoising", "stacked"]
     psnr = list(table["mean PSNR (dB)"])
     assert all(np.isfinite(psnr))
     assert psnr[1] > psnr[0]  # the denoising run cleans masked digits
@@ -86,7 +87,7 @@ def test_denoising_page_scores_runs_against_the_noisy_baseline():
 def test_contraction_page_compares_jacobians():
     runs = [train_run("contractive", epochs=2, code_size=16), train_run("stacked", epochs=2)]
     at = _open("pages/contraction.py")
-    at.multiselect(key="ae.contract.runs").set_value(runs).run()
+    at.multiselect(key="ae.contract.runs.digits").set_value(runs).run()
     at.slider(key="ae.contract.n").set_value(20).run()
     assert not at.exception, at.exception
     labels = [m.label for m in at.metric]

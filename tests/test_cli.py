@@ -44,3 +44,14 @@ def test_bad_input_is_a_message_not_a_traceback(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_eval_reports_psnr_on_noisy_inputs(capsys):
+    assert main(["train", "denoising", "--dataset", "digits", "--epochs", "2", "--set", "noise=masking"]) == 0
+    run_id = capsys.readouterr().out.strip().splitlines()[-1]
+    assert main(["eval", run_id, "--noise", "masking", "--noise-level", "0.5"]) == 0
+    line = json.loads(capsys.readouterr().out.strip())
+    assert line["model"] == "denoising" and line["noise"] == "masking"
+    assert line["psnr_output"] > line["psnr_noisy_input"] > 0
+    assert main(["eval", run_id, "--noise", "masking"]) == 2
+    assert "--noise-level" in capsys.readouterr().err

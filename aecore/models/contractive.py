@@ -28,7 +28,7 @@ class ContractiveConfig(StackedConfig):
                                     help="hidden layer sizes before the code, comma-separated (empty: one layer)")
     code_size: int = param(256, min=1, max=4096, step=1, help="units in the code layer")
     code_activation: str = param("sigmoid", choices=ACTIVATIONS, help="activation of the code layer")
-    contraction: float = param(0.01, min=1e-6, max=10.0, log=True,
+    contraction: float = param(1e-3, min=1e-6, max=10.0, log=True,
                                help="lambda, the weight of the squared Frobenius norm of the encoder's Jacobian")
 
 

@@ -20,5 +20,4 @@ class L2Config(StackedConfig):
 @register_model("l2", L2Config, "Autoencoder with L2 weight decay")
 class L2Autoencoder(StackedAutoencoder):
     def penalties(self, x: torch.Tensor, code: torch.Tensor) -> dict[str, torch.Tensor]:
-        weights = [layer.weight for layer in (*self.encoder.layers, *self.decoder.layers)]
-        return {"weight_decay": weight_decay_penalty(weights, self.config.l2_weight)}
+        return {"weight_decay": weight_decay_penalty(self.dense_weights(), self.config.l2_weight)}

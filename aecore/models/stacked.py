@@ -70,6 +70,10 @@ class StackedAutoencoder(Autoencoder):
             return []
         return mirrored_stages(self.encoder.layers, self.encoder.acts, self.decoder.layers, self.decoder.acts)
 
+    def dense_weights(self) -> list[torch.Tensor]:
+        """The weight matrices of every layer (what weight decay acts on)."""
+        return [layer.weight for layer in (*self.encoder.layers, *self.decoder.layers)]
+
     def first_layer_weights(self) -> torch.Tensor:
         return self.encoder.layers[0].weight
 
