@@ -69,7 +69,9 @@ class TrainingJob:
         self._stop.set()
 
     def join(self, timeout: float | None = None) -> bool:
-        """Wait for the worker; True once it has ended."""
+        """Wait for the worker; True once it has ended (False for a job that was never started)."""
+        if self._thread.ident is None:
+            return False
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
@@ -81,6 +83,16 @@ class TrainingJob:
         """A consistent copy of the latest published progress."""
         with self._lock:
             return copy.copy(self._progress)
+
+    def wait_for_progress(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the first loss values (or the end); True if they came."""
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            p = self.progress()
+            if p.history or p.done:
+                return True
+            time.sleep(0.01)
+        return False
 
     @property
     def probe_inputs(self) -> np.ndarray:

@@ -9,7 +9,7 @@ common.page_setup()
 st.title("Autoencoder Explorer")
 st.markdown(
     "Train autoencoders in your browser and see what they learn: reconstructions next to their inputs, live cost "
-    "curves, and (as more pages land) filters, codes and samples. Everything runs locally on PyTorch; the default "
+    "curves, first-layer filters, and how sparse, denoising and contractive autoencoders differ. Everything runs locally on PyTorch; the default "
     "dataset ships inside an installed package, so it works offline.")
 st.subheader("How to start")
 st.markdown(
@@ -18,10 +18,15 @@ st.markdown(
     "and binary cross-entropy, Adam, batch 32) and press **Train**. The cost curve and reconstructions update "
     "live.\n"
     "3. Open **Reconstructions** to compare inputs and outputs, worst first, or two runs side by side (try the "
-    "autoencoder against `pca` with the same code size).")
+    "autoencoder against `pca` with the same code size).\n"
+    "4. Open **Compare** and train the *sparse coding, five ways* preset: a plain autoencoder's filters are not "
+    "specific to anything, while the sparse ones pick out pen strokes. **Filters** shows one run's units in "
+    "detail, **Denoising** scores runs on corrupted digits, and **Contraction** compares their encoders' "
+    "Jacobians.")
 c1, c2, c3 = st.columns(3)
 c1.page_link("pages/train.py", label="Train a model", icon=":material/model_training:")
 c2.page_link("pages/reconstructions.py", label="Inspect reconstructions", icon=":material/compare:")
+c3.page_link("pages/compare.py", label="Compare regularizers", icon=":material/view_column:")
 st.subheader("Models")
 st.table({"model": list_models(), "what it is": [model_spec(n).summary for n in list_models()]})
 st.subheader("Datasets")

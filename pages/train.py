@@ -59,6 +59,7 @@ with left:
             st.error(str(e))
         else:
             jobs[job.run_id] = job.start()
+            job.wait_for_progress(timeout=0.4)  # so the first picture already has a curve and reconstructions
             st.session_state["ae.train.active"] = job.run_id
             st.session_state[common.K_PENDING_RUN] = job.run_id
             st.rerun()
@@ -102,5 +103,7 @@ with right:
     if active is None:
         st.info("Pick a model and press **Train**. The cost curve and reconstructions of a probe batch appear here "
                 "and update live; you can leave this page while it trains.")
+        # an empty chart now, so the browser has its chart library loaded before the first curve arrives
+        st.plotly_chart(common.cost_figure([], []), key="ae.train.curve.empty")
     else:
         st.fragment(live_view, run_every=0.5 if running else None)(active)

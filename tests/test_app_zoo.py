@@ -99,3 +99,18 @@ def test_pages_without_runs_say_what_to_do():
     for page in ("pages/denoising.py", "pages/contraction.py", "pages/filters.py"):
         at = _open(page)
         assert at.info, page
+
+
+def test_train_page_refuses_impossible_zoo_settings_at_the_control():
+    at = app("pages/train.py")
+    at.selectbox(key="ae.train.model").select("k-sparse").run()
+    at.number_input(key="ae.train.cfg.k-sparse.code_size").set_value(20).run()
+    at.number_input(key="ae.train.cfg.k-sparse.k").set_value(30).run()
+    assert any("larger than the code" in e.value for e in at.error)
+    assert at.button(key="ae.train.start").disabled
+    at.selectbox(key="ae.train.model").select("conv").run()
+    at.text_input(key="ae.train.cfg.conv.channels").input("8,16,32").run()
+    assert any("at most 2 conv stage" in e.value for e in at.error)
+    assert at.button(key="ae.train.start").disabled
+    at.text_input(key="ae.train.cfg.conv.channels").input("8,16").run()
+    assert not at.error and not at.button(key="ae.train.start").disabled

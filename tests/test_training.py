@@ -130,3 +130,16 @@ def test_device_is_picked_automatically():
         expected = "mps"
     assert pick_device().type == expected
     assert pick_device("cpu").type == "cpu"
+
+
+def test_filter_snapshots_are_kept_per_epoch_and_thinned(digits):
+    from aecore.training import MAX_SNAPSHOTS, _snapshot
+    model = build_model("stacked", {"input_shape": (8, 8), "hidden": (12,), "code_size": 4}, seed=0)
+    p = train(model, digits.x_train[:100], TrainSettings(epochs=3, batch_size=50))
+    assert sorted(p.snapshots) == [0, 1, 2, 3]
+    assert np.array_equal(p.snapshots[3], model.first_layer_weights().detach().half().numpy())
+    assert not np.array_equal(p.snapshots[0], p.snapshots[3])  # the filters moved
+    snaps: dict = {}
+    for epoch in range(60):
+        _snapshot(model, epoch, snaps)
+    assert len(snaps) <= MAX_SNAPSHOTS and min(snaps) == 0 and max(snaps) == 59

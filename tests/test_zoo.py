@@ -1,5 +1,6 @@
 """The regularized zoo: every penalty and update rule against a direct computation, masks, noise, shapes."""
 import math
+import time
 
 import numpy as np
 import pytest
@@ -202,3 +203,19 @@ def test_sparse_models_end_up_sparser_than_plain(digits):
         with torch.no_grad():
             means[name] = model.encode(x).mean().item()
     assert means["sparse-kl"] < 0.1 < means["stacked"]
+
+
+def test_compare_job_trains_in_turn_and_stop_skips_the_rest(digits):
+    from aecore.compare import Contender, CompareJob
+    contenders = [Contender("a", "stacked", {"hidden": (8,), "code_size": 4}),
+                  Contender("b", "sparse-l1", {"hidden": (), "code_size": 8})]
+    job = CompareJob(contenders, digits, TrainSettings(epochs=500, seed=3)).start()
+    for _ in range(2000):  # until the first run has taken a step
+        if job.jobs[0].progress().step > 0:
+            break
+        time.sleep(0.01)
+    job.stop()
+    assert job.join(timeout=60)
+    assert job.jobs[0].progress().status == "stopped" and job.jobs[1].progress().status == "pending"
+    with pytest.raises(ConfigError, match="larger than the code"):
+        CompareJob([Contender("bad", "k-sparse", {"code_size": 4, "k": 9})], digits, TrainSettings())
