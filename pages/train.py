@@ -104,6 +104,10 @@ with right:
         st.info("Pick a model and press **Train**. The cost curve and reconstructions of a probe batch appear here "
                 "and update live; you can leave this page while it trains.")
         # an empty chart now, so the browser has its chart library loaded before the first curve arrives
-        st.plotly_chart(common.cost_figure([], []), key="ae.train.curve.empty")
+        empty = common.cost_figure([], [])
+        empty.update_xaxes(range=[0, settings_values["epochs"]]).update_yaxes(range=[0, 0.7])
+        empty.add_annotation(text="the cost curve appears here", showarrow=False, x=settings_values["epochs"] / 2,
+                             y=0.35, font=dict(color="#868e96"))
+        st.plotly_chart(empty, key="ae.train.curve.empty")
     else:
         st.fragment(live_view, run_every=0.5 if running else None)(active)

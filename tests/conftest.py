@@ -6,6 +6,17 @@ import torch
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
+# Import now, in the main thread, what would otherwise be imported while app and training threads run: pytest
+# rewrites the asserts of its plugins' modules (hypothesis's, where installed) with ast.parse, and on CPython 3.11
+# concurrent AST building in two threads can fail with "AST constructor recursion depth mismatch" (gh-106905).
+try:
+    import hypothesis  # noqa: F401
+except ImportError:
+    pass
+from aecore.training import warm_up  # noqa: E402
+
+warm_up()
+
 
 @pytest.fixture(autouse=True)
 def isolated_dirs(tmp_path, monkeypatch):

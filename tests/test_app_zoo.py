@@ -114,3 +114,12 @@ def test_train_page_refuses_impossible_zoo_settings_at_the_control():
     assert at.button(key="ae.train.start").disabled
     at.text_input(key="ae.train.cfg.conv.channels").input("8,16").run()
     assert not at.error and not at.button(key="ae.train.start").disabled
+
+
+def test_filters_page_shows_conv_kernels():
+    run = train_run("conv", epochs=1, channels=(6,), code_size=4)
+    at = _open("pages/filters.py", run)
+    assert not at.error
+    assert at.slider(key="ae.filters.n").value == 6  # one tile per first-layer channel
+    assert len(at.get("plotly_chart")) == 3
+    assert any("filter of unit 0" in c for img in at.image for c in img.captions)
