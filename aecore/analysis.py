@@ -3,6 +3,7 @@ maximisation, encoder Jacobians and contraction, and denoising scores. UI-free; 
 from __future__ import annotations
 
 import itertools
+import warnings
 
 import numpy as np
 import torch
@@ -71,14 +72,24 @@ def activation_maximization(model, unit: int, input_dim: int, norm: float, steps
     return x.detach()[0].cpu().numpy()
 
 
+def _jacobians(model, x: torch.Tensor) -> torch.Tensor:
+    """Detached (B, K, D) encoder Jacobians: batched with torch.func where the layers allow it, else one sample at a
+    time with torch.autograd (recurrent layers' fused kernels have no batching rule)."""
+    with torch.enable_grad(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="There is a performance drop")  # the fallback batching is fine here
+        try:
+            return encoder_jacobian(model.encode, x).detach()
+        except (RuntimeError, NotImplementedError):
+            single = lambda v: model.encode(v[None])[0]  # noqa: E731
+            return torch.stack([torch.autograd.functional.jacobian(single, row) for row in x]).detach()
+
+
 def jacobian_norms(model, x: np.ndarray | torch.Tensor, batch_size: int = 64) -> np.ndarray:
     """Frobenius norm of the encoder's Jacobian at each row of ``x``: (N,)."""
     model.eval()
     x = torch.as_tensor(x).to(_device(model))
-    out = []
-    for i in range(0, len(x), batch_size):
-        with torch.no_grad():
-            out.append(encoder_jacobian(model.encode, x[i:i + batch_size]).pow(2).sum(dim=(1, 2)).sqrt().cpu())
+    out = [_jacobians(model, x[i:i + batch_size]).pow(2).sum(dim=(1, 2)).sqrt().cpu()
+           for i in range(0, len(x), batch_size)]
     return torch.cat(out).numpy()
 
 
@@ -86,8 +97,7 @@ def jacobian_spectrum(model, x: np.ndarray | torch.Tensor) -> np.ndarray:
     """Singular values of the encoder's Jacobian at one point ``x`` (D,), largest first."""
     model.eval()
     point = torch.as_tensor(x).to(_device(model))[None]
-    with torch.no_grad():
-        jac = encoder_jacobian(model.encode, point)[0]
+    jac = _jacobians(model, point)[0]
     return torch.linalg.svdvals(jac.double()).cpu().numpy()
 
 

@@ -21,7 +21,7 @@ def keep_top_k(z: torch.Tensor, k: int) -> torch.Tensor:
     if k >= z.shape[1]:
         return z
     idx = z.topk(k, dim=1).indices
-    mask = torch.zeros_like(z).scatter_(1, idx, 1.0)
+    mask = torch.zeros_like(z).scatter(1, idx, 1.0)
     return z * mask
 
 
