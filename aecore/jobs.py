@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from .config import config_to_dict
+from .config import ConfigError, config_to_dict
 from .data import Dataset
 from .metrics import evaluate
-from .registry import create_model, make_config
+from .registry import create_model, make_config, model_spec
 from .store import RunRecord, RunStore, new_run_id
 from .training import Progress, TrainSettings, pick_device, train
 
@@ -47,6 +47,8 @@ class TrainingJob:
                  store: RunStore | None = None, device: str | None = None, n_probe: int = 10):
         config = {**config, "input_shape": dataset.image_shape}
         self.config = make_config(model_name, **config)  # validates
+        if settings.greedy and not model_spec(model_name).builder.supports_greedy():
+            raise ConfigError(f"{model_name} does not support greedy layer-wise pretraining")
         self.model_name, self.dataset, self.settings = model_name, dataset, settings
         self.store = store
         self.device = pick_device(device)

@@ -3,7 +3,6 @@ import numpy as np
 import streamlit as st
 
 from aecore import ConfigError, TrainSettings, TrainingJob, list_models, make_config, model_spec
-from aecore.models.base import Autoencoder
 from aecore.registry import DEFAULT_MODEL
 from aecore.viz import mosaic
 from pages import common
@@ -31,7 +30,7 @@ with left:
     with st.expander("Model hyperparameters", expanded=True):
         config, errors = common.config_controls(spec.config_cls, prefix, disabled=running)
     closed_form = spec.builder.closed_form
-    greedy_ok = spec.builder.greedy_stages is not Autoencoder.greedy_stages
+    greedy_ok = spec.builder.supports_greedy()
     with st.expander("Training", expanded=not closed_form):
         if closed_form:
             st.caption("This model is fitted in closed form: no epochs or learning rate.")

@@ -39,6 +39,7 @@ def test_train_with_preset_and_greedy(capsys):
     (["train", "stacked", "--dataset", "digits", "--set", "code_size"], "key=value"),
     (["train", "stacked", "--dataset", "nowhere"], "valid datasets"),
     (["eval", "missing-run"], "no run"),
+    (["train", "sparse-kl", "--dataset", "digits", "--greedy"], "does not support greedy"),
 ])
 def test_bad_input_is_a_message_not_a_traceback(argv, message, capsys):
     assert main(argv) == 2

@@ -137,3 +137,10 @@ def test_hand_derived_step_matches_autograd(act, code_act, output_kind):
     assert torch.equal(loss, out.loss.detach())
     for p, q in zip(fast.parameters(), ref.parameters()):
         assert torch.equal(p.grad, q.grad)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_greedy_support_is_what_the_model_gives(name):
+    model = small(name)
+    assert model.supports_greedy() == bool(model.greedy_stages())
+    assert model_spec(name).builder.supports_greedy() == model.supports_greedy()

@@ -113,6 +113,11 @@ class Autoencoder(nn.Module):
         """Fit in one shot on the whole training set (families with ``closed_form = True``)."""
         raise NotImplementedError
 
+    @classmethod
+    def supports_greedy(cls) -> bool:
+        """Whether :meth:`greedy_stages` gives stages (the Train page shows the Greedy toggle only then)."""
+        return cls.greedy_stages is not Autoencoder.greedy_stages
+
     def greedy_stages(self) -> list[tuple[nn.Module, nn.Module]]:
         """(encoder layer, mirrored decoder layer) pairs, outermost first, for greedy layer-wise pretraining.
 

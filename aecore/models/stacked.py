@@ -60,10 +60,14 @@ class StackedAutoencoder(Autoencoder):
         c, n = self.config, len(self.config.hidden)
         return [c.activation] * n + [c.code_activation] + [c.activation] * n + ["linear"]
 
-    def _plain_loss(self) -> bool:
+    @classmethod
+    def _plain_loss(cls) -> bool:
         """True unless a subclass changes what the loss is (then it trains through autograd)."""
-        cls = type(self)
         return all(getattr(cls, m) is getattr(StackedAutoencoder, m) for m in ("encode", "decode", "forward", "penalties"))
+
+    @classmethod
+    def supports_greedy(cls) -> bool:
+        return cls._plain_loss()
 
     def greedy_stages(self) -> list[tuple[nn.Module, nn.Module]]:
         if not self._plain_loss():  # the stages would train without the family's own terms
