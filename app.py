@@ -14,6 +14,7 @@ page = st.navigation([
     st.Page("pages/compare.py", title="Compare", icon=":material/view_column:"),
     st.Page("pages/denoising.py", title="Denoising", icon=":material/blur_on:"),
     st.Page("pages/contraction.py", title="Contraction", icon=":material/compress:"),
+    st.Page("pages/latent.py", title="Latent space", icon=":material/scatter_plot:"),
 ])
 common.sidebar()
 page.run()

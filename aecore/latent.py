@@ -1,0 +1,135 @@
+"""What codes mean: projections to 2-D with their quality scores, decoder grids over code space, interpolation
+between codes, and retrieval by code distance. UI-free; codes come from each family's ``features``."""
+from __future__ import annotations
+
+import itertools
+import numpy as np
+import torch
+
+PROJECTIONS = ("pca", "tsne", "umap")
+
+
+class ProjectionError(ValueError):
+    """Settings that cannot work for the data at hand (too few points for the perplexity, say)."""
+
+
+def _device(model) -> torch.device:
+    return next(itertools.chain(model.parameters(), model.buffers())).device
+
+
+@torch.no_grad()
+def encode_all(model, x: np.ndarray, batch_size: int = 2048) -> np.ndarray:
+    """Codes for downstream use of every row of ``x``: (N, D) -> (N, K)."""
+    model.eval()
+    x = torch.as_tensor(x)
+    return torch.cat([model.features(x[i:i + batch_size].to(_device(model))).float().cpu()
+                      for i in range(0, len(x), batch_size)]).numpy()
+
+
+def project(codes: np.ndarray, method: str, *, perplexity: float = 30.0, n_neighbors: int = 15,
+            min_dist: float = 0.1, metric: str = "euclidean", seed: int = 0) -> np.ndarray:
+    """(N, K) codes -> (N, 2) with PCA, t-SNE (scikit-learn) or UMAP (umap-learn)."""
+    n = len(codes)
+    if n < 3:
+        raise ProjectionError(f"need at least 3 points to project, got {n}")
+    if method == "pca":  # the same coordinates the decoder grid uses
+        return principal_axes(codes)[2]
+    if method == "tsne":
+        if not 1 <= perplexity < n:
+            raise ProjectionError(f"perplexity {perplexity:g} needs more than {perplexity:g} points; there are {n}. "
+                                  f"Lower the perplexity or use more points")
+        from sklearn.manifold import TSNE
+        return TSNE(n_components=2, perplexity=perplexity, metric=metric, init="pca", random_state=seed
+                    ).fit_transform(codes)
+    if method == "umap":
+        if not 2 <= n_neighbors < n:
+            raise ProjectionError(f"{n_neighbors} neighbours need more than {n_neighbors} points; there are {n}")
+        import umap
+        return umap.UMAP(n_neighbors=n_neighbors, min_dist=min_dist, metric=metric, random_state=seed
+                         ).fit_transform(codes)
+    raise ProjectionError(f"unknown projection {method!r}; valid: {', '.join(PROJECTIONS)}")
+
+
+def knn_accuracy(points: np.ndarray, labels: np.ndarray, k: int = 10) -> float:
+    """Leave-one-out accuracy of a k-nearest-neighbour majority vote in ``points``."""
+    from sklearn.neighbors import NearestNeighbors
+    idx = NearestNeighbors(n_neighbors=k + 1).fit(points).kneighbors(points, return_distance=False)[:, 1:]
+    votes = labels[idx]  # (N, k)
+    pred = np.array([np.bincount(v).argmax() for v in votes])
+    return float((pred == labels).mean())
+
+
+def trustworthiness(high: np.ndarray, low: np.ndarray, k: int = 10) -> float:
+    """scikit-learn's trustworthiness of the embedding ``low`` of ``high`` (1 = neighbours all preserved)."""
+    from sklearn.manifold import trustworthiness as tw
+    return float(tw(high, low, n_neighbors=k))
+
+
+def precision_at_k(codes: np.ndarray, labels: np.ndarray, k: int = 10) -> float:
+    """Mean share of each point's k nearest other points (Euclidean) that have its label."""
+    from sklearn.neighbors import NearestNeighbors
+    idx = NearestNeighbors(n_neighbors=k + 1).fit(codes).kneighbors(codes, return_distance=False)[:, 1:]
+    return float((labels[idx] == labels[:, None]).mean())
+
+
+def nearest(codes: np.ndarray, query: int, k: int) -> np.ndarray:
+    """Indices of the ``k`` points nearest to point ``query`` (itself excluded), nearest first."""
+    d = np.linalg.norm(codes - codes[query], axis=1)
+    d[query] = np.inf
+    return np.argsort(d, kind="stable")[:k]
+
+
+def principal_axes(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean (K,), the two leading principal directions (2, K) and the codes' coordinates along them (N, 2)."""
+    mean = codes.mean(axis=0)
+    centred = codes - mean
+    if codes.shape[1] == 1:
+        axes = np.array([[1.0], [0.0]])
+    else:
+        _, _, vt = np.linalg.svd(centred, full_matrices=False)
+        axes = vt[:2]
+    return mean, axes, centred @ axes.T
+
+
+@torch.no_grad()
+def decoder_grid(model, box: tuple[float, float, float, float], n: int, mean: np.ndarray | None = None,
+                 axes: np.ndarray | None = None) -> np.ndarray:
+    """Decode an n x n grid over ``box`` = (x0, x1, y0, y1): in code space for a 2-D code, else along ``axes``
+    (2, K) through ``mean`` (K,). Rows go from y1 (top) to y0. Returns (n*n, D) pixels in [0, 1]."""
+    x0, x1, y0, y1 = box
+    gx, gy = np.meshgrid(np.linspace(x0, x1, n), np.linspace(y1, y0, n))
+    coords = np.column_stack([gx.ravel(), gy.ravel()])  # (n*n, 2)
+    codes = coords if axes is None else mean + coords @ axes
+    model.eval()
+    from .losses import to_pixels
+    z = torch.as_tensor(codes, dtype=torch.float32).to(_device(model))
+    return to_pixels(model.decode(z), model.output_kind).cpu().numpy()
+
+
+def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Spherical interpolation between vectors a and b for each t in [0, 1]: (K,), (K,), (T,) -> (T, K). The norm
+    moves linearly from |a| to |b| (equal norms stay equal), the direction along the great circle."""
+    na, nb = np.linalg.norm(a), np.linalg.norm(b)
+    ua, ub = a / max(na, 1e-12), b / max(nb, 1e-12)
+    omega = np.arccos(np.clip(ua @ ub, -1.0, 1.0))
+    t = np.asarray(t, dtype=np.float64)[:, None]
+    if omega < 1e-6:
+        direction = (1 - t) * ua + t * ub
+    else:
+        direction = (np.sin((1 - t) * omega) * ua + np.sin(t * omega) * ub) / np.sin(omega)
+    return direction * ((1 - t) * na + t * nb)
+
+
+@torch.no_grad()
+def interpolate(model, xa: np.ndarray, xb: np.ndarray, steps: int, mode: str = "linear") -> dict[str, np.ndarray]:
+    """Decode codes interpolated between two images (``linear`` or ``slerp``), with the pixel blend for contrast.
+    Returns ``decoded`` (steps, D) and ``blend`` (steps, D)."""
+    model.eval()
+    device = _device(model)
+    za, zb = (model.encode(torch.as_tensor(v[None]).to(device))[0].cpu().numpy() for v in (xa, xb))
+    t = np.linspace(0.0, 1.0, steps)
+    codes = slerp(za, zb, t) if mode == "slerp" else (1 - t)[:, None] * za + t[:, None] * zb
+    from .losses import to_pixels
+    decoded = to_pixels(model.decode(torch.as_tensor(codes, dtype=torch.float32).to(device)), model.output_kind)
+    return {"decoded": decoded.cpu().numpy(), "blend": (1 - t)[:, None] * xa + t[:, None] * xb}
+

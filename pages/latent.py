@@ -1,0 +1,163 @@
+"""Latent space page: a run's test codes projected to 2-D (PCA, t-SNE, UMAP) and linked to the images; a decoder grid
+over a box of code space; interpolation between two codes; retrieval by code distance against pixel distance."""
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from aecore import latent
+from aecore.viz import mosaic
+from pages import common
+
+common.page_setup()
+st.title("Latent space")
+dataset = common.current_dataset()
+run = common.require_run()
+if run.model.config.input_dim != dataset.input_dim:
+    st.error(f"Run {run.id} was trained on other images than {dataset.name}. Pick a run trained on this dataset.")
+    st.stop()
+if run.training:
+    st.info("This run is still training; come back when it has finished (codes would change under the projection).")
+    st.stop()
+shape, n_test = dataset.image_shape, len(dataset.x_test)
+
+
+@st.cache_data(max_entries=8, show_spinner="Encoding the test set…")
+def _codes(run_id: str, dataset_name: str, _model, _x: np.ndarray) -> np.ndarray:
+    return latent.encode_all(_model, _x)
+
+
+@st.cache_data(max_entries=32, show_spinner="Projecting the codes…")
+def _projection(run_id: str, dataset_name: str, n: int, method: str, params: tuple, _codes: np.ndarray) -> np.ndarray:
+    return latent.project(_codes[:n], method, **dict(params))
+
+
+@st.cache_data(max_entries=8, show_spinner="Scoring the embedding…")
+def _scores(key: tuple, _high: np.ndarray, _low: np.ndarray, _labels: np.ndarray) -> tuple[float, float]:
+    return latent.knn_accuracy(_low, _labels), latent.trustworthiness(_high, _low)
+
+
+codes = _codes(run.id, dataset.name, run.model, dataset.x_test)
+labels = dataset.y_test
+code_size = codes.shape[1]
+st.caption(f"{run.id}: {code_size}-d codes of the {n_test:,} test images.")
+
+c1, c2, c3, c4 = st.columns(4)
+method = c1.selectbox("Projection", latent.PROJECTIONS, key="ae.latent.method",
+                      format_func={"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}.get)
+n = c2.slider("Points", min(100, n_test), n_test, min(2000, n_test), step=100 if n_test > 1000 else 1,
+              key="ae.latent.n")
+params: dict = {}
+if method == "tsne":
+    params["perplexity"] = c3.slider("Perplexity", 2, 100, 30, key="ae.latent.perplexity")
+    params["metric"] = c4.selectbox("Metric", ["euclidean", "cosine"], key="ae.latent.metric")
+elif method == "umap":
+    params["n_neighbors"] = c3.slider("Neighbours", 2, 100, 15, key="ae.latent.neighbors")
+    params["min_dist"] = c4.slider("Min dist", 0.0, 0.99, 0.1, 0.01, key="ae.latent.min_dist")
+    params["metric"] = st.selectbox("Metric", ["euclidean", "cosine"], key="ae.latent.umap_metric")
+try:
+    xy = _projection(run.id, dataset.name, n, method, tuple(sorted(params.items())), codes)
+except latent.ProjectionError as e:
+    st.error(str(e))
+    st.stop()
+
+frame = pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "index": np.arange(n),
+                      "label": [dataset.class_names[c] for c in labels[:n]]})
+fig = px.scatter(frame, x="x", y="y", color="label", custom_data=["index"], hover_data=["index"],
+                 category_orders={"label": list(dataset.class_names)}, render_mode="webgl")
+fig.update_traces(marker=dict(size=4))
+fig.update_layout(height=560, margin=dict(l=10, r=10, t=10, b=10), legend_title_text="label")
+event = st.plotly_chart(fig, on_select="rerun", selection_mode=("points", "box"), key="ae.latent.scatter")
+st.download_button("Coordinates as CSV", frame.to_csv(index=False).encode(), f"{run.id}-{method}.csv", "text/csv",
+                   key="ae.latent.csv")
+
+selection = event.selection if event else None
+picked = [int(np.ravel(p["customdata"])[0]) for p in (selection.points if selection else [])
+          if p.get("customdata") is not None]
+boxes = list(selection.box) if selection else []
+
+st.subheader("A point and its neighbours")
+if len(picked) == 1 or (picked and not boxes):
+    st.session_state["ae.latent.point"] = picked[0]
+point = st.number_input(f"Test image (0–{n - 1}); or click a point", 0, n - 1, key="ae.latent.point")
+neighbours = latent.nearest(codes[:n], point, 8)
+recon = run.model.reconstruct(__import__("torch").as_tensor(dataset.x_test[[point]])).numpy()
+common.images(np.concatenate([dataset.x_test[[point]], recon, dataset.x_test[neighbours]]), shape,
+              ["input", "recon"] + [f"#{i}·{dataset.class_names[labels[i]]}" for i in neighbours])
+st.caption("The 8 nearest test images by code distance follow the reconstruction.")
+
+st.subheader("Decoder grid")
+mean, axes, coords = latent.principal_axes(codes[:n])
+raw_2d = code_size == 2
+if raw_2d:
+    mean, axes, coords = None, None, codes[:n]
+where = "code space" if raw_2d else "the plane of the codes' two principal axes, the other directions at their mean"
+box = None
+if boxes and method == "pca" and not raw_2d:
+    b = boxes[0]
+    box = (min(b["x"]), max(b["x"]), min(b["y"]), max(b["y"]))
+elif boxes and raw_2d and method == "pca":
+    st.caption("With a 2-D code, the PCA view is a rotation of code space; the grid uses the ranges below.")
+g1, g2 = st.columns([3, 1])
+if box is None:
+    lo, hi = np.percentile(coords, 2, axis=0), np.percentile(coords, 98, axis=0)
+    rx = g1.slider("Horizontal range", float(coords[:, 0].min()), float(coords[:, 0].max()),
+                   (float(lo[0]), float(hi[0])), key="ae.latent.rx")
+    ry = g1.slider("Vertical range", float(coords[:, 1].min()), float(coords[:, 1].max()),
+                   (float(lo[1]), float(hi[1])), key="ae.latent.ry")
+    box = (rx[0], rx[1], ry[0], ry[1])
+    if method != "pca":
+        g1.caption("Box-select points in the PCA view to choose the region with the mouse.")
+else:
+    g1.caption(f"Region from your box selection: x {box[0]:.2f}…{box[1]:.2f}, y {box[2]:.2f}…{box[3]:.2f}")
+if box[0] == box[1] or box[2] == box[3]:
+    st.info("The selected region is empty in one direction; select a box with some width and height.")
+else:
+    steps = g2.slider("Grid size", 3, 20, 10, key="ae.latent.grid")
+    pixels = latent.decoder_grid(run.model, box, steps, mean, axes)
+    st.image(mosaic(pixels, shape, ncols=steps, scale=2),
+             caption=f"{steps}×{steps} decodes over the selected box of {where}")
+
+st.subheader("Interpolation")
+i1, i2, i3, i4 = st.columns(4)
+a = i1.number_input("From test image", 0, n_test - 1, 0, key="ae.latent.a")
+b = i2.number_input("To test image", 0, n_test - 1, 1, key="ae.latent.b")
+steps = i3.slider("Steps", 3, 16, 10, key="ae.latent.steps")
+mode = i4.radio("Path", ["linear", "slerp"], horizontal=True, key="ae.latent.mode")
+strip = latent.interpolate(run.model, dataset.x_test[a], dataset.x_test[b], steps, mode)
+st.image(mosaic(strip["decoded"], shape, ncols=steps, scale=3), caption=f"decoded {mode} path between the codes")
+st.image(mosaic(strip["blend"], shape, ncols=steps, scale=3), caption="pixel-space blend, for contrast")
+
+st.subheader("Retrieval")
+r1, r2 = st.columns([1, 3])
+query = r1.number_input("Query test image", 0, n_test - 1, 0, key="ae.latent.query")
+k = r1.slider("Top k", 1, 20, 8, key="ae.latent.k")
+flat = dataset.x_test
+by_code, by_pixel = latent.nearest(codes, query, k), latent.nearest(flat, query, k)
+with r2:
+    st.markdown("**By code distance**")
+    common.images(flat[by_code], shape, [dataset.class_names[labels[i]] for i in by_code])
+    st.markdown("**By pixel distance**")
+    common.images(flat[by_pixel], shape, [dataset.class_names[labels[i]] for i in by_pixel])
+if st.toggle("Precision@10 over the whole test set", key="ae.latent.precision"):
+    with st.spinner("Finding every test image's 10 nearest neighbours…"):
+        p_code, p_pix = latent.precision_at_k(codes, labels), latent.precision_at_k(flat, labels)
+    m1, m2 = st.columns(2)
+    m1.metric("precision@10, codes", f"{p_code:.3f}")
+    m2.metric("precision@10, pixels", f"{p_pix:.3f}")
+
+st.subheader("Codes against raw pixels")
+if st.toggle("Compare with PCA of the raw pixels (10-NN accuracy, trustworthiness)", key="ae.latent.side"):
+    pix_xy = _projection("pixels", dataset.name, n, "pca", (), dataset.x_test)
+    s1, s2 = st.columns(2)
+    for col, pts, high, title, key in ((s1, pix_xy, dataset.x_test[:n], "PCA of raw pixels", ("pixels", "pca")),
+                                       (s2, xy, codes[:n], f"{method.upper()} of the codes",
+                                        (run.id, method, tuple(sorted(params.items()))))):
+        acc, trust = _scores((*key, dataset.name, n), high, pts, labels[:n])
+        f = px.scatter(x=pts[:, 0], y=pts[:, 1], color=[dataset.class_names[c] for c in labels[:n]],
+                       render_mode="webgl", title=title)
+        f.update_traces(marker=dict(size=3))
+        f.update_layout(height=380, margin=dict(l=10, r=10, t=40, b=10), showlegend=False)
+        col.plotly_chart(f, key=f"ae.latent.side.{title}")
+        col.metric("10-NN label accuracy in 2-D", f"{acc:.3f}")
+        col.metric("trustworthiness (10 neighbours)", f"{trust:.3f}")
