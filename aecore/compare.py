@@ -77,4 +77,5 @@ class CompareJob:
 
     @property
     def fraction(self) -> float:
-        return sum(j.progress().fraction if j.progress().status != "pending" else 0.0 for j in self.jobs) / len(self.jobs)
+        parts = [j.progress() for j in self.jobs]
+        return sum(p.fraction for p in parts if p.status != "pending") / len(parts)

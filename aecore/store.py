@@ -143,7 +143,8 @@ class RunStore:
             state = load_file(str(path))
         except (FileNotFoundError, SafetensorError, OSError):
             return {}
-        return {int(k.split("_")[1]): v.float().numpy() for k, v in sorted(state.items(), key=lambda kv: int(kv[0].split("_")[1]))}
+        epochs = {int(k.split("_")[1]): v.float().numpy() for k, v in state.items()}
+        return dict(sorted(epochs.items()))
 
     def delete(self, run_id: str) -> None:
         d = self.root / run_id

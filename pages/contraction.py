@@ -58,18 +58,18 @@ for col, r in zip(cols, runs):
     col.caption(f"{r.id} · median {np.median(d['norms']):.3f} over {len(d['norms'])} test points")
 
 hist, spec, ratio = go.Figure(), go.Figure(), go.Figure()
+LAYOUT = dict(height=380, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.3))
 for r in runs:
     d, name = diags[r.id], f"{r.model.registry_name} ({r.id[-4:]})"
     hist.add_histogram(x=d["norms"], name=name, opacity=0.6, nbinsx=30)
     spec.add_scatter(y=d["spectrum"], x=np.arange(1, len(d["spectrum"]) + 1), mode="lines+markers", name=name)
     ratio.add_scatter(x=d["radii"], y=d["ratio"], mode="lines+markers", name=name)
 hist.update_layout(barmode="overlay", title="‖J‖_F at test points", xaxis_title="Frobenius norm",
-                   yaxis_title="points", height=380, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.3))
+                   yaxis_title="points", **LAYOUT)
 spec.update_layout(title=f"singular values of J at test #{point}", xaxis_title="rank", yaxis_title="singular value",
-                   yaxis_type="log", height=380, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.3))
+                   yaxis_type="log", **LAYOUT)
 ratio.update_layout(title="contraction ratio (code distance / input distance)", xaxis_title="input distance r",
-                    yaxis_title="‖f(x+ru) − f(x)‖ / r", xaxis_type="log", height=380,
-                    margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.3))
+                    yaxis_title="‖f(x+ru) − f(x)‖ / r", xaxis_type="log", **LAYOUT)
 a, b, c = st.columns(3)
 a.plotly_chart(hist, key="ae.contract.hist")
 b.plotly_chart(spec, key="ae.contract.spec")

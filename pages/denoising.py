@@ -40,7 +40,8 @@ if st.button("New noise", key="ae.denoise.reseed"):
 x_all = dataset.x_test[:1000]
 scores = denoising_scores({r.id: r.model for r in runs}, x_all, kind, level, seed=seed)
 
-table = [{"output of": "noisy input (no model)", "run": "", "mean PSNR (dB)": float(scores["psnr"]["noisy input"].mean())}]
+table = [{"output of": "noisy input (no model)", "run": "",
+          "mean PSNR (dB)": float(scores["psnr"]["noisy input"].mean())}]
 table += [{"output of": r.model.registry_name, "run": r.id, "mean PSNR (dB)": float(scores["psnr"][r.id].mean())}
           for r in runs]
 st.dataframe(pd.DataFrame(table), hide_index=True)

@@ -22,7 +22,9 @@ st.markdown(
     "4. Open **Compare** and train the *sparse coding, five ways* preset: a plain autoencoder's filters are not "
     "specific to anything, while the sparse ones pick out pen strokes. **Filters** shows one run's units in "
     "detail, **Denoising** scores runs on corrupted digits, and **Contraction** compares their encoders' "
-    "Jacobians.")
+    "Jacobians.\n"
+    "5. Open **Latent space** to see a run's codes projected to 2-D, decode a grid over a region of code space, "
+    "interpolate between two digits and retrieve look-alikes by code.")
 c1, c2, c3 = st.columns(3)
 c1.page_link("pages/train.py", label="Train a model", icon=":material/model_training:")
 c2.page_link("pages/reconstructions.py", label="Inspect reconstructions", icon=":material/compare:")

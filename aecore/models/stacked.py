@@ -63,7 +63,8 @@ class StackedAutoencoder(Autoencoder):
     @classmethod
     def _plain_loss(cls) -> bool:
         """True unless a subclass changes what the loss is (then it trains through autograd)."""
-        return all(getattr(cls, m) is getattr(StackedAutoencoder, m) for m in ("encode", "decode", "forward", "penalties"))
+        return all(getattr(cls, m) is getattr(StackedAutoencoder, m)
+                   for m in ("encode", "decode", "forward", "penalties"))
 
     @classmethod
     def supports_greedy(cls) -> bool:
