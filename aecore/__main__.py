@@ -105,6 +105,31 @@ def _cmd_eval(args, store: RunStore) -> int:
     return 0
 
 
+def _cmd_probe(args, store: RunStore) -> int:
+    from tqdm import tqdm
+    from .probe import few_label_experiment
+    model, record = store.load(args.run)
+    dataset = load_dataset(args.dataset or record.dataset)
+    if dataset.input_dim != model.config.input_dim:
+        raise ConfigError(f"run {args.run} takes {model.config.input_dim}-pixel images; {dataset.name} has "
+                          f"{dataset.input_dim}")
+    per_class = []
+    for part in args.labels_per_class.split(","):
+        part = part.strip()
+        if part == "all":
+            per_class.append(None)
+        elif part.isdigit() and int(part) > 0:
+            per_class.append(int(part))
+        else:
+            raise ConfigError(f"--labels-per-class takes positive whole numbers or 'all', got {part!r}")
+    bar = tqdm(total=100, unit="%", file=sys.stderr)
+    rows = few_label_experiment(model, dataset, per_class, seeds=args.seeds, steps=args.steps,
+                                progress=lambda f: bar.update(round(100 * f) - bar.n))
+    bar.close()
+    print(json.dumps({"run": args.run, "dataset": dataset.name, "rows": rows}))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m aecore", description="Train and inspect autoencoders.")
     parser.add_argument("--runs-dir", help="run store folder (default: $AECORE_RUNS_DIR or the user data folder)")
@@ -129,12 +154,19 @@ def main(argv: list[str] | None = None) -> int:
                                                        "model's output and of the noisy input against the clean images")
     e.add_argument("--noise-level", type=float, help="sigma for gaussian; the corrupted share for the others")
     e.add_argument("--seed", type=int, default=0, help="seed of the test-set noise")
+    pr = sub.add_parser("probe", help="few-label classification from the run's encoder vs. from scratch and PCA (JSON)")
+    pr.add_argument("run")
+    pr.add_argument("--labels-per-class", default="1,5,10,50,100,all", help="comma-separated, 'all' for every label")
+    pr.add_argument("--seeds", type=int, default=3, help="random labelled subsets per point")
+    pr.add_argument("--steps", type=int, default=300, help="optimiser steps for the networks trained on the labels")
+    pr.add_argument("--dataset", help="another dataset of the same image size")
     args = parser.parse_args(argv)
     store = RunStore(args.runs_dir)
     try:
         if args.command == "train" and args.preset and args.preset not in model_spec(args.model).presets:
             raise ConfigError(f"unknown preset {args.preset!r}; valid: {list(model_spec(args.model).presets)}")
-        return {"list": _cmd_list, "train": _cmd_train, "eval": _cmd_eval}[args.command](args, store)
+        commands = {"list": _cmd_list, "train": _cmd_train, "eval": _cmd_eval, "probe": _cmd_probe}
+        return commands[args.command](args, store)
     except (ConfigError, DatasetError, RunStoreError, KeyError, ValueError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"error: {msg}", file=sys.stderr)

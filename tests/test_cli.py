@@ -1,6 +1,8 @@
 """The command line: list, train (saves a run and prints its id), eval (one JSON line)."""
 import json
 
+import numpy as np
+
 import pytest
 
 from aecore.__main__ import main
@@ -56,3 +58,22 @@ def test_eval_reports_psnr_on_noisy_inputs(capsys):
     assert line["psnr_output"] > line["psnr_noisy_input"] > 0
     assert main(["eval", run_id, "--noise", "masking"]) == 2
     assert "--noise-level" in capsys.readouterr().err
+
+
+def test_probe_runs_the_few_label_experiment_on_digits(capsys):
+    assert main(["train", "stacked", "--dataset", "digits", "--epochs", "5", "--set", "hidden=32",
+                 "--set", "code_size=16"]) == 0
+    run_id = capsys.readouterr().out.strip().splitlines()[-1]
+    assert main(["probe", run_id, "--labels-per-class", "2,all", "--seeds", "2", "--steps", "60"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    rows = out["rows"]
+    assert len(rows) == 4 * 2 * 2  # methods x label counts x seeds
+    assert {r["method"] for r in rows} == {"scratch", "frozen codes + logistic", "fine-tuned encoder",
+                                          "PCA codes + logistic"}
+    assert {r["n"] for r in rows if r["labels_per_class"] == 2} == {20}
+    assert all(0.0 <= r["accuracy"] <= 1.0 for r in rows)
+    mean = lambda m, k: np.mean([r["accuracy"] for r in rows if r["method"] == m and r["labels_per_class"] == k])  # noqa: E731
+    assert mean("frozen codes + logistic", "all") > 0.8  # 8x8 digits are easy with every label
+    assert mean("frozen codes + logistic", "all") > mean("frozen codes + logistic", 2)
+    assert main(["probe", run_id, "--labels-per-class", "0"]) == 2
+    assert "positive whole numbers" in capsys.readouterr().err
