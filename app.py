@@ -15,6 +15,7 @@ page = st.navigation([
     st.Page("pages/denoising.py", title="Denoising", icon=":material/blur_on:"),
     st.Page("pages/contraction.py", title="Contraction", icon=":material/compress:"),
     st.Page("pages/latent.py", title="Latent space", icon=":material/scatter_plot:"),
+    st.Page("pages/pretraining.py", title="Few labels", icon=":material/label:"),
 ])
 common.sidebar()
 page.run()

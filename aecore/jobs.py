@@ -140,3 +140,36 @@ class TrainingJob:
                     final.message += f" (could not save the run: {e})"
                     self.record = None
         self._publish(final)
+
+
+class BackgroundTask:
+    """Run ``fn(progress)`` in a worker thread, where ``progress(fraction)`` reports how far it got; poll
+    :attr:`fraction`, :attr:`done`, :attr:`result` and :attr:`error` (the exception's message, never raised)."""
+
+    def __init__(self, fn, name: str = "task"):
+        self.fraction, self.result, self.error = 0.0, None, ""
+        self._fn = fn
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> "BackgroundTask":
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        try:
+            self.result = self._fn(self._report)
+        except Exception as e:  # reported on the page, never raised into the UI
+            self.error = f"{type(e).__name__}: {e}"
+            traceback.print_exc()
+        self.fraction = 1.0
+
+    def _report(self, fraction: float) -> None:
+        self.fraction = fraction
+
+    def join(self, timeout: float | None = None) -> bool:
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    @property
+    def done(self) -> bool:
+        return self._thread.ident is not None and not self._thread.is_alive()

@@ -1,0 +1,77 @@
+"""Unsupervised pretraining with few labels: test accuracy against labels per class for a classifier trained from
+scratch, logistic regression on the run's frozen codes, the run's encoder fine-tuned, and logistic regression on PCA
+codes of the same size (seeds 000-002)."""
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from aecore.jobs import BackgroundTask
+from aecore.probe import METHODS, few_label_experiment
+from pages import common
+
+common.page_setup()
+st.title("Pretraining with few labels")
+st.caption("Does what an autoencoder learned without labels help a classifier that has only a few? Each point is "
+           "the mean test accuracy over several random labelled subsets; bars show one standard deviation. Pick a "
+           "run trained with greedy layer-wise pretraining to compare that too.")
+dataset = common.current_dataset()
+run = common.require_run()
+if run.training:
+    st.info("This run is still training; come back when it has finished.")
+    st.stop()
+if run.model.config.input_dim != dataset.input_dim:
+    st.error(f"Run {run.id} was trained on other images than {dataset.name}. Pick a run trained on this dataset.")
+    st.stop()
+
+tasks = st.session_state.setdefault("ae.pretrain.tasks", {})
+task: BackgroundTask | None = tasks.get(run.id)
+busy = task is not None and not task.done
+c1, c2, c3 = st.columns([3, 1, 1])
+counts = c1.multiselect("Labels per class", [1, 5, 10, 50, 100, "all"], default=[1, 5, 10, 50, 100, "all"],
+                        key="ae.pretrain.counts", disabled=busy)
+seeds = c2.slider("Seeds", 1, 5, 3, key="ae.pretrain.seeds", disabled=busy)
+steps = c3.select_slider("Steps", [100, 200, 300, 500, 1000], 300, key="ae.pretrain.steps", disabled=busy,
+                         help="optimiser steps for the networks trained on the labels")
+if st.button("Run the experiment", type="primary", disabled=busy or not counts, key="ae.pretrain.start"):
+    per_class = [None if c == "all" else int(c) for c in counts]
+    model = run.model
+    tasks[run.id] = task = BackgroundTask(
+        lambda progress: few_label_experiment(model, dataset, per_class, seeds=seeds, steps=steps,
+                                              progress=progress), name=f"probe-{run.id}").start()
+    st.rerun()
+if not counts:
+    st.info("Choose at least one number of labels per class.")
+
+
+def figure(rows: list[dict]) -> go.Figure:
+    frame = pd.DataFrame(rows)
+    frame["x"] = [len(dataset.y_train) / len(dataset.class_names) if v == "all" else v
+                  for v in frame["labels_per_class"]]
+    fig = go.Figure()
+    for method in METHODS:
+        part = frame[frame["method"] == method].groupby("x")["accuracy"].agg(["mean", "std"]).reset_index()
+        fig.add_scatter(x=part["x"], y=part["mean"], error_y=dict(array=part["std"].fillna(0.0)),
+                        mode="lines+markers", name=method)
+    fig.update_layout(xaxis_type="log", xaxis_title="labels per class (the last point: all)",
+                      yaxis_title="test accuracy", height=420, margin=dict(l=10, r=10, t=10, b=10))
+    return fig
+
+
+def results() -> None:
+    if not task.done:
+        st.progress(task.fraction, text=f"training classifiers… {task.fraction:.0%}")
+        return
+    if task.error:
+        st.error(f"The experiment failed: {task.error}")
+        return
+    rows = task.result
+    st.plotly_chart(figure(rows), key=f"ae.pretrain.chart.{run.id}")
+    table = pd.DataFrame(rows).groupby(["labels_per_class", "method"], sort=False)["accuracy"].agg(
+        ["mean", "std"]).unstack("method")["mean"]
+    st.dataframe(table.round(4))
+    if busy:
+        st.rerun()
+
+
+if task is not None:
+    st.fragment(results, run_every=1.0 if busy else None)()

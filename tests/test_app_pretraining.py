@@ -1,0 +1,35 @@
+"""AppTest for the few-labels page."""
+from tests.test_app import app, train_run
+
+
+def test_pretraining_page_runs_the_experiment_and_plots_it():
+    run = train_run("stacked", epochs=3, hidden=(32,), code_size=16)
+    at = app()
+    at.sidebar.selectbox(key="ae.dataset").select("digits").run()
+    at.sidebar.selectbox(key="ae.run").select(run).run()
+    at.switch_page("pages/pretraining.py").run()
+    assert not at.exception, at.exception
+    at.multiselect(key="ae.pretrain.counts").set_value([5, "all"]).run()
+    at.slider(key="ae.pretrain.seeds").set_value(2).run()
+    at.select_slider(key="ae.pretrain.steps").set_value(100).run()
+    at.button(key="ae.pretrain.start").click().run()
+    task = at.session_state["ae.pretrain.tasks"][run]
+    assert task.join(timeout=120) and not task.error
+    at.run()
+    assert not at.exception, at.exception
+    chart = at.get("plotly_chart")
+    assert len(chart) == 1
+    table = at.dataframe[0].value
+    assert list(table.columns) == ["scratch", "frozen codes + logistic", "fine-tuned encoder", "PCA codes + logistic"]
+    assert len(table) == 2 and ((table >= 0) & (table <= 1)).all().all()
+
+
+def test_pretraining_page_needs_a_choice_of_labels():
+    run = train_run("stacked", epochs=1, hidden=(8,), code_size=4)
+    at = app()
+    at.sidebar.selectbox(key="ae.dataset").select("digits").run()
+    at.sidebar.selectbox(key="ae.run").select(run).run()
+    at.switch_page("pages/pretraining.py").run()
+    at.multiselect(key="ae.pretrain.counts").set_value([]).run()
+    assert at.button(key="ae.pretrain.start").disabled
+    assert any("at least one" in i.value for i in at.info)
