@@ -219,3 +219,19 @@ def test_compare_job_trains_in_turn_and_stop_skips_the_rest(digits):
     assert job.jobs[0].progress().status == "stopped" and job.jobs[1].progress().status == "pending"
     with pytest.raises(ConfigError, match="larger than the code"):
         CompareJob([Contender("bad", "k-sparse", {"code_size": 4, "k": 9})], digits, TrainSettings())
+
+
+def test_code_l2_penalty_and_it_pulls_codes_in(digits):
+    from aecore.models.code_l2 import code_l2_penalty
+    assert code_l2_penalty(torch.tensor([[3.0, 4.0], [0.0, 1.0]]), 0.5).item() == pytest.approx(0.5 * 13)
+    x = torch.as_tensor(digits.x_train)
+    norms = {}
+    for weight in (1e-6, 1e-1):
+        torch.manual_seed(0)
+        model = create_model("code-l2", input_shape=SHAPE, hidden=(32,), code_l2=weight)
+        out = model(x[:5])
+        assert out.losses["code_l2"].item() == pytest.approx(weight * out.code.pow(2).sum(1).mean().item(), rel=1e-5)
+        train(model, x, TrainSettings(epochs=4, lr=3e-3))
+        with torch.no_grad():
+            norms[weight] = model.encode(x).norm(dim=1).mean().item()
+    assert norms[1e-1] < norms[1e-6] / 2
