@@ -85,12 +85,18 @@ def _cmd_train(args, store: RunStore) -> int:
     return 0 if p.status in ("finished", "stopped") else 1
 
 
-def _cmd_eval(args, store: RunStore) -> int:
+def _run_and_dataset(args, store: RunStore):
+    """The saved run ``args.run`` and the dataset to score it on (its own unless ``--dataset``), which must match."""
     model, record = store.load(args.run)
     dataset = load_dataset(args.dataset or record.dataset)
     if dataset.input_dim != model.config.input_dim:
         raise ConfigError(f"run {args.run} takes {model.config.input_dim}-pixel images; {dataset.name} has "
                           f"{dataset.input_dim}")
+    return model, record, dataset
+
+
+def _cmd_eval(args, store: RunStore) -> int:
+    model, record, dataset = _run_and_dataset(args, store)
     metrics = evaluate(model, dataset.x_test)
     out = {"run": args.run, "model": record.model, "dataset": dataset.name, "test_bce": metrics["bce"],
            "test_mse": metrics["mse"], "test_sse_per_image": metrics["sse_per_image"], "n": metrics["n"]}
@@ -108,11 +114,7 @@ def _cmd_eval(args, store: RunStore) -> int:
 def _cmd_probe(args, store: RunStore) -> int:
     from tqdm import tqdm
     from .probe import few_label_experiment
-    model, record = store.load(args.run)
-    dataset = load_dataset(args.dataset or record.dataset)
-    if dataset.input_dim != model.config.input_dim:
-        raise ConfigError(f"run {args.run} takes {model.config.input_dim}-pixel images; {dataset.name} has "
-                          f"{dataset.input_dim}")
+    model, record, dataset = _run_and_dataset(args, store)
     per_class = []
     for part in args.labels_per_class.split(","):
         part = part.strip()

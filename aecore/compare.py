@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .data import Dataset
-from .jobs import TrainingJob
+from .jobs import BackgroundTask, TrainingJob
 from .store import RunStore
 from .training import TrainSettings
 
@@ -48,18 +48,19 @@ class CompareJob:
         self.contenders = list(contenders)
         self.jobs = [TrainingJob(c.model, c.config, dataset, settings, store=store) for c in self.contenders]
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="compare", daemon=True)
+        self._task = BackgroundTask(self._run, name="compare")
 
     def start(self) -> "CompareJob":
-        self._thread.start()
+        self._task.start()
         return self
 
-    def _run(self) -> None:
-        for job in self.jobs:
+    def _run(self, progress) -> None:
+        for i, job in enumerate(self.jobs):
             if self._stop.is_set():
                 break
             job.start()
             job.join()
+            progress((i + 1) / len(self.jobs))
 
     def stop(self) -> None:
         """Stop the run in progress (its weights are kept) and skip the ones not started."""
@@ -68,12 +69,11 @@ class CompareJob:
             job.stop()
 
     def join(self, timeout: float | None = None) -> bool:
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
+        return self._task.join(timeout)
 
     @property
     def done(self) -> bool:
-        return self._thread.ident is not None and not self._thread.is_alive()
+        return self._task.done
 
     @property
     def fraction(self) -> float:

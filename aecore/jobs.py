@@ -167,6 +167,9 @@ class BackgroundTask:
         self.fraction = fraction
 
     def join(self, timeout: float | None = None) -> bool:
+        """Wait for the worker; True once it has ended (False for a task that was never started)."""
+        if self._thread.ident is None:
+            return False
         self._thread.join(timeout)
         return not self._thread.is_alive()
 

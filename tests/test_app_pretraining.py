@@ -2,13 +2,18 @@
 from tests.test_app import app, train_run
 
 
-def test_pretraining_page_runs_the_experiment_and_plots_it():
-    run = train_run("stacked", epochs=3, hidden=(32,), code_size=16)
+def _open(run_id):
     at = app()
     at.sidebar.selectbox(key="ae.dataset").select("digits").run()
-    at.sidebar.selectbox(key="ae.run").select(run).run()
+    at.sidebar.selectbox(key="ae.run").select(run_id).run()
     at.switch_page("pages/pretraining.py").run()
     assert not at.exception, at.exception
+    return at
+
+
+def test_pretraining_page_runs_the_experiment_and_plots_it():
+    run = train_run("stacked", epochs=3, hidden=(32,), code_size=16)
+    at = _open(run)
     at.multiselect(key="ae.pretrain.counts").set_value([5, "all"]).run()
     at.slider(key="ae.pretrain.seeds").set_value(2).run()
     at.select_slider(key="ae.pretrain.steps").set_value(100).run()
@@ -25,11 +30,7 @@ def test_pretraining_page_runs_the_experiment_and_plots_it():
 
 
 def test_pretraining_page_needs_a_choice_of_labels():
-    run = train_run("stacked", epochs=1, hidden=(8,), code_size=4)
-    at = app()
-    at.sidebar.selectbox(key="ae.dataset").select("digits").run()
-    at.sidebar.selectbox(key="ae.run").select(run).run()
-    at.switch_page("pages/pretraining.py").run()
+    at = _open(train_run("stacked", epochs=1, hidden=(8,), code_size=4))
     at.multiselect(key="ae.pretrain.counts").set_value([]).run()
     assert at.button(key="ae.pretrain.start").disabled
     assert any("at least one" in i.value for i in at.info)
