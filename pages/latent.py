@@ -67,9 +67,13 @@ fig = px.scatter(frame, x="x", y="y", color="label", custom_data=["index"], hove
                  category_orders={"label": list(dataset.class_names)}, render_mode="webgl")
 fig.update_traces(marker=dict(size=4))
 fig.update_layout(height=560, margin=dict(l=10, r=10, t=10, b=10), legend_title_text="label")
-event = st.plotly_chart(fig, on_select="rerun", selection_mode=("points", "box"), key="ae.latent.scatter")
-st.download_button("Coordinates as CSV", frame.to_csv(index=False).encode(), f"{run.id}-{method}.csv", "text/csv",
+fmt = st.session_state.get("ae.latent.imgfmt", "png")
+event = st.plotly_chart(fig, on_select="rerun", selection_mode=("points", "box"), key="ae.latent.scatter",
+                        config={"toImageButtonOptions": {"format": fmt, "filename": f"{run.id}-{method}"}})
+d1, d2 = st.columns([1, 3])
+d1.download_button("Coordinates as CSV", frame.to_csv(index=False).encode(), f"{run.id}-{method}.csv", "text/csv",
                    key="ae.latent.csv")
+d2.radio("The chart's camera button saves", ["png", "svg"], horizontal=True, key="ae.latent.imgfmt")
 
 selection = event.selection if event else None
 picked = [int(np.ravel(p["customdata"])[0]) for p in (selection.points if selection else [])
