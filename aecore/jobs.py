@@ -22,6 +22,14 @@ from .training import Progress, TrainSettings, pick_device, train
 _INIT_LOCK = threading.Lock()  # torch's global RNG seeds weight init; two jobs must not interleave there
 
 
+def _join(thread: threading.Thread, timeout: float | None) -> bool:
+    """Wait up to ``timeout`` for ``thread``; True once it has ended, False if it never started or still runs."""
+    if thread.ident is None:
+        return False
+    thread.join(timeout)
+    return not thread.is_alive()
+
+
 def build_model(name: str, config: dict[str, Any], seed: int) -> torch.nn.Module:
     """``create_model(name, **config)`` with weights initialised from ``seed`` (bitwise repeatable on CPU)."""
     with _INIT_LOCK:
@@ -72,10 +80,7 @@ class TrainingJob:
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the worker; True once it has ended (False for a job that was never started)."""
-        if self._thread.ident is None:
-            return False
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
+        return _join(self._thread, timeout)
 
     @property
     def alive(self) -> bool:
@@ -168,10 +173,7 @@ class BackgroundTask:
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the worker; True once it has ended (False for a task that was never started)."""
-        if self._thread.ident is None:
-            return False
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
+        return _join(self._thread, timeout)
 
     @property
     def done(self) -> bool:

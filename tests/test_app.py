@@ -17,6 +17,17 @@ def app(page: str | None = None) -> AppTest:
     return at
 
 
+def open_page(page: str, run_id: str | None = None) -> AppTest:
+    """The app on the digits dataset, with ``run_id`` selected in the sidebar, switched to ``page``."""
+    at = app()
+    at.sidebar.selectbox(key="ae.dataset").select("digits").run()
+    if run_id:
+        at.sidebar.selectbox(key="ae.run").select(run_id).run()
+    at.switch_page(page).run()
+    assert not at.exception, at.exception
+    return at
+
+
 def train_run(model: str, dataset: str = "digits", epochs: int = 2, **config) -> str:
     job = TrainingJob(model, config, load_dataset(dataset), TrainSettings(epochs=epochs), store=RunStore())
     job.start().join()

@@ -1,14 +1,9 @@
 """AppTest for the Latent space page."""
-from tests.test_app import app, train_run
+from tests.test_app import open_page, train_run
 
 
 def _open(run_id):
-    at = app()
-    at.sidebar.selectbox(key="ae.dataset").select("digits").run()
-    at.sidebar.selectbox(key="ae.run").select(run_id).run()
-    at.switch_page("pages/latent.py").run()
-    assert not at.exception, at.exception
-    return at
+    return open_page("pages/latent.py", run_id)
 
 
 def test_latent_page_projects_links_and_decodes():

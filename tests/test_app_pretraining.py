@@ -1,14 +1,9 @@
 """AppTest for the few-labels page."""
-from tests.test_app import app, train_run
+from tests.test_app import open_page, train_run
 
 
 def _open(run_id):
-    at = app()
-    at.sidebar.selectbox(key="ae.dataset").select("digits").run()
-    at.sidebar.selectbox(key="ae.run").select(run_id).run()
-    at.switch_page("pages/pretraining.py").run()
-    assert not at.exception, at.exception
-    return at
+    return open_page("pages/pretraining.py", run_id)
 
 
 def test_pretraining_page_runs_the_experiment_and_plots_it():

@@ -2,17 +2,7 @@
 import numpy as np
 
 from aecore import RunStore
-from tests.test_app import app, train_run
-
-
-def _open(page: str, run_id: str | None = None):
-    at = app()
-    at.sidebar.selectbox(key="ae.dataset").select("digits").run()
-    if run_id:
-        at.sidebar.selectbox(key="ae.run").select(run_id).run()
-    at.switch_page(page).run()
-    assert not at.exception, at.exception
-    return at
+from tests.test_app import app, open_page as _open, train_run
 
 
 def test_filters_page_shows_mosaics_unit_views_and_sparsity():
