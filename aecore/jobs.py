@@ -148,12 +148,14 @@ class TrainingJob:
 
 
 class BackgroundTask:
-    """Run ``fn(progress)`` in a worker thread, where ``progress(fraction)`` reports how far it got; poll
-    :attr:`fraction`, :attr:`done`, :attr:`result` and :attr:`error` (the exception's message, never raised)."""
+    """Run ``fn(progress)`` in a worker thread, where ``progress(fraction, partial=None)`` reports how far it got
+    (and optionally a partial result) and returns False once :meth:`cancel` was called. Poll :attr:`fraction`,
+    :attr:`partial`, :attr:`done`, :attr:`result` and :attr:`error` (the exception's message, never raised)."""
 
     def __init__(self, fn, name: str = "task"):
-        self.fraction, self.result, self.error = 0.0, None, ""
+        self.fraction, self.partial, self.result, self.error = 0.0, None, None, ""
         self._fn = fn
+        self._cancel = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def start(self) -> "BackgroundTask":
@@ -168,8 +170,19 @@ class BackgroundTask:
             traceback.print_exc()
         self.fraction = 1.0
 
-    def _report(self, fraction: float) -> None:
+    def _report(self, fraction: float, partial: Any = None) -> bool:
         self.fraction = fraction
+        if partial is not None:
+            self.partial = partial
+        return not self._cancel.is_set()
+
+    def cancel(self) -> None:
+        """Ask the worker to stop at its next progress report; what it returns then is still kept."""
+        self._cancel.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the worker; True once it has ended (False for a task that was never started)."""

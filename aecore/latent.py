@@ -3,6 +3,8 @@ between codes, and retrieval by code distance. UI-free; codes come from each fam
 from __future__ import annotations
 
 import itertools
+from typing import Callable
+
 import numpy as np
 import torch
 
@@ -26,28 +28,74 @@ def encode_all(model, x: np.ndarray, batch_size: int = 2048) -> np.ndarray:
                       for i in range(0, len(x), batch_size)]).numpy()
 
 
-def project(codes: np.ndarray, method: str, *, perplexity: float = 30.0, n_neighbors: int = 15,
-            min_dist: float = 0.1, metric: str = "euclidean", seed: int = 0) -> np.ndarray:
-    """(N, K) codes -> (N, 2) with PCA, t-SNE (scikit-learn) or UMAP (umap-learn)."""
-    n = len(codes)
+Progress = Callable[[float, "np.ndarray | None"], "bool | None"]
+
+
+def check_projection(n: int, method: str, *, perplexity: float = 30.0, n_neighbors: int = 15, **_) -> None:
+    """Raise ``ProjectionError`` with a reason if ``method`` cannot project ``n`` points with these settings."""
+    if method not in PROJECTIONS:
+        raise ProjectionError(f"unknown projection {method!r}; valid: {', '.join(PROJECTIONS)}")
     if n < 3:
         raise ProjectionError(f"need at least 3 points to project, got {n}")
+    if method == "tsne" and not 1 <= perplexity < n:
+        raise ProjectionError(f"perplexity {perplexity:g} needs more than {perplexity:g} points; there are {n}. "
+                              f"Lower the perplexity or use more points")
+    if method == "umap" and not 2 <= n_neighbors < n:
+        raise ProjectionError(f"{n_neighbors} neighbours need more than {n_neighbors} points; there are {n}")
+
+
+def project(codes: np.ndarray, method: str, *, perplexity: float = 30.0, n_neighbors: int = 15,
+            min_dist: float = 0.1, metric: str = "euclidean", progress: Progress | None = None) -> np.ndarray:
+    """(N, K) codes -> (N, 2) by PCA, t-SNE (:mod:`aecore.tsne`) or UMAP (umap-learn on exact neighbours).
+
+    ``progress(fraction, layout_so_far)`` is called as the work goes on (t-SNE passes its layout every few
+    iterations, UMAP None); returning False stops a t-SNE early with the layout so far.
+    """
+    n = len(codes)
+    check_projection(n, method, perplexity=perplexity, n_neighbors=n_neighbors)
+    report = progress or (lambda fraction, layout: None)
     if method == "pca":  # the same coordinates the decoder grid uses
         return principal_axes(codes)[2]
     if method == "tsne":
-        if not 1 <= perplexity < n:
-            raise ProjectionError(f"perplexity {perplexity:g} needs more than {perplexity:g} points; there are {n}. "
-                                  f"Lower the perplexity or use more points")
-        from sklearn.manifold import TSNE
-        return TSNE(n_components=2, perplexity=perplexity, metric=metric, init="pca", random_state=seed
-                    ).fit_transform(codes)
-    if method == "umap":
-        if not 2 <= n_neighbors < n:
-            raise ProjectionError(f"{n_neighbors} neighbours need more than {n_neighbors} points; there are {n}")
-        import umap
-        return umap.UMAP(n_neighbors=n_neighbors, min_dist=min_dist, metric=metric, random_state=seed
-                         ).fit_transform(codes)
-    raise ProjectionError(f"unknown projection {method!r}; valid: {', '.join(PROJECTIONS)}")
+        from .tsne import tsne
+        return tsne(codes, perplexity, metric=metric, every=5,
+                    callback=lambda it, total, layout: report(it / total, layout))
+    return _umap(codes, n_neighbors, min_dist, metric, report)
+
+
+def _umap(codes: np.ndarray, n_neighbors: int, min_dist: float, metric: str, report: Progress) -> np.ndarray:
+    """umap-learn given our exact neighbours, which skips its approximate search and that search's numba
+    compilation. Its parallel optimisation (no random_state) is twice as fast on 2 cores, and not bitwise
+    repeatable."""
+    import warnings
+
+    import umap
+    from .tsne import nearest_neighbours
+    x = torch.as_tensor(codes, dtype=torch.float32)
+    if metric == "cosine":
+        x = x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    report(0.05, None)
+    d2, idx = nearest_neighbours(x, n_neighbors - 1)
+    n = len(codes)
+    knn_idx = np.concatenate([np.arange(n)[:, None], idx.numpy()], 1)  # umap-learn counts each point first
+    dist = d2.numpy() / 2 if metric == "cosine" else np.sqrt(d2.numpy())  # |a-b|^2 = 2 (1 - cos) on unit vectors
+    knn_dist = np.concatenate([np.zeros((n, 1), np.float32), dist], 1)
+    report(0.15, None)
+    with warnings.catch_warnings():  # its notes on precomputed neighbours and on parallelism
+        warnings.simplefilter("ignore")
+        out = umap.UMAP(n_neighbors=n_neighbors, min_dist=min_dist, metric=metric,
+                        precomputed_knn=(knn_idx, knn_dist, None)).fit_transform(codes)
+    report(1.0, None)
+    return out.astype(np.float64)
+
+
+def warm_up() -> None:
+    """Compile the numba code that t-SNE and UMAP run (umap-learn's first call in a process otherwise spends tens
+    of seconds there), on a few random points. Meant for a background thread at server start."""
+    from .tsne import tsne
+    codes = np.random.default_rng(0).normal(size=(300, 8)).astype(np.float32)
+    tsne(codes, 10, early_iter=2, n_iter=2)
+    project(codes, "umap", n_neighbors=15)
 
 
 def knn_accuracy(points: np.ndarray, labels: np.ndarray, k: int = 10) -> float:

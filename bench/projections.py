@@ -1,10 +1,12 @@
-"""Projections of 10,000 codes to 2-D: what the Latent space page runs (aecore.latent.project) against the peers,
-scikit-learn's t-SNE and umap-learn's defaults (the latter in a fresh process, numba compilation included, as a newly
-started server meets it). Prints one JSON line per measurement.
+"""Projections of 10,000 codes to 2-D: what the Latent space page runs (aecore.latent.project) against the peers in
+the same run: scikit-learn's t-SNE, and umap-learn's defaults in a fresh process (numba compilation included, as a
+newly started server meets it). Prints one JSON line per measurement, then one with the ratios.
 
-    AECORE_DATA_DIR=../shared/data python bench/projections.py [--epochs 2] [--points 10000]
+    AECORE_DATA_DIR=../shared/data python bench/projections.py [--epochs 2] [--points 10000] [--skip-peers]
 
-The codes are the test set's, from the seed recipe trained for ``--epochs`` on full MNIST.
+The codes are the test set's, from the seed recipe trained for ``--epochs`` on full MNIST. The UMAP lines run in
+fresh processes: umap-learn's defaults; ours cold; and ours after ``aecore.latent.warm_up()``, which the app runs in
+a background thread when a server starts.
 """
 from __future__ import annotations
 
@@ -19,30 +21,65 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 from aecore import TrainSettings, build_model, load_dataset, train  # noqa: E402
 from aecore.latent import encode_all, knn_accuracy, project, trustworthiness  # noqa: E402
 
-FRESH_UMAP = """
+FRESH = """
 import sys, time, json, numpy as np
-t = time.perf_counter()
-import umap
-out = umap.UMAP().fit_transform(np.load(sys.argv[1]))
-np.save(sys.argv[2], out)
-print(json.dumps({"seconds": time.perf_counter() - t}))
+sys.path.insert(0, sys.argv[4])
+codes = np.load(sys.argv[2])
+out = {}
+if sys.argv[1] == "umap-learn":
+    t = time.perf_counter()
+    import umap
+    xy = umap.UMAP().fit_transform(codes)
+else:
+    from aecore import latent
+    if sys.argv[1] == "aecore-warm":
+        t = time.perf_counter()
+        latent.warm_up()
+        out["warm_up_seconds"] = time.perf_counter() - t
+    t = time.perf_counter()
+    xy = latent.project(codes, "umap")
+out["seconds"] = time.perf_counter() - t
+np.save(sys.argv[3], xy)
+print(json.dumps(out))
 """
 
 
-def score(name: str, seconds: float, codes: np.ndarray, xy: np.ndarray, labels: np.ndarray) -> dict:
+def score(name: str, seconds: float, codes: np.ndarray, xy: np.ndarray, labels: np.ndarray, **extra) -> dict:
     sub = slice(0, 3000)  # trustworthiness is quadratic in the points
-    return {"projection": name, "seconds": round(seconds, 2), "knn10_accuracy": round(knn_accuracy(xy, labels), 4),
+    return {"projection": name, "seconds": round(seconds, 2), **extra,
+            "knn10_accuracy": round(knn_accuracy(xy, labels), 4),
             "trustworthiness_3k": round(trustworthiness(codes[sub], xy[sub]), 4)}
+
+
+def fresh_umap(kind: str, codes: np.ndarray, labels: np.ndarray) -> dict | None:
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / "codes.npy", Path(tmp) / "xy.npy"
+        np.save(src, codes)
+        res = subprocess.run([sys.executable, "-c", FRESH, kind, str(src), str(dst), str(ROOT)], capture_output=True,
+                             text=True)
+        if res.returncode != 0:
+            print(res.stderr[-2000:], file=sys.stderr)
+            return None
+        out = json.loads(res.stdout.strip().splitlines()[-1])
+        extra = {k: round(v, 2) for k, v in out.items() if k != "seconds"}
+        return {"impl": f"{kind}, fresh process", **score("umap", out["seconds"], codes, np.load(dst), labels, **extra)}
+
+
+def emit(row: dict) -> dict:
+    print(json.dumps(row), flush=True)
+    return row
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--points", type=int, default=10000)
+    ap.add_argument("--skip-peers", action="store_true", help="only aecore's own projections")
     args = ap.parse_args()
     if not os.environ.get("AECORE_DATA_DIR"):
         raise SystemExit("set AECORE_DATA_DIR to a folder with the MNIST IDX files (../shared/data here)")
@@ -51,23 +88,34 @@ def main() -> None:
     train(model, ds.x_train, TrainSettings(epochs=args.epochs))
     codes, labels = encode_all(model, ds.x_test)[:args.points], ds.y_test[:args.points]
 
-    for method in ("pca", "tsne"):
-        start = time.perf_counter()
-        xy = project(codes, method)
-        print(json.dumps({"impl": "aecore.latent.project", **score(method, time.perf_counter() - start, codes, xy,
-                                                                     labels)}), flush=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        src, dst = Path(tmp) / "codes.npy", Path(tmp) / "xy.npy"
-        np.save(src, codes)
-        res = subprocess.run([sys.executable, "-c", FRESH_UMAP, str(src), str(dst)], capture_output=True, text=True)
-        if res.returncode == 0:
-            seconds = json.loads(res.stdout.strip().splitlines()[-1])["seconds"]
-            print(json.dumps({"impl": "umap-learn defaults, fresh process",
-                              **score("umap", seconds, codes, np.load(dst), labels)}), flush=True)
     start = time.perf_counter()
-    xy = project(codes, "umap")
-    print(json.dumps({"impl": "aecore.latent.project (umap-learn, warm process)",
-                      **score("umap", time.perf_counter() - start, codes, xy, labels)}), flush=True)
+    emit({"impl": "aecore", **score("pca", time.perf_counter() - start, codes, project(codes, "pca"), labels)})
+    first: list[float] = []
+    start = time.perf_counter()
+    xy = project(codes, "tsne", progress=lambda f, layout: first.append(time.perf_counter() - start)
+                 if layout is not None and not first else None)
+    ours = emit({"impl": "aecore", **score("tsne", time.perf_counter() - start, codes, xy, labels,
+                                           first_picture_seconds=round(first[0], 2))})
+    rows = {"umap-aecore-warm": fresh_umap("aecore-warm", codes, labels)}
+    rows["umap-aecore-cold"] = fresh_umap("aecore-cold", codes, labels)
+    for row in rows.values():
+        if row:
+            emit(row)
+    if args.skip_peers:
+        return
+    from sklearn.manifold import TSNE
+    start = time.perf_counter()
+    xy = TSNE(n_components=2, init="pca", random_state=0).fit_transform(codes)
+    peer = emit({"impl": "scikit-learn TSNE", **score("tsne", time.perf_counter() - start, codes, xy, labels)})
+    umap_peer = fresh_umap("umap-learn", codes, labels)
+    if umap_peer:
+        emit(umap_peer)
+    summary = {"tsne_speedup_vs_sklearn": round(peer["seconds"] / ours["seconds"], 2),
+               "tsne_knn10_ours_minus_sklearn": round(ours["knn10_accuracy"] - peer["knn10_accuracy"], 4)}
+    if umap_peer and rows["umap-aecore-warm"]:
+        summary["umap_speedup_vs_fresh_umap_learn"] = round(umap_peer["seconds"]
+                                                            / rows["umap-aecore-warm"]["seconds"], 2)
+    emit(summary)
 
 
 if __name__ == "__main__":

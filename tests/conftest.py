@@ -1,4 +1,5 @@
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,17 @@ def isolated_dirs(tmp_path, monkeypatch):
     monkeypatch.delenv("AECORE_DATA_DIR", raising=False)
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def background_threads_end():
+    """Let the app's background threads (warm-up, projections, training) finish before the interpreter exits: one
+    still inside a native thread pool then can abort the process ("terminate called without an active
+    exception"), which would fail a green run."""
+    yield
+    for thread in threading.enumerate():
+        if thread.daemon and thread.name.startswith(("aecore-", "project-", "train-", "probe-", "compare")):
+            thread.join(timeout=300)
 
 
 @pytest.fixture(scope="session")

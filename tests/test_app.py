@@ -1,4 +1,6 @@
 """AppTest: every page driven through its widgets, asserting on what it shows."""
+import json
+import time
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
@@ -25,6 +27,32 @@ def open_page(page: str, run_id: str | None = None) -> AppTest:
         at.sidebar.selectbox(key="ae.run").select(run_id).run()
     at.switch_page(page).run()
     assert not at.exception, at.exception
+    return at
+
+
+def select_on_chart(at: AppTest, key: str, points: list[dict] = (), box: list[dict] = ()) -> AppTest:
+    """Rerun ``at`` as the browser does after a click (``points``) or a box drag (``box``) on the Plotly chart
+    ``key``: the chart's selection state travels as its widget value, a JSON string."""
+    chart = next(c for c in at.get("plotly_chart") if c.key == key)
+    states = at._tree.get_widget_states()
+    state = states.widgets.add()
+    state.id = chart.proto.id
+    state.string_value = json.dumps({"selection": {
+        "points": list(points), "point_indices": [p.get("point_index", 0) for p in points], "box": list(box),
+        "lasso": []}})
+    at._run(states)
+    assert not at.exception, at.exception
+    return at
+
+
+def rerun_until(at: AppTest, done, timeout: float = 60.0) -> AppTest:
+    """Rerun ``at`` until ``done(at)`` holds, as the page's polling fragments would; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not done(at):
+        assert time.monotonic() < deadline, "timed out waiting for the page"
+        time.sleep(0.2)
+        at.run()
+        assert not at.exception, at.exception
     return at
 
 

@@ -1,5 +1,9 @@
 """AppTest for the Latent space page."""
-from tests.test_app import open_page, train_run
+import numpy as np
+
+from aecore import RunStore, load_dataset
+from aecore.latent import encode_all, principal_axes
+from tests.test_app import open_page, rerun_until, select_on_chart, train_run
 
 
 def _open(run_id):
@@ -38,7 +42,54 @@ def test_latent_page_tsne_refuses_a_perplexity_too_large():
     assert not at.exception, at.exception
     assert any("perplexity 100 needs more than 100 points" in e.value for e in at.error)
     at.slider(key="ae.latent.perplexity").set_value(10).run()
-    assert not at.error and len(at.get("plotly_chart")) == 1
+    assert not at.error
+    # it runs in the background: a progress bar and the layout so far, then the final, selectable chart
+    assert at.get("progress") and "t-SNE: iteration" in at.get("progress")[0].proto.text
+    rerun_until(at, lambda a: any(c.key == "ae.latent.scatter" for c in a.get("plotly_chart")))
+    assert not at.get("progress") and not at.error
+
+
+def _scatter_keys(at):
+    return [c.key for c in at.get("plotly_chart")]
+
+
+def test_latent_page_shows_tsne_forming_and_caches_it():
+    run = train_run("stacked", epochs=1, hidden=(16,), code_size=4)
+    at = _open(run)
+    at.selectbox(key="ae.latent.method").select("tsne").run()
+    at.slider(key="ae.latent.n").set_value(300).run()
+    seen = []
+    rerun_until(at, lambda a: seen.append(_scatter_keys(a)) or "ae.latent.scatter" in seen[-1])
+    assert ["ae.latent.live"] in seen, "the layout should be drawn while t-SNE optimises"
+    # back to PCA and to t-SNE again: the finished layout comes from the cache, at once
+    at.selectbox(key="ae.latent.method").select("pca").run()
+    at.selectbox(key="ae.latent.method").select("tsne").run()
+    assert "ae.latent.scatter" in _scatter_keys(at) and not at.get("progress")
+
+
+def test_clicking_a_point_shows_it_and_a_box_in_the_pca_view_drives_the_grid():
+    run = train_run("stacked", epochs=2, hidden=(32,), code_size=6)
+    at = _open(run)
+    at.slider(key="ae.latent.n").set_value(500).run()
+    select_on_chart(at, "ae.latent.scatter", points=[{"point_index": 0, "customdata": [42], "x": 0, "y": 0}])
+    assert at.number_input(key="ae.latent.point").value == 42
+    digits = load_dataset("digits")
+    model = RunStore().load(run)[0]
+    codes = encode_all(model, digits.x_test[:500])
+    first = at.image[0]
+    want = [f"#{i}·{digits.class_names[digits.y_test[i]]}" for i in np.argsort(
+        np.linalg.norm(codes - codes[42], axis=1))[1:9]]
+    assert first.captions[2:] == want
+    # a box in PCA coordinates decodes a grid over exactly that box
+    xy = principal_axes(codes)[2]
+    x0, x1 = np.percentile(xy[:, 0], [25, 75])
+    y0, y1 = np.percentile(xy[:, 1], [25, 75])
+    select_on_chart(at, "ae.latent.scatter", box=[{"xref": "x", "yref": "y", "x": [x1, x0], "y": [y0, y1]}])
+    assert any(f"x {x0:.2f}…{x1:.2f}, y {y0:.2f}…{y1:.2f}" in c.value for c in at.caption)
+    assert any("decodes over the selected box" in c for img in at.image for c in img.captions)
+    # a box with no width: a message, not a traceback
+    select_on_chart(at, "ae.latent.scatter", box=[{"xref": "x", "yref": "y", "x": [x0, x0], "y": [y0, y1]}])
+    assert any("empty in one direction" in i.value for i in at.info)
 
 
 def test_two_dimensional_code_grids_in_code_space():

@@ -1,0 +1,100 @@
+"""The t-SNE engine against its definitions: neighbours, perplexity calibration, symmetric affinities, the exact
+attraction and repulsion sums, and an embedding that keeps clusters apart while showing its progress."""
+import numpy as np
+import pytest
+import torch
+from sklearn.neighbors import NearestNeighbors
+
+from aecore import tsne as T
+from aecore.latent import knn_accuracy
+
+
+def _points(n=300, d=5, seed=0):
+    return np.random.default_rng(seed).normal(size=(n, d)).astype(np.float32)
+
+
+def test_nearest_neighbours_match_scikit_learn():
+    x = _points()
+    d2, idx = T.nearest_neighbours(torch.as_tensor(x), 7, chunk=64)  # several chunks
+    dist, ref = NearestNeighbors(n_neighbors=8).fit(x).kneighbors(x)
+    assert (idx.numpy() == ref[:, 1:]).all()
+    np.testing.assert_allclose(d2.numpy(), dist[:, 1:] ** 2, rtol=1e-4, atol=1e-4)
+
+
+def test_each_row_has_the_asked_perplexity():
+    x = _points()
+    d2, _ = T.nearest_neighbours(torch.as_tensor(x), 60)
+    p = T.conditional_probabilities(d2, 15.0).double()
+    assert torch.allclose(p.sum(1), torch.ones(len(p), dtype=torch.float64), atol=1e-5)
+    entropy = -(p * p.clamp_min(1e-30).log()).sum(1)  # nats
+    np.testing.assert_allclose(entropy.exp().numpy(), 15.0, rtol=1e-3)
+
+
+def test_affinities_are_symmetric_and_sum_to_one():
+    x = _points(120)
+    p = T.affinities(x, 10.0)
+    dense = p.toarray()
+    np.testing.assert_allclose(dense, dense.T, atol=1e-12)
+    assert dense.sum() == pytest.approx(1.0) and (np.diag(dense) == 0).all()
+    # p_ij = (p(j|i) + p(i|j)) / 2N from the conditional probabilities over 31 neighbours
+    d2, idx = T.nearest_neighbours(torch.as_tensor(x), 31)
+    cond = np.zeros((120, 120))
+    np.put_along_axis(cond, idx.numpy(), T.conditional_probabilities(d2, 10.0).numpy(), axis=1)
+    np.testing.assert_allclose(dense, (cond + cond.T) / 240, atol=1e-8)
+
+
+def test_attraction_is_the_sparse_sum():
+    x, y = _points(150), np.random.default_rng(1).normal(size=(150, 2)) * 3
+    p = T.affinities(x, 10.0).toarray()
+    diff = y[:, None, :] - y[None]
+    w = 1 / (1 + (diff ** 2).sum(-1))
+    want = ((p * w)[..., None] * diff).sum(1)
+    np.testing.assert_allclose(T.attraction(y, T.affinities(x, 10.0)), want, rtol=1e-6, atol=1e-12)
+
+
+@pytest.mark.parametrize("scale", [0.05, 3.0, 30.0])  # early (a blob), middle and late layouts
+def test_grid_repulsion_is_close_to_the_exact_sum(scale):
+    y = np.random.default_rng(2).normal(size=(800, 2)) * scale
+    diff = y[:, None, :] - y[None]
+    w = 1 / (1 + (diff ** 2).sum(-1))
+    exact = ((w * w)[..., None] * diff).sum(1)
+    z_exact = w.sum() - len(y)
+    force, z = T.repulsion(y)
+    assert z == pytest.approx(z_exact, rel=0.01)
+    assert np.linalg.norm(force - exact) / np.linalg.norm(exact) < 0.08
+
+
+def test_tsne_separates_clusters_and_reports_its_progress():
+    rng = np.random.default_rng(3)
+    centres = rng.normal(0, 10, (4, 10))
+    x = np.concatenate([c + rng.normal(size=(60, 10)) for c in centres]).astype(np.float32)
+    labels = np.repeat(np.arange(4), 60)
+    seen = []
+    y = T.tsne(x, 20.0, early_iter=100, n_iter=200, callback=lambda it, total, layout: seen.append((it, total,
+                                                                                                     layout)))
+    assert y.shape == (240, 2) and np.isfinite(y).all()
+    assert knn_accuracy(y, labels) == 1.0
+    assert [s[0] for s in seen] == list(range(10, 301, 10)) and all(s[1] == 300 for s in seen)
+    np.testing.assert_array_equal(seen[-1][2], y)
+    assert np.ptp(seen[0][2]) < np.ptp(y)  # the layout grows out of the tiny PCA start
+    # deterministic, and a callback returning False stops early with the layout so far
+    stopped = T.tsne(x, 20.0, early_iter=100, n_iter=200, callback=lambda it, total, layout: it < 50)
+    assert np.ptp(stopped) < np.ptp(y)
+    np.testing.assert_array_equal(T.tsne(x, 20.0, early_iter=100, n_iter=200), y)
+
+
+def test_cosine_metric_ignores_the_length_of_codes_and_wide_codes_are_reduced():
+    x = _points(100)
+    scaled = x * np.random.default_rng(4).uniform(0.5, 5, (100, 1)).astype(np.float32)
+    a, b = T.prepare(x, "cosine"), T.prepare(scaled, "cosine")
+    np.testing.assert_allclose(a, b, atol=1e-6)
+    cos = x @ x.T / np.outer(np.linalg.norm(x, axis=1), np.linalg.norm(x, axis=1))
+    np.testing.assert_allclose(((a[:, None] - a[None]) ** 2).sum(-1), 2 * (1 - cos), atol=1e-5)
+    wide = _points(100, 80)
+    reduced = T.prepare(wide)
+    assert reduced.shape == (100, 50)
+    # the 50 leading components keep most of the pairwise distances (80 isotropic dims: roughly 50/80 of them)
+    ratio = ((reduced[:, None] - reduced[None]) ** 2).sum(-1).sum() / ((wide[:, None] - wide[None]) ** 2).sum(-1).sum()
+    assert 0.6 < ratio < 1.0
+    with pytest.raises(ValueError, match="unknown metric"):
+        T.prepare(x, "manhattan")
