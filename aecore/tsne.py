@@ -16,6 +16,7 @@ from typing import Callable
 
 import numba
 import numpy as np
+import scipy.fft
 import scipy.sparse
 import torch
 
@@ -96,18 +97,18 @@ def attraction(y: np.ndarray, p: scipy.sparse.csr_matrix) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=4)
-def _kernel_spectra(g: int, h: float, deconvolve: bool) -> torch.Tensor:
+def _kernel_spectra(g: int, h: float, deconvolve: bool) -> np.ndarray:
     """FFTs of w = 1 / (1 + r^2) and w^2 on the (2g) x (2g) node offsets (offset 0 at index 0, negative offsets
     wrapped), so that a product with a zero-padded grid's FFT is a linear convolution."""
-    off = torch.arange(2 * g, dtype=torch.float64)
-    off = torch.where(off < g, off, off - 2 * g) * h
+    off = np.arange(2 * g, dtype=np.float64)
+    off = np.where(off < g, off, off - 2 * g) * h
     k1 = 1.0 / (1.0 + off[:, None] ** 2 + off[None, :] ** 2)
-    spectra = torch.fft.rfft2(torch.stack([k1, k1 * k1]))
+    spectra = scipy.fft.rfft2(np.stack([k1, k1 * k1]))
     if deconvolve:  # undo the smoothing of spreading and reading back with cloud-in-cell (sinc^2 per axis, twice)
-        sx = torch.sinc(torch.fft.fftfreq(2 * g, dtype=torch.float64)) ** 2
-        sy = torch.sinc(torch.fft.rfftfreq(2 * g, dtype=torch.float64)) ** 2
-        spectra = spectra / (sx[:, None] * sy[None, :]) ** 2
-    return spectra.to(torch.complex64)
+        s0 = np.sinc(scipy.fft.fftfreq(2 * g)) ** 2
+        s1 = np.sinc(scipy.fft.rfftfreq(2 * g)) ** 2
+        spectra = spectra / (s0[:, None] * s1[None, :]) ** 2
+    return spectra.astype(np.complex64)
 
 
 def repulsion(y: np.ndarray, spacing: float = 0.5, max_grid: int = 384,
@@ -115,33 +116,37 @@ def repulsion(y: np.ndarray, spacing: float = 0.5, max_grid: int = 384,
     """Approximate t-SNE repulsion for every point, sum_j w_ij^2 (y_i - y_j), and the normaliser Z, the sum over
     pairs i != j of w_ij. Charges 1, y_0 and y_1 are spread onto a grid of the given ``spacing`` (finer for a small
     layout, coarser if it would need more than ``max_grid`` nodes a side), convolved with w and w^2 by FFT and read
-    back."""
+    back.
+
+    Single-threaded on purpose (numpy, scipy.fft): with a browser or training beside it on 2 cores, torch's
+    2-thread FFTs made a whole t-SNE 2x slower than one thread does, as each parallel step waits for the core that
+    is busy elsewhere."""
     n = len(y)
-    yt = torch.from_numpy(y)
-    lo = yt.min(0).values
-    span = float((yt.max(0).values - lo).max())
+    lo = y.min(0)
+    span = float((y.max(0) - lo).max())
     h = min(spacing, span / 29 + 1e-12)  # a small layout still gets 32 nodes a side
     while span / h + 3 > max_grid:
         h *= 1.25
     g = min(max_grid, 16 * math.ceil((span / h + 3) / 16))  # few distinct sizes, so the spectra cache hits
-    u = (yt - lo) / h + 1.0  # one empty node before the lowest point
-    cell = u.floor()
-    f = (u - cell).float()
-    c = cell.long()
+    u = (y - lo) / h + 1.0  # one empty node before the lowest point
+    cell = np.floor(u)
+    f = (u - cell).astype(np.float32)
+    c = cell.astype(np.int64)
     base = c[:, 0] * g + c[:, 1]
-    idx = torch.stack([base, base + 1, base + g, base + g + 1], 1).reshape(-1)
-    fx, fy = f[:, 0], f[:, 1]
-    w = torch.stack([(1 - fx) * (1 - fy), (1 - fx) * fy, fx * (1 - fy), fx * fy], 1)  # (N, 4)
-    charges = torch.stack([torch.ones(n), yt[:, 0].float(), yt[:, 1].float()])  # (3, N)
-    grid = torch.zeros(3, g * g).index_add_(1, idx, (charges[:, :, None] * w).reshape(3, -1))
+    idx = np.stack([base, base + 1, base + g, base + g + 1], 1)  # (N, 4)
+    fx, fy = f[:, :1], f[:, 1:]
+    w = np.concatenate([(1 - fx) * (1 - fy), (1 - fx) * fy, fx * (1 - fy), fx * fy], 1)  # (N, 4)
+    flat = idx.ravel()
+    grid = np.stack([np.bincount(flat, weights=(w * q[:, None]).ravel(), minlength=g * g)
+                     for q in (np.ones(n), y[:, 0], y[:, 1])]).astype(np.float32)
     spectra = _kernel_spectra(g, h, deconvolve)
-    spectrum = torch.fft.rfft2(grid.view(3, g, g), s=(2 * g, 2 * g))
-    fields = torch.fft.irfft2(torch.cat([spectrum[:1] * spectra[0], spectrum * spectra[1]]), s=(2 * g, 2 * g))
-    fields = fields[:, :g, :g].reshape(4, -1)  # w * 1, w^2 * 1, w^2 * y_0, w^2 * y_1
-    at = (fields.index_select(1, idx).view(4, n, 4) * w).sum(-1).double()  # (4, N), read back bilinearly
+    spectrum = scipy.fft.rfft2(grid.reshape(3, g, g), s=(2 * g, 2 * g))
+    fields = scipy.fft.irfft2(np.concatenate([spectrum[:1] * spectra[0], spectrum * spectra[1]]), s=(2 * g, 2 * g))
+    fields = np.ascontiguousarray(fields[:, :g, :g]).reshape(4, -1)  # w * 1, w^2 * 1, w^2 * y_0, w^2 * y_1
+    at = (fields[:, idx] * w).sum(-1).astype(np.float64)  # (4, N), read back bilinearly
     z = float(at[0].sum()) - n  # each point's own w_ii = 1 is not a pair
-    force = yt * at[1, :, None] - at[2:].T
-    return force.numpy(), max(z, 1e-12)
+    force = y * at[1, :, None] - at[2:].T
+    return force, max(z, 1e-12)
 
 
 def _principal_directions(x: torch.Tensor, k: int) -> torch.Tensor:

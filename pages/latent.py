@@ -58,22 +58,24 @@ def _projection_task(key: tuple, codes: np.ndarray, method: str, params: dict) -
     return task
 
 
-def _scatter(xy: np.ndarray, n: int) -> go.Figure:
-    """One WebGL trace per class, with each point's test index as customdata for the selection events. Built with
+def _scatter(xy: np.ndarray, index: np.ndarray) -> go.Figure:
+    """Points ``xy`` of the test images ``index``: one WebGL trace per class, the test index as customdata for the
+    selection events. Built with
     graph_objects: 30 ms for 10,000 points where plotly.express takes 200-600 ms, which matters when the layout is
     redrawn while it forms."""
     fig = go.Figure()
     for c, name in enumerate(dataset.class_names):
-        members = np.flatnonzero(labels[:n] == c)
-        if len(members):
-            fig.add_trace(go.Scattergl(x=xy[members, 0], y=xy[members, 1], mode="markers", name=str(name),
-                                       customdata=members, marker=dict(size=4),
+        rows = np.flatnonzero(labels[index] == c)
+        if len(rows):
+            fig.add_trace(go.Scattergl(x=xy[rows, 0], y=xy[rows, 1], mode="markers", name=str(name),
+                                       customdata=index[rows], marker=dict(size=4),
                                        hovertemplate=f"#%{{customdata}} · {name}<extra></extra>"))
     fig.update_layout(height=560, margin=dict(l=10, r=10, t=10, b=10), legend_title_text="label")
     return fig
 
 
 TRUST_POINTS = 3000
+LIVE_POINTS = 3000
 
 
 @st.cache_data(max_entries=8, show_spinner="Scoring the embedding…")
@@ -118,20 +120,25 @@ else:
         xy = task.result
     else:
         def live() -> None:
-            """The layout as it forms; one full rerun when it is done, for the linked views."""
+            """The layout as it forms (at most LIVE_POINTS of it: redrawing 10,000 WebGL points every update costs
+            the browser more CPU than the projection can spare), then one full rerun for the linked views."""
             if task.done:
                 st.rerun()
             what = (f"{NAMES[method]}: iteration {round(task.fraction * 1000)} of 1,000" if method == "tsne"
                     else f"{NAMES[method]}: {'finding neighbours' if task.fraction < 0.15 else 'optimising'}…")
             st.progress(task.fraction, text=what)
-            if task.partial is not None:
-                st.plotly_chart(_scatter(task.partial, n), key="ae.latent.live")
-            else:
+            layout = task.partial
+            if layout is None:
                 st.caption("Finding each point's nearest neighbours…")
-        st.fragment(live, run_every=0.4)()
+                return
+            shown = np.linspace(0, n - 1, min(n, LIVE_POINTS)).astype(int)
+            st.plotly_chart(_scatter(layout[shown], shown), key="ae.latent.live")
+            if n > LIVE_POINTS:
+                st.caption(f"{LIVE_POINTS:,} of the {n:,} points while it runs; all of them when it is done.")
+        st.fragment(live, run_every=0.7)()
 
 if xy is not None:
-    fig = _scatter(xy, n)
+    fig = _scatter(xy, np.arange(n))
     fmt = st.session_state.get("ae.latent.imgfmt", "png")
     event = st.plotly_chart(fig, on_select="rerun", selection_mode=("points", "box"), key="ae.latent.scatter",
                             config={"toImageButtonOptions": {"format": fmt, "filename": f"{run.id}-{method}"}})
@@ -227,7 +234,7 @@ elif side:
                                        (s2, xy, codes[:n], f"{NAMES[method]} of the codes",
                                         (run.id, method, tuple(sorted(params.items()))))):
         acc, trust = _scores((*key, dataset.name, n), high, pts, labels[:n])
-        f = _scatter(pts, n)
+        f = _scatter(pts, np.arange(n))
         f.update_traces(marker=dict(size=3))
         f.update_layout(height=380, margin=dict(l=10, r=10, t=40, b=10), showlegend=False, title=title)
         col.plotly_chart(f, key=f"ae.latent.side.{title}")
