@@ -41,9 +41,10 @@ def _warm_up() -> list[threading.Thread]:
     numba compilation that t-SNE and UMAP need (tens of seconds for umap-learn's first call in a process)."""
     from aecore.latent import warm_up as warm_projections
     from aecore.training import warm_up
-    threads = [threading.Thread(target=warm_up, name="aecore-warm-up", daemon=True),
-               threading.Thread(target=_lowest_priority(warm_projections), name="aecore-warm-projections",
-                                daemon=True)]
+    threads = [threading.Thread(target=warm_up, name="aecore-warm-up", daemon=True)]
+    if os.environ.get("AECORE_WARM_PROJECTIONS", "1") != "0":  # the tests turn it off: it only costs them time
+        threads.append(threading.Thread(target=_lowest_priority(warm_projections), name="aecore-warm-projections",
+                                        daemon=True))
     for thread in threads:
         thread.start()
     return threads

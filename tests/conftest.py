@@ -16,6 +16,10 @@ except ImportError:
     pass
 from aecore.training import warm_up  # noqa: E402
 
+# The app compiles t-SNE's and UMAP's numba code in a background thread at start; in the suite that thread would
+# run beside every later test (and tests/test_latent.py calls the same warm-up directly).
+os.environ["AECORE_WARM_PROJECTIONS"] = "0"
+
 warm_up()
 
 

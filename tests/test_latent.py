@@ -71,3 +71,10 @@ def test_interpolation_starts_and_ends_at_the_reconstructions(digits):
         recon = model.reconstruct(torch.as_tensor(np.stack([xa, xb]))).numpy()
         np.testing.assert_allclose(out["decoded"][[0, -1]], recon, atol=1e-5)
         np.testing.assert_allclose(out["blend"][[0, -1]], np.stack([xa, xb]), atol=1e-6)
+
+
+def test_warm_up_compiles_what_the_projections_run():
+    from aecore import latent
+    latent.warm_up()  # t-SNE's numba loop and umap-learn on 300 points; raises if either path is broken
+    out = project(np.random.default_rng(5).normal(size=(60, 3)).astype(np.float32), "umap", n_neighbors=5)
+    assert out.shape == (60, 2) and np.isfinite(out).all()
