@@ -20,7 +20,11 @@ class LeanAdam:
         self.lr, self.betas, self.eps = lr, betas, eps
         self.exp_avg = [torch.zeros_like(p) for p in self.params]
         self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
-        self.steps = [torch.zeros((), dtype=torch.float32, device=p.device) for p in self.params]
+        # per-parameter step counts as views of one tensor, so the usual step advances them all with one add
+        # (``_foreach_add_`` on CPU costs ~13 us, a tenth of the update)
+        device = self.params[0].device if self.params else "cpu"
+        self._counts = torch.zeros(len(self.params), dtype=torch.float32, device=device)
+        self.steps = list(self._counts.unbind()) if self.params else []
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         for p in self.params:
@@ -33,7 +37,10 @@ class LeanAdam:
             return
         pick = lambda xs: [xs[i] for i in live]  # noqa: E731
         steps = pick(self.steps)
-        torch._foreach_add_(steps, 1)  # the kernel reads the step count, it does not advance it
+        if len(live) == len(self.params):  # the kernel reads the step counts, it does not advance them
+            self._counts.add_(1)
+        else:  # parameters without a gradient this step keep their count, as in torch.optim.Adam
+            self._counts[live] += 1
         torch._fused_adam_(pick(self.params), [self.params[i].grad for i in live], pick(self.exp_avg),
                            pick(self.exp_avg_sq), [], steps, lr=self.lr, beta1=self.betas[0],
                            beta2=self.betas[1], weight_decay=0.0, eps=self.eps, amsgrad=False, maximize=False)

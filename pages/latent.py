@@ -1,5 +1,7 @@
 """Latent space page: a run's test codes projected to 2-D (PCA, t-SNE, UMAP) and linked to the images; a decoder grid
 over a box of code space; interpolation between two codes; retrieval by code distance against pixel distance."""
+import time
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -76,6 +78,15 @@ def _scatter(xy: np.ndarray, index: np.ndarray) -> go.Figure:
 
 TRUST_POINTS = 3000
 LIVE_POINTS = 3000
+FIRST_LAYOUT_WAIT = 1.5  # seconds a rerun waits for a projection's first layout, rather than show an empty chart
+
+
+def _await_first_layout(task: BackgroundTask) -> None:
+    """Hold this rerun until ``task`` has a layout to show (or is done), at most FIRST_LAYOUT_WAIT: the first
+    picture then comes with this rerun instead of after the live view's next poll."""
+    deadline = time.monotonic() + FIRST_LAYOUT_WAIT
+    while task.partial is None and not task.done and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 @st.cache_data(max_entries=8, show_spinner="Scoring the embedding…")
@@ -113,6 +124,7 @@ if method == "pca":
 else:
     task = _projection_task((run.id, dataset.name, n, method, tuple(sorted(params.items()))), codes[:n], method,
                             params)
+    _await_first_layout(task)
     if task.error:
         st.error(f"{NAMES[method]} failed: {task.error}")
         st.stop()

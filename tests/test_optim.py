@@ -19,3 +19,21 @@ def test_lean_adam_is_bitwise_torch_adam():
     for pa, pb in zip(a.parameters(), b.parameters()):
         assert torch.isfinite(pa).all() and torch.equal(pa, pb)
     assert not torch.equal(a[0].weight, torch.nn.Linear(6, 4).weight)
+
+
+def test_lean_adam_skips_parameters_without_gradient_like_torch_adam():
+    torch.manual_seed(1)
+    a = torch.nn.ModuleList([torch.nn.Linear(5, 5), torch.nn.Linear(5, 5)])
+    b = torch.nn.ModuleList([torch.nn.Linear(5, 5), torch.nn.Linear(5, 5)])
+    b.load_state_dict(a.state_dict())
+    ours, ref = LeanAdam(a.parameters(), lr=1e-2), torch.optim.Adam(b.parameters(), lr=1e-2, fused=True)
+    for step in range(6):
+        x = torch.randn(4, 5)
+        for model, opt in ((a, ours), (b, ref)):
+            opt.zero_grad(set_to_none=True)
+            out = model[0](x) if step % 3 else model[1](model[0](x))  # the second layer idles two steps in three
+            (out ** 2).mean().backward()
+            opt.step()
+    assert [float(s) for s in ours.steps] == [6.0, 6.0, 2.0, 2.0]
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        assert torch.equal(pa, pb)

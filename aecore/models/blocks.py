@@ -69,11 +69,14 @@ def dense_autoencoder_step(layers: list[nn.Linear], act_names: list[str], x: tor
     the seed recipe 7-20% faster on a 2-core CPU (interleaved runs), where such small steps are dominated by per-op
     overhead. Returns the loss.
     """
+    weights = [layer.weight for layer in layers]
+    biases = [layer.bias for layer in layers]
+    backward = [_ACT_BACKWARD[name] for name in act_names]
     zs, hs = [], [x]  # pre-activations and activations per layer, (B, out_i)
     h = x
-    for layer, name in zip(layers, act_names):
-        z = torch.addmm(layer.bias, h, layer.weight.t())
-        h = activation_fn(name)(z)
+    for w, b, name in zip(weights, biases, act_names):
+        z = F.linear(h, w, b)
+        h = _ACT_FORWARD[name](z)
         zs.append(z)
         hs.append(h)
     recon = hs[-1]
@@ -83,19 +86,18 @@ def dense_autoencoder_step(layers: list[nn.Linear], act_names: list[str], x: tor
     else:  # d mean squared error / d output
         g = (recon - x).mul_(2.0 / x.numel())
     for i in range(len(layers) - 1, -1, -1):
-        layer = layers[i]
-        g = _ACT_BACKWARD[act_names[i]](g, zs[i], hs[i + 1])
-        if layer.weight.grad is None:
-            layer.weight.grad, layer.bias.grad = torch.empty_like(layer.weight), torch.empty_like(layer.bias)
-        torch.mm(g.t(), hs[i], out=layer.weight.grad)  # (out, B) @ (B, in)
-        torch.sum(g, 0, out=layer.bias.grad)
+        w, b = weights[i], biases[i]
+        g = backward[i](g, zs[i], hs[i + 1])
+        if w.grad is None:
+            w.grad, b.grad = torch.empty_like(w), torch.empty_like(b)
+        torch.mm(g.t(), hs[i], out=w.grad)  # (out, B) @ (B, in)
+        torch.sum(g, 0, out=b.grad)
         if i:
-            g = g.mm(layer.weight)  # (B, out) -> (B, in)
+            g = g.mm(w)  # (B, out) -> (B, in)
     optimizer.step()
     return loss
 
 
-def activation_fn(name: str):
-    """The functional form of activation ``name``."""
-    return {"gelu": F.gelu, "relu": F.relu, "elu": F.elu, "tanh": torch.tanh, "sigmoid": torch.sigmoid,
-            "linear": lambda z: z}[name]
+_ACT_FORWARD = {"gelu": F.gelu, "relu": F.relu, "elu": F.elu, "tanh": torch.tanh, "sigmoid": torch.sigmoid,
+                "linear": lambda z: z}
+

@@ -1,0 +1,31 @@
+"""The few-label probe's pieces: labelled subsets and the logistic regression on codes."""
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+
+from aecore.probe import _logistic, labelled_subset
+
+
+def test_labelled_subset_takes_n_per_class_and_is_seeded():
+    labels = np.repeat(np.arange(4), 30)
+    idx = labelled_subset(labels, 5, seed=3)
+    assert np.bincount(labels[idx]).tolist() == [5, 5, 5, 5] and len(set(idx)) == 20
+    assert np.array_equal(idx, labelled_subset(labels, 5, seed=3))
+    assert not np.array_equal(idx, labelled_subset(labels, 5, seed=4))
+    assert len(labelled_subset(labels, None, seed=0)) == 120
+
+
+def test_logistic_is_logistic_regression_on_centred_codes_over_one_scale():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 300)
+    codes = rng.normal(size=(300, 6)) + np.eye(3, 6)[y] * 2.0
+    codes[:, 5] *= 50.0  # a loud unit, not rescaled on its own
+    train, test = slice(0, 200), slice(200, 300)
+    centre = codes[train].mean(0)
+    scale = np.sqrt(np.mean((codes[train] - centre) ** 2))
+    ref = LogisticRegression(max_iter=1000).fit((codes[train] - centre) / scale, y[train])
+    expected = ref.score((codes[test] - centre) / scale, y[test])
+    assert _logistic(codes[train], y[train], codes[test], y[test]) == expected
+    assert expected > 0.7  # the three classes are separable along units 0-2
+    # shifting the units or scaling all of them by one factor changes nothing
+    moved = codes * 1000.0 + np.arange(6) * 7.0
+    assert abs(_logistic(moved[train], y[train], moved[test], y[test]) - expected) <= 0.01  # one sample of 100
