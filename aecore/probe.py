@@ -30,8 +30,10 @@ def labelled_subset(labels: np.ndarray, per_class: int | None, seed: int) -> np.
 
 
 def _fit_network(encoder_model, x: torch.Tensor, y: torch.Tensor, n_classes: int, steps: int, seed: int,
-                 lr: float = 1e-3, batch_size: int = 64) -> nn.Module:
-    """Train ``encoder_model.features`` and a new softmax head end to end on (x, y); returns the head."""
+                 lr: float = 1e-3, batch_size: int = 64,
+                 progress: Callable[[float], None] | None = None) -> nn.Module:
+    """Train ``encoder_model.features`` and a new softmax head end to end on (x, y); returns the head.
+    ``progress(fraction of the steps)`` is called every 50 steps."""
     torch.manual_seed(seed)
     with torch.no_grad():
         k = encoder_model.features(x[:1]).shape[1]
@@ -40,12 +42,14 @@ def _fit_network(encoder_model, x: torch.Tensor, y: torch.Tensor, n_classes: int
     opt = torch.optim.Adam(params, lr=lr)
     gen = torch.Generator().manual_seed(seed)
     encoder_model.train()
-    for _ in range(steps):
+    for step in range(steps):
         idx = torch.randint(len(x), (min(batch_size, len(x)),), generator=gen).to(x.device)
         loss = F.cross_entropy(head(encoder_model.features(x[idx])), y[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if progress is not None and (step + 1) % 50 == 0:
+            progress((step + 1) / steps)
     encoder_model.eval()
     return head
 
@@ -85,6 +89,13 @@ def few_label_experiment(model, dataset, labels_per_class: list[int | None], see
     pca_tr, pca_te = pca.transform(x_tr), pca.transform(dataset.x_test)
     n_classes = int(max(y_tr.max(), dataset.y_test.max())) + 1
     rows, total, done = [], len(labels_per_class) * seeds, 0
+
+    def report(start: float, width: float):
+        """Progress within the current point: the networks' steps take most of its time, the logistic fits little."""
+        if progress is None:
+            return None
+        return lambda fraction: progress((done + start + width * fraction) / total)
+
     for per_class in labels_per_class:
         for seed in range(seeds):
             idx = labelled_subset(y_tr, per_class, seed)
@@ -93,12 +104,12 @@ def few_label_experiment(model, dataset, labels_per_class: list[int | None], see
             tag = {"labels_per_class": per_class if per_class is not None else "all", "seed": seed, "n": len(idx)}
             torch.manual_seed(seed)
             scratch = create_model(model.registry_name, **vars(model.config)).to(device)
-            head = _fit_network(scratch, x, y, n_classes, steps, seed)
+            head = _fit_network(scratch, x, y, n_classes, steps, seed, progress=report(0.0, 0.45))
             rows.append({"method": "scratch", **tag, "accuracy": _accuracy(scratch, head, x_te_t, y_te_t)})
             rows.append({"method": "frozen codes + logistic", **tag,
                          "accuracy": _logistic(codes_tr[idx], y_tr[idx], codes_te, dataset.y_test)})
             tuned = copy.deepcopy(model)
-            head = _fit_network(tuned, x, y, n_classes, steps, seed)
+            head = _fit_network(tuned, x, y, n_classes, steps, seed, progress=report(0.5, 0.45))
             rows.append({"method": "fine-tuned encoder", **tag, "accuracy": _accuracy(tuned, head, x_te_t, y_te_t)})
             rows.append({"method": "PCA codes + logistic", **tag,
                          "accuracy": _logistic(pca_tr[idx], y_tr[idx], pca_te, dataset.y_test)})

@@ -1,5 +1,6 @@
 """The seed recipe in tf.keras (seed 002's stacked autoencoder), run by seed_recipe.py --peer-keras inside the
-separate virtualenv described in bench/README.md. Reads arrays from an .npz, prints one JSON line."""
+separate virtualenv described in bench/README.md. Reads arrays from an .npz (and a seed, 0 by default), prints one
+JSON line."""
 import json
 import sys
 import time
@@ -9,7 +10,8 @@ from tensorflow import keras
 
 data = np.load(sys.argv[1])
 x_train, x_val, x_test = data["x_train"], data["x_val"], data["x_test"]
-keras.utils.set_random_seed(0)
+seed = int(sys.argv[2]) if len(sys.argv) > 2 else 0
+keras.utils.set_random_seed(seed)
 encoder = keras.Sequential([keras.Input(shape=(784,)), keras.layers.Dense(100, activation="gelu"),
                             keras.layers.Dense(30, activation="gelu")])
 decoder = keras.Sequential([keras.Input(shape=(30,)), keras.layers.Dense(100, activation="gelu"),
@@ -20,6 +22,6 @@ start = time.perf_counter()
 history = model.fit(x_train, x_train, validation_data=(x_val, x_val), batch_size=32, epochs=10, verbose=0)
 seconds = time.perf_counter() - start
 test_bce = float(model.evaluate(x_test, x_test, batch_size=1024, verbose=0))
-print(json.dumps({"peer": f"tf.keras {keras.__version__}", "seconds": round(seconds, 2),
+print(json.dumps({"peer": f"tf.keras {keras.__version__}", "seed": seed, "seconds": round(seconds, 2),
                   "samples_per_s": round(10 * len(x_train) / seconds), "val_bce": round(history.history["val_loss"][-1], 5),
                   "test_bce": round(test_bce, 5)}))

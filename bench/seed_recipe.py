@@ -1,11 +1,13 @@
 """The seed recipe on full MNIST: 784-100-30 GELU, sigmoid/BCE, Adam lr 1e-3, batch 32, 10 epochs, the first 5,000
 training images held out for validation. Prints one JSON line per measurement.
 
-    AECORE_DATA_DIR=../shared/data python bench/seed_recipe.py [--peer-keras] [--default-recipe]
+    AECORE_DATA_DIR=../shared/data python bench/seed_recipe.py [--peer-keras] [--seeds N] [--default-recipe]
 
 --peer-keras runs the same recipe in tf.keras (bench/README.md says how to make its virtualenv) in the same run and
-prints the ratio; --default-recipe reports how long the app's default training takes to reach the tf.keras
-recipe's 10-epoch validation BCE (or 0.0914 without --peer-keras).
+prints the ratio; --seeds N trains N seeds of each, alternating ours and the peer so that both see the same
+machine load, and prints the ratio of the median times and the mean validation BCEs; --default-recipe reports how
+long the app's default training takes to reach the tf.keras recipe's mean 10-epoch validation BCE (or 0.0914
+without --peer-keras).
 """
 from __future__ import annotations
 
@@ -55,12 +57,12 @@ def run_ours(x_train, x_val, x_test, settings: TrainSettings, target: float | No
     return out
 
 
-def run_keras(x_train, x_val, x_test, python: Path) -> dict:
+def run_keras(x_train, x_val, x_test, python: Path, seed: int = 0) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "mnist.npz"
         np.savez(path, x_train=x_train, x_val=x_val, x_test=x_test)
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-        res = subprocess.run([str(python), str(Path(__file__).parent / "keras_recipe.py"), str(path)],
+        res = subprocess.run([str(python), str(Path(__file__).parent / "keras_recipe.py"), str(path), str(seed)],
                              capture_output=True, text=True, env=env)
     if res.returncode != 0:
         raise SystemExit(f"tf.keras peer failed:\n{res.stderr[-2000:]}")
@@ -73,20 +75,31 @@ def main() -> None:
     ap.add_argument("--keras-python", type=Path, default=KERAS_PYTHON)
     ap.add_argument("--default-recipe", action="store_true", help="time the app's default to the peer's quality")
     ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 of each implementation, alternating")
     args = ap.parse_args()
     if not os.environ.get("AECORE_DATA_DIR"):
         raise SystemExit("set AECORE_DATA_DIR to a folder with the MNIST IDX files (../shared/data here)")
     x_train, x_val, x_test = split()
-    recipe = TrainSettings(epochs=args.epochs, batch_size=32, lr=1e-3, seed=0)
-    ours = run_ours(x_train, x_val, x_test, recipe)
-    print(json.dumps(ours), flush=True)
+    ours_runs, peer_runs = [], []
+    for seed in range(args.seeds):
+        recipe = TrainSettings(epochs=args.epochs, batch_size=32, lr=1e-3, seed=seed)
+        ours_runs.append({"seed": seed, **run_ours(x_train, x_val, x_test, recipe)})
+        print(json.dumps(ours_runs[-1]), flush=True)
+        if args.peer_keras:
+            peer_runs.append(run_keras(x_train, x_val, x_test, args.keras_python, seed))
+            print(json.dumps(peer_runs[-1]), flush=True)
     target = 0.0914
     if args.peer_keras:
-        peer = run_keras(x_train, x_val, x_test, args.keras_python)
-        print(json.dumps(peer), flush=True)
-        print(json.dumps({"speedup_vs_keras": round(peer["seconds"] / ours["seconds"], 2),
-                          "val_bce_ours": ours["val_bce"], "val_bce_keras": peer["val_bce"]}), flush=True)
-        target = peer["val_bce"]
+        median = lambda runs, k: float(np.median([r[k] for r in runs]))  # noqa: E731
+        mean = lambda runs, k: round(float(np.mean([r[k] for r in runs])), 5)  # noqa: E731
+        print(json.dumps({"seeds": args.seeds,
+                          "speedup_vs_keras": round(median(peer_runs, "seconds") / median(ours_runs, "seconds"), 2),
+                          "speedup_per_seed": [round(p["seconds"] / o["seconds"], 2)
+                                               for o, p in zip(ours_runs, peer_runs)],
+                          "val_bce_ours": mean(ours_runs, "val_bce"), "val_bce_keras": mean(peer_runs, "val_bce"),
+                          "test_bce_ours": mean(ours_runs, "test_bce"), "test_bce_keras": mean(peer_runs, "test_bce")}),
+              flush=True)
+        target = mean(peer_runs, "val_bce")
     if args.default_recipe:
         default = TrainSettings(epochs=30)  # the Train page's defaults, given epochs enough to get there
         assert model_spec(DEFAULT_MODEL).name == "stacked"

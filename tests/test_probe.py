@@ -29,3 +29,15 @@ def test_logistic_is_logistic_regression_on_centred_codes_over_one_scale():
     # shifting the units or scaling all of them by one factor changes nothing
     moved = codes * 1000.0 + np.arange(6) * 7.0
     assert abs(_logistic(moved[train], y[train], moved[test], y[test]) - expected) <= 0.01  # one sample of 100
+
+
+def test_the_experiment_reports_progress_within_a_point(digits):
+    from aecore import TrainSettings, create_model, train
+    from aecore.probe import few_label_experiment
+    model = create_model("stacked", input_shape=digits.image_shape, hidden=(16,), code_size=8)
+    train(model, digits.x_train, TrainSettings(epochs=1))
+    seen = []
+    rows = few_label_experiment(model, digits, [None], seeds=1, steps=200, progress=seen.append)
+    assert len(rows) == 4
+    assert seen == sorted(seen) and seen[-1] == 1.0
+    assert len([f for f in seen if 0.0 < f < 1.0]) >= 6  # one point, yet the bar moves while its networks train
