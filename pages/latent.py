@@ -78,6 +78,7 @@ def _scatter(xy: np.ndarray, index: np.ndarray) -> go.Figure:
 
 TRUST_POINTS = 3000
 LIVE_POINTS = 3000
+LIVE_EVERY = 1.5  # seconds between redraws of the layout as it forms, once it has a first one
 FIRST_LAYOUT_WAIT = 1.5  # seconds a rerun waits for a projection's first layout, rather than show an empty chart
 
 
@@ -147,7 +148,9 @@ else:
             st.plotly_chart(_scatter(layout[shown], shown), key="ae.latent.live")
             if n > LIVE_POINTS:
                 st.caption(f"{LIVE_POINTS:,} of the {n:,} points while it runs; all of them when it is done.")
-        st.fragment(live, run_every=0.7)()
+        # poll briskly until the first layout is there, then redraw less often: on a 2-core machine that also runs
+        # the browser, every redraw slows the projection down
+        st.fragment(live, run_every=LIVE_EVERY if task.partial is not None else 0.7)()
 
 if xy is not None:
     fig = _scatter(xy, np.arange(n))

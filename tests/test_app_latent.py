@@ -58,6 +58,8 @@ def test_latent_page_shows_tsne_forming_and_caches_it():
     at = _open(run)
     at.selectbox(key="ae.latent.method").select("tsne").run()
     at.slider(key="ae.latent.n").set_value(300).run()
+    # the rerun that starts it waits for the first layout, so a picture comes at once, not after the first poll
+    assert {"ae.latent.live", "ae.latent.scatter"} & set(_scatter_keys(at))
     seen = []
     rerun_until(at, lambda a: seen.append(_scatter_keys(a)) or "ae.latent.scatter" in seen[-1])
     assert ["ae.latent.live"] in seen, "the layout should be drawn while t-SNE optimises"
