@@ -52,7 +52,8 @@ def figure(rows: list[dict]) -> go.Figure:
         part = frame[frame["method"] == method].groupby("x")["accuracy"].agg(["mean", "std"]).reset_index()
         fig.add_scatter(x=part["x"], y=part["mean"], error_y=dict(array=part["std"].fillna(0.0)),
                         mode="lines+markers", name=method)
-    fig.update_layout(xaxis_type="log", xaxis_title="labels per class (the last point: all)",
+    every = (frame["labels_per_class"] == "all").any()
+    fig.update_layout(xaxis_type="log", xaxis_title="labels per class" + (" (the last point: all)" if every else ""),
                       yaxis_title="test accuracy", height=420, margin=dict(l=10, r=10, t=10, b=10))
     return fig
 

@@ -22,6 +22,14 @@ def test_pretraining_page_runs_the_experiment_and_plots_it():
     table = at.dataframe[0].value
     assert list(table.columns) == ["scratch", "frozen codes + logistic", "fine-tuned encoder", "PCA codes + logistic"]
     assert len(table) == 2 and ((table >= 0) & (table <= 1)).all().all()
+    assert "the last point: all" in chart[0].proto.spec
+    # without "all", the axis does not claim it
+    at.multiselect(key="ae.pretrain.counts").set_value([5]).run()
+    at.button(key="ae.pretrain.start").click().run()
+    assert at.session_state["ae.pretrain.tasks"][run].join(timeout=120)
+    at.run()
+    assert "labels per class" in at.get("plotly_chart")[0].proto.spec
+    assert "the last point: all" not in at.get("plotly_chart")[0].proto.spec
 
 
 def test_pretraining_page_needs_a_choice_of_labels():
