@@ -168,6 +168,7 @@ class BackgroundTask:
         except Exception as e:  # reported on the page, never raised into the UI
             self.error = f"{type(e).__name__}: {e}"
             traceback.print_exc()
+        self._fn = None  # a finished task kept as a cached result should not keep what it worked on alive
         self.fraction = 1.0
 
     def _report(self, fraction: float, partial: Any = None) -> bool:

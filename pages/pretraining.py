@@ -23,8 +23,18 @@ if run.model.config.input_dim != dataset.input_dim:
     st.error(f"Run {run.id} was trained on other images than {dataset.name}. Pick a run trained on this dataset.")
     st.stop()
 
-tasks = st.session_state.setdefault("ae.pretrain.tasks", {})
-task: BackgroundTask | None = tasks.get(run.id)
+
+
+@st.cache_resource
+def _experiments() -> dict:
+    """(run, dataset) -> the BackgroundTask of the latest experiment on it. Shared by every session, so a reload
+    or a second tab finds the experiment still running or its result, instead of orphaning it."""
+    return {}
+
+
+experiments = _experiments()
+key = (run.id, dataset.name)
+task: BackgroundTask | None = experiments.get(key)
 busy = task is not None and not task.done
 c1, c2, c3 = st.columns([3, 1, 1])
 counts = c1.multiselect("Labels per class", [1, 5, 10, 50, 100, "all"], default=[1, 5, 10, 50, 100, "all"],
@@ -35,9 +45,11 @@ steps = c3.select_slider("Steps", [100, 200, 300, 500, 1000], 300, key="ae.pretr
 if st.button("Run the experiment", type="primary", disabled=busy or not counts, key="ae.pretrain.start"):
     per_class = [None if c == "all" else int(c) for c in counts]
     model = run.model
-    tasks[run.id] = task = BackgroundTask(
+    experiments[key] = task = BackgroundTask(
         lambda progress: few_label_experiment(model, dataset, per_class, seeds=seeds, steps=steps,
                                               progress=progress), name=f"probe-{run.id}").start()
+    for old in [k for k, t in experiments.items() if t.done][:-16]:  # keep the 16 newest results
+        del experiments[old]
     st.rerun()
 if not counts:
     st.info("Choose at least one number of labels per class.")
