@@ -27,14 +27,15 @@ if run.model.config.input_dim != dataset.input_dim:
 
 @st.cache_resource
 def _experiments() -> dict:
-    """(run, dataset) -> the BackgroundTask of the latest experiment on it. Shared by every session, so a reload
-    or a second tab finds the experiment still running or its result, instead of orphaning it."""
+    """(run, dataset) -> (BackgroundTask, what it runs) of the latest experiment on it. Shared by every session, so
+    a reload or a second tab finds the experiment still running or its result, instead of orphaning it."""
     return {}
 
 
 experiments = _experiments()
 key = (run.id, dataset.name)
-task: BackgroundTask | None = experiments.get(key)
+task: BackgroundTask | None
+task, about = experiments.get(key, (None, ""))
 busy = task is not None and not task.done
 c1, c2, c3 = st.columns([3, 1, 1])
 counts = c1.multiselect("Labels per class", [1, 5, 10, 50, 100, "all"], default=[1, 5, 10, 50, 100, "all"],
@@ -45,10 +46,12 @@ steps = c3.select_slider("Steps", [100, 200, 300, 500, 1000], 300, key="ae.pretr
 if st.button("Run the experiment", type="primary", disabled=busy or not counts, key="ae.pretrain.start"):
     per_class = [None if c == "all" else int(c) for c in counts]
     model = run.model
-    experiments[key] = task = BackgroundTask(
-        lambda progress: few_label_experiment(model, dataset, per_class, seeds=seeds, steps=steps,
-                                              progress=progress), name=f"probe-{run.id}").start()
-    for old in [k for k, t in experiments.items() if t.done][:-16]:  # keep the 16 newest results
+    task = BackgroundTask(lambda progress: few_label_experiment(model, dataset, per_class, seeds=seeds, steps=steps,
+                                                                progress=progress), name=f"probe-{run.id}").start()
+    about = (f"{', '.join(map(str, counts))} labels per class, {seeds} seed{'s' * (seeds > 1)}, {steps} steps for "
+             f"the networks")
+    experiments[key] = task, about
+    for old in [k for k, (t, _) in experiments.items() if t.done][:-16]:  # keep the 16 newest results
         del experiments[old]
     st.rerun()
 if not counts:
@@ -71,6 +74,7 @@ def figure(rows: list[dict]) -> go.Figure:
 
 
 def results() -> None:
+    st.caption(f"Latest experiment on this run: {about}.")
     if not task.done:
         st.progress(task.fraction, text=f"training classifiers… {task.fraction:.0%}")
         return

@@ -25,6 +25,7 @@ def test_pretraining_page_runs_the_experiment_and_plots_it():
     # a reload (a new session) finds the result instead of losing it
     again = _open(run)
     assert again.get("plotly_chart") and again.dataframe[0].value.equals(table)
+    assert any("5, all labels per class, 2 seeds, 100 steps" in c.value for c in again.caption)
     # without "all", the axis does not claim it
     at.multiselect(key="ae.pretrain.counts").set_value([5]).run()
     at.button(key="ae.pretrain.start").click().run()
