@@ -24,7 +24,7 @@ class LeanAdam:
         # (``_foreach_add_`` on CPU costs ~13 us, a tenth of the update)
         device = self.params[0].device if self.params else "cpu"
         self._counts = torch.zeros(len(self.params), dtype=torch.float32, device=device)
-        self.steps = list(self._counts.unbind()) if self.params else []
+        self.steps = list(self._counts.unbind())
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         for p in self.params:

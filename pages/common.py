@@ -78,6 +78,13 @@ def jobs() -> dict[str, TrainingJob]:
     return st.session_state[K_JOBS]
 
 
+def keep_newest_finished(entries: dict, is_done, keep: int = 16) -> None:
+    """Drop all but the ``keep`` newest finished entries of a task cache shared by sessions (dicts keep insertion
+    order, so the first are the oldest); running ones always stay."""
+    for old in [k for k, v in entries.items() if is_done(v)][:-keep]:
+        del entries[old]
+
+
 def run_store() -> RunStore:
     return RunStore(os.environ.get("AECORE_RUNS_DIR") or None)
 

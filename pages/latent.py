@@ -53,9 +53,7 @@ def _projection_task(key: tuple, codes: np.ndarray, method: str, params: dict) -
         task = tasks[key] = BackgroundTask(lambda progress: latent.project(codes, method, progress=progress,
                                                                            **params), name=f"project-{method}")
         task.start()
-        finished = [k for k, t in tasks.items() if t.done]
-        for old in finished[:-16]:  # keep the 16 newest results
-            del tasks[old]
+        common.keep_newest_finished(tasks, lambda t: t.done)
     st.session_state["ae.latent.task"] = key
     return task
 

@@ -24,7 +24,6 @@ if run.model.config.input_dim != dataset.input_dim:
     st.stop()
 
 
-
 @st.cache_resource
 def _experiments() -> dict:
     """(run, dataset) -> (BackgroundTask, what it runs) of the latest experiment on it. Shared by every session, so
@@ -51,8 +50,7 @@ if st.button("Run the experiment", type="primary", disabled=busy or not counts, 
     about = (f"{', '.join(map(str, counts))} labels per class, {seeds} seed{'s' * (seeds > 1)}, {steps} steps for "
              f"the networks")
     experiments[key] = task, about
-    for old in [k for k, (t, _) in experiments.items() if t.done][:-16]:  # keep the 16 newest results
-        del experiments[old]
+    common.keep_newest_finished(experiments, lambda entry: entry[0].done)
     st.rerun()
 if not counts:
     st.info("Choose at least one number of labels per class.")
