@@ -1,4 +1,4 @@
-"""Arrays for views: image mosaics (UI-free numpy)."""
+"""Arrays for views: image mosaics and scatter rasters (UI-free numpy)."""
 from __future__ import annotations
 
 import math
@@ -34,6 +34,37 @@ def mosaic(images: np.ndarray, image_shape: tuple[int, int], ncols: int | None =
         out[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = \
             img.reshape(h, w)
     return upscale(to_uint8(out), scale)
+
+
+# the categorical colours of Streamlit's Plotly theme, so a raster and the interactive chart colour classes alike
+CLASS_COLORS = ("#0068c9", "#83c9ff", "#ff2b2b", "#ffabab", "#29b09d", "#7defa1", "#ff8700", "#ffd16a", "#6d3fc0",
+                "#d5dae5")
+
+
+def scatter_raster(xy: np.ndarray, classes: np.ndarray, width: int = 900, height: int = 560, radius: float = 2.0,
+                   colors: tuple[str, ...] = CLASS_COLORS, pad: int = 8) -> np.ndarray:
+    """Points ``xy`` (N, 2) drawn as discs on a white (height, width, 3) uint8 canvas, coloured by ``classes`` (ints
+    indexing ``colors``, cycling), each axis stretched to fill the canvas less ``pad`` pixels (centred if it has no spread), y upwards. Classes are
+    drawn in order, later over earlier, as Plotly draws one trace per class: a picture of a layout that costs the
+    browser no more than any image, where redrawing a chart of thousands of points takes it a core for a second."""
+    canvas = np.full((height, width, 3), 255, dtype=np.uint8)
+    xy = np.asarray(xy, dtype=np.float64)
+    if len(xy) == 0:
+        return canvas
+    lo, hi = xy.min(0), xy.max(0)
+    frac = np.where(hi > lo, (xy - lo) / np.where(hi > lo, hi - lo, 1.0), 0.5)  # an axis with no spread: centred
+    col = np.rint(pad + frac[:, 0] * (width - 1 - 2 * pad)).astype(np.int64)
+    row = np.rint(height - 1 - pad - frac[:, 1] * (height - 1 - 2 * pad)).astype(np.int64)
+    r = int(math.ceil(radius))
+    dy, dx = np.mgrid[-r:r + 1, -r:r + 1]
+    disc = dx * dx + dy * dy <= radius * radius + 0.5
+    dy, dx = dy[disc], dx[disc]
+    rgb = np.array([[int(c[i:i + 2], 16) for i in (1, 3, 5)] for c in colors], dtype=np.uint8)
+    order = np.argsort(classes, kind="stable")
+    rows = np.clip(row[order, None] + dy[None, :], 0, height - 1).ravel()
+    cols = np.clip(col[order, None] + dx[None, :], 0, width - 1).ravel()
+    canvas[rows, cols] = np.repeat(rgb[np.asarray(classes)[order] % len(rgb)], len(dy), axis=0)
+    return canvas
 
 
 def normalize_filters(weights: np.ndarray, per_tile: bool) -> np.ndarray:

@@ -1,5 +1,7 @@
 """Latent space page: a run's test codes projected to 2-D (PCA, t-SNE, UMAP) and linked to the images; a decoder grid
 over a box of code space; interpolation between two codes; retrieval by code distance against pixel distance."""
+import html
+import itertools
 import time
 
 import numpy as np
@@ -7,7 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from aecore import latent
+from aecore import latent, viz
 from aecore.jobs import BackgroundTask
 from aecore.viz import mosaic
 from pages import common
@@ -58,25 +60,35 @@ def _projection_task(key: tuple, codes: np.ndarray, method: str, params: dict) -
     return task
 
 
+LIVE_HEIGHT = 560  # pixels: the chart's height, and the live picture's before the browser scales it to the page
+
+
+def _legend() -> str:
+    """The live picture's legend: a coloured dot and name per class, as the chart's legend colours them."""
+    items = "".join(f'<span style="margin-right:0.9em;white-space:nowrap"><span style="color:{color}">&#9679;</span>'
+                    f" {html.escape(str(name))}</span>" for name, color in
+                    zip(dataset.class_names, itertools.cycle(viz.CLASS_COLORS)))
+    return f'<div style="font-size:0.85rem">label: {items}</div>'
+
+
 def _scatter(xy: np.ndarray, index: np.ndarray) -> go.Figure:
-    """Points ``xy`` of the test images ``index``: one WebGL trace per class, the test index as customdata for the
-    selection events. Built with
-    graph_objects: 30 ms for 10,000 points where plotly.express takes 200-600 ms, which matters when the layout is
-    redrawn while it forms."""
+    """Points ``xy`` of the test images ``index``: one WebGL trace per class in the live picture's colours, the test
+    index as customdata for the selection events. Built with graph_objects: 30 ms for 10,000 points where
+    plotly.express takes 200-600 ms."""
     fig = go.Figure()
     for c, name in enumerate(dataset.class_names):
         rows = np.flatnonzero(labels[index] == c)
         if len(rows):
             fig.add_trace(go.Scattergl(x=xy[rows, 0], y=xy[rows, 1], mode="markers", name=str(name),
-                                       customdata=index[rows], marker=dict(size=4),
+                                       customdata=index[rows],
+                                       marker=dict(size=4, color=viz.CLASS_COLORS[c % len(viz.CLASS_COLORS)]),
                                        hovertemplate=f"#%{{customdata}} · {name}<extra></extra>"))
-    fig.update_layout(height=560, margin=dict(l=10, r=10, t=10, b=10), legend_title_text="label")
+    fig.update_layout(height=LIVE_HEIGHT, margin=dict(l=10, r=10, t=10, b=10), legend_title_text="label")
     return fig
 
 
 TRUST_POINTS = 3000
-LIVE_POINTS = 3000
-LIVE_EVERY = 1.5  # seconds between redraws of the layout as it forms, once it has a first one
+LIVE_EVERY = 1.0  # seconds between redraws of the layout as it forms, once it has a first one
 FIRST_LAYOUT_WAIT = 1.5  # seconds a rerun waits for a projection's first layout, rather than show an empty chart
 
 
@@ -131,8 +143,9 @@ else:
         xy = task.result
     else:
         def live() -> None:
-            """The layout as it forms (at most LIVE_POINTS of it: redrawing 10,000 WebGL points every update costs
-            the browser more CPU than the projection can spare), then one full rerun for the linked views."""
+            """The layout as it forms, drawn as a picture: redrawing a Plotly chart of thousands of points every
+            update took the browser so much CPU that a 10,000-point t-SNE ran 1.4-2x longer beside it. Then one
+            full rerun for the interactive chart and the linked views."""
             if task.done:
                 st.rerun()
             what = (f"{NAMES[method]}: iteration {round(task.fraction * 1000)} of 1,000" if method == "tsne"
@@ -142,13 +155,11 @@ else:
             if layout is None:
                 st.caption("Finding each point's nearest neighbours…")
                 return
-            shown = np.linspace(0, n - 1, min(n, LIVE_POINTS)).astype(int)
-            st.plotly_chart(_scatter(layout[shown], shown), key="ae.latent.live")
-            if n > LIVE_POINTS:
-                st.caption(f"{LIVE_POINTS:,} of the {n:,} points while it runs; all of them when it is done.")
-        # poll briskly until the first layout is there, then redraw less often: on a 2-core machine that also runs
-        # the browser, every redraw slows the projection down
-        st.fragment(live, run_every=LIVE_EVERY if task.partial is not None else 0.7)()
+            st.image(viz.scatter_raster(layout, labels[:n], height=LIVE_HEIGHT), width="stretch",
+                     caption=f"The layout so far, all {n:,} points; the interactive chart replaces it when done.")
+            st.html(_legend())
+        # poll briskly until the first layout is there, then redraw once a second
+        st.fragment(live, run_every=LIVE_EVERY if task.partial is not None else 0.5)()
 
 if xy is not None:
     fig = _scatter(xy, np.arange(n))
