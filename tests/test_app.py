@@ -162,3 +162,31 @@ def test_reconstructions_page_orders_compares_and_validates():
     assert any("out of range" in e.value for e in at.error)
     at.text_input(key="ae.rec.indices").input("3, 5").run()
     assert [c.split(" ")[0] for c in at.image[0].captions] == ["#3", "#5"]
+
+
+def test_the_server_leaves_a_core_to_the_browser(monkeypatch):
+    import os
+    import threading
+
+    import torch
+
+    from pages import common
+    before = torch.get_num_threads()
+    seen = []
+    try:
+        default = max(1, (os.cpu_count() or 2) - 1)
+        for env, want in [(None, default), ("3", 3), ("zero", default)]:
+            if env is None:
+                monkeypatch.delenv("AECORE_TORCH_THREADS", raising=False)
+            else:
+                monkeypatch.setenv("AECORE_TORCH_THREADS", env)
+            common.torch_threads.clear()
+            assert common.torch_threads() == want
+            # threads started afterwards (training jobs, projections, script runs) compute with that many
+            worker = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+            worker.start()
+            worker.join()
+            assert seen[-1] == want
+    finally:
+        common.torch_threads.clear()
+        torch.set_num_threads(before)
