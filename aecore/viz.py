@@ -44,11 +44,12 @@ CLASS_COLORS = ("#0068c9", "#83c9ff", "#ff2b2b", "#ffabab", "#29b09d", "#7defa1"
 def scatter_raster(xy: np.ndarray, classes: np.ndarray, width: int = 900, height: int = 560, radius: float = 2.0,
                    colors: tuple[str, ...] = CLASS_COLORS, pad: int = 8) -> np.ndarray:
     """Points ``xy`` (N, 2) drawn as discs on a white (height, width, 3) uint8 canvas, coloured by ``classes`` (ints
-    indexing ``colors``, cycling), each axis stretched to fill the canvas less ``pad`` pixels (centred if it has no spread), y upwards. Classes are
-    drawn in order, later over earlier, as Plotly draws one trace per class: a picture of a layout that costs the
-    browser no more than any image, where redrawing a chart of thousands of points takes it a core for a second."""
+    indexing ``colors``, cycling), each axis stretched to fill the canvas less ``pad`` pixels (centred if it has no
+    spread), y upwards. Classes are drawn in order, later over earlier, as Plotly draws one trace per class: a
+    picture of a layout that costs the browser no more than any image, where redrawing a chart of thousands of points
+    takes it a core for a second."""
     canvas = np.full((height, width, 3), 255, dtype=np.uint8)
-    xy = np.asarray(xy, dtype=np.float64)
+    xy, classes = np.asarray(xy, dtype=np.float64), np.asarray(classes)
     if len(xy) == 0:
         return canvas
     lo, hi = xy.min(0), xy.max(0)
@@ -63,7 +64,7 @@ def scatter_raster(xy: np.ndarray, classes: np.ndarray, width: int = 900, height
     order = np.argsort(classes, kind="stable")
     rows = np.clip(row[order, None] + dy[None, :], 0, height - 1).ravel()
     cols = np.clip(col[order, None] + dx[None, :], 0, width - 1).ravel()
-    canvas[rows, cols] = np.repeat(rgb[np.asarray(classes)[order] % len(rgb)], len(dy), axis=0)
+    canvas[rows, cols] = np.repeat(rgb[classes[order] % len(rgb)], len(dy), axis=0)
     return canvas
 
 
