@@ -11,7 +11,6 @@ import streamlit as st
 
 from aecore import latent, viz
 from aecore.jobs import BackgroundTask
-from aecore.viz import mosaic
 from pages import common
 
 common.page_setup()
@@ -216,7 +215,7 @@ if box[0] == box[1] or box[2] == box[3]:
 else:
     steps = g2.slider("Grid size", 3, 20, 10, key="ae.latent.grid")
     pixels = latent.decoder_grid(run.model, box, steps, mean, axes)
-    st.image(mosaic(pixels, shape, ncols=steps, scale=2),
+    st.image(viz.mosaic(pixels, shape, ncols=steps, scale=2),
              caption=f"{steps}×{steps} decodes over the selected box of {where}")
 
 st.subheader("Interpolation")
@@ -226,8 +225,8 @@ b = i2.number_input("To test image", 0, n_test - 1, 1, key="ae.latent.b")
 steps = i3.slider("Steps", 3, 16, 10, key="ae.latent.steps")
 mode = i4.radio("Path", ["linear", "slerp"], horizontal=True, key="ae.latent.mode")
 strip = latent.interpolate(run.model, dataset.x_test[a], dataset.x_test[b], steps, mode)
-st.image(mosaic(strip["decoded"], shape, ncols=steps, scale=3), caption=f"decoded {mode} path between the codes")
-st.image(mosaic(strip["blend"], shape, ncols=steps, scale=3), caption="pixel-space blend, for contrast")
+st.image(viz.mosaic(strip["decoded"], shape, ncols=steps, scale=3), caption=f"decoded {mode} path between the codes")
+st.image(viz.mosaic(strip["blend"], shape, ncols=steps, scale=3), caption="pixel-space blend, for contrast")
 
 st.subheader("Retrieval")
 r1, r2 = st.columns([1, 3])

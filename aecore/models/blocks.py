@@ -100,4 +100,3 @@ def dense_autoencoder_step(layers: list[nn.Linear], act_names: list[str], x: tor
 
 _ACT_FORWARD = {"gelu": F.gelu, "relu": F.relu, "elu": F.elu, "tanh": torch.tanh, "sigmoid": torch.sigmoid,
                 "linear": lambda z: z}
-
