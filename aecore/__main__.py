@@ -55,7 +55,8 @@ def _cmd_train(args, store: RunStore) -> int:
     config.update(_parse_sets(args.set))
     settings = coerce(TrainSettings, {k: v for k, v in {
         "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
-        "greedy": args.greedy, "greedy_epochs": args.greedy_epochs}.items() if v is not None})
+        "greedy": args.greedy, "greedy_epochs": args.greedy_epochs,
+        "output_bias_from_data": args.output_bias_from_data}.items() if v is not None})
     dataset = load_dataset(args.dataset)
     job = TrainingJob(args.model, config, dataset, TrainSettings(**settings), store=store, device=args.device)
     job.start()
@@ -147,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--preset", help="a named preset of the model (see `list`)")
     t.add_argument("--greedy", action="store_true", default=None, help="greedy layer-wise pretraining first")
     t.add_argument("--greedy-epochs", type=int)
+    t.add_argument("--zero-output-bias", dest="output_bias_from_data", action="store_false", default=None,
+                   help="start the output bias at 0 (as Keras does) instead of at the training images' mean")
     t.add_argument("--device", help="cpu, cuda, mps (default: best available)")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a model hyperparameter")
     e = sub.add_parser("eval", help="print test metrics of a saved run as one JSON line")

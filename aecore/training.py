@@ -33,6 +33,10 @@ class TrainSettings:
                                      "the previous layer's codes, stack them, then fine-tune")
     greedy_epochs: int = param(2, min=1, max=100, step=1, help="epochs per layer in greedy pretraining")
     finetune: bool = param(True, help="after greedy pretraining, fine-tune the whole stack for `epochs` epochs")
+    output_bias_from_data: bool = param(True, help="start the output layer's bias at each pixel's mean over the "
+                                                   "training images (its logit for a sigmoid output) instead of 0, "
+                                                   "so training does not spend its first epochs learning the "
+                                                   "background")
 
 
 def warm_up() -> None:
@@ -50,6 +54,28 @@ def pick_device(name: str | None = None) -> torch.device:
     if mps is not None and mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+OUTPUT_BIAS_CLIP = 1e-3  # a pixel that is always 0 starts at logit(0.001) = -6.9
+
+
+@torch.no_grad()
+def start_output_bias(model: nn.Module, x: torch.Tensor) -> bool:
+    """Set ``model.output_bias()`` to the mean of the training images ``x`` (N, D): per pixel for a (D,) bias,
+    over all pixels for a (1,) one; through the logit (means clipped to [1e-3, 1 - 1e-3]) when the model outputs
+    logits. Returns whether the model has such a bias."""
+    bias = getattr(model, "output_bias", lambda: None)()
+    if bias is None:
+        return False
+    mean = x.mean(0)
+    if bias.numel() == 1:
+        mean = mean.mean().reshape(1)
+    elif bias.numel() != mean.numel():
+        raise ValueError(f"output bias has {bias.numel()} values for {mean.numel()} pixels")
+    if getattr(model, "output_kind", "logits") == "logits":
+        mean = torch.logit(mean.clamp(OUTPUT_BIAS_CLIP, 1 - OUTPUT_BIAS_CLIP))
+    bias.copy_(mean.view_as(bias))
+    return True
 
 
 @dataclass
@@ -228,8 +254,9 @@ def train(model: nn.Module, x_train: np.ndarray | torch.Tensor, settings: TrainS
           stop_event: threading.Event | None = None) -> Progress:
     """Train ``model`` on ``x_train`` (N, D) in place and return the final :class:`Progress`.
 
-    Runs greedy layer-wise pretraining first if ``settings.greedy``; fits in closed form for families that have
-    one. Stopping (``stop_event``) keeps the weights trained so far; a NaN or exploding loss restores the last good
+    Starts the output bias at the data's mean if ``settings.output_bias_from_data`` (:func:`start_output_bias`);
+    runs greedy layer-wise pretraining first if ``settings.greedy``; fits in closed form for families that have one.
+    Stopping (``stop_event``) keeps the weights trained so far; a NaN or exploding loss restores the last good
     weights and ends with status ``"diverged"``. ``callback`` receives the progress at most every 0.25 s.
     """
     device = pick_device(device if isinstance(device, str) else (str(device) if device else None))
@@ -237,18 +264,21 @@ def train(model: nn.Module, x_train: np.ndarray | torch.Tensor, settings: TrainS
     x = torch.as_tensor(x_train, dtype=torch.float32).to(device)
     val = torch.as_tensor(x_val, dtype=torch.float32).to(device) if x_val is not None else None
     probe_t = torch.as_tensor(probe, dtype=torch.float32).to(device) if probe is not None else None
+    closed_form = getattr(model, "closed_form", False)
+    if settings.output_bias_from_data and not closed_form:
+        start_output_bias(model, x)
     stages = model.greedy_stages() if settings.greedy else []
     if settings.greedy and not stages:
         raise ValueError(f"{model.registry_name or type(model).__name__} does not support greedy pretraining")
     steps_per_epoch = math.ceil(len(x) / settings.batch_size)
-    main_epochs = 0 if getattr(model, "closed_form", False) or (stages and not settings.finetune) else settings.epochs
+    main_epochs = 0 if closed_form or (stages and not settings.finetune) else settings.epochs
     total = steps_per_epoch * (main_epochs + len(stages) * settings.greedy_epochs)
     log_every = max(1, min(50, steps_per_epoch // 20))
     loop = _Loop(model, settings, device, probe_t, val, callback, stop_event, max(total, 1), log_every)
     p = loop.progress
     _snapshot(model, 0, p.snapshots)
     try:
-        if getattr(model, "closed_form", False):
+        if closed_form:
             p.phase = "closed form"
             model.fit_closed_form(x)
             p.step = p.total_steps

@@ -16,6 +16,7 @@ def test_train_then_eval_then_list(capsys):
     model, record = RunStore().load(run_id)
     assert record.config["hidden"] == [24] and record.config["code_size"] == 6 and record.dataset == "digits"
     assert len(record.epochs) == 2 and record.settings["batch_size"] == 64
+    assert record.settings["output_bias_from_data"] is True
 
     assert main(["eval", run_id]) == 0
     line = json.loads(capsys.readouterr().out.strip())
@@ -26,6 +27,14 @@ def test_train_then_eval_then_list(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     assert run_id in out and "stacked" in out and "mnist-5k" in out
+
+
+def test_zero_output_bias_starts_the_bias_at_zero(capsys):
+    assert main(["train", "stacked", "--dataset", "digits", "--epochs", "1", "--lr", "1e-5", "--zero-output-bias"]) == 0
+    run_id = capsys.readouterr().out.strip().splitlines()[-1]
+    model, record = RunStore().load(run_id)
+    assert record.settings["output_bias_from_data"] is False
+    assert float(model.output_bias().detach().abs().max()) < 1e-3  # a pixel that is always 0 would start at -6.9
 
 
 def test_train_with_preset_and_greedy(capsys):

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from aecore import TrainSettings, build_model, create_model, train
-from aecore.training import pick_device
+from aecore.training import pick_device, start_output_bias
 
 
 def _weights(model):
@@ -143,3 +143,35 @@ def test_filter_snapshots_are_kept_per_epoch_and_thinned(digits):
     for epoch in range(60):
         _snapshot(model, epoch, snaps)
     assert len(snaps) <= MAX_SNAPSHOTS and min(snaps) == 0 and max(snaps) == 59
+
+
+def test_output_bias_starts_at_the_training_images_mean(digits):
+    x = torch.as_tensor(digits.x_train[:400])
+    mean = x.mean(0)
+    stacked = build_model("stacked", {"input_shape": (8, 8)}, seed=0)
+    assert start_output_bias(stacked, x)
+    expected = torch.log(mean.clamp(1e-3, 1 - 1e-3) / (1 - mean.clamp(1e-3, 1 - 1e-3)))  # logit
+    assert torch.allclose(stacked.decoder.layers[-1].bias, expected, atol=1e-5)
+    assert float(stacked.decoder.layers[-1].bias.detach().min()) == pytest.approx(np.log(1e-3 / (1 - 1e-3)), abs=1e-4)
+    linear = build_model("k-sparse", {"input_shape": (8, 8), "code_size": 32, "k": 4}, seed=0)  # squared-error output
+    assert linear.output_kind == "linear" and start_output_bias(linear, x)
+    assert torch.allclose(linear.decoder_bias, mean)
+    conv = build_model("conv", {"input_shape": (8, 8), "channels": (4,), "code_size": 4}, seed=0)
+    assert start_output_bias(conv, x)  # one grey channel: one value, the logit of the mean over all pixels
+    p = float(mean.mean())
+    assert float(conv.dec_convs[-1].bias.detach()) == pytest.approx(np.log(p / (1 - p)), rel=1e-5)
+    assert not start_output_bias(create_model("pca", input_shape=(8, 8)), x)
+
+
+def test_bias_from_data_is_what_training_starts_from_and_it_lowers_the_loss(digits):
+    x = digits.x_train[:600]
+    losses = {}
+    for from_data in (True, False):
+        model = build_model("stacked", {"input_shape": (8, 8)}, seed=0)
+        p = train(model, x, TrainSettings(epochs=2, seed=0, output_bias_from_data=from_data))
+        losses[from_data] = [r["train_reconstruction"] for r in p.epoch_rows]
+    assert losses[True][0] < losses[False][0] and losses[True][1] < losses[False][1]
+    # with it off, the loop leaves the bias alone: the first steps start from zero
+    model = build_model("stacked", {"input_shape": (8, 8)}, seed=0)
+    train(model, x, TrainSettings(epochs=1, seed=0, output_bias_from_data=False, lr=1e-5))
+    assert float(model.decoder.layers[-1].bias.detach().abs().max()) < 1e-3

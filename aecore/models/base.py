@@ -126,6 +126,12 @@ class Autoencoder(nn.Module):
         """
         return []
 
+    def output_bias(self) -> torch.Tensor | None:
+        """The bias added last to the reconstruction: (D,), one per pixel, or (1,), one for a single-channel
+        image; ``None`` where there is none. Training starts it at the data's mean
+        (``TrainSettings.output_bias_from_data``)."""
+        return None
+
     def first_layer_weights(self) -> torch.Tensor | None:
         """First-layer filters for the mosaic: (units, D) for dense layers, (channels, kh, kw) for convolutions;
         ``None`` where that makes no sense."""

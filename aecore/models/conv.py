@@ -120,5 +120,8 @@ class ConvAutoencoder(Autoencoder):
         h = F.relu(self.enc_convs[0](x.view(len(x), 1, *self.config.input_shape)))
         return h.amax(dim=(2, 3))
 
+    def output_bias(self) -> torch.Tensor:
+        return self.dec_convs[-1].bias  # (1,): one grey channel
+
     def first_layer_weights(self) -> torch.Tensor:
         return self.enc_convs[0].weight[:, 0]  # (C1, k, k)

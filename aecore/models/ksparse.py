@@ -74,5 +74,8 @@ class KSparseAutoencoder(Autoencoder):
         w = self.encoder.weight.t() if self.decoder_weight is None else self.decoder_weight  # (D, K)
         return F.linear(code, w, self.decoder_bias)  # (B, K) -> (B, D)
 
+    def output_bias(self) -> torch.Tensor:
+        return self.decoder_bias
+
     def first_layer_weights(self) -> torch.Tensor:
         return self.encoder.weight

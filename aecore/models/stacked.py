@@ -79,6 +79,9 @@ class StackedAutoencoder(Autoencoder):
         """The weight matrices of every layer (what weight decay acts on)."""
         return [layer.weight for layer in (*self.encoder.layers, *self.decoder.layers)]
 
+    def output_bias(self) -> torch.Tensor:
+        return self.decoder.layers[-1].bias
+
     def first_layer_weights(self) -> torch.Tensor:
         return self.encoder.layers[0].weight
 

@@ -50,6 +50,9 @@ class TiedAutoencoder(Autoencoder):
     def greedy_stages(self) -> list[tuple[nn.Module, nn.Module]]:
         return mirrored_stages(self.encoder.layers, self.encoder.acts, self.decoder_layers, self.decoder_acts)
 
+    def output_bias(self) -> torch.Tensor:
+        return self.decoder_layers[-1].bias
+
     def first_layer_weights(self) -> torch.Tensor:
         return self.encoder.layers[0].weight
 
