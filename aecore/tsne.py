@@ -10,8 +10,12 @@ learning rate max(200, N / 12) (its "auto", in units without the gradient's fact
 """
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import functools
+import hashlib
 import math
+import threading
 from typing import Callable
 
 import numba
@@ -72,6 +76,66 @@ def affinities(x: np.ndarray, perplexity: float) -> scipy.sparse.csr_matrix:
     joint = ((cond + cond.T) / (2 * n)).tocsr()
     joint.sort_indices()
     return joint
+
+
+_prepared_lock = threading.Lock()
+_prepared: collections.OrderedDict = collections.OrderedDict()  # key -> Future of (rows, affinities)
+PREPARED_KEEP = 4
+
+
+def _key(x: np.ndarray, perplexity: float, metric: str) -> tuple:
+    x = np.ascontiguousarray(x)
+    return hashlib.blake2b(x.view(np.uint8).ravel(), digest_size=16).hexdigest(), x.shape, str(x.dtype), \
+        float(perplexity), metric
+
+
+def prepared(x: np.ndarray, perplexity: float = 30.0, metric: str = "euclidean"
+             ) -> tuple[np.ndarray, scipy.sparse.csr_matrix]:
+    """``prepare(x, metric)`` and its :func:`affinities`, computed once per (data, perplexity, metric) and kept for
+    the last few: a caller that asks while another thread computes them waits for that result instead of
+    computing it again. The Latent page asks ahead of the click (:func:`prefetch`), so a t-SNE starts at its first
+    iteration; for 10,000 codes the neighbour search is most of the first second."""
+    key = _key(x, perplexity, metric)
+    with _prepared_lock:
+        future = _prepared.get(key)
+        owner = future is None
+        if owner:
+            future = _prepared[key] = concurrent.futures.Future()
+            while len(_prepared) > PREPARED_KEEP:
+                _prepared.popitem(last=False)
+        else:
+            _prepared.move_to_end(key)
+    if owner:
+        try:
+            rows = prepare(x, metric)
+            future.set_result((rows, affinities(rows, perplexity)))
+        except BaseException as e:  # the next caller tries again; the waiting ones see the error
+            with _prepared_lock:
+                if _prepared.get(key) is future:
+                    del _prepared[key]
+            future.set_exception(e)
+    return future.result()
+
+
+def prefetch(x: np.ndarray, perplexity: float = 30.0, metric: str = "euclidean",
+             wrap: Callable[[Callable], Callable] = lambda fn: fn) -> threading.Thread | None:
+    """Start :func:`prepared` for ``x`` in a daemon thread (``wrap`` may lower its priority), unless it is already
+    there or under way. Returns the thread, or None."""
+    key = _key(x, perplexity, metric)
+    with _prepared_lock:
+        if key in _prepared:
+            return None
+    thread = threading.Thread(target=wrap(lambda: _quietly(prepared, x, perplexity, metric)),
+                              name="aecore-tsne-prefetch", daemon=True)
+    thread.start()
+    return thread
+
+
+def _quietly(fn, *args) -> None:
+    try:
+        fn(*args)
+    except Exception:  # noqa: BLE001 - the t-SNE itself will report it, at the control
+        pass
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True)
@@ -189,9 +253,8 @@ def tsne(x: np.ndarray, perplexity: float = 30.0, *, metric: str = "euclidean", 
     ``callback(iteration, total, layout)`` runs every ``every`` iterations and at the end; returning False stops
     early and returns the layout so far.
     """
-    x = prepare(x, metric)
+    x, p = prepared(x, perplexity, metric)
     n = len(x)
-    p = affinities(x, perplexity)
     y = pca_init(x)
     lr = learning_rate or max(200.0, n / exaggeration)
     update = np.zeros_like(y)

@@ -22,7 +22,7 @@ K_PENDING_RUN = "ae.pending_run"
 K_JOBS = "ae.jobs"
 
 
-def _lowest_priority(fn):
+def lowest_priority(fn):
     """``fn`` run at the lowest CPU priority its thread can have (Linux lets a thread set its own), so that it only
     uses time no one else wants: measured, training runs 6.5x slower beside numba compiling at normal priority and
     not measurably slower beside it at nice 19."""
@@ -43,7 +43,7 @@ def _warm_up() -> list[threading.Thread]:
     from aecore.training import warm_up
     threads = [threading.Thread(target=warm_up, name="aecore-warm-up", daemon=True)]
     if os.environ.get("AECORE_WARM_PROJECTIONS", "1") != "0":  # the tests turn it off: it only costs them time
-        threads.append(threading.Thread(target=_lowest_priority(warm_projections), name="aecore-warm-projections",
+        threads.append(threading.Thread(target=lowest_priority(warm_projections), name="aecore-warm-projections",
                                         daemon=True))
     for thread in threads:
         thread.start()

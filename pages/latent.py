@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from aecore import latent, viz
+from aecore import latent, tsne, viz
 from aecore.jobs import BackgroundTask
 from pages import common
 
@@ -123,6 +123,9 @@ elif method == "umap":
     params["n_neighbors"] = c3.slider("Neighbours", 2, 100, 15, key="ae.latent.neighbors")
     params["min_dist"] = c4.slider("Min dist", 0.0, 0.99, 0.1, 0.01, key="ae.latent.min_dist")
     params["metric"] = st.selectbox("Metric", ["euclidean", "cosine"], key="ae.latent.umap_metric")
+if method != "tsne":  # neighbours and affinities ready before t-SNE is picked, so it starts at its first iteration
+    tsne.prefetch(codes[:n], st.session_state.get("ae.latent.perplexity", 30),
+                  st.session_state.get("ae.latent.metric", "euclidean"), wrap=common.lowest_priority)
 try:
     latent.check_projection(n, method, **params)
 except latent.ProjectionError as e:

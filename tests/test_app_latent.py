@@ -33,6 +33,26 @@ def test_latent_page_projects_links_and_decodes():
     assert len([m for m in at.metric if m.label == "10-NN label accuracy in 2-D"]) == 2
 
 
+def test_the_pca_view_prepares_tsne_in_the_background():
+    import time
+    from aecore import tsne
+    run = train_run("stacked", epochs=1, hidden=(16,), code_size=5)
+    at = _open(run)
+    assert at.selectbox(key="ae.latent.method").value == "pca"
+    n = at.slider(key="ae.latent.n").value
+    model, record = RunStore().load(run)
+    codes = encode_all(model, load_dataset(record.dataset).x_test)[:n]
+    key = tsne._key(codes, 30.0, "euclidean")
+    deadline = time.monotonic() + 30
+    while not (key in tsne._prepared and tsne._prepared[key].done()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert key in tsne._prepared, "opening the page should have started the t-SNE's neighbour search"
+    rows, p = tsne.prepared(codes, 30.0)  # there already: what the t-SNE will start from
+    assert p.shape == (n, n)
+    at.selectbox(key="ae.latent.method").select("tsne").run()
+    assert not at.exception and (_live_picture(at) or "ae.latent.scatter" in _scatter_keys(at))
+
+
 def test_latent_page_tsne_refuses_a_perplexity_too_large():
     run = train_run("stacked", epochs=1, hidden=(16,), code_size=4)
     at = _open(run)

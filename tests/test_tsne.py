@@ -98,3 +98,50 @@ def test_cosine_metric_ignores_the_length_of_codes_and_wide_codes_are_reduced():
     assert 0.6 < ratio < 1.0
     with pytest.raises(ValueError, match="unknown metric"):
         T.prepare(x, "manhattan")
+
+
+def test_prepared_affinities_are_computed_once_even_when_threads_ask_together(monkeypatch):
+    import threading
+    import time
+    x = _points(200, seed=11)
+    calls = []
+    real = T.affinities
+
+    def slow(rows, perplexity):
+        calls.append(perplexity)
+        time.sleep(0.2)  # long enough for the other threads to ask while this one computes
+        return real(rows, perplexity)
+
+    monkeypatch.setattr(T, "affinities", slow)
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(T.prepared(x, 15.0))) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert calls == [15.0] and len(results) == 3
+    assert all(r[1] is results[0][1] for r in results)
+    expected = real(T.prepare(x), 15.0)
+    assert (abs(results[0][1] - expected)).max() == 0
+    assert T.prefetch(x, 15.0) is None  # already there: nothing started
+    # other data, perplexity or metric are other entries; a prefetch computes one in the background
+    thread = T.prefetch(x, 16.0)
+    assert thread is not None
+    thread.join()
+    assert calls == [15.0, 16.0]
+    T.prepared(x, 16.0)
+    assert calls == [15.0, 16.0]
+
+
+def test_a_failed_preparation_is_not_kept(monkeypatch):
+    x = _points(120, seed=12)
+
+    def broken(rows, perplexity):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(T, "affinities", broken)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        T.prepared(x, 9.0)
+    monkeypatch.undo()
+    rows, p = T.prepared(x, 9.0)  # asked again: computed, not the stored error
+    assert p.shape == (120, 120) and abs(p.sum() - 1) < 1e-6
