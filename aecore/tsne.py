@@ -108,6 +108,8 @@ def prepared(x: np.ndarray, perplexity: float = 30.0, metric: str = "euclidean"
     if owner:
         try:
             rows = prepare(x, metric)
+            if np.shares_memory(rows, x):  # kept past this call: the caller may reuse its array
+                rows = rows.copy()
             future.set_result((rows, affinities(rows, perplexity)))
         except BaseException as e:  # the next caller tries again; the waiting ones see the error
             with _prepared_lock:
