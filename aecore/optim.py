@@ -30,20 +30,27 @@ class LeanAdam:
         for p in self.params:
             p.grad = None
 
-    @torch.no_grad()
     def step(self) -> None:
-        live = [i for i, p in enumerate(self.params) if p.grad is not None]
+        grads = [p.grad for p in self.params]
+        if any(g is None for g in grads):
+            self._step_some(grads)
+            return
+        self._counts.add_(1)  # the kernel reads the step counts, it does not advance them
+        self._update(self.params, grads, self.exp_avg, self.exp_avg_sq, self.steps)
+
+    def _step_some(self, grads: list[torch.Tensor | None]) -> None:
+        """Parameters without a gradient this step keep their state and count, as in torch.optim.Adam."""
+        live = [i for i, g in enumerate(grads) if g is not None]
         if not live:
             return
+        self._counts[live] += 1
         pick = lambda xs: [xs[i] for i in live]  # noqa: E731
-        steps = pick(self.steps)
-        if len(live) == len(self.params):  # the kernel reads the step counts, it does not advance them
-            self._counts.add_(1)
-        else:  # parameters without a gradient this step keep their count, as in torch.optim.Adam
-            self._counts[live] += 1
-        torch._fused_adam_(pick(self.params), [self.params[i].grad for i in live], pick(self.exp_avg),
-                           pick(self.exp_avg_sq), [], steps, lr=self.lr, beta1=self.betas[0],
-                           beta2=self.betas[1], weight_decay=0.0, eps=self.eps, amsgrad=False, maximize=False)
+        self._update(pick(self.params), pick(grads), pick(self.exp_avg), pick(self.exp_avg_sq), pick(self.steps))
+
+    def _update(self, params, grads, exp_avg, exp_avg_sq, steps) -> None:
+        with torch.no_grad():
+            torch._fused_adam_(params, grads, exp_avg, exp_avg_sq, [], steps, lr=self.lr, beta1=self.betas[0],
+                               beta2=self.betas[1], weight_decay=0.0, eps=self.eps, amsgrad=False, maximize=False)
 
 
 def adam(params: Iterable[torch.nn.Parameter], lr: float, device: torch.device):

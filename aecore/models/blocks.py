@@ -6,16 +6,37 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..losses import reconstruction_loss
-
 _aten = torch.ops.aten
 
 ACTIVATIONS = ("gelu", "relu", "elu", "tanh", "sigmoid", "linear")
 
 
+def gelu(z: torch.Tensor) -> torch.Tensor:
+    """Exact GELU, as ``F.gelu``, bitwise as ATen's own kernel computes it.
+
+    On a CPU, ``F.gelu`` hands a contiguous float32 tensor to oneDNN, whose set-up costs 7-16 us a call (forward
+    and backward), more than the arithmetic on a batch of 32. A transposed view is not contiguous, so it takes ATen's
+    kernel instead (2-3x faster at these sizes); the result, transposed back, is contiguous. Autograd through it
+    takes the ATen backward kernel too.
+    """
+    return F.gelu(z.t()).t() if z.dim() == 2 else F.gelu(z)
+
+
+def gelu_backward(g: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """d loss / d z from d loss / d gelu(z) ``g``, by the kernel autograd uses for :func:`gelu`."""
+    return _aten.gelu_backward(g.t(), z.t()).t() if z.dim() == 2 else _aten.gelu_backward(g, z)
+
+
+class GELU(nn.Module):
+    """``nn.GELU()`` computed by :func:`gelu`."""
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return gelu(z)
+
+
 def activation(name: str) -> nn.Module:
     """The activation module called ``name`` (one of :data:`ACTIVATIONS`)."""
-    table = {"gelu": nn.GELU, "relu": nn.ReLU, "elu": nn.ELU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid,
+    table = {"gelu": GELU, "relu": nn.ReLU, "elu": nn.ELU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid,
              "linear": nn.Identity}
     if name not in table:
         raise ValueError(f"unknown activation {name!r}; valid: {', '.join(ACTIVATIONS)}")
@@ -50,53 +71,58 @@ def mirrored_stages(enc_layers, enc_acts, dec_layers, dec_acts) -> list[tuple[nn
 
 # d(loss)/d(pre-activation) from d(loss)/d(activation) g, the pre-activation z and the activation h
 _ACT_BACKWARD = {
-    "gelu": lambda g, z, h: _aten.gelu_backward(g, z),
+    "gelu": lambda g, z, h: gelu_backward(g, z),
     "relu": lambda g, z, h: _aten.threshold_backward(g, h, 0),
     "elu": lambda g, z, h: _aten.elu_backward(g, 1.0, 1, 1.0, False, z),
     "tanh": lambda g, z, h: _aten.tanh_backward(g, h),
     "sigmoid": lambda g, z, h: _aten.sigmoid_backward(g, h),
     "linear": lambda g, z, h: g,
 }
+_ACT_FORWARD = {"gelu": gelu, "relu": F.relu, "elu": F.elu, "tanh": torch.tanh, "sigmoid": torch.sigmoid,
+                "linear": lambda z: z}
 
 
-@torch.no_grad()
-def dense_autoencoder_step(layers: list[nn.Linear], act_names: list[str], x: torch.Tensor, output_kind: str,
-                           optimizer) -> torch.Tensor:
+class DenseStep:
     """One optimiser step of a plain fully connected autoencoder (``layers`` from input to reconstruction, loss =
     mean BCE on logits or MSE, no other terms) with the backward pass written out instead of recorded by autograd.
 
-    The gradients are bitwise those autograd computes (a test checks); skipping the tape makes a batch-32 step of
-    the seed recipe 7-20% faster on a 2-core CPU (interleaved runs), where such small steps are dominated by per-op
-    overhead. Returns the loss.
+    The gradients are bitwise those autograd computes (a test checks). A batch-32 step of the seed recipe is a few
+    dozen small ops on a CPU, so per-op overhead dominates it: skipping the tape, and building the lists of
+    parameters and activation functions once instead of every step, is what makes it fast (``bench/step_time.py``).
     """
-    weights = [layer.weight for layer in layers]
-    biases = [layer.bias for layer in layers]
-    backward = [_ACT_BACKWARD[name] for name in act_names]
-    zs, hs = [], [x]  # pre-activations and activations per layer, (B, out_i)
-    h = x
-    for w, b, name in zip(weights, biases, act_names):
-        z = F.linear(h, w, b)
-        h = _ACT_FORWARD[name](z)
-        zs.append(z)
-        hs.append(h)
-    recon = hs[-1]
-    loss = reconstruction_loss(recon, x, output_kind)
-    if output_kind == "logits":  # d mean BCE-with-logits / d logits
-        g = torch.sigmoid(recon).sub_(x).div_(x.numel())
-    else:  # d mean squared error / d output
-        g = (recon - x).mul_(2.0 / x.numel())
-    for i in range(len(layers) - 1, -1, -1):
-        w, b = weights[i], biases[i]
-        g = backward[i](g, zs[i], hs[i + 1])
-        if w.grad is None:
-            w.grad, b.grad = torch.empty_like(w), torch.empty_like(b)
-        torch.mm(g.t(), hs[i], out=w.grad)  # (out, B) @ (B, in)
-        torch.sum(g, 0, out=b.grad)
-        if i:
-            g = g.mm(w)  # (B, out) -> (B, in)
-    optimizer.step()
-    return loss
 
+    def __init__(self, layers: list[nn.Linear], act_names: list[str], output_kind: str):
+        self.weights = [layer.weight for layer in layers]
+        self.biases = [layer.bias for layer in layers]
+        self.forward = [_ACT_FORWARD[name] for name in act_names]
+        self.backward = [_ACT_BACKWARD[name] for name in act_names]
+        self.logits = output_kind == "logits"
+        self.order = range(len(layers) - 1, -1, -1)
 
-_ACT_FORWARD = {"gelu": F.gelu, "relu": F.relu, "elu": F.elu, "tanh": torch.tanh, "sigmoid": torch.sigmoid,
-                "linear": lambda z: z}
+    def __call__(self, x: torch.Tensor, optimizer) -> torch.Tensor:
+        """Update the layers on batch ``x`` (B, D) with ``optimizer``; returns the loss before the update."""
+        with torch.no_grad():
+            zs, hs = [], [x]  # pre-activations and activations per layer, (B, out_i)
+            h = x
+            for w, b, act in zip(self.weights, self.biases, self.forward):
+                z = F.linear(h, w, b)
+                h = act(z)
+                zs.append(z)
+                hs.append(h)
+            if self.logits:  # d mean BCE-with-logits / d logits
+                loss = F.binary_cross_entropy_with_logits(h, x)
+                g = torch.sigmoid(h).sub_(x).div_(x.numel())
+            else:  # d mean squared error / d output
+                loss = F.mse_loss(h, x)
+                g = (h - x).mul_(2.0 / x.numel())
+            for i in self.order:
+                w, b = self.weights[i], self.biases[i]
+                g = self.backward[i](g, zs[i], hs[i + 1])
+                if w.grad is None:
+                    w.grad, b.grad = torch.empty_like(w), torch.empty_like(b)
+                torch.mm(g.t(), hs[i], out=w.grad)  # (out, B) @ (B, in)
+                torch.sum(g, 0, out=b.grad)
+                if i:
+                    g = g.mm(w)  # (B, out) -> (B, in)
+            optimizer.step()
+        return loss

@@ -14,7 +14,7 @@ import torch.nn as nn
 from ..config import ConfigError, param
 from ..registry import register_model
 from .base import AEConfig, Autoencoder
-from .blocks import ACTIVATIONS, MLP, dense_autoencoder_step, mirrored_stages
+from .blocks import ACTIVATIONS, MLP, DenseStep, mirrored_stages
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,7 @@ class StackedAutoencoder(Autoencoder):
         sizes = [config.input_dim, *config.hidden, config.code_size]
         self.encoder = MLP(sizes, config.activation, config.code_activation)
         self.decoder = MLP(sizes[::-1], config.activation, "linear")  # logits out
+        self._dense_step: DenseStep | bool | None = None  # decided at the first step
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x)
@@ -50,11 +51,13 @@ class StackedAutoencoder(Autoencoder):
         return self.decoder(code)
 
     def training_step(self, x: torch.Tensor, optimizers: list) -> dict[str, torch.Tensor]:
-        if not self._plain_loss():
+        step = self._dense_step
+        if step is None:  # first step: the tape-free step, or False where a subclass changes the loss
+            step = self._dense_step = self._plain_loss() and DenseStep(
+                [*self.encoder.layers, *self.decoder.layers], self._act_names(), self.output_kind)
+        if not step:
             return super().training_step(x, optimizers)
-        layers = [*self.encoder.layers, *self.decoder.layers]
-        names = self._act_names()
-        return {"reconstruction": dense_autoencoder_step(layers, names, x, self.output_kind, optimizers[0])}
+        return {"reconstruction": step(x, optimizers[0])}
 
     def _act_names(self) -> list[str]:
         c, n = self.config, len(self.config.hidden)
