@@ -139,6 +139,25 @@ def test_hand_derived_step_matches_autograd(act, code_act, output_kind):
         assert torch.equal(p.grad, q.grad)
 
 
+@pytest.mark.parametrize("shape", [(32, 100), (7, 1), (3, 4, 5)])
+def test_gelu_is_the_exact_gelu_and_its_derivative(shape):
+    """``blocks.gelu`` (ATen's kernel reached through a transposed view) against the formulas in float64:
+    z * Phi(z), and d/dz = Phi(z) + z * phi(z)."""
+    from aecore.models.blocks import gelu, gelu_backward
+    z64 = torch.randn(*shape, dtype=torch.float64) * 3
+    z = z64.float().requires_grad_()
+    h = gelu(z)
+    assert h.shape == z.shape and h.is_contiguous()
+    phi = torch.exp(-z64 ** 2 / 2) / np.sqrt(2 * np.pi)
+    cdf = 0.5 * (1 + torch.erf(z64 / np.sqrt(2)))
+    torch.testing.assert_close(h.double(), z64 * cdf, atol=1e-6, rtol=1e-5)
+    g = torch.randn(*shape)
+    h.backward(g)
+    exact = g.double() * (cdf + z64 * phi)
+    torch.testing.assert_close(z.grad.double(), exact, atol=1e-6, rtol=1e-5)
+    assert torch.equal(gelu_backward(g, z.detach()), z.grad)  # the tape-free step's backward is autograd's
+
+
 @pytest.mark.parametrize("name", list_models())
 def test_greedy_support_is_what_the_model_gives(name):
     model = small(name)
