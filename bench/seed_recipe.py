@@ -3,6 +3,7 @@ training images held out for validation. Prints one JSON line per measurement.
 
     AECORE_DATA_DIR=../shared/data python bench/seed_recipe.py [--peer-keras] [--seeds N] [--default-recipe]
                                                                [--zero-output-bias] [--peer-bias-from-data]
+                                                               [--threads N]
 
 --peer-keras runs the same recipe in tf.keras (bench/README.md says how to make its virtualenv) in the same run and
 prints the ratio; --seeds N trains N seeds of each, alternating ours and the peer (ours first on even seeds, the
@@ -10,7 +11,8 @@ peer first on odd ones) so that both see the same machine load, and prints the r
 mean validation BCEs; --default-recipe reports how long the app's default training takes to reach the tf.keras
 recipe's mean 10-epoch validation BCE (or 0.0914 without --peer-keras). Ours starts its output bias at the logit of
 each pixel's mean over the training images, as the app does; --zero-output-bias starts it at 0, as Keras's Dense
-layer does; --peer-bias-from-data gives tf.keras our start.
+layer does; --peer-bias-from-data gives tf.keras our start. --threads N trains ours on N torch threads (torch's
+default is one per core; the app's Train page uses one fewer than the machine has); tf.keras keeps its default.
 """
 from __future__ import annotations
 
@@ -80,7 +82,10 @@ def main() -> None:
     ap.add_argument("--peer-bias-from-data", action="store_true",
                     help="start tf.keras's output bias at the data's mean too (its default is 0)")
     ap.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 of each implementation, alternating")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads for ours (default: torch's)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if not os.environ.get("AECORE_DATA_DIR"):
         raise SystemExit("set AECORE_DATA_DIR to a folder with the MNIST IDX files (../shared/data here)")
     x_train, x_val, x_test = split()
