@@ -27,6 +27,9 @@ with left:
         def _apply():
             common.apply_preset(prefix, spec.config_cls, spec.presets[st.session_state[f"{prefix}.preset"]])
         st.selectbox("Preset", list(spec.presets), key=f"{prefix}.preset", on_change=_apply, disabled=running)
+    # Train and Stop sit above the settings (filled in below, once the settings are read), so that the live view
+    # at the top of the right column is in sight when Train is pressed
+    actions = st.container()
     with st.expander("Model hyperparameters", expanded=True):
         config, errors = common.config_controls(spec.config_cls, prefix, disabled=running)
     closed_form = spec.builder.closed_form
@@ -45,12 +48,13 @@ with left:
         make_config(name, **config, input_shape=dataset.image_shape)
     except ConfigError as e:
         errors.append(str(e))
-    for err in errors:
-        st.error(err)
-
+with actions:
     b1, b2 = st.columns(2)
     clicked = b1.button("Train", type="primary", disabled=running or bool(errors), key="ae.train.start",
                         width="stretch")
+    stop = b2.button("Stop", disabled=not running, key="ae.train.stop", width="stretch")
+    for err in errors:
+        st.error(err)
     if clicked:
         try:
             job = TrainingJob(name, config, dataset, TrainSettings(**settings_values), store=common.run_store())
@@ -62,7 +66,7 @@ with left:
             st.session_state["ae.train.active"] = job.run_id
             st.session_state[common.K_PENDING_RUN] = job.run_id
             st.rerun()
-    if b2.button("Stop", disabled=not running, key="ae.train.stop", width="stretch"):
+    if stop:
         active.stop()
 
 

@@ -111,6 +111,20 @@ def test_train_page_refuses_bad_settings_at_the_control():
     assert not at.error and not at.button(key="ae.train.start").disabled
 
 
+def test_train_and_stop_sit_above_the_settings():
+    """Train and Stop come before the hyperparameter panels, so that the live view at the top of the right column is
+    in sight when Train is pressed; an error about a setting shows beside them."""
+    at = app("pages/train.py")
+    left = list(at.columns[0].children.values())
+    kinds = [type(c).__name__ for c in left]
+    holds_train = [i for i, c in enumerate(left) if kinds[i] == "Block"
+                   and any(b.key == "ae.train.start" for b in c.button)]
+    assert holds_train and holds_train[0] < kinds.index("Expander")
+    at.text_input(key="ae.train.cfg.stacked.hidden").input("100, abc").run()
+    block = list(at.columns[0].children.values())[holds_train[0]]
+    assert any("comma-separated integers" in e.value for e in block.error)
+
+
 def test_train_page_preset_fills_the_controls():
     at = app("pages/train.py")
     at.selectbox(key="ae.train.cfg.stacked.preset").select("Hinton & Salakhutdinov (784-1000-500-250-30)").run()
