@@ -6,6 +6,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..losses import reconstruction_loss
+
 _aten = torch.ops.aten
 
 ACTIVATIONS = ("gelu", "relu", "elu", "tanh", "sigmoid", "linear")
@@ -96,7 +98,7 @@ class DenseStep:
         self.biases = [layer.bias for layer in layers]
         self.forward = [_ACT_FORWARD[name] for name in act_names]
         self.backward = [_ACT_BACKWARD[name] for name in act_names]
-        self.logits = output_kind == "logits"
+        self.output_kind = output_kind
         self.order = range(len(layers) - 1, -1, -1)
 
     def __call__(self, x: torch.Tensor, optimizer) -> torch.Tensor:
@@ -109,11 +111,10 @@ class DenseStep:
                 h = act(z)
                 zs.append(z)
                 hs.append(h)
-            if self.logits:  # d mean BCE-with-logits / d logits
-                loss = F.binary_cross_entropy_with_logits(h, x)
+            loss = reconstruction_loss(h, x, self.output_kind)
+            if self.output_kind == "logits":  # d mean BCE-with-logits / d logits
                 g = torch.sigmoid(h).sub_(x).div_(x.numel())
             else:  # d mean squared error / d output
-                loss = F.mse_loss(h, x)
                 g = (h - x).mul_(2.0 / x.numel())
             for i in self.order:
                 w, b = self.weights[i], self.biases[i]
