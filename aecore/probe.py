@@ -12,6 +12,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .registry import create_model
+from .seeding import seeded_init
 
 METHODS = ("scratch", "frozen codes + logistic", "fine-tuned encoder", "PCA codes + logistic")
 
@@ -34,10 +35,10 @@ def _fit_network(encoder_model, x: torch.Tensor, y: torch.Tensor, n_classes: int
                  progress: Callable[[float], None] | None = None) -> nn.Module:
     """Train ``encoder_model.features`` and a new softmax head end to end on (x, y); returns the head.
     ``progress(fraction of the steps)`` is called every 50 steps."""
-    torch.manual_seed(seed)
     with torch.no_grad():
         k = encoder_model.features(x[:1]).shape[1]
-    head = nn.Linear(k, n_classes).to(x.device)
+    with seeded_init(seed):
+        head = nn.Linear(k, n_classes).to(x.device)
     params = [p for p in itertools.chain(encoder_model.parameters(), head.parameters()) if p.requires_grad]
     opt = torch.optim.Adam(params, lr=lr)
     gen = torch.Generator().manual_seed(seed)
@@ -102,8 +103,8 @@ def few_label_experiment(model, dataset, labels_per_class: list[int | None], see
             x = torch.as_tensor(x_tr[idx]).to(device)
             y = torch.as_tensor(y_tr[idx]).long().to(device)
             tag = {"labels_per_class": per_class if per_class is not None else "all", "seed": seed, "n": len(idx)}
-            torch.manual_seed(seed)
-            scratch = create_model(model.registry_name, **vars(model.config)).to(device)
+            with seeded_init(seed):
+                scratch = create_model(model.registry_name, **vars(model.config)).to(device)
             head = _fit_network(scratch, x, y, n_classes, steps, seed, progress=report(0.0, 0.45))
             rows.append({"method": "scratch", **tag, "accuracy": _accuracy(scratch, head, x_te_t, y_te_t)})
             rows.append({"method": "frozen codes + logistic", **tag,

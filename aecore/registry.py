@@ -21,13 +21,18 @@ class ModelSpec:
     summary: str
     presets: dict[str, dict[str, Any]] = field(default_factory=dict)
 
+    @property
+    def capabilities(self):
+        """What the family can do (:class:`aecore.models.base.Capabilities`), declared on its class."""
+        return self.builder.capabilities
+
 
 _REGISTRY: dict[str, ModelSpec] = {}
 DEFAULT_MODEL = "stacked"  # what the Train page offers first: the seed recipe
 
 
 def register_model(name: str, config_cls: type, summary: str, presets: dict[str, dict[str, Any]] | None = None):
-    """Class decorator: register an autoencoder family built as ``cls(config)``."""
+    """Class decorator: register a model family built as ``cls(config)``."""
 
     def wrap(cls):
         if name in _REGISTRY:
@@ -43,10 +48,11 @@ def _ensure_loaded() -> None:
     from . import models  # noqa: F401  (importing the package registers every family)
 
 
-def list_models() -> list[str]:
-    """Names of all registered models, sorted."""
+def list_models(modality: str | None = None, **needs: bool) -> list[str]:
+    """Names of the registered models, sorted; with arguments, only those whose capabilities serve them
+    (``list_models(samples=True)``, ``list_models(modality="text")``)."""
     _ensure_loaded()
-    return sorted(_REGISTRY)
+    return sorted(n for n, s in _REGISTRY.items() if not s.capabilities.lacks(modality, **needs))
 
 
 def model_spec(name: str) -> ModelSpec:

@@ -1,12 +1,20 @@
-"""The run store: every run is a folder with ``model.safetensors`` (weights) and ``run.json`` (model name, config,
-dataset, seed, settings, history, metrics). Nothing is unpickled, and a damaged run is reported, not fatal."""
+"""The run store: every run is a folder with ``model.safetensors`` (weights), ``run.json`` (schema version, model
+name, config, dataset, seed, settings, history, metrics), optional ``snapshots.safetensors`` and named artifacts in
+``artifacts/`` (JSON, or tensors as safetensors). A run travels as a zip (:meth:`RunStore.export`) and comes back
+through :meth:`RunStore.import_`, which checks everything before it writes. Nothing is unpickled, and a damaged run
+is reported, not fatal."""
 from __future__ import annotations
 
+import dataclasses
+import io
 import json
 import os
+import re
 import secrets
 import shutil
+import struct
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,13 +22,18 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from .config import ConfigError
-from .registry import create_model
+from .registry import create_model, make_config
+from .seeding import seeded_init
 
 RUNS_DIR_ENV = "AECORE_RUNS_DIR"
-WEIGHTS, META, SNAPSHOTS = "model.safetensors", "run.json", "snapshots.safetensors"
+WEIGHTS, META, SNAPSHOTS, ARTIFACTS = "model.safetensors", "run.json", "snapshots.safetensors", "artifacts"
+SCHEMA_VERSION = 2  # 1: no schema key, no units, metric labels or artifacts
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")  # run ids and artifact names
+MAX_IMPORT_BYTES = 1 << 30  # what an imported zip may unpack to
+MAX_IMPORT_FILES = 64
 
 
 class RunStoreError(RuntimeError):
@@ -44,11 +57,24 @@ class RunRecord:
     history: list[dict] = field(default_factory=list)
     epochs: list[dict] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
+    units: dict[str, str] = field(default_factory=dict)  # loss term -> unit
+    metric_labels: dict[str, str] = field(default_factory=dict)  # metric -> label, the headline first
+    artifacts: list[str] = field(default_factory=list)
+    schema: int = SCHEMA_VERSION
+
+    @property
+    def headline(self) -> tuple[str, float] | None:
+        """(label, value) of the run's first metric, as its family ranks them."""
+        labels = self.metric_labels or ({"bce": "test BCE"} if "bce" in self.metrics else {})
+        for key, label in labels.items():
+            if isinstance(self.metrics.get(key), (int, float)):
+                return label, float(self.metrics[key])
+        return None
 
     @property
     def label(self) -> str:
-        m = self.metrics.get("bce")
-        score = f", test BCE {m:.4f}" if m is not None else ""
+        head = self.headline
+        score = f", {head[0]} {head[1]:.4f}" if head else ""
         return f"{self.id} ({self.model} on {self.dataset}{score})"
 
 
@@ -75,32 +101,45 @@ class RunStore:
     def __init__(self, root: str | Path | None = None):
         self.root = Path(root) if root else default_runs_dir()
 
-    def save(self, record: RunRecord, model: torch.nn.Module, snapshots: dict[int, Any] | None = None) -> Path:
-        """Write weights, metadata and per-epoch filter snapshots atomically (a temporary folder renamed into
-        place)."""
+    def save(self, record: RunRecord, model: torch.nn.Module, snapshots: dict[int, Any] | None = None,
+             artifacts: dict[str, Any] | None = None) -> Path:
+        """Write weights, metadata, per-epoch filter snapshots and named ``artifacts`` (JSON-able values, or dicts
+        of arrays) atomically: a temporary folder renamed into place."""
+        for name in artifacts or {}:
+            _check_name(name, "artifact")
+        record.artifacts = sorted(artifacts or {})
+        record.schema = SCHEMA_VERSION
+        tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        files = {WEIGHTS: save(tensors, metadata={"model": record.model})}
+        if snapshots:
+            files[SNAPSHOTS] = save({f"epoch_{e}": torch.as_tensor(w).contiguous() for e, w in snapshots.items()})
+        for name, value in (artifacts or {}).items():
+            if isinstance(value, dict) and value and all(hasattr(v, "shape") for v in value.values()):
+                files[f"{ARTIFACTS}/{name}.safetensors"] = save(
+                    {k: torch.as_tensor(v).contiguous() for k, v in value.items()})
+            else:
+                files[f"{ARTIFACTS}/{name}.json"] = json.dumps(value).encode()
+        files[META] = json.dumps(record.__dict__, indent=1, allow_nan=True).encode()
+        return self._write(record.id, files)
+
+    def _write(self, run_id: str, files: dict[str, bytes]) -> Path:
         self.root.mkdir(parents=True, exist_ok=True)
-        final = self.root / record.id
-        tmp = self.root / f".{record.id}.tmp"
+        final = self.root / run_id
+        tmp = self.root / f".{run_id}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
-        tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        save_file(tensors, str(tmp / WEIGHTS), metadata={"model": record.model})
-        if snapshots:
-            save_file({f"epoch_{e}": torch.as_tensor(w).contiguous() for e, w in snapshots.items()},
-                      str(tmp / SNAPSHOTS))
-        (tmp / META).write_text(json.dumps(record.__dict__, indent=1, allow_nan=True))
+        for rel, data in files.items():
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            (tmp / rel).write_bytes(data)
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)
         return final
 
     def _read_record(self, run_dir: Path) -> RunRecord:
         try:
-            data = json.loads((run_dir / META).read_text())
-            return RunRecord(**data)
+            return _parse_record(run_dir.name, (run_dir / META).read_bytes())
         except FileNotFoundError as e:
             raise RunStoreError(f"run {run_dir.name}: {META} is missing") from e
-        except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as e:
-            raise RunStoreError(f"run {run_dir.name}: {META} is damaged ({e})") from e
 
     def list(self) -> list[RunListing]:
         """Every run, newest first; damaged ones carry an error instead of a record."""
@@ -126,7 +165,8 @@ class RunStore:
         """Rebuild the model from its config and load its weights; any problem raises :class:`RunStoreError`."""
         record = self.record(run_id)
         try:
-            model = create_model(record.model, **record.config)
+            with seeded_init(0):  # the weights are overwritten; the lock keeps other threads' seeded builds intact
+                model = create_model(record.model, **record.config)
         except (KeyError, ConfigError) as e:
             raise RunStoreError(f"run {run_id}: cannot rebuild model {record.model!r} ({e})") from e
         try:
@@ -146,8 +186,156 @@ class RunStore:
         epochs = {int(k.split("_")[1]): v.float().numpy() for k, v in state.items()}
         return dict(sorted(epochs.items()))
 
+    def artifact(self, run_id: str, name: str) -> Any:
+        """A named artifact of a run: the JSON value, or a dict of numpy arrays."""
+        _check_name(name, "artifact")
+        folder = self.root / run_id / ARTIFACTS
+        try:
+            if (folder / f"{name}.json").is_file():
+                return json.loads((folder / f"{name}.json").read_text())
+            return {k: v.numpy() for k, v in load_file(str(folder / f"{name}.safetensors")).items()}
+        except (OSError, ValueError, SafetensorError) as e:
+            raise RunStoreError(f"run {run_id}: artifact {name!r} is missing or damaged ({e})") from e
+
+    def export(self, run_id: str) -> bytes:
+        """The run's folder as a zip."""
+        d = self.root / run_id
+        if not d.is_dir():
+            raise RunStoreError(f"no run {run_id!r} in {self.root}")
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+            for path in sorted(p for p in d.rglob("*") if p.is_file()):
+                zf.write(path, path.relative_to(d).as_posix())
+        return buf.getvalue()
+
+    def import_(self, data: bytes) -> str:
+        """Add a run from a zip made by :meth:`export` and return its id (a new one if the id is taken). Every
+        file's name and size, the record, the model name and config (through the registry) and every weight's
+        shape are checked before anything is written; a problem raises :class:`RunStoreError` saying what."""
+        files = _read_zip(data)
+        if META not in files or WEIGHTS not in files:
+            raise RunStoreError(f"not a run: the zip must hold {META} and {WEIGHTS}")
+        record = _parse_record("imported run", files[META])
+        _check_name(record.id, "run id")
+        try:
+            config = make_config(record.model, **record.config)
+        except (KeyError, ConfigError, TypeError) as e:
+            raise RunStoreError(f"imported run: cannot rebuild model {record.model!r} ({e})") from e
+        _check_weights(files[WEIGHTS], record.model, config)
+        for name in (n for n in files if n.startswith(f"{ARTIFACTS}/")):
+            if name.endswith(".json"):
+                _json(files[name], name)
+            else:
+                _safetensors_header(files[name], name)
+        if SNAPSHOTS in files:
+            _safetensors_header(files[SNAPSHOTS], SNAPSHOTS)
+        if (self.root / record.id).exists():
+            record.id = f"{record.id}-{secrets.token_hex(2)}"
+        files[META] = json.dumps(record.__dict__, indent=1, allow_nan=True).encode()
+        self._write(record.id, files)
+        return record.id
+
     def delete(self, run_id: str) -> None:
         d = self.root / run_id
         if not d.is_dir():
             raise RunStoreError(f"no run {run_id!r} in {self.root}")
         shutil.rmtree(d)
+
+
+def _check_name(name: str, what: str) -> None:
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or ".." in name:
+        raise RunStoreError(f"bad {what} {name!r}: letters, digits, '.', '_' and '-' only")
+
+
+def _json(data: bytes, source: str) -> Any:
+    try:
+        return json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise RunStoreError(f"{source} is damaged ({e})") from e
+
+
+def _parse_record(source: str, data: bytes) -> RunRecord:
+    meta = _json(data, f"run {source}: {META}")
+    if not isinstance(meta, dict):
+        raise RunStoreError(f"run {source}: {META} is damaged (not an object)")
+    schema = meta.get("schema", 1)
+    if not isinstance(schema, int) or schema > SCHEMA_VERSION:
+        raise RunStoreError(f"run {source}: {META} has schema {schema!r}; this version reads up to {SCHEMA_VERSION}")
+    meta["schema"] = SCHEMA_VERSION  # version 1 lacks only fields that have defaults
+    try:
+        return RunRecord(**meta)
+    except TypeError as e:
+        raise RunStoreError(f"run {source}: {META} is damaged ({e})") from e
+
+
+def _allowed(name: str) -> bool:
+    if name in (META, WEIGHTS, SNAPSHOTS):
+        return True
+    folder, _, file = name.partition("/")
+    stem, dot, ext = file.rpartition(".")
+    return folder == ARTIFACTS and bool(dot) and ext in ("json", "safetensors") and bool(_NAME.fullmatch(stem))
+
+
+def _read_zip(data: bytes) -> dict[str, bytes]:
+    """The files of a run's zip, each name checked (no folders outside the run, nothing but a run's files) and the
+    sizes bounded before anything is decompressed, and again while it is."""
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+        infos = [i for i in zf.infolist() if not i.is_dir()]
+    except (zipfile.BadZipFile, ValueError, OSError) as e:
+        raise RunStoreError(f"not a zip file ({e})") from e
+    if len(infos) > MAX_IMPORT_FILES:
+        raise RunStoreError(f"the zip holds {len(infos)} files; a run has at most {MAX_IMPORT_FILES}")
+    bad = [i.filename for i in infos if not _allowed(i.filename)]
+    if bad:
+        raise RunStoreError(f"the zip holds files a run does not have: {', '.join(map(repr, bad[:5]))}")
+    if sum(i.file_size for i in infos) > MAX_IMPORT_BYTES:
+        raise RunStoreError(f"the zip unpacks to more than {MAX_IMPORT_BYTES >> 20} MB")
+    files = {}
+    for info in infos:
+        try:
+            with zf.open(info) as f:
+                content = f.read(info.file_size + 1)  # a lying header cannot make us read more
+        except (zipfile.BadZipFile, OSError, ValueError, RuntimeError) as e:
+            raise RunStoreError(f"{info.filename} in the zip is damaged ({e})") from e
+        if len(content) != info.file_size:
+            raise RunStoreError(f"{info.filename} in the zip is not the size its header says")
+        files[info.filename] = content
+    return files
+
+
+def _safetensors_header(data: bytes, source: str) -> dict[str, Any]:
+    """The tensor entries of a safetensors file's header, checked against the file's length; no tensor is read.
+    A safetensors file is an 8-byte little-endian header length, a JSON header, then the raw data."""
+    if len(data) < 8:
+        raise RunStoreError(f"{source} is damaged (too short)")
+    (n,) = struct.unpack("<Q", data[:8])
+    if n > len(data) - 8:
+        raise RunStoreError(f"{source} is damaged (header longer than the file)")
+    header = _json(data[8:8 + n], source)
+    if not isinstance(header, dict):
+        raise RunStoreError(f"{source} is damaged (bad header)")
+    entries = {k: v for k, v in header.items() if k != "__metadata__"}
+    end = max((int(v["data_offsets"][1]) for v in entries.values() if isinstance(v, dict)
+               and isinstance(v.get("data_offsets"), list) and len(v["data_offsets"]) == 2), default=0)
+    if 8 + n + end != len(data):
+        raise RunStoreError(f"{source} is damaged (its tensors do not fill the file)")
+    return entries
+
+
+def _check_weights(data: bytes, model_name: str, config: Any) -> None:
+    """Every tensor the model has, with its shape, and no other."""
+    header = _safetensors_header(data, WEIGHTS)
+    fields = dataclasses.asdict(config)
+    try:
+        with torch.device("meta"):  # shapes only: nothing is allocated
+            expected = {k: tuple(v.shape) for k, v in create_model(model_name, **fields).state_dict().items()}
+    except Exception:  # a family whose constructor needs real values (a seed drawn at init)
+        with seeded_init(0):
+            expected = {k: tuple(v.shape) for k, v in create_model(model_name, **fields).state_dict().items()}
+    found = {k: tuple(v.get("shape", ())) if isinstance(v, dict) else None for k, v in header.items()}
+    if found != expected:
+        missing, extra = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
+        wrong = sorted(k for k in set(found) & set(expected) if found[k] != expected[k])
+        raise RunStoreError(f"{WEIGHTS} does not fit a {model_name} with this config (missing {missing[:3]}, "
+                            f"unexpected {extra[:3]}, wrong shape {wrong[:3]})")

@@ -1,23 +1,26 @@
-"""One training loop for every autoencoder, and a background job that runs it.
+"""One training loop for every model family.
 
-:func:`train` is a plain function with explicit arguments (pytorch/examples style); :class:`TrainingJob` runs it in a
-worker thread that never touches the UI and publishes a :class:`Progress` snapshot that a page (or the CLI) polls.
+:func:`train` is a plain function with explicit arguments (pytorch/examples style): it draws batches from the
+dataset protocol's :class:`~aecore.data.Batches`, gives each step a :class:`~aecore.models.base.StepContext`, and
+publishes a :class:`Progress` snapshot (with a copy of the weights for views) through a callback.
+:class:`aecore.jobs.TrainingJob` runs it in a worker thread that never touches the UI.
 """
 from __future__ import annotations
 
-import copy
 import math
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
 import torch.nn as nn
 
 from .config import param
+from .data import Batches, ImageBatches
 from .losses import reconstruction_loss
+from .models.base import StepContext
 from .optim import adam
 
 
@@ -81,7 +84,9 @@ def start_output_bias(model: nn.Module, x: torch.Tensor) -> bool:
 @dataclass
 class Progress:
     """What a running job publishes. ``history`` holds running means of each loss term at regular steps;
-    ``epochs`` holds one row per finished epoch with ``train_<term>`` and ``val_<term>``."""
+    ``epochs`` holds one row per finished epoch with ``train_<term>`` and ``val_<term>``; ``units`` each term's unit.
+    ``weights`` is a copy of the model's state at step ``weights_step``, never written to after it is published:
+    views of a running job build their model from it and never touch the one that trains."""
 
     status: str = "pending"  # pending | running | finished | stopped | diverged | failed
     phase: str = ""
@@ -95,7 +100,10 @@ class Progress:
     samples_per_s: float = 0.0
     elapsed: float = 0.0
     eta: float = float("nan")
-    probe: np.ndarray | None = None  # (P, D) reconstructions of the fixed probe batch
+    probe: Any = None  # the model's preview of the fixed probe batch: (P, D) reconstructions, samples, sentences
+    units: dict[str, str] = field(default_factory=dict)
+    weights: dict[str, torch.Tensor] | None = None
+    weights_step: int = -1
     message: str = ""
     snapshots: dict[int, np.ndarray] = field(default_factory=dict)  # epoch -> first-layer filters (float16)
 
@@ -136,7 +144,7 @@ class _GreedyStage(nn.Module):
         super().__init__()
         self.enc, self.dec, self.output_kind = enc, dec, output_kind
 
-    def training_step(self, x: torch.Tensor, optimizers: list[torch.optim.Optimizer]) -> dict[str, torch.Tensor]:
+    def training_step(self, x: torch.Tensor, optimizers: list, ctx: StepContext) -> dict[str, torch.Tensor]:
         (opt,) = optimizers
         loss = reconstruction_loss(self.dec(self.enc(x)), x, self.output_kind)
         opt.zero_grad(set_to_none=True)
@@ -151,15 +159,18 @@ def _encode_in_chunks(module: nn.Module, x: torch.Tensor, chunk: int = 4096) -> 
 
 
 @torch.no_grad()
-def _val_losses(model: nn.Module, x: torch.Tensor, chunk: int = 2048) -> dict[str, float]:
+def _val_losses(model: nn.Module, data: Batches, chunk: int = 2048) -> dict[str, float]:
     model.eval()
     sums: dict[str, float] = {}
-    for i in range(0, len(x), chunk):
-        xb = x[i:i + chunk]
-        for k, v in model(xb).losses.items():
-            sums[k] = sums.get(k, 0.0) + float(v) * len(xb)
+    for batch, n in data.chunks(chunk):
+        for k, v in model(batch).losses.items():
+            sums[k] = sums.get(k, 0.0) + float(v) * n
     model.train()
-    return {k: v / len(x) for k, v in sums.items()}
+    return {k: v / len(data) for k, v in sums.items()}
+
+
+def _weights_copy(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
 class _Loop:
@@ -173,8 +184,8 @@ class _Loop:
         self.log_every = log_every
         self.start = time.perf_counter()
         self.last_publish = 0.0
-        self.good_state = copy.deepcopy(model.state_dict())
-        self.pending_state = self.good_state
+        self.good_state = _weights_copy(model)
+        self.pending_state, self.pending_step = self.good_state, 0
         self.first_loss: float | None = None
 
     def publish(self, force: bool = False) -> None:
@@ -184,11 +195,13 @@ class _Loop:
         self.last_publish = now
         p = self.progress
         p.elapsed = now - self.start
-        if self.probe is not None and isinstance(self.model, nn.Module):
+        if self.probe is not None:  # in this thread, between steps: the only place the live model leaves train mode
             was_training = self.model.training
             self.model.eval()
-            p.probe = self.model.reconstruct(self.probe).cpu().numpy()
+            with torch.no_grad():
+                p.probe = self.model.preview(self.probe)
             self.model.train(was_training)
+        p.weights, p.weights_step = self.pending_state, self.pending_step
         if self.callback is not None:
             self.callback(p)
 
@@ -202,13 +215,13 @@ class _Loop:
             raise Diverged(f"the loss became {loss:.4g} at step {self.progress.step}; training stopped and the "
                            f"last good weights were kept. Try a lower learning rate.")
         self.good_state = self.pending_state
-        self.pending_state = copy.deepcopy(self.model.state_dict())
+        self.pending_state, self.pending_step = _weights_copy(self.model), self.progress.step
 
-    def run_epochs(self, module: nn.Module, x: torch.Tensor, epochs: int, phase: str,
-                   optimizers: list[torch.optim.Optimizer], val_module: nn.Module | None) -> None:
+    def run_epochs(self, module: nn.Module, data: Batches, epochs: int, phase: str, optimizers: list,
+                   val_module: nn.Module | None) -> None:
         s, p = self.settings, self.progress
         gen = torch.Generator().manual_seed(s.seed + len(p.epoch_rows))
-        n, bs = len(x), s.batch_size
+        n, bs = len(data), s.batch_size
         steps_per_epoch = math.ceil(n / bs)
         p.phase, p.epochs = phase, epochs
         module.train()
@@ -223,8 +236,9 @@ class _Loop:
                     raise KeyboardInterrupt
                 # a batch's rows gathered as it is needed: copying the whole shuffled set each epoch took
                 # 4x longer (0.17 s of a 1.4 s epoch of the seed recipe on one thread)
-                xb = x.index_select(0, order[i * bs:(i + 1) * bs])
-                window.append(module.training_step(xb, optimizers))
+                batch = data.take(order[i * bs:(i + 1) * bs])
+                ctx = StepContext(p.step, len(p.epoch_rows), p.total_steps, steps_per_epoch)
+                window.append(module.training_step(batch, optimizers, ctx))
                 p.step += 1
                 if len(window) == self.log_every or i == steps_per_epoch - 1:
                     # one sync per log point, not per step
@@ -250,57 +264,70 @@ class _Loop:
             self.publish(force=True)
 
 
-def train(model: nn.Module, x_train: np.ndarray | torch.Tensor, settings: TrainSettings, *,
-          x_val: np.ndarray | torch.Tensor | None = None, probe: np.ndarray | torch.Tensor | None = None,
+def _as_batches(data: Any, device: torch.device) -> Batches | None:
+    """Arrays of flat images become :class:`ImageBatches`; a dataset split (``Batches``) is moved to ``device``."""
+    if data is None:
+        return None
+    if isinstance(data, (np.ndarray, torch.Tensor)):
+        return ImageBatches(data, device)
+    return data
+
+
+def train(model: nn.Module, x_train: Any, settings: TrainSettings, *, x_val: Any = None, probe: Any = None,
           device: torch.device | str | None = None, callback: Callable[[Progress], None] | None = None,
           stop_event: threading.Event | None = None) -> Progress:
-    """Train ``model`` on ``x_train`` (N, D) in place and return the final :class:`Progress`.
+    """Train ``model`` in place on ``x_train`` (flat images (N, D), or a dataset split from
+    ``DataSource.batches``) and return the final :class:`Progress`.
 
     Starts the output bias at the data's mean if ``settings.output_bias_from_data`` (:func:`start_output_bias`);
     runs greedy layer-wise pretraining first if ``settings.greedy``; fits in closed form for families that have one.
-    Stopping (``stop_event``) keeps the weights trained so far; a NaN or exploding loss restores the last good
-    weights and ends with status ``"diverged"``. ``callback`` receives the progress at most every 0.25 s.
+    ``probe`` is the batch the model previews for the live view. Stopping (``stop_event``) keeps the weights trained
+    so far; a NaN or exploding loss restores the last good weights and ends with status ``"diverged"``.
+    ``callback`` receives the progress at most every 0.25 s.
     """
     device = pick_device(device if isinstance(device, str) else (str(device) if device else None))
     model.to(device)
-    x = torch.as_tensor(x_train, dtype=torch.float32).to(device)
-    val = torch.as_tensor(x_val, dtype=torch.float32).to(device) if x_val is not None else None
-    probe_t = torch.as_tensor(probe, dtype=torch.float32).to(device) if probe is not None else None
+    data, val = _as_batches(x_train, device), _as_batches(x_val, device)
+    if isinstance(probe, (np.ndarray, torch.Tensor)):
+        probe = torch.as_tensor(probe, dtype=torch.float32)
+    probe = probe.to(device) if hasattr(probe, "to") else probe
+    images = isinstance(data, ImageBatches)
     closed_form = getattr(model, "closed_form", False)
-    if settings.output_bias_from_data and not closed_form:
-        start_output_bias(model, x)
+    if settings.output_bias_from_data and not closed_form and images:
+        start_output_bias(model, data.x)
     stages = model.greedy_stages() if settings.greedy else []
     if settings.greedy and not stages:
         raise ValueError(f"{model.registry_name or type(model).__name__} does not support greedy pretraining")
-    steps_per_epoch = math.ceil(len(x) / settings.batch_size)
+    steps_per_epoch = math.ceil(len(data) / settings.batch_size)
     main_epochs = 0 if closed_form or (stages and not settings.finetune) else settings.epochs
     total = steps_per_epoch * (main_epochs + len(stages) * settings.greedy_epochs)
     log_every = max(1, min(50, steps_per_epoch // 20))
-    loop = _Loop(model, settings, device, probe_t, val, callback, stop_event, max(total, 1), log_every)
+    loop = _Loop(model, settings, device, probe, val, callback, stop_event, max(total, 1), log_every)
     p = loop.progress
+    p.units = model.loss_units()
     _snapshot(model, 0, p.snapshots)
     try:
         if closed_form:
             p.phase = "closed form"
-            model.fit_closed_form(x)
+            model.fit_closed_form(data.x)
             p.step = p.total_steps
             row = {"epoch": 1, "phase": "closed form",
-                   **{f"train_{k}": v for k, v in _val_losses(model, x).items()}}
+                   **{f"train_{k}": v for k, v in _val_losses(model, data).items()}}
             if val is not None:
                 row.update({f"val_{k}": v for k, v in _val_losses(model, val).items()})
             p.epoch_rows.append(row)
             _snapshot(model, 1, p.snapshots)
         else:
-            h = x
+            h = data
             for i, (enc, dec) in enumerate(stages):
                 kind = model.output_kind if i == 0 else "mse"
                 stage = _GreedyStage(enc, dec, kind).to(device)
                 opts = [adam(stage.parameters(), settings.lr, device)]
                 loop.run_epochs(stage, h, settings.greedy_epochs, f"greedy layer {i + 1}/{len(stages)}", opts, None)
-                h = _encode_in_chunks(enc, h)
+                h = ImageBatches(_encode_in_chunks(enc, h.x), device)
             if main_epochs:
-                opts = model.configure_optimizers(settings.lr, device)
-                loop.run_epochs(model, x, main_epochs, "fine-tuning" if stages else "training", opts, model)
+                opts = model.configure_optimizers(settings, device)
+                loop.run_epochs(model, data, main_epochs, "fine-tuning" if stages else "training", opts, model)
         p.status = "finished"
     except KeyboardInterrupt:
         p.status, p.message = "stopped", f"stopped at step {p.step}; the weights trained so far were kept"
@@ -308,5 +335,6 @@ def train(model: nn.Module, x_train: np.ndarray | torch.Tensor, settings: TrainS
         p.status, p.message = "diverged", str(e)
     p.eta = 0.0
     model.eval()
+    loop.pending_state, loop.pending_step = _weights_copy(model), p.step  # the final weights, for the views
     loop.publish(force=True)
     return p

@@ -8,14 +8,15 @@ import torch
 from aecore import ConfigError, TrainSettings
 from aecore.compare import COMPARE_PRESETS, CompareJob
 from aecore.viz import mosaic
-from pages import common
+from pages import ui
+from pages.ui import figures, state
 
-common.page_setup()
+ui.page_setup()
 st.title("Compare")
 st.caption("Train several autoencoders on the same data with the same seed, then read their filters, "
            "reconstructions and cost curves side by side. Every run is also saved, so the other pages can open it.")
-dataset = common.current_dataset()
-job: CompareJob | None = st.session_state.get("ae.compare.job")
+dataset = state.current_dataset(modality="image")
+job: CompareJob | None = st.session_state.get(state.COMPARE_JOB)
 running = job is not None and not job.done
 
 c1, c2, c3, c4 = st.columns([3, 1, 1, 1])
@@ -32,11 +33,11 @@ b1, b2, _ = st.columns([1, 1, 4])
 if b1.button("Train all", type="primary", disabled=running, key="ae.compare.start", width="stretch"):
     try:
         job = CompareJob(contenders, dataset, TrainSettings(epochs=int(epochs), lr=lr, seed=int(seed)),
-                         store=common.run_store()).start()
+                         store=state.run_store()).start()
     except ConfigError as e:  # a preset that does not fit this dataset (image size, say)
         st.error(f"This preset cannot run on {dataset.name}: {e}")
     else:
-        st.session_state["ae.compare.job"] = job
+        st.session_state[state.COMPARE_JOB] = job
         st.rerun()
 if b2.button("Stop", disabled=not running, key="ae.compare.stop", width="stretch"):
     job.stop()
@@ -51,7 +52,7 @@ def column(col, contender, run, shape, inputs) -> None:
         col.caption("skipped" if job.done else "waiting…")
         return
     col.progress(p.fraction, text=f"{p.status} · epoch {p.epoch}/{p.epochs}")
-    model = run.model
+    model = run.view_model()  # a copy of the published weights: the worker trains the live model
     if model is None:
         return
     weights = model.first_layer_weights()
@@ -59,24 +60,24 @@ def column(col, contender, run, shape, inputs) -> None:
         w = weights.detach().float().cpu().numpy()
         n = min(len(w), 100)
         order = np.arange(len(w))
-        col.image(common.filter_images(w, shape, True, n, order, scale=2 if w.ndim == 2 else 6),
+        col.image(figures.filter_images(w, shape, True, n, order, scale=2 if w.ndim == 2 else 6),
                   caption="filters, each normalised")
-        col.image(common.filter_images(w, shape, False, n, order, scale=2 if w.ndim == 2 else 6),
+        col.image(figures.filter_images(w, shape, False, n, order, scale=2 if w.ndim == 2 else 6),
                   caption="filters, one scale")
     else:
         col.caption("no first-layer filters")
     if not p.done:  # weights change under the worker: read reconstructions from the published probe
         recon = p.probe[:N_RECON] if p.probe is not None else None
     else:
-        model.eval()
         recon = model.reconstruct(torch.as_tensor(inputs)).numpy()
     if recon is not None:
         col.image(mosaic(recon, shape, ncols=4, scale=2), caption="reconstructions")
     if p.history:
-        col.plotly_chart(common.cost_figure(p.history, p.epoch_rows, height=260),
+        col.plotly_chart(figures.cost_figure(p.history, p.epoch_rows, p.units, height=260),
                          key=f"ae.compare.curve.{run.run_id}")
-    if run.record is not None and run.record.metrics:
-        col.metric("test BCE / pixel", f"{run.record.metrics['bce']:.4f}")
+    if run.record is not None and run.record.headline:
+        label, value = run.record.headline
+        col.metric(label, f"{value:.4f}")
     if p.message:
         col.caption(p.message)
 
@@ -89,8 +90,8 @@ def results() -> None:
     cols = st.columns(len(job.jobs))
     for col, contender, run in zip(cols, job.contenders, job.jobs):
         column(col, contender, run, shape, inputs)
-    if job.done and not st.session_state.get("ae.compare.seen_done") is job:
-        st.session_state["ae.compare.seen_done"] = job
+    if job.done and not st.session_state.get(state.COMPARE_SEEN_DONE) is job:
+        st.session_state[state.COMPARE_SEEN_DONE] = job
         st.rerun()  # one full rerun so the sidebar lists the new runs
 
 

@@ -5,17 +5,18 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from aecore import analysis
-from pages import common
+from pages import ui
+from pages.ui import runs, state
 
-common.page_setup()
+ui.page_setup()
 st.title("Contraction")
 st.caption("The encoder's Jacobian J = ∂code/∂input at test points: its Frobenius norm, its singular values at one "
            "point, and the contraction ratio ‖f(x + r·u) − f(x)‖ / r over random directions u as the input distance "
            "r grows. A contractive encoder has a small norm and few large singular values.")
-dataset = common.current_dataset()
-choices = common.runs_for(dataset.name, prefer=("contractive", "denoising", "stacked"))
+dataset = state.current_dataset(modality="image")
+choices = runs.usable_runs(dataset, prefer=("contractive", "denoising", "stacked"), encodes=True)
 if not choices:
-    st.info("No runs on this dataset yet. Train a **contractive**, a **denoising** and a **stacked** model (the "
+    st.info("No run on this dataset has an encoder yet. Train a **contractive**, a **denoising** and a **stacked** model (the "
             "Compare page's *regularizers* preset trains all three).")
     st.stop()
 c1, c2, c3 = st.columns([3, 1, 1])
@@ -24,9 +25,8 @@ picked = c1.multiselect("Runs", list(choices), default=list(choices)[:3], format
 n_points = c2.slider("Test points", 10, 500, 100, 10, key="ae.contract.n")
 point = c3.number_input(f"Spectrum at test index (0–{len(dataset.x_test) - 1})", 0, len(dataset.x_test) - 1, 0,
                         key="ae.contract.point")
-runs = [r for r in (common.load_run(i) for i in picked) if r is not None]
-runs = [r for r in runs if r.model.config.input_dim == dataset.input_dim]
-if not runs:
+shown = [r for r in (runs.load_run(i) for i in picked) if r is not None]
+if not shown:
     st.info("Choose at least one run trained on this dataset.")
     st.stop()
 
@@ -45,21 +45,21 @@ def _diagnostics(run_id: str, dataset_name: str, n: int, point: int, _model, _x:
 
 diags = {}
 progress = st.progress(0.0, text="Computing Jacobians…")
-for i, r in enumerate(runs):
+for i, r in enumerate(shown):
     diags[r.id] = (diagnostics(r.model, dataset.x_test, n_points, int(point)) if r.training  # weights still change
                    else _diagnostics(r.id, dataset.name, n_points, int(point), r.model, dataset.x_test))
-    progress.progress((i + 1) / len(runs), text=f"{r.id} done")
+    progress.progress((i + 1) / len(shown), text=f"{r.id} done")
 progress.empty()
 
-cols = st.columns(len(runs))
-for col, r in zip(cols, runs):
+cols = st.columns(len(shown))
+for col, r in zip(cols, shown):
     d = diags[r.id]
     col.metric(f"{r.model.registry_name}: mean ‖J‖_F", f"{d['norms'].mean():.3f}", help=r.id)
     col.caption(f"{r.id} · median {np.median(d['norms']):.3f} over {len(d['norms'])} test points")
 
 hist, spec, ratio = go.Figure(), go.Figure(), go.Figure()
 LAYOUT = dict(height=380, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.3))
-for r in runs:
+for r in shown:
     d, name = diags[r.id], f"{r.model.registry_name} ({r.id[-4:]})"
     hist.add_histogram(x=d["norms"], name=name, opacity=0.6, nbinsx=30)
     spec.add_scatter(y=d["spectrum"], x=np.arange(1, len(d["spectrum"]) + 1), mode="lines+markers", name=name)

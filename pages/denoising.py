@@ -6,16 +6,17 @@ import streamlit as st
 
 from aecore.analysis import denoising_scores
 from aecore.noise import NOISE_KINDS
-from pages import common
+from pages import ui
+from pages.ui import figures, runs, state
 
-common.page_setup()
+ui.page_setup()
 st.title("Denoising")
 st.caption("A plain autoencoder next to a denoising one shows what training on corrupted inputs buys. "
            "PSNR (dB) is measured against the clean image; higher is better.")
-dataset = common.current_dataset()
-choices = common.runs_for(dataset.name, prefer=("denoising", "stacked"))
+dataset = state.current_dataset(modality="image")
+choices = runs.usable_runs(dataset, prefer=("denoising", "stacked"), reconstructs=True)
 if not choices:
-    st.info("No runs on this dataset yet. Train a **denoising** and a **stacked** model (or use the Compare page's "
+    st.info("No run on this dataset reconstructs yet. Train a **denoising** and a **stacked** model (or use the Compare page's "
             "*regularizers* preset) first.")
     st.stop()
 
@@ -30,29 +31,28 @@ if not picked:
     st.info("Choose at least one run.")
     st.stop()
 
-runs = [common.load_run(r) for r in picked]
-runs = [r for r in runs if r is not None and r.model.config.input_dim == dataset.input_dim]
-if not runs:
+shown = [r for r in (runs.load_run(i) for i in picked) if r is not None]
+if not shown:
     st.stop()
-seed = st.session_state.setdefault("ae.denoise.seed", 0)
+seed = st.session_state.setdefault(state.DENOISE_SEED, 0)
 if st.button("New noise", key="ae.denoise.reseed"):
-    st.session_state["ae.denoise.seed"] = seed = seed + 1
+    st.session_state[state.DENOISE_SEED] = seed = seed + 1
 x_all = dataset.x_test[:1000]
-scores = denoising_scores({r.id: r.model for r in runs}, x_all, kind, level, seed=seed)
+scores = denoising_scores({r.id: r.model for r in shown}, x_all, kind, level, seed=seed)
 
 table = [{"output of": "noisy input (no model)", "run": "",
           "mean PSNR (dB)": float(scores["psnr"]["noisy input"].mean())}]
 table += [{"output of": r.model.registry_name, "run": r.id, "mean PSNR (dB)": float(scores["psnr"][r.id].mean())}
-          for r in runs]
+          for r in shown]
 st.dataframe(pd.DataFrame(table), hide_index=True)
 st.caption(f"Means over the first {len(x_all)} test images, all corrupted with the same noise.")
 
 idx = np.arange(count)
 shape = dataset.image_shape
 st.markdown("**Clean**")
-common.images(x_all[idx], shape, [dataset.class_names[dataset.y_test[i]] for i in idx])
+figures.images(x_all[idx], shape, [dataset.class_names[dataset.y_test[i]] for i in idx])
 st.markdown(f"**Noisy input** ({kind} {level:g}) — PSNR under each")
-common.images(scores["noisy"][idx], shape, [f"{scores['psnr']['noisy input'][i]:.1f} dB" for i in idx])
-for r in runs:
+figures.images(scores["noisy"][idx], shape, [f"{scores['psnr']['noisy input'][i]:.1f} dB" for i in idx])
+for r in shown:
     st.markdown(f"**{r.id}** — PSNR under each")
-    common.images(scores["outputs"][r.id][idx], shape, [f"{scores['psnr'][r.id][i]:.1f} dB" for i in idx])
+    figures.images(scores["outputs"][r.id][idx], shape, [f"{scores['psnr'][r.id][i]:.1f} dB" for i in idx])

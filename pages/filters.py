@@ -6,20 +6,14 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from aecore import analysis
-from pages import common
+from pages import ui
+from pages.ui import figures, runs, state
 
-common.page_setup()
+ui.page_setup()
 st.title("Filters")
-dataset = common.current_dataset()
-run = common.require_run()
+dataset = state.current_dataset(modality="image")
+run = runs.require_run(dataset, filters=True)
 weights_now = run.model.first_layer_weights()
-if weights_now is None:
-    st.info(f"**{run.model.registry_name}** has no per-unit first-layer filters to show (an LSTM reads whole rows). "
-            "Pick another run in the sidebar.")
-    st.stop()
-if run.model.config.input_dim != dataset.input_dim:
-    st.error(f"Run {run.id} was trained on other images than {dataset.name}. Pick a run trained on this dataset.")
-    st.stop()
 
 
 @st.cache_data(max_entries=16, show_spinner="Measuring unit activity on the test set…")
@@ -35,7 +29,7 @@ def _act_max(run_id: str, unit: int, norm: float, _model) -> np.ndarray:
 def _snapshots() -> dict[int, np.ndarray]:
     if run.job is not None:
         return run.job.progress().snapshots
-    return common.run_store().snapshots(run.id)
+    return state.run_store().snapshots(run.id)
 
 
 acts = analysis.unit_activations(run.model, dataset.x_test) if run.training else \
@@ -70,7 +64,7 @@ def mosaic_figure(per_tile: bool, title: str) -> go.Figure:
     tile = tuple(weights.shape[1:]) if is_conv else tuple(shape)
     ncols = int(np.ceil(np.sqrt(len(shown))))
     scale = max(1, 84 // max(tile)) if is_conv else 1
-    img = common.filter_images(weights, shape, per_tile, n_show, order, ncols=ncols, scale=scale)
+    img = figures.filter_images(weights, shape, per_tile, n_show, order, ncols=ncols, scale=scale)
     fig = px.imshow(img, color_continuous_scale="gray", zmin=0, zmax=255)
     step = (tile[0] * scale + scale, tile[1] * scale + scale)  # tile plus one padding pixel, enlarged
     rows, cols = np.divmod(np.arange(len(shown)), ncols)
@@ -92,15 +86,15 @@ for i, event in enumerate(events):
     points = event.selection.points if event else []
     if points and points[0].get("customdata") is not None:
         clicked = (i, int(np.ravel(points[0]["customdata"])[0]))
-        if st.session_state.get("ae.filters.clicked") != clicked:  # a new click, not the one still selected
-            st.session_state["ae.filters.clicked"] = clicked
-            st.session_state["ae.filters.unit"] = clicked[1]
+        if st.session_state.get(state.FILTERS_CLICKED) != clicked:  # a new click, not the one still selected
+            st.session_state[state.FILTERS_CLICKED] = clicked
+            st.session_state[state.FILTERS_UNIT] = clicked[1]
 
 st.subheader("One unit")
-unit = st.number_input(f"Unit (0–{n_units - 1})", 0, n_units - 1, key="ae.filters.unit")
+unit = st.number_input(f"Unit (0–{n_units - 1})", 0, n_units - 1, key=state.FILTERS_UNIT)
 u1, u2, u3 = st.columns([1, 3, 1])
 tile = tuple(weights.shape[1:]) if is_conv else tuple(shape)
-u1.image(common.filter_images(weights, shape, True, 1, np.array([unit]), scale=max(2, 112 // max(tile))),
+u1.image(figures.filter_images(weights, shape, True, 1, np.array([unit]), scale=max(2, 112 // max(tile))),
          caption=f"filter of unit {unit}")
 if acts is None:
     u2.info("This family gives no unit activations to rank samples by.")
@@ -108,12 +102,12 @@ else:
     top = analysis.top_activating(acts, unit, 9)
     with u2:
         st.markdown("**The 9 test samples that excite it most**")
-        common.images(dataset.x_test[top], shape, [f"{acts[i, unit]:.2f} · {dataset.class_names[dataset.y_test[i]]}"
+        figures.images(dataset.x_test[top], shape, [f"{acts[i, unit]:.2f} · {dataset.class_names[dataset.y_test[i]]}"
                                                    for i in top])
     norm = float(np.linalg.norm(dataset.x_test, axis=1).mean())
     best = analysis.activation_maximization(run.model, unit, dataset.input_dim, norm) if run.training else \
         _act_max(run.id, unit, norm, run.model)
-    u3.image(common.filter_images(best[None], shape, True, 1, np.array([0]), scale=max(2, 112 // max(shape))),
+    u3.image(figures.filter_images(best[None], shape, True, 1, np.array([0]), scale=max(2, 112 // max(shape))),
              caption=f"activation maximisation (input norm {norm:.1f})")
 
 if stats is not None:

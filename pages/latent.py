@@ -11,15 +11,13 @@ import streamlit as st
 
 from aecore import latent, tsne, viz
 from aecore.jobs import BackgroundTask
-from pages import common
+from pages import ui
+from pages.ui import figures, runs, state
 
-common.page_setup()
+ui.page_setup()
 st.title("Latent space")
-dataset = common.current_dataset()
-run = common.require_run()
-if run.model.config.input_dim != dataset.input_dim:
-    st.error(f"Run {run.id} was trained on other images than {dataset.name}. Pick a run trained on this dataset.")
-    st.stop()
+dataset = state.current_dataset(modality="image")
+run = runs.require_run(dataset, encodes=True, reconstructs=True)
 if run.training:
     st.info("This run is still training; come back when it has finished (codes would change under the projection).")
     st.stop()
@@ -46,7 +44,7 @@ def _projection_task(key: tuple, codes: np.ndarray, method: str, params: dict) -
     """The task for ``key``: the finished or running one, else a new one. A projection this session started for
     other settings and no longer needs is cancelled (it would only slow this one down)."""
     tasks = _projections()
-    previous = st.session_state.get("ae.latent.task")
+    previous = st.session_state.get(state.LATENT_TASK)
     if previous != key and previous in tasks and not tasks[previous].done:
         tasks.pop(previous).cancel()
     task = tasks.get(key)
@@ -54,8 +52,8 @@ def _projection_task(key: tuple, codes: np.ndarray, method: str, params: dict) -
         task = tasks[key] = BackgroundTask(lambda progress: latent.project(codes, method, progress=progress,
                                                                            **params), name=f"project-{method}")
         task.start()
-        common.keep_newest_finished(tasks, lambda t: t.done)
-    st.session_state["ae.latent.task"] = key
+        state.keep_newest_finished(tasks, lambda t: t.done)
+    st.session_state[state.LATENT_TASK] = key
     return task
 
 
@@ -125,7 +123,7 @@ elif method == "umap":
     params["metric"] = st.selectbox("Metric", ["euclidean", "cosine"], key="ae.latent.umap_metric")
 if method != "tsne":  # neighbours and affinities ready before t-SNE is picked, so it starts at its first iteration
     tsne.prefetch(codes[:n], st.session_state.get("ae.latent.perplexity", 30),
-                  st.session_state.get("ae.latent.metric", "euclidean"), wrap=common.lowest_priority)
+                  st.session_state.get("ae.latent.metric", "euclidean"), wrap=state.lowest_priority)
 try:
     latent.check_projection(n, method, **params)
 except latent.ProjectionError as e:
@@ -181,11 +179,11 @@ boxes = list(selection.box) if selection else []
 
 st.subheader("A point and its neighbours")
 if len(picked) == 1 or (picked and not boxes):
-    st.session_state["ae.latent.point"] = picked[0]
-point = st.number_input(f"Test image (0–{n - 1}); or click a point", 0, n - 1, key="ae.latent.point")
+    st.session_state[state.LATENT_POINT] = picked[0]
+point = st.number_input(f"Test image (0–{n - 1}); or click a point", 0, n - 1, key=state.LATENT_POINT)
 neighbours = latent.nearest(codes[:n], point, 8)
 recon = run.model.reconstruct(__import__("torch").as_tensor(dataset.x_test[[point]])).numpy()
-common.images(np.concatenate([dataset.x_test[[point]], recon, dataset.x_test[neighbours]]), shape,
+figures.images(np.concatenate([dataset.x_test[[point]], recon, dataset.x_test[neighbours]]), shape,
               ["input", "recon"] + [f"#{i}·{dataset.class_names[labels[i]]}" for i in neighbours])
 st.caption("The 8 nearest test images by code distance follow the reconstruction.")
 
@@ -239,9 +237,9 @@ flat = dataset.x_test
 by_code, by_pixel = latent.nearest(codes, query, k), latent.nearest(flat, query, k)
 with r2:
     st.markdown("**By code distance**")
-    common.images(flat[by_code], shape, [dataset.class_names[labels[i]] for i in by_code])
+    figures.images(flat[by_code], shape, [dataset.class_names[labels[i]] for i in by_code])
     st.markdown("**By pixel distance**")
-    common.images(flat[by_pixel], shape, [dataset.class_names[labels[i]] for i in by_pixel])
+    figures.images(flat[by_pixel], shape, [dataset.class_names[labels[i]] for i in by_pixel])
 if st.toggle("Precision@10 over the whole test set", key="ae.latent.precision"):
     with st.spinner("Finding every test image's 10 nearest neighbours…"):
         p_code, p_pix = latent.precision_at_k(codes, labels), latent.precision_at_k(flat, labels)

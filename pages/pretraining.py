@@ -7,20 +7,18 @@ import streamlit as st
 
 from aecore.jobs import BackgroundTask
 from aecore.probe import METHODS, few_label_experiment
-from pages import common
+from pages import ui
+from pages.ui import runs, state
 
-common.page_setup()
+ui.page_setup()
 st.title("Pretraining with few labels")
 st.caption("Does what an autoencoder learned without labels help a classifier that has only a few? Each point is "
            "the mean test accuracy over several random labelled subsets; bars show one standard deviation. Pick a "
            "run trained with greedy layer-wise pretraining to compare that too.")
-dataset = common.current_dataset()
-run = common.require_run()
+dataset = state.current_dataset(modality="image")
+run = runs.require_run(dataset, encodes=True)
 if run.training:
     st.info("This run is still training; come back when it has finished.")
-    st.stop()
-if run.model.config.input_dim != dataset.input_dim:
-    st.error(f"Run {run.id} was trained on other images than {dataset.name}. Pick a run trained on this dataset.")
     st.stop()
 
 
@@ -50,7 +48,7 @@ if st.button("Run the experiment", type="primary", disabled=busy or not counts, 
     about = (f"{', '.join(map(str, counts))} labels per class, {seeds} seed{'s' * (seeds > 1)}, {steps} steps for "
              f"the networks")
     experiments[key] = task, about
-    common.keep_newest_finished(experiments, lambda entry: entry[0].done)
+    state.keep_newest_finished(experiments, lambda entry: entry[0].done)
     st.rerun()
 if not counts:
     st.info("Choose at least one number of labels per class.")

@@ -4,9 +4,10 @@ import numpy as np
 import streamlit as st
 
 from aecore.metrics import per_sample_errors
-from pages import common
+from pages import ui
+from pages.ui import figures, runs, state
 
-common.page_setup()
+ui.page_setup()
 METRICS = {"sse": "squared error per image", "bce": "BCE per pixel", "mse": "MSE per pixel"}
 
 
@@ -15,7 +16,7 @@ def _errors(run_id: str, dataset: str, _model, _x: np.ndarray) -> dict[str, np.n
     return per_sample_errors(_model, _x)
 
 
-def errors_for(handle: common.RunHandle, dataset) -> dict[str, np.ndarray]:
+def errors_for(handle: runs.RunHandle, dataset) -> dict[str, np.ndarray]:
     if handle.training:  # weights still change: never cache
         return per_sample_errors(handle.model, dataset.x_test)
     return _errors(handle.id, dataset.name, handle.model, dataset.x_test)
@@ -34,12 +35,8 @@ def parse_indices(text: str, n: int) -> list[int]:
 
 
 st.title("Reconstructions")
-dataset = common.current_dataset()
-run = common.require_run()
-if run.model.config.input_dim != dataset.input_dim:
-    st.error(f"Run {run.id} takes {run.model.config.input_dim}-pixel images, but {dataset.name} has "
-             f"{dataset.input_dim}. Pick a run trained on this dataset.")
-    st.stop()
+dataset = state.current_dataset(modality="image")
+run = runs.require_run(dataset, reconstructs=True)
 if run.training:
     st.warning("This run is still training: what you see uses its weights as of now.")
 
@@ -48,15 +45,15 @@ c1, c2, c3, c4 = st.columns([2, 1, 2, 2])
 order = c1.radio("Samples", ["random", "chosen", "worst first"], horizontal=True, key="ae.rec.order")
 count = c2.number_input("How many", 1, 48, 12, key="ae.rec.count")
 metric = c3.selectbox("Error", list(METRICS), format_func=METRICS.get, key="ae.rec.metric")
-others = [r for r in common.run_choices(dataset.name) if r != run.id]
+others = [r for r in runs.usable_runs(dataset, reconstructs=True) if r != run.id]
 other_id = c4.selectbox("Compare with", ["(none)"] + others, key="ae.rec.other",
                         help="Another run on the same inputs, for example PCA with the same code size.")
 
 errs = errors_for(run, dataset)
 if order == "random":
-    seed = st.session_state.setdefault("ae.rec.seed", 0)
+    seed = st.session_state.setdefault(state.REC_SEED, 0)
     if st.button("New random samples", key="ae.rec.shuffle"):
-        st.session_state["ae.rec.seed"] = seed = seed + 1
+        st.session_state[state.REC_SEED] = seed = seed + 1
     idx = np.random.default_rng(seed).choice(n_test, size=min(count, n_test), replace=False)
 elif order == "chosen":
     text = st.text_input(f"Test indices (0–{n_test - 1})", "0, 1, 2, 3, 4, 5", key="ae.rec.indices")
@@ -71,11 +68,11 @@ elif order == "chosen":
 else:
     idx = np.argsort(-errs[metric], kind="stable")[:count]
 
-other = common.load_run(other_id) if other_id != "(none)" else None
-runs = [run] + ([other] if other is not None else [])
-cols = st.columns(len(runs))
-all_errs = [errs] + [errors_for(o, dataset) for o in runs[1:]]
-for col, r, e in zip(cols, runs, all_errs):
+other = runs.load_run(other_id) if other_id != "(none)" else None
+shown = [run] + ([other] if other is not None else [])
+cols = st.columns(len(shown))
+all_errs = [errs] + [errors_for(o, dataset) for o in shown[1:]]
+for col, r, e in zip(cols, shown, all_errs):
     col.markdown(f"**{r.id}**")
     a, b, c = col.columns(3)
     a.metric("test BCE / pixel", f"{e['bce'].mean():.4f}")
@@ -84,8 +81,8 @@ for col, r, e in zip(cols, runs, all_errs):
 
 x = dataset.x_test[idx]
 st.markdown("**Input**")
-common.images(x, dataset.image_shape, [f"#{i} · {dataset.class_names[dataset.y_test[i]]}" for i in idx])
-for r, e in zip(runs, all_errs):
+figures.images(x, dataset.image_shape, [f"#{i} · {dataset.class_names[dataset.y_test[i]]}" for i in idx])
+for r, e in zip(shown, all_errs):
     recon = r.model.reconstruct(__import__("torch").as_tensor(x)).numpy()
     st.markdown(f"**{r.id}** — {METRICS[metric]} under each")
-    common.images(recon, dataset.image_shape, [f"{e[metric][i]:.3f}" for i in idx])
+    figures.images(recon, dataset.image_shape, [f"{e[metric][i]:.3f}" for i in idx])

@@ -1,43 +1,49 @@
 """Train page: pick a model, set its hyperparameters, train in the background and watch it learn."""
 import numpy as np
+import pandas as pd
 import streamlit as st
 
-from aecore import ConfigError, TrainSettings, TrainingJob, list_models, make_config, model_spec
+from aecore import ConfigError, TrainSettings, TrainingJob, list_models, model_spec
+from aecore.jobs import model_config
 from aecore.registry import DEFAULT_MODEL
 from aecore.viz import mosaic
-from pages import common
+from pages import ui
+from pages.ui import controls, figures, state
 
-common.page_setup()
+ui.page_setup()
 st.title("Train")
-dataset = common.current_dataset()
-jobs = common.jobs()
-active_id = st.session_state.get("ae.train.active")
-active = jobs.get(active_id)
+dataset = state.current_dataset()
+jobs = state.jobs()
+active = jobs.get(st.session_state.get(state.TRAIN_ACTIVE))
 running = active is not None and not active.progress().done
 
 left, right = st.columns([1, 2], gap="large")
 with left:
-    names = list_models()
-    st.session_state.setdefault("ae.train.model", DEFAULT_MODEL if DEFAULT_MODEL in names else names[0])
-    name = st.selectbox("Model", names, key="ae.train.model", disabled=running,
+    names = list_models(modality=dataset.modality)
+    if not names:
+        st.info(f"No model works on {dataset.modality} data yet; pick another dataset in the sidebar.")
+        st.stop()
+    if st.session_state.get(state.TRAIN_MODEL) not in names:
+        st.session_state[state.TRAIN_MODEL] = DEFAULT_MODEL if DEFAULT_MODEL in names else names[0]
+    name = st.selectbox("Model", names, key=state.TRAIN_MODEL, disabled=running,
                         format_func=lambda n: f"{n} — {model_spec(n).summary}")
     spec = model_spec(name)
     prefix = f"ae.train.cfg.{name}"
     if spec.presets:
         def _apply():
-            common.apply_preset(prefix, spec.config_cls, spec.presets[st.session_state[f"{prefix}.preset"]])
+            controls.apply_preset(prefix, spec.config_cls, spec.presets[st.session_state[f"{prefix}.preset"]])
         st.selectbox("Preset", list(spec.presets), key=f"{prefix}.preset", on_change=_apply, disabled=running)
     # Train and Stop sit above the settings (filled in below, once the settings are read), so that the live view
     # at the top of the right column is in sight when Train is pressed
     actions = st.container()
     with st.expander("Model hyperparameters", expanded=True):
-        config, errors = common.config_controls(spec.config_cls, prefix, disabled=running)
+        config, errors = controls.config_controls(spec.config_cls, prefix, disabled=running)
     closed_form = spec.builder.closed_form
     greedy_ok = spec.builder.supports_greedy()
     with st.expander("Training", expanded=not closed_form):
         if closed_form:
             st.caption("This model is fitted in closed form: no epochs or learning rate.")
-        settings_values, settings_errors = common.config_controls(TrainSettings, "ae.train.settings",
+        settings_values, settings_errors = controls.config_controls(TrainSettings, "ae.train.settings",
                                                                   disabled=running or closed_form)
     if not greedy_ok:
         settings_values.update(greedy=False)
@@ -45,7 +51,7 @@ with left:
         st.caption("Greedy layer-wise pretraining is available for this model (toggle above).")
     errors += settings_errors
     try:
-        make_config(name, **config, input_shape=dataset.image_shape)
+        model_config(name, config, dataset)
     except ConfigError as e:
         errors.append(str(e))
 with actions:
@@ -57,17 +63,38 @@ with actions:
         st.error(err)
     if clicked:
         try:
-            job = TrainingJob(name, config, dataset, TrainSettings(**settings_values), store=common.run_store())
+            job = TrainingJob(name, config, dataset, TrainSettings(**settings_values), store=state.run_store())
         except ConfigError as e:
             st.error(str(e))
         else:
             jobs[job.run_id] = job.start()
             job.wait_for_progress(timeout=0.4)  # so the first picture already has a curve and reconstructions
-            st.session_state["ae.train.active"] = job.run_id
-            st.session_state[common.K_PENDING_RUN] = job.run_id
+            st.session_state[state.TRAIN_ACTIVE] = job.run_id
+            st.session_state[state.PENDING_RUN] = job.run_id
             st.rerun()
     if stop:
         active.stop()
+
+
+def preview(job: TrainingJob, shown) -> None:
+    """The model's preview of the probe batch, as its capabilities say: reconstructions under their inputs,
+    samples, or sentences."""
+    caps = model_spec(job.model_name).capabilities
+    if caps.modality == "text":
+        decode = job.dataset.decode
+        rows = {"sentence": [decode(ids) for ids in job.probe_inputs.tokens.numpy()]}
+        if caps.reconstructs:
+            rows["decoded"] = [decode(ids) for ids in shown]
+        else:
+            rows = {"sample": [decode(ids) for ids in shown]}
+        st.dataframe(pd.DataFrame(rows), hide_index=True)
+        return
+    shape = job.dataset.image_shape
+    if caps.reconstructs:
+        grid = mosaic(np.concatenate([job.probe_inputs, shown]), shape, ncols=len(shown), scale=3)
+        st.image(grid, caption="Probe batch from the test set: inputs (top), current reconstructions (bottom)")
+    else:
+        st.image(mosaic(shown, shape, ncols=len(shown), scale=3), caption="Samples from a fixed noise batch")
 
 
 def live_view(job: TrainingJob) -> None:
@@ -76,27 +103,25 @@ def live_view(job: TrainingJob) -> None:
         st.info("Starting…")
     rate = f" · {p.samples_per_s:,.0f} samples/s" if p.samples_per_s else ""
     st.progress(p.fraction, text=f"{p.phase or p.status} · epoch {p.epoch}/{p.epochs} · step "
-                                 f"{p.step:,}/{p.total_steps:,}{rate} · elapsed {common.fmt_seconds(p.elapsed)}"
-                                 f" · ETA {common.fmt_seconds(p.eta)}")
+                                 f"{p.step:,}/{p.total_steps:,}{rate} · elapsed {figures.fmt_seconds(p.elapsed)}"
+                                 f" · ETA {figures.fmt_seconds(p.eta)}")
     if p.losses:
         cols = st.columns(len(p.losses))
         for col, (k, v) in zip(cols, p.losses.items()):
-            col.metric(k, f"{v:.4f}")
+            col.metric(k, f"{v:.4f}", help=p.units.get(k))
     if p.history:
-        st.plotly_chart(common.cost_figure(p.history, p.epoch_rows), key=f"ae.train.curve.{job.run_id}")
+        st.plotly_chart(figures.cost_figure(p.history, p.epoch_rows, p.units), key=f"ae.train.curve.{job.run_id}")
     if p.probe is not None:
-        shape = job.dataset.image_shape
-        grid = mosaic(np.concatenate([job.probe_inputs, p.probe]), shape, ncols=len(p.probe), scale=3)
-        st.image(grid, caption="Probe batch from the test set: inputs (top), current reconstructions (bottom)")
+        preview(job, p.probe)
     if p.done:
         msg = {"finished": st.success, "stopped": st.warning, "diverged": st.error, "failed": st.error}[p.status]
         text = f"Run **{job.run_id}** {p.status}"
-        if job.record is not None and job.record.metrics:
-            m = job.record.metrics
-            text += (f" — test BCE {m['bce']:.4f}, MSE {m['mse']:.4f}, squared error per image "
-                     f"{m['sse_per_image']:.2f}. Saved: it is selectable in the sidebar on every page.")
+        if job.record is not None:
+            text += ". Saved: it is selectable in the sidebar on every page."
         msg(text + (f"\n\n{p.message}" if p.message else ""))
-        seen = st.session_state.setdefault("ae.train.seen_done", set())
+        if job.record is not None:
+            figures.metrics_row(job.record.metrics, job.record.metric_labels)
+        seen = st.session_state[state.TRAIN_SEEN_DONE]
         if job.run_id not in seen:  # one full rerun, so the sidebar lists the saved run
             seen.add(job.run_id)
             st.rerun()
@@ -107,7 +132,7 @@ with right:
         st.info("Pick a model and press **Train**. The cost curve and reconstructions of a probe batch appear here "
                 "and update live; you can leave this page while it trains.")
         # an empty chart now, so the browser has its chart library loaded before the first curve arrives
-        empty = common.cost_figure([], [])
+        empty = figures.cost_figure([], [])
         empty.update_xaxes(range=[0, settings_values["epochs"]]).update_yaxes(range=[0, 0.7])
         empty.add_annotation(text="the cost curve appears here", showarrow=False, x=settings_values["epochs"] / 2,
                              y=0.35, font=dict(color="#868e96"))

@@ -91,7 +91,7 @@ def test_train_page_trains_live_and_saves_a_selectable_run():
     assert at.get("plotly_chart"), "the cost curve is shown"
     assert at.image and "reconstructions" in at.image[0].captions[0], "the probe reconstructions are shown"
     # leaving the page and coming back neither kills nor duplicates the run
-    at.switch_page("pages/home.py").run()
+    at.switch_page("app.py").run()
     at.switch_page("pages/train.py").run()
     assert len(at.session_state["ae.jobs"]) == 1
     # saved and selectable everywhere
@@ -184,7 +184,7 @@ def test_the_server_leaves_a_core_to_the_browser(monkeypatch):
 
     import torch
 
-    from pages import common
+    from pages.ui import state
     before = torch.get_num_threads()
     seen = []
     try:
@@ -194,13 +194,13 @@ def test_the_server_leaves_a_core_to_the_browser(monkeypatch):
                 monkeypatch.delenv("AECORE_TORCH_THREADS", raising=False)
             else:
                 monkeypatch.setenv("AECORE_TORCH_THREADS", env)
-            common.torch_threads.clear()
-            assert common.torch_threads() == want
+            state.torch_threads.clear()
+            assert state.torch_threads() == want
             # threads started afterwards (training jobs, projections, script runs) compute with that many
             worker = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
             worker.start()
             worker.join()
             assert seen[-1] == want
     finally:
-        common.torch_threads.clear()
+        state.torch_threads.clear()
         torch.set_num_threads(before)

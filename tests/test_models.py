@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from aecore import AEOutput, ConfigError, TrainSettings, create_model, list_models, model_spec, train
+from aecore import AEOutput, StepContext, ConfigError, TrainSettings, create_model, list_models, model_spec, train
 from aecore.config import param_specs
 
 SHAPE = (8, 8)
@@ -131,7 +131,7 @@ def test_hand_derived_step_matches_autograd(act, code_act, output_kind):
     ref.output_kind = output_kind
     ref.load_state_dict(fast.state_dict())
     x = torch.rand(7, 64)
-    loss = fast.training_step(x, [_NoStep()])["reconstruction"]
+    loss = fast.training_step(x, [_NoStep()], StepContext(0, 0, 1, 1))["reconstruction"]
     out = ref(x)
     out.loss.backward()
     assert torch.equal(loss, out.loss.detach())

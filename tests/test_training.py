@@ -78,12 +78,12 @@ def test_exploding_loss_stops_with_message_and_last_good_weights(digits):
     orig = model.training_step
     calls = {"n": 0}
 
-    def exploding(x, opts):
+    def exploding(x, opts, ctx):
         calls["n"] += 1
         if calls["n"] == 80:  # blow the decoder up: finite, but the loss jumps by orders of magnitude
             with torch.no_grad():
                 model.decoder.layers[-1].weight.mul_(1e7)
-        return orig(x, opts)
+        return orig(x, opts, ctx)
 
     model.training_step = exploding
     p = train(model, digits.x_train, TrainSettings(epochs=20, batch_size=16))
@@ -97,12 +97,12 @@ def test_nan_loss_restores_last_good_weights(digits):
     orig = model.training_step
     calls = {"n": 0}
 
-    def poisoned(x, opts):
+    def poisoned(x, opts, ctx):
         calls["n"] += 1
         if calls["n"] >= 60:  # from here on the loss is NaN
             with torch.no_grad():
                 model.encoder.layers[0].weight.fill_(float("nan"))
-        return orig(x, opts)
+        return orig(x, opts, ctx)
 
     model.training_step = poisoned
     p = train(model, digits.x_train, TrainSettings(epochs=20, batch_size=16))

@@ -6,11 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from aecore import ConfigError, TrainSettings, create_model, train
+from aecore import ConfigError, StepContext, TrainSettings, create_model, train
 from aecore.losses import kl_sparsity_penalty, l1_activity_penalty, weight_decay_penalty
 from aecore.models.ksparse import keep_top_k
 from aecore.models.neural_sparse_coding import arora_update
 from aecore.noise import corrupt, psnr
+
+CTX = StepContext(0, 0, 1, 1)
 
 SHAPE = (8, 8)
 
@@ -81,7 +83,7 @@ def test_arora_update_matches_the_formula_on_a_small_example():
     new = a.numpy() - 0.5 * step
     new /= np.linalg.norm(new, axis=0, keepdims=True)
     np.testing.assert_allclose(arora_update(a, y, code, 0.5).numpy(), new, atol=1e-6)
-    model.training_step(y, model.configure_optimizers(1e-3, torch.device("cpu")))
+    model.training_step(y, model.configure_optimizers(TrainSettings(lr=1e-3), torch.device("cpu")), CTX)
     np.testing.assert_allclose(model.dictionary.numpy(), new, atol=1e-6)
     np.testing.assert_allclose(model.dictionary.norm(dim=0).numpy(), 1.0, atol=1e-6)
 

@@ -1,9 +1,13 @@
-"""The one output contract and the base class every autoencoder family derives from."""
+"""The contract every model family follows: what it can do (:class:`Capabilities`), what its ``forward`` returns
+(:class:`ModelOutput`), what a training step is told (:class:`StepContext`), and the base classes :class:`Model`
+(any family) and :class:`Autoencoder` (families that encode and reconstruct images)."""
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 import torch.nn as nn
 
@@ -13,8 +17,65 @@ from ..optim import adam
 
 
 @dataclass(frozen=True)
+class Capabilities:
+    """What a family can do; pages and the CLI read this from the registry and never test a class or a name."""
+
+    reconstructs: bool = False  # maps an input to a reconstruction of it
+    encodes: bool = False  # maps an input to a code vector
+    samples: bool = False  # draws new data from a prior or noise
+    posterior: bool = False  # its code is a distribution q(z|x)
+    filters: bool = False  # first-layer filters and per-unit activations
+    modality: str = "image"  # "image" or "text"
+
+    _NAMES = {"reconstructs": "does not reconstruct its input", "encodes": "has no encoder",
+              "samples": "cannot sample", "posterior": "has no posterior", "filters": "has no per-unit first-layer filters"}
+
+    def lacks(self, modality: str | None = None, **needs: bool) -> list[str]:
+        """Why a model with these capabilities cannot serve ``needs`` (``reconstructs=True``, ...) on data of
+        ``modality``: one short reason each, empty when it can."""
+        reasons = [self._NAMES[k] for k, wanted in needs.items() if wanted and not getattr(self, k)]
+        if modality is not None and modality != self.modality:
+            reasons.insert(0, f"works on {self.modality}, not {modality}")
+        return reasons
+
+
+class StepContext(NamedTuple):
+    """Where a training step stands, for families that schedule something by step (KL warm-up, D:G ratios).
+    A NamedTuple: one is made every step, and a frozen dataclass costs 5x longer to build."""
+
+    step: int  # global step, counted from 0
+    epoch: int  # counted from 0
+    total_steps: int
+    steps_per_epoch: int
+
+
+@dataclass
+class ModelOutput:
+    """What every model's ``forward`` returns.
+
+    ``losses``: named, already weighted terms whose sum is minimised; ``units`` names each term's unit ("BCE per
+    pixel", "nats per image", ...). ``recon``: (B, D) logits when the model's ``output_kind`` is ``"logits"``, else
+    pixel values, where the family reconstructs; ``code``: (B, K) where it encodes; ``posterior``: a
+    ``torch.distributions.Distribution`` q(z|x) where it has one.
+    """
+
+    losses: dict[str, torch.Tensor]
+    recon: torch.Tensor | None = None
+    code: torch.Tensor | None = None
+    posterior: Any = None
+    units: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def loss(self) -> torch.Tensor:
+        return sum(self.losses.values())
+
+
+AEOutput = ModelOutput  # the name the autoencoder families grew up with
+
+
+@dataclass(frozen=True)
 class AEConfig:
-    """Fields every family has. ``input_shape`` comes from the dataset, not from a slider."""
+    """Fields every image family has. ``input_shape`` comes from the dataset, not from a slider."""
 
     input_shape: tuple[int, ...] = param((28, 28), ui=False, help="image shape, taken from the dataset")
 
@@ -26,84 +87,38 @@ class AEConfig:
         """Raise ``ConfigError`` for a combination of values that cannot work (ranges are checked already)."""
 
 
-@dataclass
-class AEOutput:
-    """What every autoencoder's ``forward`` returns.
-
-    ``recon``: (B, D) logits when the model's ``output_kind`` is ``"logits"`` (BCE), else pixel values;
-    ``code``: (B, K); ``losses``: named, already weighted terms whose sum is minimised.
-    """
-
-    recon: torch.Tensor
-    code: torch.Tensor
-    losses: dict[str, torch.Tensor] = field(default_factory=dict)
-
-    @property
-    def loss(self) -> torch.Tensor:
-        return sum(self.losses.values())
-
-
-class Autoencoder(nn.Module):
-    """Base class: subclasses implement ``encode`` and ``decode``, and may add penalty terms.
-
-    Inputs are flat (B, D) tensors in [0, 1]. ``training_step`` is what the shared loop calls; the default is one
-    backprop step on the sum of the loss terms. A family with its own learning rule (a closed form, a GAN's two
-    optimisers, a Hebbian-style update) overrides it, or sets ``closed_form`` and implements ``fit_closed_form``.
-    """
+class Model(nn.Module):
+    """Base class of every family. ``forward(batch)`` returns a :class:`ModelOutput`; ``training_step`` is what the
+    one training loop calls. A family with its own learning rule (a closed form, a GAN's two optimisers, a
+    Hebbian-style update) overrides ``training_step`` and ``configure_optimizers``, or sets ``closed_form`` and
+    implements ``fit_closed_form``."""
 
     registry_name: str = ""
-    output_kind: str = "logits"
+    capabilities = Capabilities()
     closed_form: bool = False
+    metric_labels: dict[str, str] = {}  # metric name -> label, the headline first (see :meth:`evaluate`)
 
-    def __init__(self, config: AEConfig):
+    def __init__(self, config: Any):
         super().__init__()
         self.config = config
 
-    # --- the contract -------------------------------------------------------------------------------------------
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
-    def decode(self, code: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
-    def penalties(self, x: torch.Tensor, code: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Extra named loss terms (sparsity, contraction, KL, ...); none by default."""
+    def loss_units(self) -> dict[str, str]:
+        """The unit of each loss term (a term not named here is a weighted penalty)."""
         return {}
 
-    def forward(self, x: torch.Tensor) -> AEOutput:
-        code = self.encode(x)  # (B, D) -> (B, K)
-        recon = self.decode(code)  # (B, K) -> (B, D)
-        losses = {"reconstruction": reconstruction_loss(recon, x, self.output_kind)}
-        losses.update(self.penalties(x, code))
-        return AEOutput(recon, code, losses)
-
-    @torch.no_grad()
-    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        """Reconstructions in pixel space [0, 1], (B, D) -> (B, D)."""
-        return to_pixels(self.decode(self.encode(x)), self.output_kind)
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Codes for downstream use (probes, retrieval, projections): the code, unless a family says otherwise."""
-        return self.encode(x)
-
-    def unit_activations(self, x: torch.Tensor) -> torch.Tensor | None:
-        """(B, units) activations of the first layer's units, differentiable in ``x`` (for top-activating samples
-        and activation maximisation); ``None`` where units have no single filter."""
-        return None
-
-    @property
-    def code_size(self) -> int:
-        return int(self.config.code_size)
+    def output(self, losses: dict[str, torch.Tensor], **parts: Any) -> ModelOutput:
+        """A :class:`ModelOutput` with this family's units filled in."""
+        return ModelOutput(losses, units=self.loss_units(), **parts)
 
     # --- training hooks -----------------------------------------------------------------------------------------
-    def configure_optimizers(self, lr: float, device: torch.device) -> list[torch.optim.Optimizer]:
-        """Adam over all parameters (the fused kernel where the device has one)."""
-        return [adam(self.parameters(), lr, device)]
+    def configure_optimizers(self, settings: Any, device: torch.device) -> list:
+        """Adam over all parameters at ``settings.lr`` (the fused kernel where the device has one)."""
+        return [adam(self.parameters(), settings.lr, device)]
 
-    def training_step(self, x: torch.Tensor, optimizers: list[torch.optim.Optimizer]) -> dict[str, torch.Tensor]:
-        """One update on batch ``x``; returns the detached loss terms."""
+    def training_step(self, batch: Any, optimizers: list, ctx: StepContext) -> dict[str, torch.Tensor]:
+        """One update on ``batch``; returns the detached loss terms."""
         (opt,) = optimizers
-        out = self(x)
+        out = self(batch)
         opt.zero_grad(set_to_none=True)
         out.loss.backward()
         opt.step()
@@ -116,23 +131,82 @@ class Autoencoder(nn.Module):
     @classmethod
     def supports_greedy(cls) -> bool:
         """Whether :meth:`greedy_stages` gives stages (the Train page shows the Greedy toggle only then)."""
-        return cls.greedy_stages is not Autoencoder.greedy_stages
+        return cls.greedy_stages is not Model.greedy_stages
 
     def greedy_stages(self) -> list[tuple[nn.Module, nn.Module]]:
-        """(encoder layer, mirrored decoder layer) pairs, outermost first, for greedy layer-wise pretraining.
-
-        Each pair is trained as a shallow autoencoder on the codes of the layers before it. An empty list means the
-        family does not support greedy pretraining.
-        """
+        """(encoder layer, mirrored decoder layer) pairs, outermost first, for greedy layer-wise pretraining: each
+        is trained as a shallow autoencoder on the codes of the layers before it."""
         return []
 
     def output_bias(self) -> torch.Tensor | None:
-        """The bias added last to the reconstruction: (D,), one per pixel, or (1,), one for a single-channel
-        image; ``None`` where there is none. Training starts it at the data's mean
-        (``TrainSettings.output_bias_from_data``)."""
+        """The bias added last to an image output: (D,) or (1,); ``None`` where there is none. Training starts it
+        at the data's mean (``TrainSettings.output_bias_from_data``)."""
         return None
 
-    def first_layer_weights(self) -> torch.Tensor | None:
-        """First-layer filters for the mosaic: (units, D) for dense layers, (channels, kh, kw) for convolutions;
-        ``None`` where that makes no sense."""
+    # --- what the views and the job read ------------------------------------------------------------------------
+    def preview(self, batch: Any) -> Any:
+        """What the live view shows for the fixed probe ``batch`` (reconstructions, samples, decoded text), or
+        ``None``. Called in eval mode under ``no_grad``."""
         return None
+
+    def evaluate(self, data: Any, device: torch.device | None = None) -> dict[str, float]:
+        """Test metrics on dataset ``data`` (keys as in :attr:`metric_labels`); none by default."""
+        return {}
+
+    def first_layer_weights(self) -> torch.Tensor | None:
+        """First-layer filters: (units, D) for dense layers, (channels, kh, kw) for convolutions."""
+        return None
+
+    def unit_activations(self, x: torch.Tensor) -> torch.Tensor | None:
+        """(B, units) first-layer activations, differentiable in ``x``; ``None`` where units have no filter."""
+        return None
+
+
+class Autoencoder(Model):
+    """Families that encode flat (B, D) images in [0, 1] and reconstruct them: subclasses implement ``encode`` and
+    ``decode`` and may add penalty terms; the loss, preview and test metrics are shared."""
+
+    capabilities = Capabilities(reconstructs=True, encodes=True)
+    output_kind: str = "logits"
+    metric_labels = {"bce": "test BCE", "mse": "MSE / pixel", "sse_per_image": "squared error / image"}
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def decode(self, code: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def penalties(self, x: torch.Tensor, code: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Extra named loss terms (sparsity, contraction, ...); none by default."""
+        return {}
+
+    def loss_units(self) -> dict[str, str]:
+        return {"reconstruction": "BCE per pixel" if self.output_kind == "logits" else "MSE per pixel"}
+
+    def forward(self, x: torch.Tensor) -> ModelOutput:
+        code = self.encode(x)  # (B, D) -> (B, K)
+        recon = self.decode(code)  # (B, K) -> (B, D)
+        losses = {"reconstruction": reconstruction_loss(recon, x, self.output_kind)}
+        losses.update(self.penalties(x, code))
+        return self.output(losses, recon=recon, code=code)
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """Reconstructions in pixel space [0, 1], (B, D) -> (B, D)."""
+        return to_pixels(self.decode(self.encode(x)), self.output_kind)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Codes for downstream use (probes, retrieval, projections): the code, unless a family says otherwise."""
+        return self.encode(x)
+
+    @property
+    def code_size(self) -> int:
+        return int(self.config.code_size)
+
+    def preview(self, batch: torch.Tensor) -> np.ndarray:
+        return self.reconstruct(batch).cpu().numpy()
+
+    def evaluate(self, data: Any, device: torch.device | None = None) -> dict[str, float]:
+        """Mean BCE per pixel, MSE per pixel and squared error per image on the test images."""
+        from ..metrics import evaluate
+        return evaluate(self, data.x_test, device=device)

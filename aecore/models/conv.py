@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from ..config import ConfigError, param
 from ..registry import register_model
-from .base import AEConfig, AEOutput, Autoencoder
+from .base import AEConfig, Autoencoder, Capabilities, ModelOutput
 from ..losses import reconstruction_loss
 
 
@@ -56,6 +56,7 @@ def _top_left_indices(shape: tuple[int, ...], out_hw: tuple[int, int], device) -
 @register_model("conv", ConvConfig, "Convolutional autoencoder (conv + max-pool; transposed-conv or unpooling decoder)",
                 presets={"two stages, transposed": {}, "two stages, unpooling": {"decoder": "unpool"}})
 class ConvAutoencoder(Autoencoder):
+    capabilities = Capabilities(reconstructs=True, encodes=True, filters=True)
     def __init__(self, config: ConvConfig):
         super().__init__(config)
         h, w = config.input_shape
@@ -106,10 +107,10 @@ class ConvAutoencoder(Autoencoder):
     def decode(self, code: torch.Tensor) -> torch.Tensor:
         return self._decode(code, None)
 
-    def forward(self, x: torch.Tensor) -> AEOutput:
+    def forward(self, x: torch.Tensor) -> ModelOutput:
         code, switches = self._encode(x)
         recon = self._decode(code, switches)
-        return AEOutput(recon, code, {"reconstruction": reconstruction_loss(recon, x, self.output_kind)})
+        return self.output({"reconstruction": reconstruction_loss(recon, x, self.output_kind)}, recon=recon, code=code)
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:

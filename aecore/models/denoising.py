@@ -10,7 +10,7 @@ from ..config import param
 from ..losses import reconstruction_loss
 from ..noise import NOISE_KINDS, corrupt
 from ..registry import register_model
-from .base import AEOutput
+from .base import ModelOutput
 from .stacked import StackedAutoencoder, StackedConfig
 
 
@@ -35,10 +35,10 @@ class DenoisingAutoencoder(StackedAutoencoder):
             self._generator = torch.Generator(device).manual_seed(self._noise_seed)
         return self._generator
 
-    def forward(self, x: torch.Tensor) -> AEOutput:
+    def forward(self, x: torch.Tensor) -> ModelOutput:
         noisy = x
         if self.training:
             noisy = corrupt(x, self.config.noise, self.config.noise_level, self._noise_generator(x.device))
         code = self.encode(noisy)
         recon = self.decode(code)
-        return AEOutput(recon, code, {"reconstruction": reconstruction_loss(recon, x, self.output_kind)})
+        return self.output({"reconstruction": reconstruction_loss(recon, x, self.output_kind)}, recon=recon, code=code)

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from ..config import ConfigError, param
 from ..registry import register_model
-from .base import AEConfig, Autoencoder
+from .base import AEConfig, Autoencoder, Capabilities
 
 
 def keep_top_k(z: torch.Tensor, k: int) -> torch.Tensor:
@@ -51,6 +51,7 @@ class KSparseConfig(AEConfig):
                 presets={"Makhzani & Frey MNIST (1000 units, k 25)": {},
                          "196 units, k 20 (for filters)": {"code_size": 196, "k": 20}})
 class KSparseAutoencoder(Autoencoder):
+    capabilities = Capabilities(reconstructs=True, encodes=True, filters=True)
     def __init__(self, config: KSparseConfig):
         super().__init__(config)
         self.output_kind = "logits" if config.output == "sigmoid" else "linear"

@@ -14,7 +14,7 @@ import torch
 
 from ..config import param
 from ..registry import register_model
-from .base import AEConfig, Autoencoder
+from .base import AEConfig, Autoencoder, Capabilities, StepContext
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,7 @@ def arora_update(a: torch.Tensor, y: torch.Tensor, code: torch.Tensor, eta: floa
 @register_model("neural-sparse-coding", NeuralSparseCodingConfig,
                 "Neural sparse coding (Arora et al. 2015): thresholded A^T y, trained by its own update rule")
 class NeuralSparseCoding(Autoencoder):
+    capabilities = Capabilities(reconstructs=True, encodes=True, filters=True)
     output_kind = "linear"
 
     def __init__(self, config: NeuralSparseCodingConfig):
@@ -58,11 +59,11 @@ class NeuralSparseCoding(Autoencoder):
     def decode(self, code: torch.Tensor) -> torch.Tensor:
         return code @ self.dictionary.t()  # A x, (B, K) -> (B, D)
 
-    def configure_optimizers(self, lr: float, device: torch.device) -> list:
+    def configure_optimizers(self, settings, device: torch.device) -> list:
         return []  # the update rule has its own step size, ``eta``
 
     @torch.no_grad()
-    def training_step(self, x: torch.Tensor, optimizers: list) -> dict[str, torch.Tensor]:
+    def training_step(self, x: torch.Tensor, optimizers: list, ctx: StepContext) -> dict[str, torch.Tensor]:
         code = self.encode(x)
         loss = (self.decode(code) - x).pow(2).mean()
         self.dictionary.copy_(arora_update(self.dictionary, x, code, self.config.eta))

@@ -8,7 +8,7 @@ import torch
 
 from ..config import ConfigError, param
 from ..registry import register_model
-from .base import AEConfig, Autoencoder
+from .base import AEConfig, Autoencoder, Capabilities
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,7 @@ class PCAConfig(AEConfig):
 
 @register_model("pca", PCAConfig, "PCA, fitted in closed form: the linear baseline")
 class PCA(Autoencoder):
+    capabilities = Capabilities(reconstructs=True, encodes=True, filters=True)
     output_kind = "linear"
     closed_form = True
 

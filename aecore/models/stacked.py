@@ -13,7 +13,7 @@ import torch.nn as nn
 
 from ..config import ConfigError, param
 from ..registry import register_model
-from .base import AEConfig, Autoencoder
+from .base import AEConfig, Autoencoder, Capabilities, StepContext
 from .blocks import ACTIVATIONS, MLP, DenseStep, mirrored_stages
 
 
@@ -37,6 +37,7 @@ HINTON_PRESET = {"hidden": (1000, 500, 250), "code_size": 30, "activation": "gel
                 presets={"seed recipe (784-100-30)": {},
                          "Hinton & Salakhutdinov (784-1000-500-250-30)": HINTON_PRESET})
 class StackedAutoencoder(Autoencoder):
+    capabilities = Capabilities(reconstructs=True, encodes=True, filters=True)
     def __init__(self, config: StackedConfig):
         super().__init__(config)
         sizes = [config.input_dim, *config.hidden, config.code_size]
@@ -50,13 +51,13 @@ class StackedAutoencoder(Autoencoder):
     def decode(self, code: torch.Tensor) -> torch.Tensor:
         return self.decoder(code)
 
-    def training_step(self, x: torch.Tensor, optimizers: list) -> dict[str, torch.Tensor]:
+    def training_step(self, x: torch.Tensor, optimizers: list, ctx: StepContext) -> dict[str, torch.Tensor]:
         step = self._dense_step
         if step is None:  # first step: the tape-free step, or False where a subclass changes the loss
             step = self._dense_step = self._plain_loss() and DenseStep(
                 [*self.encoder.layers, *self.decoder.layers], self._act_names(), self.output_kind)
         if not step:
-            return super().training_step(x, optimizers)
+            return super().training_step(x, optimizers, ctx)
         return {"reconstruction": step(x, optimizers[0])}
 
     def _act_names(self) -> list[str]:

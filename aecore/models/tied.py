@@ -7,7 +7,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..registry import register_model
-from .base import Autoencoder
+from .base import Autoencoder, Capabilities
 from .blocks import MLP, activation, mirrored_stages
 from .stacked import StackedConfig
 
@@ -30,6 +30,7 @@ class TransposedLinear(nn.Module):
 
 @register_model("tied", StackedConfig, "Stacked autoencoder whose decoder reuses the encoder weights transposed")
 class TiedAutoencoder(Autoencoder):
+    capabilities = Capabilities(reconstructs=True, encodes=True, filters=True)
     def __init__(self, config: StackedConfig):
         super().__init__(config)
         sizes = [config.input_dim, *config.hidden, config.code_size]

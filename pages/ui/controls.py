@@ -1,0 +1,74 @@
+"""Controls built from a config dataclass's field metadata: a new hyperparameter appears without UI code."""
+from __future__ import annotations
+
+import math
+
+import streamlit as st
+
+from aecore import ConfigError, param_specs
+from aecore.config import parse_sizes
+
+
+def _label(name: str) -> str:
+    return name.replace("_", " ").capitalize()
+
+
+def _log_grid(lo: float, hi: float, default: float, integer: bool) -> list:
+    if integer:
+        grid = [2 ** k for k in range(int(math.log2(max(lo, 1))), int(math.log2(hi)) + 1)]
+    else:
+        grid = [m * 10.0 ** e for e in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
+                for m in (1, 2, 5) if lo <= m * 10.0 ** e <= hi]
+    return sorted(set(grid) | {default})
+
+
+def config_controls(config_cls: type, key_prefix: str, disabled: bool = False) -> tuple[dict, list[str]]:
+    """One control per UI field of ``config_cls``; returns (values, errors). Defaults come from session state
+    (a preset writes there) or from the dataclass."""
+    values, errors = {}, []
+    for spec in param_specs(config_cls):
+        if not spec.ui:
+            continue
+        key = f"{key_prefix}.{spec.name}"
+        common = dict(key=key, help=spec.help or None, disabled=disabled)
+        label = _label(spec.name)
+        if spec.kind == "bool":
+            st.session_state.setdefault(key, spec.default)
+            values[spec.name] = st.toggle(label, **common)
+        elif spec.kind == "choice":
+            st.session_state.setdefault(key, spec.default)
+            values[spec.name] = st.selectbox(label, list(spec.choices), **common)
+        elif spec.kind == "sizes":
+            st.session_state.setdefault(key, ",".join(map(str, spec.default)))
+            text = st.text_input(label, **common)
+            try:
+                values[spec.name] = parse_sizes(text)
+            except ConfigError as e:
+                errors.append(str(e))
+        elif spec.log:
+            grid = _log_grid(spec.min, spec.max, spec.default, spec.kind == "int")
+            st.session_state.setdefault(key, spec.default)
+            if st.session_state[key] not in grid:
+                st.session_state[key] = min(grid, key=lambda g: abs(math.log(g) - math.log(st.session_state[key])))
+            values[spec.name] = st.select_slider(label, grid, format_func=lambda v: f"{v:g}", **common)
+        elif spec.kind == "int" and spec.max is not None and spec.max - spec.min <= 1000:
+            st.session_state.setdefault(key, spec.default)
+            values[spec.name] = st.slider(label, int(spec.min), int(spec.max), step=int(spec.step or 1), **common)
+        elif spec.kind == "int":
+            st.session_state.setdefault(key, spec.default)
+            values[spec.name] = st.number_input(label, int(spec.min or 0), int(spec.max) if spec.max else None,
+                                                step=int(spec.step or 1), **common)
+        else:
+            st.session_state.setdefault(key, spec.default)
+            values[spec.name] = st.slider(label, float(spec.min), float(spec.max), step=spec.step,
+                                          format=spec.format, **common)
+    return values, errors
+
+
+def apply_preset(key_prefix: str, config_cls: type, preset: dict) -> None:
+    """Write a preset into the controls' session state (defaults for the fields it does not name)."""
+    for spec in param_specs(config_cls):
+        if spec.ui:
+            value = preset.get(spec.name, spec.default)
+            st.session_state[f"{key_prefix}.{spec.name}"] = ",".join(map(str, value)) if spec.kind == "sizes" \
+                else value

@@ -1,0 +1,148 @@
+"""Which runs a page can show: the sidebar's run picker, and the one helper that filters its runs by what a page
+needs (capabilities from the registry, the dataset's modality and image size) and says which were left out and why.
+A run still training is shown through a copy of the weights its job publishes, never the live model."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+
+from aecore import RunRecord, RunStore, RunStoreError, TrainingJob, model_spec
+from aecore.data import dataset_info, list_datasets
+
+from . import state
+
+
+@st.cache_resource(max_entries=32, show_spinner="Loading run…")
+def _saved_run(root: str, run_id: str, mtime: float):
+    return RunStore(root).load(run_id)
+
+
+@dataclass
+class RunHandle:
+    """A run the pages can show: saved (``record``) or still training in this session (``job``). ``model`` is in
+    eval mode and is never the model a job trains."""
+
+    id: str
+    label: str
+    model: object
+    record: RunRecord | None
+    job: TrainingJob | None = None
+
+    @property
+    def training(self) -> bool:
+        return self.job is not None and not self.job.progress().done
+
+
+def _running(dataset: str) -> dict[str, TrainingJob]:
+    return {rid: job for rid, job in state.jobs().items() if job.dataset.name == dataset and not job.progress().done}
+
+
+def run_choices(dataset: str) -> dict[str, str]:
+    """Run id -> label of this session's runs training on ``dataset`` and every saved run on it, newest first."""
+    choices = {rid: f"● {rid} (training…)" for rid in _running(dataset)}
+    for entry in state.run_store().list():
+        if entry.record is not None and entry.record.dataset == dataset and entry.id not in choices:
+            choices[entry.id] = entry.record.label
+    return choices
+
+
+def _model_and_config(run_id: str) -> tuple[str, dict] | None:
+    job = state.jobs().get(run_id)
+    if job is not None:
+        return job.model_name, vars(job.config)
+    try:
+        record = state.run_store().record(run_id)
+    except RunStoreError:
+        return None
+    return record.model, record.config
+
+
+def why_left_out(run_id: str, dataset, **needs: bool) -> str:
+    """Why run ``run_id`` cannot be shown on a page that needs ``needs`` with ``dataset``; "" when it can."""
+    found = _model_and_config(run_id)
+    if found is None:
+        return "cannot be read"
+    name, config = found
+    try:
+        lacks = model_spec(name).capabilities.lacks(dataset.modality, **needs)
+    except KeyError:
+        return f"its model {name!r} is not known to this version"
+    shape = config.get("input_shape")
+    if not lacks and shape is not None and tuple(shape) != tuple(dataset.model_inputs().get("input_shape", ())):
+        lacks = [f"takes {'x'.join(map(str, shape))} images, not {dataset.name}'s"]
+    return f"{name} " + " and ".join(lacks) if lacks else ""
+
+
+def usable_runs(dataset, prefer: tuple[str, ...] = (), **needs: bool) -> dict[str, str]:
+    """Run id -> label of the sidebar's runs on ``dataset`` that serve ``needs``, runs of the ``prefer``red models
+    first; a caption on the page lists the runs left out and why."""
+    choices = run_choices(dataset.name)
+    left_out = {rid: why for rid in choices if (why := why_left_out(rid, dataset, **needs))}
+    if left_out:
+        st.caption("Left out here: " + "; ".join(f"{rid} ({why})" for rid, why in list(left_out.items())[:4])
+                   + (f" and {len(left_out) - 4} more" if len(left_out) > 4 else ""))
+    models = {rid: (_model_and_config(rid) or ("",))[0] for rid in choices}
+    rank = lambda rid: next((i for i, m in enumerate(prefer) if models[rid] == m), len(prefer))  # noqa: E731
+    return {rid: choices[rid] for rid in sorted(choices, key=rank) if rid not in left_out}
+
+
+def load_run(run_id: str) -> RunHandle | None:
+    """A run by id: a copy of the published weights of this session's job while it trains, else the saved run; a
+    run that cannot be read is reported and gives ``None``."""
+    job = state.jobs().get(run_id)
+    if job is not None and not job.progress().done:
+        model = job.view_model()
+        if model is None:
+            st.info(f"Run {run_id} is starting; its first weights come in a moment.")
+            return None
+        return RunHandle(run_id, f"{run_id} (training…)", model, None, job)
+    store = state.run_store()
+    try:
+        mtime = (store.root / run_id / "model.safetensors").stat().st_mtime
+        model, record = _saved_run(str(store.root), run_id, mtime)
+    except (RunStoreError, OSError) as e:
+        st.error(f"Run {run_id} cannot be loaded: {e}")
+        return None
+    return RunHandle(run_id, record.label, model, record, job)
+
+
+def require_run(dataset, **needs: bool) -> RunHandle:
+    """The run picked in the sidebar, if it serves ``needs`` (``reconstructs=True``, ...) on ``dataset``; else say
+    why, name the runs that would do, and stop the page."""
+    run_id = st.session_state.get(state.RUN)
+    if not run_id:
+        st.info("No run selected. Train one on the **Train** page, or pick a saved run in the sidebar.")
+        st.stop()
+    why = why_left_out(run_id, dataset, **needs)
+    if why:
+        fits = [rid for rid in run_choices(dataset.name) if not why_left_out(rid, dataset, **needs)]
+        hint = f" Runs that would: {', '.join(fits[:5])}." if fits else " Train one on the **Train** page."
+        st.info(f"Run **{run_id}** is left out on this page: {why}. Pick another run in the sidebar.{hint}")
+        st.stop()
+    handle = load_run(run_id)
+    if handle is None:
+        st.stop()
+    return handle
+
+
+def sidebar() -> None:
+    """The dataset and run pickers, shared by every page."""
+    if st.session_state.get(state.PENDING_RUN):  # a page asked to select a run (a new job, say)
+        st.session_state[state.RUN] = st.session_state.pop(state.PENDING_RUN)
+    with st.sidebar:
+        st.selectbox("Dataset", list_datasets(), key=state.DATASET, format_func=lambda n: dataset_info(n).title,
+                     help="Embedded datasets work offline; the others download on first use "
+                          "(or are read from $AECORE_DATA_DIR).")
+        choices = run_choices(st.session_state[state.DATASET])
+        if not choices:
+            st.session_state.pop(state.RUN, None)
+            st.caption("No runs on this dataset yet: train one on the **Train** page.")
+            return
+        if st.session_state.get(state.RUN) not in choices:
+            st.session_state[state.RUN] = next(iter(choices))
+        st.selectbox("Run", list(choices), key=state.RUN, format_func=choices.get,
+                     help="Saved runs on this dataset, and this session's runs still training.")
+        damaged = [e for e in state.run_store().list() if e.record is None]
+        if damaged:
+            st.caption(f"{len(damaged)} damaged run(s) skipped: " + "; ".join(e.error for e in damaged[:3]))

@@ -1,0 +1,122 @@
+"""Session state, set up once: every key the pages read or write outside a widget lives here, namespaced ``ae.``;
+widget keys follow ``ae.<page>.<name>``. Also the server-wide set-up (torch threads, warm-up) and the shared
+resources every page uses (the run store, the datasets, this session's jobs)."""
+from __future__ import annotations
+
+import os
+import threading
+
+import streamlit as st
+
+from aecore import DatasetError, RunStore, TrainingJob
+from aecore.data import DEFAULT_DATASET, dataset_info
+
+DATASET = "ae.dataset"  # the sidebar's dataset (a widget)
+RUN = "ae.run"  # the sidebar's run (a widget)
+PENDING_RUN = "ae.pending_run"  # a run a page asks the sidebar to select at the next rerun
+JOBS = "ae.jobs"  # run id -> TrainingJob of this session
+TRAIN_ACTIVE = "ae.train.active"  # the run id the Train page shows
+TRAIN_SEEN_DONE = "ae.train.seen_done"  # run ids whose end the Train page has rerun for
+TRAIN_MODEL = "ae.train.model"  # the Train page's model picker (a widget)
+COMPARE_JOB = "ae.compare.job"
+COMPARE_SEEN_DONE = "ae.compare.seen_done"
+REC_SEED = "ae.rec.seed"
+DENOISE_SEED = "ae.denoise.seed"
+FILTERS_CLICKED = "ae.filters.clicked"
+FILTERS_UNIT = "ae.filters.unit"  # a widget the mosaic's click sets
+LATENT_TASK = "ae.latent.task"
+LATENT_POINT = "ae.latent.point"  # a widget a click on the chart sets
+
+
+def lowest_priority(fn):
+    """``fn`` run at the lowest CPU priority its thread can have (Linux lets a thread set its own), so that it only
+    uses time no one else wants: measured, training runs 6.5x slower beside numba compiling at normal priority and
+    not measurably slower beside it at nice 19."""
+    def run() -> None:
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        except (AttributeError, OSError):  # not Linux: run at normal priority
+            pass
+        fn()
+    return run
+
+
+@st.cache_resource
+def _warm_up() -> list[threading.Thread]:
+    """Once per server, in the background: imports that would otherwise delay the first training step, then the
+    numba compilation that t-SNE and UMAP need (tens of seconds for umap-learn's first call in a process)."""
+    from aecore.latent import warm_up as warm_projections
+    from aecore.training import warm_up
+    threads = [threading.Thread(target=warm_up, name="aecore-warm-up", daemon=True)]
+    if os.environ.get("AECORE_WARM_PROJECTIONS", "1") != "0":  # the tests turn it off: it only costs them time
+        threads.append(threading.Thread(target=lowest_priority(warm_projections), name="aecore-warm-projections",
+                                        daemon=True))
+    for thread in threads:
+        thread.start()
+    return threads
+
+
+@st.cache_resource
+def torch_threads() -> int:
+    """Once per server: torch computes on one core fewer than the machine has (at least one), leaving a core to the
+    browser and to Streamlit; threads started later (training jobs, projections, script runs) inherit it. With both
+    of 2 cores, every parallel op of a training step waited for the core the browser was drawing on: 8 epochs of the
+    seed recipe on full MNIST took 24-30 s with the Train page watching, 17 s with one thread, 14.5 s with two and
+    no page open. ``AECORE_TORCH_THREADS`` overrides it, say for a server whose users browse from elsewhere."""
+    import torch
+    try:
+        n = int(os.environ.get("AECORE_TORCH_THREADS", "0"))
+    except ValueError:
+        n = 0
+    n = n if n > 0 else max(1, (os.cpu_count() or 2) - 1)
+    torch.set_num_threads(n)
+    return n
+
+
+def init_state() -> None:
+    """Session state is set up once, with namespaced keys."""
+    torch_threads()
+    _warm_up()
+    st.session_state.setdefault(DATASET, DEFAULT_DATASET)
+    st.session_state.setdefault(JOBS, {})
+    st.session_state.setdefault(TRAIN_SEEN_DONE, set())
+    for key in (DATASET, RUN):  # the sidebar's widgets keep their values across pages (Streamlit's documented way:
+        if key in st.session_state:  # a page's widgets are new widgets, and a key set by hand outlives them)
+            st.session_state[key] = st.session_state[key]
+
+
+def jobs() -> dict[str, TrainingJob]:
+    """This session's training jobs, running or ended, by run id."""
+    return st.session_state[JOBS]
+
+
+def keep_newest_finished(entries: dict, is_done, keep: int = 16) -> None:
+    """Drop all but the ``keep`` newest finished entries of a task cache shared by sessions (dicts keep insertion
+    order, so the first are the oldest); running ones always stay."""
+    for old in [k for k, v in entries.items() if is_done(v)][:-keep]:
+        del entries[old]
+
+
+def run_store() -> RunStore:
+    return RunStore(os.environ.get("AECORE_RUNS_DIR") or None)
+
+
+@st.cache_resource(show_spinner="Loading dataset…")
+def _dataset(name: str):
+    return __import__("aecore").load_dataset(name)
+
+
+def current_dataset(modality: str | None = None):
+    """The dataset picked in the sidebar; if it cannot be loaded, or is not of ``modality`` where the page needs
+    one, say why and stop the page."""
+    name = st.session_state[DATASET]
+    info = dataset_info(name)
+    if modality is not None and info.modality != modality:
+        st.info(f"This page shows {modality} models; **{info.title}** is a {info.modality} dataset. Pick a "
+                f"{modality} dataset in the sidebar.")
+        st.stop()
+    try:
+        return _dataset(name)
+    except DatasetError as e:
+        st.error(f"**{info.title}** is not available: {e}")
+        st.stop()
