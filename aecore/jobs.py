@@ -166,6 +166,7 @@ class BackgroundTask:
         self.fraction, self.partial, self.result, self.error = 0.0, None, None, ""
         self._fn = fn
         self._cancel = threading.Event()
+        self._shown = threading.Event()  # set once there is a partial result or the task has ended
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def start(self) -> "BackgroundTask":
@@ -180,12 +181,18 @@ class BackgroundTask:
             traceback.print_exc()
         self._fn = None  # a finished task kept as a cached result should not keep what it worked on alive
         self.fraction = 1.0
+        self._shown.set()
 
     def _report(self, fraction: float, partial: Any = None) -> bool:
         self.fraction = fraction
         if partial is not None:
             self.partial = partial
+            self._shown.set()
         return not self._cancel.is_set()
+
+    def wait_for_partial(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for a partial result or the end; True if one came."""
+        return self._shown.wait(timeout)
 
     def cancel(self) -> None:
         """Ask the worker to stop at its next progress report; what it returns then is still kept."""

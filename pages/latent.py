@@ -2,7 +2,6 @@
 over a box of code space; interpolation between two codes; retrieval by code distance against pixel distance."""
 import html
 import itertools
-import time
 
 import numpy as np
 import pandas as pd
@@ -92,9 +91,7 @@ FIRST_LAYOUT_WAIT = 1.5  # seconds a rerun waits for a projection's first layout
 def _await_first_layout(task: BackgroundTask) -> None:
     """Hold this rerun until ``task`` has a layout to show (or is done), at most FIRST_LAYOUT_WAIT: the first
     picture then comes with this rerun instead of after the live view's next poll."""
-    deadline = time.monotonic() + FIRST_LAYOUT_WAIT
-    while task.partial is None and not task.done and time.monotonic() < deadline:
-        time.sleep(0.02)
+    task.wait_for_partial(FIRST_LAYOUT_WAIT)
 
 
 @st.cache_data(max_entries=8, show_spinner="Scoring the embedding…")

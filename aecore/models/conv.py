@@ -57,6 +57,7 @@ def _top_left_indices(shape: tuple[int, ...], out_hw: tuple[int, int], device) -
                 presets={"two stages, transposed": {}, "two stages, unpooling": {"decoder": "unpool"}})
 class ConvAutoencoder(Autoencoder):
     capabilities = Capabilities(reconstructs=True, encodes=True, filters=True)
+
     def __init__(self, config: ConvConfig):
         super().__init__(config)
         h, w = config.input_shape

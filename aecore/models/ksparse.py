@@ -52,6 +52,7 @@ class KSparseConfig(AEConfig):
                          "196 units, k 20 (for filters)": {"code_size": 196, "k": 20}})
 class KSparseAutoencoder(Autoencoder):
     capabilities = Capabilities(reconstructs=True, encodes=True, filters=True)
+
     def __init__(self, config: KSparseConfig):
         super().__init__(config)
         self.output_kind = "logits" if config.output == "sigmoid" else "linear"

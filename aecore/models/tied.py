@@ -31,12 +31,13 @@ class TransposedLinear(nn.Module):
 @register_model("tied", StackedConfig, "Stacked autoencoder whose decoder reuses the encoder weights transposed")
 class TiedAutoencoder(Autoencoder):
     capabilities = Capabilities(reconstructs=True, encodes=True, filters=True)
+
     def __init__(self, config: StackedConfig):
         super().__init__(config)
-        sizes = [config.input_dim, *config.hidden, config.code_size]
-        self.encoder = MLP(sizes, config.activation, config.code_activation)
+        self.encoder = MLP([config.input_dim, *config.hidden, config.code_size], config.activation,
+                           config.code_activation)
         self.decoder_layers = nn.ModuleList(TransposedLinear(l) for l in reversed(self.encoder.layers))
-        names = [config.activation] * (len(sizes) - 2) + ["linear"]  # logits out
+        names = [config.activation] * len(config.hidden) + ["linear"]  # logits out
         self.decoder_acts = nn.ModuleList(activation(n) for n in names)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
