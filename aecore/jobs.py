@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from .config import ConfigError, config_to_dict, param_specs
-from .data import DataSource, probe_indices  # noqa: F401  (probe_indices: re-exported)
+from .data import DataSource
 from .registry import create_model, make_config, model_spec
 from .seeding import seeded_init
 from .store import RunRecord, RunStore, new_run_id
