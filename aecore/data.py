@@ -121,18 +121,12 @@ class Dataset:
     def batches(self, split: str, device: torch.device | str = "cpu") -> ImageBatches:
         return ImageBatches(self.x_train if split == "train" else self.x_test, device)
 
-    def probe_index(self, n: int) -> np.ndarray:
-        return probe_indices(self.y_test, n)
-
     def probe(self, n: int) -> np.ndarray:
         """``n`` test images, one of each class in turn."""
-        return self.x_test[self.probe_index(n)]
+        return self.x_test[probe_indices(self.y_test, n)]
 
     def artifacts(self) -> dict[str, Any]:
         return {}
-
-
-ImageDataset = Dataset
 
 
 # --- token sequences ----------------------------------------------------------------------------------------------

@@ -107,8 +107,7 @@ class TrainingJob:
         if p.weights is None:
             return None
         if self._view is None or self._view[0] != p.weights_step:
-            with seeded_init(0):  # built under the lock: building draws from the global RNG
-                model = create_model(self.model_name, **dataclasses.asdict(self.config))
+            model = build_model(self.model_name, dataclasses.asdict(self.config), 0)  # init overwritten below
             model.load_state_dict({k: v.cpu() for k, v in p.weights.items()})
             self._view = (p.weights_step, model.eval())
         return self._view[1]
