@@ -1,9 +1,12 @@
-"""Command line: ``python -m aecore list | train | eval``."""
+"""Command line: ``python -m aecore list | train | eval | probe | sample``."""
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from pathlib import Path
+
+import numpy as np
 
 from . import data as data_mod
 from .config import ConfigError, coerce
@@ -52,10 +55,10 @@ def _cmd_train(args, store: RunStore) -> int:
     spec = model_spec(args.model)
     config = dict(spec.presets[args.preset]) if args.preset else {}
     config.update(_parse_sets(args.set))
-    settings = coerce(TrainSettings, {k: v for k, v in {
+    settings = coerce(TrainSettings, {**spec.train_defaults, **{k: v for k, v in {
         "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
         "greedy": args.greedy, "greedy_epochs": args.greedy_epochs,
-        "output_bias_from_data": args.output_bias_from_data}.items() if v is not None})
+        "output_bias_from_data": args.output_bias_from_data}.items() if v is not None}})
     dataset = load_dataset(args.dataset)
     job = TrainingJob(args.model, config, dataset, TrainSettings(**settings), store=store, device=args.device)
     job.start()
@@ -101,11 +104,27 @@ def _run_and_dataset(args, store: RunStore, **needs: bool):
     return model, record, dataset
 
 
+def _bar(desc: str):
+    from tqdm import tqdm
+    bar = tqdm(total=100, unit="%", desc=desc, file=sys.stderr, leave=False)
+    return bar, lambda f: bar.update(max(0, round(100 * f) - bar.n))
+
+
 def _cmd_eval(args, store: RunStore) -> int:
     model, record, dataset = _run_and_dataset(args, store, reconstructs=bool(args.noise))
-    metrics = model.evaluate(dataset)
+    caps = model_spec(record.model).capabilities
+    if caps.posterior:
+        if args.iw_samples < 1:
+            raise ConfigError("--iw-samples must be at least 1")
+        bar, report = _bar(f"importance-weighted NLL, {args.iw_samples} samples per image")
+        metrics = model.evaluate(dataset, iw_samples=args.iw_samples, progress=report)
+        bar.close()
+    else:
+        metrics = model.evaluate(dataset)
     out = {"run": args.run, "model": record.model, "dataset": dataset.name,
-           **{k if k == "n" else f"test_{k}": v for k, v in metrics.items()}}
+           **{k if k in ("n", "iw_samples") else f"test_{k}": v for k, v in metrics.items()}}
+    if caps.samples and caps.modality == "image" and len(getattr(dataset, "class_names", ())) > 1:
+        out.update(_sample_scores(model, dataset, store, args.samples or len(dataset.x_test), args.seed))
     if args.noise:
         if args.noise_level is None or not 0 <= args.noise_level <= 1:
             raise ConfigError("--noise needs --noise-level between 0 and 1")
@@ -114,6 +133,41 @@ def _cmd_eval(args, store: RunStore) -> int:
                    psnr_noisy_input=float(scores["psnr"]["noisy input"].mean()),
                    psnr_output=float(scores["psnr"]["run"].mean()))
     print(json.dumps(out))
+    return 0
+
+
+def _sample_scores(model, dataset, store: RunStore, n: int, seed: int) -> dict:
+    """The classifier scores of ``n`` samples (the classifier is trained on first use, with a progress bar)."""
+    from .scores import classifier_for, classify, draw_samples, sample_scores
+    if n < 2:
+        raise ConfigError("--samples must be at least 2")
+    bar, report = _bar(f"digit classifier for {dataset.name} (trained once, then cached)")
+    clf, info = classifier_for(dataset, store.root, progress=report)
+    bar.close()
+    scores = sample_scores(clf, draw_samples(model, n, seed, dataset), classify(clf, dataset.x_test)[0])
+    return {**scores, "samples": n, "classifier_test_accuracy": info["test_accuracy"]}
+
+
+def _cmd_sample(args, store: RunStore) -> int:
+    from .scores import draw_samples
+    from .viz import mosaic
+    suffix = Path(args.out).suffix.lower()
+    if suffix not in (".png", ".npy"):
+        raise ConfigError(f"--out must end in .png (a grid) or .npy (an (N, H*W) array), got {args.out!r}")
+    if args.n < 1:
+        raise ConfigError("--n must be at least 1")
+    model, record, dataset = _run_and_dataset(args, store, samples=True)
+    samples = draw_samples(model, args.n, args.seed, dataset)
+    try:
+        if suffix == ".npy":
+            np.save(args.out, samples)
+        else:
+            from PIL import Image
+            ncols = int(np.ceil(np.sqrt(args.n)))
+            Image.fromarray(mosaic(samples, dataset.image_shape, ncols=ncols, scale=2)).save(args.out)
+    except OSError as e:
+        raise ConfigError(f"cannot write {args.out}: {e}") from e
+    print(json.dumps({"run": args.run, "n": args.n, "seed": args.seed, "out": args.out, "shape": list(samples.shape)}))
     return 0
 
 
@@ -163,19 +217,29 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--noise", choices=NOISE_KINDS, help="also corrupt the test set and report PSNR (dB) of the "
                                                        "model's output and of the noisy input against the clean images")
     e.add_argument("--noise-level", type=float, help="sigma for gaussian; the corrupted share for the others")
-    e.add_argument("--seed", type=int, default=0, help="seed of the test-set noise")
+    e.add_argument("--seed", type=int, default=0, help="seed of the test-set noise and of the samples scored")
+    e.add_argument("--iw-samples", type=int, default=500,
+                   help="models with a posterior: samples per image of the importance-weighted NLL")
+    e.add_argument("--samples", type=int, help="models that sample: how many to score (default: the test set's size)")
     pr = sub.add_parser("probe", help="few-label classification from the run's encoder vs. from scratch and PCA (JSON)")
     pr.add_argument("run")
     pr.add_argument("--labels-per-class", default="1,5,10,50,100,all", help="comma-separated, 'all' for every label")
     pr.add_argument("--seeds", type=int, default=3, help="random labelled subsets per point")
     pr.add_argument("--steps", type=int, default=300, help="optimiser steps for the networks trained on the labels")
     pr.add_argument("--dataset", help="another dataset of the same image size")
+    s = sub.add_parser("sample", help="write N samples of a run that samples: a .png grid or an (N, H*W) .npy array")
+    s.add_argument("run")
+    s.add_argument("--n", type=int, default=64)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", required=True, help="FILE.png or FILE.npy")
+    s.add_argument("--dataset", help="the dataset a plain autoencoder fits its code density on (default: its own)")
     args = parser.parse_args(argv)
     store = RunStore(args.runs_dir)
     try:
         if args.command == "train" and args.preset and args.preset not in model_spec(args.model).presets:
             raise ConfigError(f"unknown preset {args.preset!r}; valid: {list(model_spec(args.model).presets)}")
-        commands = {"list": _cmd_list, "train": _cmd_train, "eval": _cmd_eval, "probe": _cmd_probe}
+        commands = {"list": _cmd_list, "train": _cmd_train, "eval": _cmd_eval, "probe": _cmd_probe,
+                    "sample": _cmd_sample}
         return commands[args.command](args, store)
     except (ConfigError, DatasetError, RunStoreError, KeyError, ValueError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e

@@ -145,11 +145,12 @@ class TrainingJob:
                 id=self.run_id, model=self.model_name, config=config_to_dict(self.config), dataset=self.dataset.name,
                 seed=self.settings.seed, settings=dataclasses.asdict(self.settings), status=final.status,
                 message=final.message, seconds=time.perf_counter() - start, history=final.history,
-                epochs=final.epoch_rows, metrics=metrics, units=final.units,
+                epochs=final.epoch_rows, metrics=metrics, units=final.units, stat_labels=final.stat_labels,
                 metric_labels=dict(type(self.model).metric_labels))
             if self.store is not None:
                 try:
-                    self.store.save(self.record, self.model.cpu(), final.snapshots, self.dataset.artifacts())
+                    self.store.save(self.record, self.model.cpu(), final.snapshots,
+                                    {**self.dataset.artifacts(), **self.model.artifacts()})
                 except OSError as e:
                     final.message += f" (could not save the run: {e})"
                     self.record = None

@@ -59,3 +59,17 @@ def sigmoid_jacobian_norm2(h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """Squared Frobenius norm of the Jacobian of ``h = sigmoid(x W^T + b)`` per sample, in closed form (Rifai et al.
     2011, eq. 5): sum_j (h_j (1 - h_j))^2 sum_i W_ji^2. h: (B, K), w: (K, D) -> (B,)."""
     return (h * (1 - h)).pow(2) @ w.pow(2).sum(dim=1)
+
+
+# --- variational and adversarial terms --------------------------------------------------------------------------------
+
+def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, exp(logvar)) || N(0, 1)) per dimension, in closed form (Kingma & Welling 2014, appendix B):
+    0.5 (mu^2 + sigma^2 - 1 - log sigma^2). (B, K) -> (B, K) nats."""
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)
+
+
+def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """log p(x | logits) summed over pixels, for x in [0, 1] (binary cross-entropy with the sign flipped).
+    (..., D) -> (...) nats."""
+    return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)

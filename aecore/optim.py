@@ -53,8 +53,8 @@ class LeanAdam:
                                beta2=self.betas[1], weight_decay=0.0, eps=self.eps, amsgrad=False, maximize=False)
 
 
-def adam(params: Iterable[torch.nn.Parameter], lr: float, device: torch.device):
+def adam(params: Iterable[torch.nn.Parameter], lr: float, device: torch.device, betas=(0.9, 0.999)):
     """The fastest exact Adam for ``device``."""
     if device.type in ("cpu", "cuda") and hasattr(torch, "_fused_adam_"):
-        return LeanAdam(params, lr=lr)
-    return torch.optim.Adam(params, lr=lr)
+        return LeanAdam(params, lr=lr, betas=betas)
+    return torch.optim.Adam(params, lr=lr, betas=betas)

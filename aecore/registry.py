@@ -20,6 +20,7 @@ class ModelSpec:
     config_cls: type
     summary: str
     presets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    train_defaults: dict[str, Any] = field(default_factory=dict)  # TrainSettings fields this family starts from
 
     @property
     def capabilities(self):
@@ -31,13 +32,16 @@ _REGISTRY: dict[str, ModelSpec] = {}
 DEFAULT_MODEL = "stacked"  # what the Train page offers first: the seed recipe
 
 
-def register_model(name: str, config_cls: type, summary: str, presets: dict[str, dict[str, Any]] | None = None):
-    """Class decorator: register a model family built as ``cls(config)``."""
+def register_model(name: str, config_cls: type, summary: str, presets: dict[str, dict[str, Any]] | None = None,
+                   train_defaults: dict[str, Any] | None = None):
+    """Class decorator: register a model family built as ``cls(config)``; ``train_defaults`` are the training
+    settings it starts from where they differ from :class:`aecore.training.TrainSettings`' (a GAN's learning rate)."""
 
     def wrap(cls):
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is registered twice")
-        _REGISTRY[name] = ModelSpec(name, cls, config_cls, summary, dict(presets or {}))
+        _REGISTRY[name] = ModelSpec(name, cls, config_cls, summary, dict(presets or {}),
+                                    dict(train_defaults or {}))
         cls.registry_name = name
         return cls
 

@@ -30,7 +30,8 @@ from .seeding import seeded_init
 
 RUNS_DIR_ENV = "AECORE_RUNS_DIR"
 WEIGHTS, META, SNAPSHOTS, ARTIFACTS = "model.safetensors", "run.json", "snapshots.safetensors", "artifacts"
-SCHEMA_VERSION = 2  # 1: no schema key, no units, metric labels or artifacts
+CHECKPOINTS = "checkpoints"  # the artifact of per-epoch weights that :meth:`RunStore.rollback` reads
+SCHEMA_VERSION = 3  # 1: no schema key, no units, metric labels or artifacts; 2: no stat labels
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")  # run ids and artifact names
 MAX_IMPORT_BYTES = 1 << 30  # what an imported zip may unpack to
 MAX_IMPORT_FILES = 64
@@ -59,6 +60,7 @@ class RunRecord:
     metrics: dict[str, float] = field(default_factory=dict)
     units: dict[str, str] = field(default_factory=dict)  # loss term -> unit
     metric_labels: dict[str, str] = field(default_factory=dict)  # metric -> label, the headline first
+    stat_labels: dict[str, str] = field(default_factory=dict)  # logged values that are not loss terms -> label
     artifacts: list[str] = field(default_factory=list)
     schema: int = SCHEMA_VERSION
 
@@ -234,6 +236,35 @@ class RunStore:
         files[META] = json.dumps(record.__dict__, indent=1, allow_nan=True).encode()
         self._write(record.id, files)
         return record.id
+
+    def checkpoint_epochs(self, run_id: str) -> list[int]:
+        """The epochs whose weights the run's ``checkpoints`` artifact holds (keys ``epoch_<E>.<state key>``,
+        for some of the state's keys: a GAN keeps its generator's); [] when it has none."""
+        if CHECKPOINTS not in self.record(run_id).artifacts:
+            return []
+        return sorted({int(k.split(".", 1)[0].removeprefix("epoch_")) for k in self.artifact(run_id, CHECKPOINTS)})
+
+    def rollback(self, run_id: str, epoch: int) -> str:
+        """Save, as a new run, run ``run_id`` with the weights its checkpoints hold for ``epoch`` put back (the
+        others as they ended); returns the new run's id. Its history stops at that epoch."""
+        model, record = self.load(run_id)
+        prefix = f"epoch_{epoch}."
+        kept = {k[len(prefix):]: torch.as_tensor(v) for k, v in self.artifact(run_id, CHECKPOINTS).items()
+                if k.startswith(prefix)}
+        if not kept:
+            raise RunStoreError(f"run {run_id} kept no weights for epoch {epoch}; it kept {self.checkpoint_epochs(run_id)}")
+        try:
+            model.load_state_dict(kept, strict=False)
+        except RuntimeError as e:
+            raise RunStoreError(f"run {run_id}: the checkpoint of epoch {epoch} does not fit its model ({e})") from e
+        new = dataclasses.replace(record, id=new_run_id(record.model), created=time.time(), metrics={},
+                                  status="finished", message=f"rolled back from {run_id} to its weights after "
+                                                             f"epoch {epoch}",
+                                  history=[h for h in record.history if h.get("epoch", 0) <= epoch],
+                                  epochs=[r for r in record.epochs if r.get("epoch", 0) <= epoch])
+        snaps = {e: w for e, w in self.snapshots(run_id).items() if e <= epoch}
+        self.save(new, model, snaps, {})
+        return new.id
 
     def delete(self, run_id: str) -> None:
         d = self.root / run_id

@@ -102,6 +102,7 @@ class Progress:
     eta: float = float("nan")
     probe: Any = None  # the model's preview of the fixed probe batch: (P, D) reconstructions, samples, sentences
     units: dict[str, str] = field(default_factory=dict)
+    stat_labels: dict[str, str] = field(default_factory=dict)  # logged values that are not loss terms
     weights: dict[str, torch.Tensor] | None = None
     weights_step: int = -1
     message: str = ""
@@ -123,17 +124,21 @@ class Diverged(RuntimeError):
 MAX_SNAPSHOTS, SNAPSHOT_UNITS = 16, 256
 
 
-def _snapshot(model: nn.Module, epoch: int, snapshots: dict[int, np.ndarray]) -> None:
-    """Keep the first ``SNAPSHOT_UNITS`` first-layer filters after ``epoch`` for the filter page's epoch scrubber.
-    Beyond ``MAX_SNAPSHOTS`` every other one is dropped (the first and the latest stay), so long runs stay small."""
-    weights = getattr(model, "first_layer_weights", lambda: None)()
-    if weights is None:
-        return
-    snapshots[epoch] = weights[:SNAPSHOT_UNITS].detach().to("cpu", torch.float16).numpy().copy()
-    if len(snapshots) > MAX_SNAPSHOTS:
-        keys = sorted(snapshots)
-        for k in keys[1:-1:2]:
+def thin(snapshots: dict[int, Any], most: int = MAX_SNAPSHOTS) -> None:
+    """Beyond ``most`` entries drop every other one (the first and the latest stay), so long runs stay small."""
+    if len(snapshots) > most:
+        for k in sorted(snapshots)[1:-1:2]:
             del snapshots[k]
+
+
+def _snapshot(model: nn.Module, epoch: int, snapshots: dict[int, np.ndarray]) -> None:
+    """Keep the model's :meth:`epoch_snapshot` (at most ``SNAPSHOT_UNITS`` rows: first-layer filters, or samples)
+    after ``epoch`` for the pages' epoch scrubbers."""
+    snap = getattr(model, "epoch_snapshot", lambda: None)()
+    if snap is None:
+        return
+    snapshots[epoch] = snap[:SNAPSHOT_UNITS]
+    thin(snapshots)
 
 
 class _GreedyStage(nn.Module):
@@ -187,6 +192,7 @@ class _Loop:
         self.good_state = _weights_copy(model)
         self.pending_state, self.pending_step = self.good_state, 0
         self.first_loss: float | None = None
+        self.stats = set(getattr(model, "stat_labels", {}))  # reported values that are not loss terms
 
     def publish(self, force: bool = False) -> None:
         now = time.perf_counter()
@@ -245,7 +251,7 @@ class _Loop:
                     means = {k: float(torch.stack([w[k] for w in window]).mean()) for k in window[0]}
                     for k, v in means.items():
                         sums[k] = sums.get(k, 0.0) + v * len(window)
-                    self.check(sum(means.values()))
+                    self.check(sum(v for k, v in means.items() if k not in self.stats))
                     p.losses = means
                     p.history.append({"step": p.step, "epoch": epoch + (i + 1) / steps_per_epoch,
                                       "phase": phase, **means})
@@ -260,6 +266,7 @@ class _Loop:
                 row.update({f"val_{k}": v for k, v in _val_losses(val_module, self.val).items()})
             p.epoch_rows.append(row)
             if val_module is not None:
+                val_module.end_epoch(row["epoch"])
                 _snapshot(val_module, row["epoch"], p.snapshots)
             self.publish(force=True)
 
@@ -305,6 +312,7 @@ def train(model: nn.Module, x_train: Any, settings: TrainSettings, *, x_val: Any
     loop = _Loop(model, settings, device, probe, val, callback, stop_event, max(total, 1), log_every)
     p = loop.progress
     p.units = model.loss_units()
+    p.stat_labels = dict(getattr(model, "stat_labels", {}))
     _snapshot(model, 0, p.snapshots)
     try:
         if closed_form:

@@ -77,3 +77,33 @@ def normalize_filters(weights: np.ndarray, per_tile: bool) -> np.ndarray:
         return ((w - lo) / np.maximum(hi - lo, 1e-12)).reshape(weights.shape)
     scale = max(float(np.abs(w).max()), 1e-12)
     return (0.5 + 0.5 * w / scale).reshape(weights.shape)
+
+
+def digit_from_drawing(pixels: np.ndarray | None, image_shape: tuple[int, int]) -> np.ndarray:
+    """A drawing (H, W) or (H, W, channels) uint8, light strokes on dark, as MNIST prepares its digits: the strokes'
+    bounding box scaled to fit 20/28 of the image, placed so their centre of mass is at the centre. Returns (D,)
+    in [0, 1]; a blank or missing drawing gives a blank image."""
+    from PIL import Image
+    h, w = image_shape
+    if pixels is None or np.asarray(pixels).size == 0:
+        return np.zeros(h * w, np.float32)
+    gray = np.asarray(pixels, dtype=np.float32)
+    gray = (gray[..., :3].mean(-1) * (gray[..., 3] / 255.0 if gray.shape[-1] == 4 else 1.0)
+            if gray.ndim == 3 else gray) / 255.0
+    rows, cols = np.nonzero(gray > 0.05)
+    if len(rows) == 0:
+        return np.zeros(h * w, np.float32)
+    crop = gray[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+    box = max(1, round(min(h, w) * 20 / 28))
+    f = box / max(crop.shape)
+    size = (max(1, round(crop.shape[1] * f)), max(1, round(crop.shape[0] * f)))
+    small = np.asarray(Image.fromarray((crop * 255).astype(np.uint8)).resize(size, Image.LANCZOS),
+                       dtype=np.float32) / 255.0
+    out = np.zeros((h, w), np.float32)
+    total = small.sum()
+    cy, cx = ((np.indices(small.shape) * small).reshape(2, -1).sum(1) / total if total > 0
+              else (small.shape[0] / 2, small.shape[1] / 2))
+    top, left = int(round(h / 2 - cy)), int(round(w / 2 - cx))
+    top, left = min(max(top, 0), h - small.shape[0]), min(max(left, 0), w - small.shape[1])
+    out[top:top + small.shape[0], left:left + small.shape[1]] = small
+    return np.clip(out, 0.0, 1.0).ravel()

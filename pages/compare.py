@@ -73,7 +73,7 @@ def column(col, contender, run, shape, inputs) -> None:
     if recon is not None:
         col.image(mosaic(recon, shape, ncols=4, scale=2), caption="reconstructions")
     if p.history:
-        col.plotly_chart(figures.cost_figure(p.history, p.epoch_rows, p.units, height=260),
+        col.plotly_chart(figures.cost_figure(p.history, p.epoch_rows, p.units, height=260, stats=p.stat_labels),
                          key=f"ae.compare.curve.{run.run_id}")
     if run.record is not None and run.record.headline:
         label, value = run.record.headline

@@ -26,7 +26,9 @@ with left:
     if st.session_state.get(state.TRAIN_MODEL) not in names:
         st.session_state[state.TRAIN_MODEL] = DEFAULT_MODEL if DEFAULT_MODEL in names else names[0]
     name = st.selectbox("Model", names, key=state.TRAIN_MODEL, disabled=running,
-                        format_func=lambda n: f"{n} — {model_spec(n).summary}")
+                        format_func=lambda n: f"{n} — {model_spec(n).summary}",
+                        on_change=lambda: controls.apply_train_defaults("ae.train.settings", TrainSettings, model_spec(
+                            st.session_state[state.TRAIN_MODEL]).train_defaults, names))
     spec = model_spec(name)
     prefix = f"ae.train.cfg.{name}"
     if spec.presets:
@@ -94,7 +96,7 @@ def preview(job: TrainingJob, shown) -> None:
         grid = mosaic(np.concatenate([job.probe_inputs, shown]), shape, ncols=len(shown), scale=3)
         st.image(grid, caption="Probe batch from the test set: inputs (top), current reconstructions (bottom)")
     else:
-        st.image(mosaic(shown, shape, ncols=len(shown), scale=3), caption="Samples from a fixed noise batch")
+        st.image(mosaic(shown, shape, ncols=min(16, len(shown)), scale=3), caption="Samples from a fixed noise batch")
 
 
 def live_view(job: TrainingJob) -> None:
@@ -110,7 +112,7 @@ def live_view(job: TrainingJob) -> None:
         for col, (k, v) in zip(cols, p.losses.items()):
             col.metric(k, f"{v:.4f}", help=p.units.get(k))
     if p.history:
-        st.plotly_chart(figures.cost_figure(p.history, p.epoch_rows, p.units), key=f"ae.train.curve.{job.run_id}")
+        st.plotly_chart(figures.cost_figure(p.history, p.epoch_rows, p.units, stats=p.stat_labels), key=f"ae.train.curve.{job.run_id}")
     if p.probe is not None:
         preview(job, p.probe)
     if p.done:

@@ -40,7 +40,8 @@ def background_threads_end():
     exception"), which would fail a green run."""
     yield
     for thread in threading.enumerate():
-        if thread.daemon and thread.name.startswith(("aecore-", "project-", "train-", "probe-", "compare")):
+        if thread.daemon and thread.name.startswith(("aecore-", "project-", "train-", "probe-", "compare",
+                                                         "digit-classifier", "iw-nll")):
             thread.join(timeout=300)
 
 

@@ -3,6 +3,7 @@
 (any family) and :class:`Autoencoder` (families that encode and reconstruct images)."""
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -96,7 +97,11 @@ class Model(nn.Module):
     registry_name: str = ""
     capabilities = Capabilities()
     closed_form: bool = False
+    snapshot_kind = "filters"  # what :meth:`epoch_snapshot` holds: "filters" or "samples"
     metric_labels: dict[str, str] = {}  # metric name -> label, the headline first (see :meth:`evaluate`)
+    # values a training step reports beside its loss terms (a GAN's D accuracy, the KL weight in force): logged and
+    # plotted, never added to the loss; name -> label
+    stat_labels: dict[str, str] = {}
 
     def __init__(self, config: Any):
         super().__init__()
@@ -138,6 +143,19 @@ class Model(nn.Module):
         is trained as a shallow autoencoder on the codes of the layers before it."""
         return []
 
+    def end_epoch(self, epoch: int) -> None:
+        """Called after each training epoch (counted from 1), in the training thread."""
+
+    def epoch_snapshot(self) -> np.ndarray | None:
+        """What the page's epoch scrubber shows of this epoch, kept small (float16): first-layer filters by
+        default, a GAN's samples from fixed noise."""
+        weights = self.first_layer_weights()
+        return None if weights is None else weights.detach().to("cpu", torch.float16).numpy().copy()
+
+    def artifacts(self) -> dict[str, Any]:
+        """Named things to save with the run beside its weights (see :meth:`aecore.store.RunStore.save`)."""
+        return {}
+
     def output_bias(self) -> torch.Tensor | None:
         """The bias added last to an image output: (D,) or (1,); ``None`` where there is none. Training starts it
         at the data's mean (``TrainSettings.output_bias_from_data``)."""
@@ -153,6 +171,30 @@ class Model(nn.Module):
         """Test metrics on dataset ``data`` (keys as in :attr:`metric_labels`); none by default."""
         return {}
 
+    # --- sampling (families whose capabilities say ``samples``) -------------------------------------------------
+    def prepare_sampling(self, data: Any) -> None:
+        """Whatever :meth:`sample` needs from the training data (a plain autoencoder fits its code density)."""
+
+    def prior_latents(self, n: int, gen: torch.Generator) -> torch.Tensor:
+        """``n`` latent vectors (codes, noise) drawn with ``gen`` (a CPU generator) from what the family samples
+        from, on the model's device: (n, K)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot sample")
+
+    def decode_pixels(self, z: torch.Tensor) -> torch.Tensor:
+        """Latent vectors to pixels in [0, 1]: (n, K) -> (n, D)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot sample")
+
+    @torch.no_grad()
+    def sample(self, n: int, gen: torch.Generator) -> torch.Tensor:
+        """``n`` new samples drawn with ``gen``: (n, D) pixels in [0, 1]."""
+        return self.decode_pixels(self.prior_latents(n, gen))
+
+    def diagnose(self, history: list[dict], samples: np.ndarray, reference: np.ndarray,
+                 labels: np.ndarray | None = None) -> list[str]:
+        """What has gone wrong in training, judged from the loss ``history``, ``samples`` (N, D), real images
+        ``reference`` and a classifier's ``labels`` of the samples; one sentence each, none by default."""
+        return []
+
     def first_layer_weights(self) -> torch.Tensor | None:
         """First-layer filters: (units, D) for dense layers, (channels, kh, kw) for convolutions."""
         return None
@@ -166,7 +208,7 @@ class Autoencoder(Model):
     """Families that encode flat (B, D) images in [0, 1] and reconstruct them: subclasses implement ``encode`` and
     ``decode`` and may add penalty terms; the loss, preview and test metrics are shared."""
 
-    capabilities = Capabilities(reconstructs=True, encodes=True)
+    capabilities = Capabilities(reconstructs=True, encodes=True, samples=True)
     output_kind: str = "logits"
     metric_labels = {"bce": "test BCE", "mse": "MSE / pixel", "sse_per_image": "squared error / image"}
 
@@ -205,6 +247,34 @@ class Autoencoder(Model):
 
     def preview(self, batch: torch.Tensor) -> np.ndarray:
         return self.reconstruct(batch).cpu().numpy()
+
+    @torch.no_grad()
+    def prepare_sampling(self, data: Any) -> None:
+        """Fit a Gaussian (mean, full covariance) to the codes of the training images, once per model: a plain
+        autoencoder has no prior, so its samples decode codes drawn from this fit (seed 004)."""
+        if getattr(self, "_code_density", None) is not None:
+            return
+        device = next(itertools.chain(self.parameters(), self.buffers())).device
+        x = torch.as_tensor(data.x_train)
+        was_training = self.training
+        self.eval()
+        codes = torch.cat([self.encode(x[i:i + 4096].to(device)).double() for i in range(0, len(x), 4096)])
+        self.train(was_training)
+        mean, cov = codes.mean(0), torch.cov(codes.T).reshape(codes.shape[1], codes.shape[1])
+        cov = cov + 1e-6 * cov.diagonal().mean().clamp_min(1e-12) * torch.eye(len(mean), dtype=cov.dtype,
+                                                                                 device=cov.device)
+        self._code_density = (mean, torch.linalg.cholesky(cov))
+
+    def prior_latents(self, n: int, gen: torch.Generator) -> torch.Tensor:
+        if getattr(self, "_code_density", None) is None:
+            raise RuntimeError("call prepare_sampling(dataset) first: samples decode codes drawn from a Gaussian "
+                               "fitted to the training codes")
+        mean, chol = self._code_density
+        eps = torch.randn(n, len(mean), generator=gen, dtype=torch.float64).to(mean.device)
+        return (mean + eps @ chol.T).float()
+
+    def decode_pixels(self, z: torch.Tensor) -> torch.Tensor:
+        return to_pixels(self.decode(z), self.output_kind)
 
     def evaluate(self, data: Any, device: torch.device | None = None) -> dict[str, float]:
         """Mean BCE per pixel, MSE per pixel and squared error per image on the test images."""

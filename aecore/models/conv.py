@@ -56,7 +56,7 @@ def _top_left_indices(shape: tuple[int, ...], out_hw: tuple[int, int], device) -
 @register_model("conv", ConvConfig, "Convolutional autoencoder (conv + max-pool; transposed-conv or unpooling decoder)",
                 presets={"two stages, transposed": {}, "two stages, unpooling": {"decoder": "unpool"}})
 class ConvAutoencoder(Autoencoder):
-    capabilities = Capabilities(reconstructs=True, encodes=True, filters=True)
+    capabilities = Capabilities(reconstructs=True, encodes=True, samples=True, filters=True)
 
     def __init__(self, config: ConvConfig):
         super().__init__(config)

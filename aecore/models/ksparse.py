@@ -51,7 +51,7 @@ class KSparseConfig(AEConfig):
                 presets={"Makhzani & Frey MNIST (1000 units, k 25)": {},
                          "196 units, k 20 (for filters)": {"code_size": 196, "k": 20}})
 class KSparseAutoencoder(Autoencoder):
-    capabilities = Capabilities(reconstructs=True, encodes=True, filters=True)
+    capabilities = Capabilities(reconstructs=True, encodes=True, samples=True, filters=True)
 
     def __init__(self, config: KSparseConfig):
         super().__init__(config)

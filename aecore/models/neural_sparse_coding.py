@@ -42,7 +42,7 @@ def arora_update(a: torch.Tensor, y: torch.Tensor, code: torch.Tensor, eta: floa
 @register_model("neural-sparse-coding", NeuralSparseCodingConfig,
                 "Neural sparse coding (Arora et al. 2015): thresholded A^T y, trained by its own update rule")
 class NeuralSparseCoding(Autoencoder):
-    capabilities = Capabilities(reconstructs=True, encodes=True, filters=True)
+    capabilities = Capabilities(reconstructs=True, encodes=True, samples=True, filters=True)
     output_kind = "linear"
 
     def __init__(self, config: NeuralSparseCodingConfig):

@@ -22,7 +22,7 @@ class PCAConfig(AEConfig):
 
 @register_model("pca", PCAConfig, "PCA, fitted in closed form: the linear baseline")
 class PCA(Autoencoder):
-    capabilities = Capabilities(reconstructs=True, encodes=True, filters=True)
+    capabilities = Capabilities(reconstructs=True, encodes=True, samples=True, filters=True)
     output_kind = "linear"
     closed_form = True
 

@@ -37,7 +37,7 @@ HINTON_PRESET = {"hidden": (1000, 500, 250), "code_size": 30, "activation": "gel
                 presets={"seed recipe (784-100-30)": {},
                          "Hinton & Salakhutdinov (784-1000-500-250-30)": HINTON_PRESET})
 class StackedAutoencoder(Autoencoder):
-    capabilities = Capabilities(reconstructs=True, encodes=True, filters=True)
+    capabilities = Capabilities(reconstructs=True, encodes=True, samples=True, filters=True)
 
     def __init__(self, config: StackedConfig):
         super().__init__(config)

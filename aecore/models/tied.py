@@ -30,7 +30,7 @@ class TransposedLinear(nn.Module):
 
 @register_model("tied", StackedConfig, "Stacked autoencoder whose decoder reuses the encoder weights transposed")
 class TiedAutoencoder(Autoencoder):
-    capabilities = Capabilities(reconstructs=True, encodes=True, filters=True)
+    capabilities = Capabilities(reconstructs=True, encodes=True, samples=True, filters=True)
 
     def __init__(self, config: StackedConfig):
         super().__init__(config)

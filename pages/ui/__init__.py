@@ -19,6 +19,7 @@ NAV = (("app.py", "Home", ":material/home:"),
        ("pages/denoising.py", "Denoising", ":material/blur_on:"),
        ("pages/contraction.py", "Contraction", ":material/compress:"),
        ("pages/latent.py", "Latent space", ":material/scatter_plot:"),
+       ("pages/generate.py", "Generate", ":material/auto_awesome:"),
        ("pages/pretraining.py", "Few labels", ":material/label:"))
 
 

@@ -65,6 +65,16 @@ def config_controls(config_cls: type, key_prefix: str, disabled: bool = False) -
     return values, errors
 
 
+def apply_train_defaults(key_prefix: str, settings_cls: type, defaults: dict, models: list[str]) -> None:
+    """Set the training controls a family starts from (a GAN's learning rate, a VAE's batch size); the fields
+    that some other family of ``models`` sets go back to their plain defaults first."""
+    from aecore import model_spec
+    named = {k for m in models for k in model_spec(m).train_defaults}
+    for spec in param_specs(settings_cls):
+        if spec.name in named or spec.name in defaults:
+            st.session_state[f"{key_prefix}.{spec.name}"] = defaults.get(spec.name, spec.default)
+
+
 def apply_preset(key_prefix: str, config_cls: type, preset: dict) -> None:
     """Write a preset into the controls' session state (defaults for the fields it does not name)."""
     for spec in param_specs(config_cls):

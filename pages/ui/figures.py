@@ -22,12 +22,18 @@ def images(pixels: np.ndarray, shape: tuple[int, int], captions: list[str] | Non
 
 
 def cost_figure(history: list[dict], epoch_rows: list[dict], units: dict[str, str] | None = None,
-                height: int = 320) -> go.Figure:
+                height: int = 320, stats: dict[str, str] | None = None) -> go.Figure:
     """One line per loss term: running means while training (solid) and the test value per epoch (dotted); each
-    term's unit in its legend entry, and on the axis when all share one."""
-    units = units or {}
+    term's unit in its legend entry, and on the axis when all share one. ``stats`` (name -> label), values logged
+    beside the losses (a KL weight, D's accuracy), go dashed on a second axis at the right."""
+    units, stats = units or {}, stats or {}
     fig = go.Figure()
-    terms = [k for k in (history[-1] if history else {}) if k not in ("step", "epoch", "phase")]
+    keys = [k for k in (history[-1] if history else {}) if k not in ("step", "epoch", "phase")]
+    terms = [k for k in keys if k not in stats]
+    for i, key in enumerate(k for k in keys if k in stats):
+        fig.add_scatter(x=[h["epoch"] for h in history], y=[h.get(key) for h in history], mode="lines",
+                        name=stats[key], yaxis="y2", line=dict(dash="dash", width=1.5,
+                                                               color=["#868e96", "#495057", "#adb5bd"][i % 3]))
     palette = ["#4c6ef5", "#e8590c", "#2b8a3e", "#ae3ec9", "#f59f00", "#1098ad"]
     for i, term in enumerate(terms):
         color = palette[i % len(palette)]
@@ -40,8 +46,11 @@ def cost_figure(history: list[dict], epoch_rows: list[dict], units: dict[str, st
                             name=f"{name}, test", line=dict(color=color, dash="dot"))
     shown = {units.get(t, "") for t in terms}
     axis = f"loss ({shown.pop()})" if len(shown) == 1 and "" not in shown else "loss"
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="epoch",
-                      yaxis_title=axis, legend=dict(orientation="h", y=1.12), title=None)
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=50 if stats else 30, b=10), xaxis_title="epoch",
+                      yaxis_title=axis, legend=dict(orientation="h", yanchor="bottom", y=1.02), title=None)
+    if any(k in stats for k in keys):
+        fig.update_layout(yaxis2=dict(overlaying="y", side="right", showgrid=False, rangemode="tozero",
+                                      title=", ".join(stats[k] for k in keys if k in stats)))
     return fig
 
 

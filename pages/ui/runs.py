@@ -58,6 +58,11 @@ def _model_and_config(run_id: str) -> tuple[str, dict] | None:
     return record.model, record.config
 
 
+def model_of(run_id: str) -> str:
+    """The model name of run ``run_id`` ("" if it cannot be read)."""
+    return (_model_and_config(run_id) or ("",))[0]
+
+
 def why_left_out(run_id: str, dataset, **needs: bool) -> str:
     """Why run ``run_id`` cannot be shown on a page that needs ``needs`` with ``dataset``; "" when it can."""
     found = _model_and_config(run_id)
@@ -82,7 +87,7 @@ def usable_runs(dataset, prefer: tuple[str, ...] = (), **needs: bool) -> dict[st
     if left_out:
         st.caption("Left out here: " + "; ".join(f"{rid} ({why})" for rid, why in list(left_out.items())[:4])
                    + (f" and {len(left_out) - 4} more" if len(left_out) > 4 else ""))
-    models = {rid: (_model_and_config(rid) or ("",))[0] for rid in choices}
+    models = {rid: model_of(rid) for rid in choices}
     rank = lambda rid: next((i for i, m in enumerate(prefer) if models[rid] == m), len(prefer))  # noqa: E731
     return {rid: choices[rid] for rid in sorted(choices, key=rank) if rid not in left_out}
 

@@ -26,6 +26,11 @@ FILTERS_CLICKED = "ae.filters.clicked"
 FILTERS_UNIT = "ae.filters.unit"  # a widget the mosaic's click sets
 LATENT_TASK = "ae.latent.task"
 LATENT_POINT = "ae.latent.point"  # a widget a click on the chart sets
+GEN_VIEW = "ae.gen.view"  # the Generate page's section (a widget)
+GEN_SEED = "ae.gen.seed"  # the seed of the side-by-side samples (a widget the seed button moves on)
+GEN_RUNS = "ae.gen.runs"  # the runs shown side by side (a widget)
+GEN_ORIGIN = "ae.gen.origin"  # what the levers were last set from: (run, source, image or drawing)
+GEN_NLL = "ae.gen.nll"  # this session's importance-weighted NLL task key
 
 
 def lowest_priority(fn):

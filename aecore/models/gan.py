@@ -1,0 +1,249 @@
+"""Generative adversarial network (Goodfellow et al., NeurIPS 2014) in two shapes: DCGAN-style (Radford et al.,
+ICLR 2016: strided convolutions, batch norm in both nets, LeakyReLU in D, Adam with beta1 = 0.5) and fully
+connected. Non-saturating loss by default; WGAN-GP (Gulrajani et al. 2017) as an option. Its own training step, as
+in pytorch/examples' dcgan: D on real, D on detached fakes, then G, each with its own optimiser.
+
+Live it reports D's and G's losses and D's accuracy on real and on fake; each epoch it keeps the samples of a fixed
+noise batch (the page's epoch scrubber) and the generator's weights (so a collapsed run can be rolled back).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..config import ConfigError, param
+from ..registry import register_model
+from .base import AEConfig, Capabilities, Model, StepContext
+
+FIXED_NOISE = 64  # samples in the live grid and in each epoch's snapshot
+MAX_CHECKPOINTS = 8  # generator weights kept per run (thinned like the snapshots)
+
+
+@dataclass(frozen=True)
+class GANConfig(AEConfig):
+    architecture: str = param("dcgan", choices=("dcgan", "mlp"),
+                              help="dcgan: transposed convolutions with batch norm; mlp: fully connected")
+    noise_size: int = param(64, min=1, max=256, step=1, help="dimensions of the noise z ~ N(0, I)")
+    width: int = param(32, min=8, max=256, step=8,
+                       help="dcgan: channels of the widest stage of D and G's last stage (doubled next to it); "
+                            "mlp: units of the smaller hidden layer (the other has twice as many)")
+    loss: str = param("non-saturating", choices=("non-saturating", "wgan-gp"),
+                      help="non-saturating: G maximises log D(G(z)); wgan-gp: a critic with a gradient penalty")
+    gp_weight: float = param(10.0, min=0.0, max=100.0, step=0.5, help="wgan-gp: weight λ of the gradient penalty")
+    critic_steps: int = param(1, min=1, max=10, step=1, help="D updates per G update (5 is usual for wgan-gp)")
+
+    def validate(self) -> None:
+        if self.architecture == "dcgan" and (len(self.input_shape) != 2 or any(s % 4 for s in self.input_shape)):
+            raise ConfigError("the DCGAN shape needs 2-D images whose sides divide by 4; pick the mlp architecture")
+
+
+class _ConvGenerator(nn.Module):
+    def __init__(self, c: GANConfig):
+        super().__init__()
+        w, (h, wd) = c.width, c.input_shape
+        self.base = (2 * w, h // 4, wd // 4)
+        self.fc = nn.Sequential(nn.Linear(c.noise_size, math.prod(self.base), bias=False),
+                                nn.BatchNorm1d(math.prod(self.base)), nn.ReLU())
+        self.up = nn.Sequential(nn.ConvTranspose2d(2 * w, w, 4, 2, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU(),
+                                nn.ConvTranspose2d(w, 1, 4, 2, 1))  # (2w, h/4, w/4) -> (1, h, w)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.up(self.fc(z).view(len(z), *self.base)).flatten(1)  # logits (B, D)
+
+
+class _ConvDiscriminator(nn.Module):
+    def __init__(self, c: GANConfig):
+        super().__init__()
+        w, (h, wd) = c.width, c.input_shape
+        self.shape = tuple(c.input_shape)
+        norm = nn.BatchNorm2d(2 * w) if c.loss == "non-saturating" else nn.Identity()  # no batch norm in a critic
+        self.net = nn.Sequential(nn.Conv2d(1, w, 4, 2, 1), nn.LeakyReLU(0.2),
+                                 nn.Conv2d(w, 2 * w, 4, 2, 1, bias=False), norm, nn.LeakyReLU(0.2),
+                                 nn.Flatten(), nn.Linear(2 * w * (h // 4) * (wd // 4), 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.view(len(x), 1, *self.shape)).squeeze(1)  # (B,) logits / critic scores
+
+
+def _mlp_nets(c: GANConfig) -> tuple[nn.Module, nn.Module]:
+    w, d = c.width, c.input_dim
+    gen = nn.Sequential(nn.Linear(c.noise_size, 4 * w), nn.LeakyReLU(0.2), nn.Linear(4 * w, 8 * w),
+                        nn.LeakyReLU(0.2), nn.Linear(8 * w, d))
+    disc = nn.Sequential(nn.Linear(d, 8 * w), nn.LeakyReLU(0.2), nn.Linear(8 * w, 4 * w), nn.LeakyReLU(0.2),
+                         nn.Linear(4 * w, 1), nn.Flatten(0))
+    return gen, disc
+
+
+def gradient_penalty(disc: nn.Module, real: torch.Tensor, fake: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """WGAN-GP's penalty (Gulrajani et al. 2017, eq. 3): mean (||grad_x D(x_hat)|| - 1)^2 at random points x_hat
+    on the lines between real and fake samples."""
+    t = torch.rand(len(real), 1, generator=gen, device=real.device)
+    x_hat = (t * real + (1 - t) * fake).requires_grad_(True)
+    (grad,) = torch.autograd.grad(disc(x_hat).sum(), x_hat, create_graph=True)
+    return (grad.norm(dim=1) - 1).pow(2).mean()
+
+
+@register_model("gan", GANConfig, "GAN (Goodfellow et al. 2014), DCGAN or MLP; non-saturating or WGAN-GP",
+                presets={"DCGAN (width 32)": {}, "MLP GAN": {"architecture": "mlp", "width": 64},
+                         "WGAN-GP (DCGAN, 5 critic steps)": {"loss": "wgan-gp", "critic_steps": 5}},
+                train_defaults={"batch_size": 64, "lr": 2e-4, "epochs": 5})
+class GAN(Model):
+    capabilities = Capabilities(samples=True)
+    metric_labels = {"d_loss": "test D loss", "g_loss": "test G loss"}
+
+    def __init__(self, config: GANConfig):
+        super().__init__(config)
+        if config.architecture == "dcgan":
+            self.generator, self.discriminator = _ConvGenerator(config), _ConvDiscriminator(config)
+        else:
+            self.generator, self.discriminator = _mlp_nets(config)
+        self.register_buffer("fixed_noise", torch.randn(FIXED_NOISE, config.noise_size))
+        self.stat_labels = ({"d_real_acc": "D accuracy on real", "d_fake_acc": "D accuracy on fake"}
+                            if config.loss == "non-saturating" else {"wasserstein": "critic's Wasserstein estimate"})
+        self._noise: torch.Generator | None = None
+        self._last_g: torch.Tensor | None = None
+        self.checkpoints: dict[int, dict[str, torch.Tensor]] = {}  # epoch -> generator weights
+
+    def loss_units(self) -> dict[str, str]:
+        unit = "nats (BCE)" if self.config.loss == "non-saturating" else "critic score"
+        return {"d_loss": unit, "g_loss": unit}
+
+    snapshot_kind = "samples"
+
+    def generate(self, z: torch.Tensor) -> torch.Tensor:
+        """Pixels in [0, 1] from noise: (B, noise) -> (B, D)."""
+        return torch.sigmoid(self.generator(z))
+
+    def _d_loss(self, d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
+        if self.config.loss == "non-saturating":  # -log D(x) - log(1 - D(G(z))), on logits
+            return F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
+        return d_fake.mean() - d_real.mean()
+
+    def _g_loss(self, d_fake: torch.Tensor) -> torch.Tensor:
+        return F.softplus(-d_fake).mean() if self.config.loss == "non-saturating" else -d_fake.mean()
+
+    def forward(self, x: torch.Tensor):
+        """D's and G's losses on real images ``x`` and as many fakes (fixed draws outside training)."""
+        gen = torch.Generator(x.device).manual_seed(len(x))
+        fake = self.generate(torch.randn(len(x), self.config.noise_size, generator=gen, device=x.device))
+        d_fake = self.discriminator(fake)
+        return self.output({"d_loss": self._d_loss(self.discriminator(x), d_fake), "g_loss": self._g_loss(d_fake)})
+
+    # --- training -------------------------------------------------------------------------------------------------
+    def configure_optimizers(self, settings: Any, device: torch.device) -> list:
+        from ..optim import adam
+        self._noise = torch.Generator(device).manual_seed(settings.seed)
+        return [adam(self.discriminator.parameters(), settings.lr, device, betas=(0.5, 0.999)),
+                adam(self.generator.parameters(), settings.lr, device, betas=(0.5, 0.999))]
+
+    def training_step(self, real: torch.Tensor, optimizers: list, ctx: StepContext) -> dict[str, torch.Tensor]:
+        opt_d, opt_g = optimizers
+        c = self.config
+        z = torch.randn(len(real), c.noise_size, generator=self._noise, device=real.device)
+        fake = self.generate(z)
+        d_real, d_fake = self.discriminator(real), self.discriminator(fake.detach())  # D on real, on detached fakes
+        d_loss = self._d_loss(d_real, d_fake)
+        if c.loss == "wgan-gp" and c.gp_weight > 0:
+            d_loss = d_loss + c.gp_weight * gradient_penalty(self.discriminator, real, fake.detach(), self._noise)
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt_d.step()
+        if self._last_g is None or ctx.step % c.critic_steps == 0:  # then G, through the updated D
+            g_loss = self._g_loss(self.discriminator(fake))
+            opt_g.zero_grad(set_to_none=True)
+            g_loss.backward()
+            opt_g.step()
+            self._last_g = g_loss.detach()
+        out = {"d_loss": d_loss.detach(), "g_loss": self._last_g}
+        if c.loss == "non-saturating":
+            out.update(d_real_acc=(d_real > 0).float().mean().detach(), d_fake_acc=(d_fake < 0).float().mean().detach())
+        else:
+            out["wasserstein"] = (d_real.mean() - d_fake.mean()).detach()
+        return out
+
+    def end_epoch(self, epoch: int) -> None:
+        from ..training import thin
+        self.checkpoints[epoch] = {k: v.detach().to("cpu", copy=True) for k, v in self.generator.state_dict().items()}
+        thin(self.checkpoints, MAX_CHECKPOINTS)
+
+    def artifacts(self) -> dict[str, Any]:
+        """The generator's weights after each kept epoch (``checkpoints``), for :meth:`RunStore.rollback`."""
+        return {"checkpoints": {f"epoch_{e}.generator.{k}": v for e, sd in self.checkpoints.items()
+                                for k, v in sd.items()}} if self.checkpoints else {}
+
+    # --- what views read ------------------------------------------------------------------------------------------
+    def prior_latents(self, n: int, gen: torch.Generator) -> torch.Tensor:
+        return torch.randn(n, self.config.noise_size, generator=gen).to(self.fixed_noise.device)
+
+    def decode_pixels(self, z: torch.Tensor) -> torch.Tensor:
+        return self.generate(z)
+
+    def diagnose(self, history: list[dict], samples: np.ndarray, reference: np.ndarray,
+                 labels: np.ndarray | None = None) -> list[str]:
+        return diagnose(history, samples, reference, labels)
+
+    @torch.no_grad()
+    def preview(self, batch: Any) -> np.ndarray:
+        return self.generate(self.fixed_noise).cpu().numpy()
+
+    def epoch_snapshot(self) -> np.ndarray:
+        was_training = self.training
+        self.eval()
+        with torch.no_grad():
+            samples = self.generate(self.fixed_noise).to("cpu", torch.float16).numpy().copy()
+        self.train(was_training)
+        return samples
+
+    @torch.no_grad()
+    def evaluate(self, data: Any, device: torch.device | None = None) -> dict[str, float]:
+        was_training = self.training
+        self.eval()
+        x = torch.as_tensor(data.x_test)
+        device = device or self.fixed_noise.device
+        sums = {"d_loss": 0.0, "g_loss": 0.0}
+        for i in range(0, len(x), 2048):
+            xb = x[i:i + 2048].to(device)
+            for k, v in self(xb).losses.items():
+                sums[k] += float(v) * len(xb)
+        self.train(was_training)
+        return {k: v / len(x) for k, v in sums.items()}
+
+
+
+def diagnose(history: list[dict], samples: np.ndarray, reference: np.ndarray,
+             labels: np.ndarray | None = None, n_classes: int = 10) -> list[str]:
+    """What has gone wrong with a GAN, in words (empty when nothing has): D's loss near 0 over the last log points
+    (the generator gets no gradient), samples nearly identical to each other (their mean pairwise distance under
+    a third of real images'), or most samples in one class (``labels``: a classifier's labels of the samples)."""
+    problems = []
+    recent = [h["d_loss"] for h in history[-5:] if "d_loss" in h]
+    if recent and all(math.isfinite(v) and 0 <= v < 1e-3 for v in recent):
+        problems.append("divergence: D's loss is at 0, so the generator no longer gets a useful gradient")
+    if any(not math.isfinite(h.get("d_loss", 0.0)) for h in history[-5:]):
+        problems.append("divergence: the losses are not finite")
+    spread = _mean_pairwise_distance(samples)
+    real = _mean_pairwise_distance(reference)
+    if real > 0 and spread < real / 3:
+        problems.append(f"mode collapse: the samples are nearly identical (mean distance between two samples "
+                        f"{spread:.2f}, between two real images {real:.2f})")
+    if labels is not None and len(labels):
+        counts = np.bincount(labels, minlength=n_classes)
+        top = int(counts.argmax())
+        if counts[top] > len(labels) / 2:
+            problems.append(f"mode collapse: {counts[top] / len(labels):.0%} of the samples are classified as "
+                            f"class {top}")
+    return problems
+
+
+def _mean_pairwise_distance(x: np.ndarray) -> float:
+    x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)[:256]
+    sq = (x * x).sum(1)
+    d2 = np.maximum(sq[:, None] + sq[None, :] - 2 * x @ x.T, 0.0)
+    n = len(x)
+    return float(np.sqrt(d2).sum() / max(n * (n - 1), 1))

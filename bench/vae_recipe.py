@@ -1,0 +1,113 @@
+"""The VAE recipe on full MNIST (784-400-20 ReLU, Bernoulli decoder, Adam 1e-3, batch 128) through aecore's job
+system, against the same network written as plain PyTorch in the style of pytorch/examples' vae/main.py (a
+DataLoader over a TensorDataset, shuffled; torch.randn_like for the noise; default init; output bias at 0), same
+epochs, in one process, both timed. Prints one JSON line each, then their ratio.
+
+    AECORE_DATA_DIR=../shared/data python bench/vae_recipe.py [--epochs 10] [--iw-samples 500] [--threads N]
+
+Both are scored by aecore's own evaluation (test -ELBO with one draw of z, and the K-sample importance-weighted
+NLL), so the numbers differ only by training.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from aecore import RunStore, TrainSettings, TrainingJob, create_model, load_dataset  # noqa: E402
+
+
+class PlainVAE(nn.Module):
+    """pytorch/examples' VAE, written out as that example does."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc21, self.fc22 = nn.Linear(784, 400), nn.Linear(400, 20), nn.Linear(400, 20)
+        self.fc3, self.fc4 = nn.Linear(20, 400), nn.Linear(400, 784)
+
+    def encode(self, x):
+        h1 = F.relu(self.fc1(x))
+        return self.fc21(h1), self.fc22(h1)
+
+    def reparameterize(self, mu, logvar):
+        return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+
+    def decode(self, z):
+        return torch.sigmoid(self.fc4(F.relu(self.fc3(z))))
+
+    def forward(self, x):
+        mu, logvar = self.encode(x.view(-1, 784))
+        return self.decode(self.reparameterize(mu, logvar)), mu, logvar
+
+
+def plain_loss(recon_x, x, mu, logvar):
+    bce = F.binary_cross_entropy(recon_x, x.view(-1, 784), reduction="sum")
+    return bce - 0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+
+
+def train_plain(data, epochs: int, seed: int) -> tuple[PlainVAE, float]:
+    torch.manual_seed(seed)
+    model = PlainVAE()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.as_tensor(data.x_train)),
+                                         batch_size=128, shuffle=True)
+    start = time.perf_counter()
+    for _ in range(epochs):
+        model.train()
+        for (x,) in loader:
+            opt.zero_grad()
+            recon, mu, logvar = model(x)
+            plain_loss(recon, x, mu, logvar).backward()
+            opt.step()
+    return model, time.perf_counter() - start
+
+
+def as_aecore(plain: PlainVAE):
+    """The plain network's weights in aecore's VAE, so both are scored by the same code."""
+    vae = create_model("vae")
+    sd = {"encoder.0.layers.0.weight": plain.fc1.weight, "encoder.0.layers.0.bias": plain.fc1.bias,
+          "encoder.1.weight": torch.cat([plain.fc21.weight, plain.fc22.weight]),
+          "encoder.1.bias": torch.cat([plain.fc21.bias, plain.fc22.bias]),
+          "decoder.layers.0.weight": plain.fc3.weight, "decoder.layers.0.bias": plain.fc3.bias,
+          "decoder.layers.1.weight": plain.fc4.weight, "decoder.layers.1.bias": plain.fc4.bias}
+    vae.load_state_dict({k: v.detach() for k, v in sd.items()})
+    return vae.eval()
+
+
+def scores(model, data, k: int) -> dict:
+    m = model.evaluate(data, iw_samples=k)
+    return {"elbo_loss": round(m["elbo_loss"], 2), "nll_iw": round(m["nll_iw"], 2), "iw_samples": k,
+            "active_units": m["active_units"]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--iw-samples", type=int, default=500)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    data = load_dataset("mnist")
+    job = TrainingJob("vae", {}, data, TrainSettings(epochs=args.epochs, batch_size=128, lr=1e-3, seed=args.seed),
+                      store=RunStore("/tmp/aecore-bench-runs"))
+    job.start().join()
+    ours = job.progress().elapsed
+    print(json.dumps({"who": "aecore vae", "epochs": args.epochs, "seconds": round(ours, 1),
+                      **scores(job.view_model(), data, args.iw_samples)}), flush=True)
+    plain, theirs = train_plain(data, args.epochs, args.seed)
+    print(json.dumps({"who": "plain PyTorch (pytorch/examples style)", "epochs": args.epochs,
+                      "seconds": round(theirs, 1), **scores(as_aecore(plain), data, args.iw_samples)}), flush=True)
+    print(json.dumps({"speedup": round(theirs / ours, 2), "threads": torch.get_num_threads()}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,380 @@
+"""Generate page: samples of several runs side by side with classifier scores; a VAE's latent levers from a test
+image or a drawing; interpolation between two images or two noise vectors; a VAE's KL per dimension and NLL
+bound, a GAN's samples epoch by epoch with what went wrong and a roll-back."""
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+import torch
+
+from aecore import latent, model_spec, scores, viz
+from aecore.jobs import BackgroundTask
+from pages import ui
+from pages.ui import figures, runs, state
+
+ui.page_setup()
+st.title("Generate")
+dataset = state.current_dataset(modality="image")
+shape = dataset.image_shape
+SCORE_N = 1000  # samples behind each run's three numbers (the grid shows the first of them)
+VIEWS = ("Side by side", "Levers", "Interpolation", "Diagnostics")
+
+
+@st.cache_resource
+def _classifier_tasks() -> dict:
+    """(store root, dataset) -> the BackgroundTask that loads or trains its digit classifier; shared by sessions."""
+    return {}
+
+
+def classifier():
+    """The dataset's digit classifier, or ``None`` while it trains (a progress bar says so; the page reruns)."""
+    key = (str(state.run_store().root), dataset.name)
+    tasks = _classifier_tasks()
+    task = tasks.get(key)
+    if task is None or (task.done and task.error):
+        task = tasks[key] = BackgroundTask(lambda progress: scores.classifier_for(dataset, key[0], progress=progress),
+                                           name="digit-classifier").start()
+    if task.done:
+        return task.result
+    @st.fragment(run_every=0.5)
+    def wait() -> None:
+        st.progress(task.fraction, text="Training the digit classifier that scores samples (once per dataset, "
+                                        "then cached)…")
+        if task.done:
+            st.rerun()
+    wait()
+    return None
+
+
+@st.cache_data(max_entries=4, show_spinner="Reading the test set's features…")
+def _reference(dataset_name: str, _clf) -> np.ndarray:
+    return scores.classify(_clf, dataset.x_test)[0]
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _samples(run_key: tuple, seed: int, n: int, _model) -> np.ndarray:
+    return scores.draw_samples(_model, n, seed, dataset)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _scores(run_key: tuple, seed: int, _model, _clf, _reference) -> dict:
+    samples = _samples(run_key, seed, SCORE_N, _model)
+    out = scores.sample_scores(_clf, samples, _reference)
+    out["labels"] = scores.classify(_clf, samples)[1].argmax(1)
+    return out
+
+
+@st.cache_data(max_entries=4, show_spinner="Measuring the distance's scale on real images…")
+def _scale(dataset_name: str, _clf) -> list:
+    return scores.frechet_scale(_clf, dataset, n=min(2000, len(dataset.x_test)))
+
+
+def run_key(handle) -> tuple:
+    """What cached samples of a run depend on: its id and, while it trains, the step of the weights shown."""
+    return handle.id, handle.job.progress().weights_step if handle.training else -1
+
+
+def histogram(shares: list[float], height: int = 150) -> go.Figure:
+    fig = go.Figure(go.Bar(x=[str(c) for c in dataset.class_names], y=shares, marker_color="#4c6ef5"))
+    fig.add_hline(y=1 / len(shares), line_dash="dot", line_color="#868e96", annotation_text="uniform",
+                  annotation_position="top right")
+    fig.update_layout(height=height, margin=dict(l=0, r=0, t=10, b=0), yaxis=dict(tickformat=".0%"),
+                      xaxis_title=None, showlegend=False)
+    return fig
+
+
+def history_of(handle) -> list[dict]:
+    return handle.job.progress().history if handle.job is not None else (handle.record.history if handle.record else [])
+
+
+def rollback_controls(handle, key: str) -> None:
+    """A roll-back to an epoch whose weights the run kept (GANs keep their generator's)."""
+    if handle.record is None:
+        return
+    epochs = state.run_store().checkpoint_epochs(handle.id)
+    if not epochs:
+        return
+    c1, c2 = st.columns([2, 1], vertical_alignment="bottom")
+    epoch = c1.selectbox("Roll back to the weights after epoch", epochs[::-1], key=f"ae.gen.rollback.{key}")
+    if c2.button("Roll back", key=f"ae.gen.rollback_btn.{key}", help="Saves a new run; this one is kept."):
+        new = state.run_store().rollback(handle.id, epoch)
+        st.session_state[state.PENDING_RUN] = new
+        st.success(f"Saved **{new}**: {handle.id} with its weights after epoch {epoch}. It is selected in the "
+                   "sidebar.")
+
+
+# --- side by side -------------------------------------------------------------------------------------------------
+def side_by_side() -> None:
+    choices = runs.usable_runs(dataset, samples=True)
+    if not choices:
+        st.info("No run on this dataset can sample yet. Train a **vae**, a **gan** or any autoencoder on the "
+                "**Train** page (an autoencoder samples by decoding codes drawn from a Gaussian fitted to its "
+                "training codes).")
+        return
+    if not set(st.session_state.get(state.GEN_RUNS, ())) <= set(choices):
+        st.session_state.pop(state.GEN_RUNS, None)
+    if state.GEN_RUNS not in st.session_state:  # the newest run of each of up to three models
+        models, picked = set(), []
+        for rid in choices:
+            model = runs.model_of(rid)
+            if model not in models:
+                models.add(model)
+                picked.append(rid)
+        st.session_state[state.GEN_RUNS] = picked[:3]
+    st.multiselect("Runs", list(choices), key=state.GEN_RUNS, format_func=choices.get, max_selections=4)
+    c1, c2, c3 = st.columns([2, 1, 1], vertical_alignment="bottom")
+    n = c1.select_slider("Samples per run", [16, 25, 36, 49, 64, 100], value=36, key="ae.gen.n")
+    st.session_state.setdefault(state.GEN_SEED, 0)
+    c2.number_input("Seed", 0, 2**31 - 1, key=state.GEN_SEED)
+    c3.button("New seed", icon=":material/casino:", width="stretch", key="ae.gen.reseed",
+              on_click=lambda: st.session_state.__setitem__(state.GEN_SEED, st.session_state[state.GEN_SEED] + 1))
+    picked = st.session_state[state.GEN_RUNS]
+    if not picked:
+        st.info("Pick one or more runs above.")
+        return
+    clf = classifier()
+    ref = _reference(dataset.name, clf[0]) if clf else None
+    seed = int(st.session_state[state.GEN_SEED])
+    for col, rid in zip(st.columns(len(picked)), picked):
+        with col:
+            handle = runs.load_run(rid)
+            if handle is None:
+                continue
+            st.markdown(f"**{runs.model_of(rid)}** · {rid}" + (" (training…)" if handle.training else ""))
+            try:
+                samples = _samples(run_key(handle), seed, SCORE_N, handle.model)[:n]
+            except RuntimeError as e:
+                st.error(f"Cannot sample from this run: {e}")
+                continue
+            st.image(viz.mosaic(samples, shape, ncols=int(np.ceil(np.sqrt(n))), scale=2), width="stretch")
+            if clf is None:
+                continue
+            s = _scores(run_key(handle), seed, handle.model, clf[0], ref)
+            m1, m2 = st.columns(2)
+            m1.metric("confident ≥ 0.9", f"{s['confident_share']:.0%}",
+                      help="share of the samples the digit classifier labels with probability ≥ 0.9")
+            m2.metric("classifier Fréchet", f"{s['classifier_frechet']:.0f}",
+                      help="Fréchet distance between the classifier's features of the samples and of the test set; "
+                           "lower is closer (scale below)")
+            st.plotly_chart(histogram(s["label_histogram"]), key=f"ae.gen.hist.{rid}")
+            for problem in handle.model.diagnose(history_of(handle), samples, dataset.x_test[:256], s["labels"]):
+                st.warning(problem)
+                rollback_controls(handle, f"side.{rid}")
+    if clf is not None:
+        st.caption(f"The numbers come from {SCORE_N:,} samples per run (the grid shows the first {n}), scored by a "
+                   f"small conv net trained on {dataset.name} (test accuracy {clf[1]['test_accuracy']:.1%}). The "
+                   "distance is a Fréchet distance between that net's 128 penultimate features: **not an "
+                   "Inception FID**, and not comparable with published FIDs.")
+        with st.expander("What the distance's values mean on this dataset"):
+            st.table({"images": [r[0] for r in _scale(dataset.name, clf[0])],
+                      "classifier Fréchet distance to the test set": [f"{r[1]:.1f}" for r in _scale(dataset.name,
+                                                                                                       clf[0])]})
+
+
+# --- levers -------------------------------------------------------------------------------------------------------
+@st.cache_data(max_entries=16, show_spinner=False)
+def _code_stats(key: tuple, _model, posterior: bool) -> dict:
+    x = dataset.x_test[:2000]
+    if posterior:
+        return _model.posterior_stats(x)
+    codes = latent.encode_all(_model, x)
+    return {"mean": codes.mean(0), "spread": codes.std(0), "kl": None}
+
+
+def _drawing() -> np.ndarray:
+    from streamlit_drawable_canvas import st_canvas
+    st.caption("Draw a digit (white on black); it is scaled and centred as MNIST's digits are.")
+    result = st_canvas(stroke_width=16, stroke_color="#ffffff", background_color="#000000", height=196, width=196,
+                       drawing_mode="freedraw", return_image_data=True, key="ae.gen.canvas")
+    try:
+        pixels = result.image_data if result is not None else None
+    except (RuntimeError, ValueError, OSError):  # nothing drawn yet, or an unreadable image
+        pixels = None
+    return viz.digit_from_drawing(pixels, shape)
+
+
+def levers() -> None:
+    run = runs.require_run(dataset, encodes=True, reconstructs=True)
+    caps = model_spec(runs.model_of(run.id)).capabilities
+    model = run.model
+    left, right = st.columns([1, 2], gap="large")
+    with left:
+        source = st.radio("Start from", ["a test image", "a drawing"], horizontal=True, key="ae.gen.source")
+        if source == "a test image":
+            st.session_state.setdefault("ae.gen.index", 0)
+            c1, c2 = st.columns([2, 1], vertical_alignment="bottom")
+            c1.number_input("Test image", 0, len(dataset.x_test) - 1, key="ae.gen.index")
+            c2.button("Random", key="ae.gen.random", on_click=lambda: st.session_state.__setitem__(
+                "ae.gen.index", int(np.random.default_rng().integers(len(dataset.x_test)))))
+            x0 = dataset.x_test[int(st.session_state["ae.gen.index"])]
+            origin = (run.id, int(st.session_state["ae.gen.index"]))
+        else:
+            x0 = _drawing()
+            origin = (run.id, "drawing", hash(x0.tobytes()))
+        with torch.no_grad():
+            z0 = model.encode(torch.as_tensor(x0[None]))[0].numpy()
+        stats = _code_stats(run_key(run), model, caps.posterior)
+    keys = [f"ae.gen.z.{i}" for i in range(len(z0))]
+    if st.session_state.get(state.GEN_ORIGIN) != origin:  # a new starting point: every lever moves to its code
+        for k, v in zip(keys, z0):
+            st.session_state[k] = float(v)
+        st.session_state[state.GEN_ORIGIN] = origin
+    with left:
+        figures.images(x0[None], shape, ["the starting image"], scale=4)
+    with right:
+        st.fragment(lever_panel)(model, z0, stats, keys)
+    if len(z0) == 2:
+        lo, hi = stats["mean"] - 3 * stats["spread"], stats["mean"] + 3 * stats["spread"]
+        grid = latent.decoder_grid(model, (lo[0], hi[0], lo[1], hi[1]), 15)
+        st.image(viz.mosaic(grid, shape, ncols=15, scale=2), caption="The whole decoded 2-D latent space: ±3 "
+                 "standard deviations of the test codes on each axis (z₁ left to right, z₂ bottom to top)")
+
+
+def lever_panel(model, z0: np.ndarray, stats: dict, keys: list[str]) -> None:
+    """One slider per latent dimension; moving one redraws only this panel."""
+    kl = stats.get("kl")
+    cols = st.columns(4)
+    z = np.array(z0, dtype=np.float32)
+    for i, key in enumerate(keys):
+        lo = float(min(stats["mean"][i] - 3 * stats["spread"][i], z0[i], -1e-3))
+        hi = float(max(stats["mean"][i] + 3 * stats["spread"][i], z0[i], 1e-3))
+        st.session_state[key] = float(np.clip(st.session_state[key], lo, hi))
+        quiet = kl is not None and kl[i] < 0.01
+        label = f"z{i + 1}" + (f" · carries no information (KL {kl[i]:.3f})" if quiet else
+                               (f" · KL {kl[i]:.2f}" if kl is not None else ""))
+        z[i] = cols[i % 4].slider(label, lo, hi, step=(hi - lo) / 200, key=key, format="%.2f",
+                                  help="a dimension whose KL to the prior is ~0 is ignored by the decoder" if quiet
+                                  else None)
+    with torch.no_grad():
+        decoded = model.decode_pixels(torch.as_tensor(z[None]))[0].numpy()
+        start = model.decode_pixels(torch.as_tensor(z0[None].astype(np.float32)))[0].numpy()
+    figures.images(np.stack([start, decoded]), shape, ["decoded start", "decoded with the levers"], scale=5)
+    if kl is not None:
+        st.caption(f"{int((kl >= 0.01).sum())} of {len(kl)} dimensions carry information (KL ≥ 0.01 nats on "
+                   "average over test images); each slider spans ±3 standard deviations of its posterior means.")
+
+
+# --- interpolation ------------------------------------------------------------------------------------------------
+def interpolation() -> None:
+    run = runs.require_run(dataset, samples=True)
+    caps = model_spec(runs.model_of(run.id)).capabilities
+    c1, c2, c3, c4 = st.columns(4)
+    steps = c3.slider("Steps", 3, 16, 10, key="ae.gen.steps")
+    mode = c4.radio("Path", ["linear", "spherical"], horizontal=True, key="ae.gen.path",
+                    help="spherical (slerp) keeps the norm of the latent vector, which suits a Gaussian prior")
+    if caps.encodes:
+        a = c1.number_input("From test image", 0, len(dataset.x_test) - 1, 0, key="ae.gen.a")
+        b = c2.number_input("To test image", 0, len(dataset.x_test) - 1, 1, key="ae.gen.b")
+        out = latent.interpolate(run.model, dataset.x_test[a], dataset.x_test[b], steps,
+                                 "slerp" if mode == "spherical" else "linear")
+        st.image(viz.mosaic(np.concatenate([out["decoded"], out["blend"]]), shape, ncols=steps, scale=3),
+                 caption="Decoded along the path between the two codes (top); the pixel blend, for contrast "
+                         "(bottom)")
+        return
+    a = c1.number_input("From noise seed", 0, 2**31 - 1, 0, key="ae.gen.na")
+    b = c2.number_input("To noise seed", 0, 2**31 - 1, 1, key="ae.gen.nb")
+    model = run.model
+    model.prepare_sampling(dataset)
+    za, zb = (model.prior_latents(1, torch.Generator().manual_seed(int(s)))[0].cpu().numpy() for s in (a, b))
+    t = np.linspace(0, 1, steps)
+    path = latent.slerp(za, zb, t) if mode == "spherical" else (1 - t)[:, None] * za + t[:, None] * zb
+    with torch.no_grad():
+        strip = model.decode_pixels(torch.as_tensor(path, dtype=torch.float32)).cpu().numpy()
+    st.image(viz.mosaic(strip, shape, ncols=steps, scale=3), caption="Generated along the path between two noise "
+                                                                       "vectors")
+
+
+# --- diagnostics --------------------------------------------------------------------------------------------------
+@st.cache_resource
+def _nll_tasks() -> dict:
+    return {}
+
+
+def posterior_diagnostics(run) -> None:
+    stats = _code_stats(run_key(run), run.model, True)
+    kl = stats["kl"]
+    from aecore.models.vae import active_units
+    st.subheader("KL per latent dimension")
+    fig = go.Figure(go.Bar(x=[f"z{i + 1}" for i in range(len(kl))], y=kl,
+                           marker_color=["#4c6ef5" if v >= 0.01 else "#ced4da" for v in kl]))
+    fig.update_layout(height=240, margin=dict(l=0, r=0, t=10, b=0), yaxis_title="nats (mean over test images)")
+    st.plotly_chart(fig, key="ae.gen.kl")
+    means = latent.encode_all(run.model, dataset.x_test[:2000])
+    st.caption(f"Active units (Burda et al. 2016: variance of the posterior mean over images > 0.01): "
+               f"**{active_units(means)}** of {len(kl)}. Grey bars carry (almost) no information.")
+    st.subheader("ELBO and the importance-weighted bound")
+    c1, c2, c3 = st.columns(3)
+    k = c1.select_slider("Samples per image (K)", [1, 5, 10, 50, 100, 500], value=50, key="ae.gen.k")
+    n = c2.select_slider("Test images", [100, 500, 1000, 2000, 5000, 10000], value=1000, key="ae.gen.nimg")
+    key = (run_key(run), k, min(n, len(dataset.x_test)))
+    tasks = _nll_tasks()
+    if c3.button("Estimate", type="primary", key="ae.gen.estimate", width="stretch") and key not in tasks:
+        subset = type("Subset", (), {"x_test": dataset.x_test[:key[2]], "x_train": None})()
+        model = run.model
+        tasks[key] = BackgroundTask(lambda progress: model.evaluate(subset, iw_samples=k, progress=progress),
+                                    name="iw-nll").start()
+        state.keep_newest_finished(tasks, lambda t: t.done)
+    task = tasks.get(key)
+    if task is None:
+        st.caption("The ELBO is what training maximises; the importance-weighted bound (Burda et al. 2016) is "
+                   "tighter as K grows, so the gap shows how far the ELBO is from log p(x).")
+        return
+
+    @st.fragment(run_every=0.5 if not task.done else None)
+    def show() -> None:
+        if not task.done:
+            st.progress(task.fraction, text=f"{k} samples per image on {key[2]:,} test images…")
+            return
+        if task.error:
+            st.error(task.error)
+            return
+        r = task.result
+        m1, m2, m3 = st.columns(3)
+        m1.metric("−ELBO (nats / image)", f"{r['elbo_loss']:.2f}")
+        m2.metric(f"importance-weighted NLL, K={k}", f"{r['nll_iw']:.2f}")
+        m3.metric("gap", f"{r['elbo_loss'] - r['nll_iw']:.2f} nats")
+    show()
+
+
+def sample_snapshots(run) -> None:
+    snaps = run.job.progress().snapshots if run.job is not None else state.run_store().snapshots(run.id)
+    snaps = {e: np.asarray(v, dtype=np.float32) for e, v in sorted(snaps.items())}
+    if not snaps:
+        st.caption("No epoch snapshots yet.")
+        return
+    st.subheader("Samples from fixed noise, epoch by epoch")
+    epochs = list(snaps)
+    epoch = st.select_slider("Epoch", epochs, value=epochs[-1], key=f"ae.gen.epoch.{run.id}") if len(epochs) > 1 \
+        else epochs[0]
+    st.image(viz.mosaic(snaps[epoch], shape, ncols=16, scale=2), caption=f"after epoch {epoch}")
+    clf = classifier()
+    labels = scores.classify(clf[0], snaps[epoch])[1].argmax(1) if clf else None
+    history = [h for h in history_of(run) if h.get("epoch", 0) <= max(epoch, 1e-9)]
+    problems = run.model.diagnose(history, snaps[epoch], dataset.x_test[:256], labels)
+    for problem in problems:
+        st.warning(f"Epoch {epoch}: {problem}")
+    if not problems:
+        st.success(f"Epoch {epoch}: no sign of mode collapse or divergence in these samples.")
+    rollback_controls(run, "diag")
+
+
+def diagnostics() -> None:
+    run = runs.require_run(dataset, samples=True)
+    caps = model_spec(runs.model_of(run.id)).capabilities
+    p_hist = history_of(run)
+    if p_hist:
+        labels = run.job.progress().stat_labels if run.job is not None else run.record.stat_labels
+        units = run.job.progress().units if run.job is not None else run.record.units
+        rows = run.job.progress().epoch_rows if run.job is not None else run.record.epochs
+        st.plotly_chart(figures.cost_figure(p_hist, rows, units, height=260, stats=labels), key="ae.gen.curve")
+    if caps.posterior:
+        posterior_diagnostics(run)
+    if getattr(run.model, "snapshot_kind", "") == "samples":
+        sample_snapshots(run)
+    if not caps.posterior and getattr(run.model, "snapshot_kind", "") != "samples":
+        st.info("This run's family has no diagnostics beyond its cost curve: a VAE shows its KL per dimension and "
+                "NLL bound here, a GAN its samples epoch by epoch.")
+
+
+view = st.segmented_control("View", VIEWS, key=state.GEN_VIEW, default=VIEWS[0], label_visibility="collapsed")
+{"Side by side": side_by_side, "Levers": levers, "Interpolation": interpolation,
+ "Diagnostics": diagnostics}.get(view or VIEWS[0])()

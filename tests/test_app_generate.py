@@ -1,0 +1,121 @@
+"""AppTest for the Generate page: samples side by side with their scores and the seed button, a VAE's levers (a
+test image and a blank drawing), interpolation, and the diagnostics with the NLL bound and a GAN's roll-back."""
+import numpy as np
+
+from aecore import RunStore
+from tests.test_app import open_page, rerun_until, train_run
+
+
+def _images(at) -> list[bytes]:
+    return [str(img.proto) for img in at.image]
+
+
+def _scored(at) -> bool:
+    return any(m.label == "classifier Fréchet" for m in at.metric)
+
+
+def test_side_by_side_scores_and_the_seed_button():
+    vae = train_run("vae", epochs=2, hidden=(16,), latent_size=2)
+    gan = train_run("gan", epochs=2, width=8)
+    at = open_page("pages/generate.py", gan)
+    at.multiselect(key="ae.gen.runs").set_value([vae, gan]).run()
+    rerun_until(at, _scored, timeout=120)  # the digit classifier trains on first use
+    assert not at.exception and not at.error
+    assert len(at.image) == 2
+    labels = [m.label for m in at.metric]
+    assert labels.count("confident ≥ 0.9") == 2 and labels.count("classifier Fréchet") == 2
+    assert len([c for c in at.get("plotly_chart") if c.key.startswith("ae.gen.hist.")]) == 2
+    assert any("not an Inception FID" in c.value for c in at.caption)
+    before = _images(at)
+    seed = at.number_input(key="ae.gen.seed").value
+    at.button(key="ae.gen.reseed").click().run()
+    assert at.number_input(key="ae.gen.seed").value == seed + 1
+    after = _images(at)
+    assert len(after) == 2 and all(a != b for a, b in zip(before, after))  # new samples for every run
+    scale = at.table[0].value  # the distance's scale: the floor, then noise and blur
+    assert len(scale) == 7 and "floor" in scale.iloc[0, 0]
+    distances = [float(v) for v in scale.iloc[:, 1]]
+    assert distances[1] < distances[3] and distances[4] < distances[6]  # more noise, more blur: farther
+
+
+def test_levers_move_the_decode_and_a_blank_drawing_still_decodes():
+    vae = train_run("vae", epochs=2, hidden=(16,), latent_size=2)
+    at = open_page("pages/generate.py", vae)
+    at.segmented_control(key="ae.gen.view").set_value("Levers").run()
+    assert not at.exception and not at.error
+    sliders = [s for s in at.slider if s.key and s.key.startswith("ae.gen.z.")]
+    assert len(sliders) == 2
+    decoded = _images(at)
+    s = sliders[0]
+    s.set_value(float(np.clip(s.value + 0.5 * (s.max - s.min) / 2, s.min, s.max))).run()
+    assert not at.exception
+    assert _images(at) != decoded  # the decode under the levers changed
+    assert any("whole decoded 2-D latent space" in str(img.proto) for img in at.image)
+    at.number_input(key="ae.gen.index").set_value(5).run()  # a new start moves every lever to its code
+    assert not at.exception
+    at.radio(key="ae.gen.source").set_value("a drawing").run()
+    assert not at.exception and not at.error  # nothing drawn: a blank image encodes and decodes
+    assert len([s for s in at.slider if s.key and s.key.startswith("ae.gen.z.")]) == 2
+
+
+def test_levers_explain_a_run_without_an_encoder():
+    gan = train_run("gan", epochs=1, width=8)
+    at = open_page("pages/generate.py", gan)
+    at.segmented_control(key="ae.gen.view").set_value("Levers").run()
+    assert not at.exception
+    assert any("has no encoder" in i.value for i in at.info)
+
+
+def test_interpolation_between_images_and_between_noise_vectors():
+    vae = train_run("vae", epochs=1, hidden=(16,), latent_size=2)
+    gan = train_run("gan", epochs=1, width=8)
+    at = open_page("pages/generate.py", vae)
+    at.segmented_control(key="ae.gen.view").set_value("Interpolation").run()
+    at.slider(key="ae.gen.steps").set_value(6).run()
+    assert not at.exception and len(at.image) == 1
+    at.radio(key="ae.gen.path").set_value("spherical").run()
+    assert not at.exception
+    at.sidebar.selectbox(key="ae.run").select(gan).run()
+    assert not at.exception
+    assert at.number_input(key="ae.gen.na") is not None and len(at.image) == 1
+
+
+def test_diagnostics_show_kl_bars_the_nll_gap_and_roll_back_a_gan():
+    vae = train_run("vae", epochs=2, hidden=(16,), latent_size=3)
+    gan = train_run("gan", epochs=2, width=8)
+    at = open_page("pages/generate.py", vae)
+    at.segmented_control(key="ae.gen.view").set_value("Diagnostics").run()
+    assert not at.exception and any(c.key == "ae.gen.kl" for c in at.get("plotly_chart"))
+    at.select_slider(key="ae.gen.k").set_value(10).run()
+    at.select_slider(key="ae.gen.nimg").set_value(100).run()
+    at.button(key="ae.gen.estimate").click().run()
+    rerun_until(at, lambda a: any(m.label == "gap" for m in a.metric))
+    vals = {m.label: float(m.value.split()[0]) for m in at.metric}
+    assert vals["gap"] >= 0 and abs(vals["−ELBO (nats / image)"] - vals["importance-weighted NLL, K=10"]
+                                     - vals["gap"]) < 0.02
+    at.sidebar.selectbox(key="ae.run").select(gan).run()
+    assert not at.exception
+    rerun_until(at, lambda a: any("Epoch 2" in (x.value if hasattr(x, "value") else "") for x in
+                                  [*a.success, *a.warning]), timeout=120)
+    at.selectbox(key="ae.gen.rollback.diag").select(1).run()
+    at.button(key="ae.gen.rollback_btn.diag").click().run()
+    assert not at.exception
+    assert any("with its weights after epoch 1" in s.value for s in at.success)
+    assert any((r.record and r.record.message.startswith(f"rolled back from {gan}")) for r in RunStore().list())
+
+
+def test_train_page_switches_to_a_familys_training_settings_and_trains_a_gan():
+    at = open_page("pages/train.py")
+    at.selectbox(key="ae.train.model").select("gan").run()
+    assert at.select_slider(key="ae.train.settings.lr").value == 2e-4
+    assert at.select_slider(key="ae.train.settings.batch_size").value == 64
+    at.selectbox(key="ae.train.model").select("stacked").run()
+    assert at.select_slider(key="ae.train.settings.lr").value == 1e-3
+    assert at.select_slider(key="ae.train.settings.batch_size").value == 32
+    at.selectbox(key="ae.train.model").select("gan").run()
+    at.slider(key="ae.train.cfg.gan.width").set_value(8).run()
+    at.slider(key="ae.train.settings.epochs").set_value(1).run()
+    at.button(key="ae.train.start").click().run()
+    rerun_until(at, lambda a: any("finished" in s.value for s in a.success), timeout=120)
+    assert any("fixed noise" in (img.captions[0] if img.captions else "") for img in at.image)
+    assert any(c.key.startswith("ae.train.curve.") for c in at.get("plotly_chart"))

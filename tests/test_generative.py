@@ -1,0 +1,282 @@
+"""The VAE, the GAN, sampling and the sample scores: formulas against direct computations, the GAN's step order,
+the importance-weighted bound against an exactly computed likelihood, the CLI's sample and eval."""
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from aecore import RunStore, TrainSettings, TrainingJob, create_model, load_dataset
+from aecore.__main__ import main
+from aecore.losses import gaussian_kl
+from aecore.models.base import StepContext
+from aecore.scores import blur, draw_samples, frechet_distance
+
+
+def test_kl_term_is_the_closed_form():
+    mu, logvar = torch.randn(6, 5), torch.randn(6, 5)
+    q = torch.distributions.Normal(mu, (0.5 * logvar).exp())
+    exact = torch.distributions.kl_divergence(q, torch.distributions.Normal(0.0, 1.0))
+    torch.testing.assert_close(gaussian_kl(mu, logvar), exact)
+    vae = create_model("vae", input_shape=(2, 2), hidden=(8,), latent_size=3)
+    x = torch.rand(4, 4)
+    m, lv = vae.posterior_params(x)
+    expected = torch.distributions.kl_divergence(torch.distributions.Normal(m, (0.5 * lv).exp()),
+                                                 torch.distributions.Normal(0.0, 1.0)).sum(1).mean()
+    torch.testing.assert_close(vae(x).losses["kl"], expected)
+
+
+def test_reconstruction_term_is_bce_summed_over_pixels():
+    vae = create_model("vae", input_shape=(2, 2), hidden=(8,), latent_size=2).eval()
+    x = torch.rand(3, 4)
+    out = vae(x)
+    p = torch.sigmoid(out.recon)
+    direct = -(x * p.log() + (1 - x) * (1 - p).log()).sum(1).mean()
+    torch.testing.assert_close(out.losses["reconstruction"], direct, rtol=1e-4, atol=1e-4)
+
+
+def test_kl_warm_up_schedules():
+    linear = create_model("vae", input_shape=(2, 2), beta=2.0, warmup_steps=100)
+    assert [linear.kl_weight(s) for s in (0, 50, 100, 1000)] == [0.0, 1.0, 2.0, 2.0]
+    cyc = create_model("vae", input_shape=(2, 2), beta=1.0, warmup_steps=100, warmup_schedule="cyclical")
+    assert [cyc.kl_weight(s) for s in (0, 25, 50, 99, 100, 125)] == [0.0, 0.5, 1.0, 1.0, 0.0, 0.5]
+    assert create_model("vae", input_shape=(2, 2), beta=0.5).kl_weight(0) == 0.5
+
+
+def _step_grads(x: torch.Tensor, **config) -> list[torch.Tensor]:
+    """The gradients one VAE training step applies (same init and noise every call)."""
+    torch.manual_seed(0)
+    vae = create_model("vae", input_shape=(2, 2), hidden=(8,), latent_size=2, **config)
+    vae._noise = torch.Generator().manual_seed(0)
+    seen = []
+    opt = type("Opt", (), {"zero_grad": lambda self, set_to_none=True: None,
+                           "step": lambda self: seen.append([p.grad.clone() for p in vae.parameters()])})()
+    vae.training_step(x, [opt], StepContext(0, 0, 1, 1))
+    return seen[0]
+
+
+def test_free_bits_stop_the_kl_gradient_below_the_floor():
+    """With free bits above every dimension's KL, the KL term adds a constant: the step's gradient is the
+    reconstruction's alone (beta 0)."""
+    x = torch.rand(8, 4)
+    torch.manual_seed(0)
+    vae = create_model("vae", input_shape=(2, 2), hidden=(8,), latent_size=2)
+    assert float(gaussian_kl(*vae.posterior_params(x)).mean(0).max().detach()) < 2.0  # below the floor used here
+    free, plain, no_kl = _step_grads(x, free_bits=2.0), _step_grads(x), _step_grads(x, beta=0.0)
+    for a, b in zip(free, no_kl):
+        torch.testing.assert_close(a, b)
+    assert any(not torch.allclose(a, b) for a, b in zip(plain, no_kl))
+
+
+def _exact_log_likelihood(vae, x: torch.Tensor) -> torch.Tensor:
+    """log p(x) = log ∫ p(x|z) N(z; 0, 1) dz for a 1-D latent, by quadrature on a fine grid."""
+    z = torch.linspace(-10, 10, 20001)[:, None]
+    with torch.no_grad():
+        logits = vae.decode(z)  # (G, D)
+    log_px_z = -torch.nn.functional.binary_cross_entropy_with_logits(
+        logits[:, None, :].expand(-1, len(x), -1), x.expand(len(z), -1, -1), reduction="none").sum(-1)
+    log_pz = -0.5 * (z ** 2 + math.log(2 * math.pi))
+    dz = float(z[1] - z[0])
+    return torch.logsumexp(log_px_z + log_pz, 0) + math.log(dz)
+
+
+def test_importance_weighted_bound_lies_between_elbo_and_exact_likelihood(digits):
+    torch.manual_seed(0)
+    vae = create_model("vae", input_shape=(2, 2), hidden=(16,), latent_size=1)
+    x = torch.as_tensor(digits.x_train[:512].reshape(-1, 8, 8)[:, 3:5, 3:5].reshape(-1, 4))  # 2x2 crops
+    from aecore import train
+    train(vae, x, TrainSettings(epochs=3, batch_size=32, lr=3e-3, seed=0, output_bias_from_data=False))
+    vae.eval()
+    xs = x[:64]
+    exact = _exact_log_likelihood(vae, xs)
+    gen = torch.Generator().manual_seed(1)
+    lw1 = vae.log_weights(xs, 200, gen)
+    elbo = lw1.mean(1)
+    iw = torch.logsumexp(vae.log_weights(xs, 200, gen), 1) - math.log(200)
+    assert float(elbo.mean()) < float(iw.mean()) - 1e-3  # the bound tightens ...
+    assert float(iw.mean()) <= float(exact.mean()) + 0.02  # ... towards log p(x), never past it on average
+    assert float((exact - elbo).mean()) > float((exact - iw).mean()) >= -0.02
+
+
+def test_vae_evaluate_reports_elbo_iw_kl_and_active_units(digits):
+    vae = create_model("vae", input_shape=digits.image_shape, hidden=(32,), latent_size=4)
+    m = vae.evaluate(digits, iw_samples=5)
+    assert set(m) >= {"elbo_loss", "nll_iw", "kl_per_dim", "active_units", "bce"}
+    assert len(m["kl_per_dim"]) == 4 and 0 <= m["active_units"] <= 4
+    assert m["nll_iw"] <= m["elbo_loss"] + 1e-6 * abs(m["elbo_loss"])
+    mu = vae.encode(torch.as_tensor(digits.x_test)).detach().numpy()
+    assert m["active_units"] == int((mu.var(0) > 0.01).sum())
+
+
+class _Recorder:
+    def __init__(self, name, events, params):
+        self.name, self.events, self.params = name, events, list(params)
+
+    def zero_grad(self, set_to_none=True):
+        for p in self.params:
+            p.grad = None
+
+    def step(self):
+        self.events.append(f"{self.name} step")
+        with torch.no_grad():
+            for p in self.params:
+                p -= 0.1 * p.grad
+
+
+@pytest.mark.parametrize("loss", ["non-saturating", "wgan-gp"])
+def test_gan_step_updates_d_then_g_each_with_its_own_optimiser(loss):
+    gan = create_model("gan", input_shape=(8, 8), width=8, loss=loss)
+    gan.train()
+    gan._noise = torch.Generator().manual_seed(0)
+    events = []
+    gan.discriminator.register_forward_hook(lambda *a: events.append("D forward"))
+    gan.generator.register_forward_hook(lambda *a: events.append("G forward"))
+    opt_d = _Recorder("D", events, gan.discriminator.parameters())
+    opt_g = _Recorder("G", events, gan.generator.parameters())
+    g_before = [p.clone() for p in gan.generator.parameters()]
+    d_before = [p.clone() for p in gan.discriminator.parameters()]
+
+    g_after_d = []
+    original = opt_d.step
+    opt_d.step = lambda: (original(), g_after_d.extend(p.clone() for p in gan.generator.parameters()))
+    out = gan.training_step(torch.rand(16, 64), [opt_d, opt_g], StepContext(0, 0, 10, 10))
+    gp = ["D forward"] if loss == "wgan-gp" else []  # the penalty's D pass at interpolates
+    assert events == ["G forward", "D forward", "D forward", *gp, "D step", "D forward", "G step"]
+    assert all(torch.equal(a, b) for a, b in zip(g_before, g_after_d))  # D's step leaves G alone
+    assert any(not torch.equal(a, b) for a, b in zip(g_before, gan.generator.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(d_before, gan.discriminator.parameters()))
+    assert {"d_loss", "g_loss"} <= set(out) and all(torch.isfinite(v) for v in out.values())
+
+
+def test_gan_learns_the_data_on_digits(digits):
+    """A few epochs move the samples' pixel means towards the data's, and D is better than chance."""
+    from aecore import train
+    gan = create_model("gan", input_shape=digits.image_shape, width=16, architecture="mlp")
+    data_mean = torch.as_tensor(digits.x_train).mean(0)
+    gen = torch.Generator().manual_seed(0)
+    gan.eval()
+    before = (gan.sample(500, gen).mean(0) - data_mean).abs().mean()
+    p = train(gan, digits.x_train, TrainSettings(epochs=8, batch_size=64, lr=2e-4, seed=0))
+    gan.eval()
+    after = (gan.sample(500, torch.Generator().manual_seed(0)).mean(0) - data_mean).abs().mean()
+    assert after < 0.5 * before, (before, after)
+    assert p.stat_labels and "d_real_acc" in p.history[-1]
+    assert sorted(gan.checkpoints) and len(p.snapshots[max(p.snapshots)]) == 64  # fixed-noise samples per epoch
+
+
+def test_autoencoder_samples_from_a_gaussian_fitted_to_its_codes(digits):
+    model = create_model("stacked", input_shape=digits.image_shape, code_size=4).eval()
+    model.prepare_sampling(digits)
+    codes = model.encode(torch.as_tensor(digits.x_train)).detach().double()
+    z = model.prior_latents(20000, torch.Generator().manual_seed(0)).double()
+    torch.testing.assert_close(z.mean(0), codes.mean(0), atol=0.05 * float(codes.std()), rtol=0)
+    torch.testing.assert_close(torch.cov(z.T), torch.cov(codes.T), atol=0.08 * float(codes.var(0).max()), rtol=0)
+    a, b = draw_samples(model, 10, 3, digits), draw_samples(model, 10, 3, digits)
+    assert a.shape == (10, 64) and np.array_equal(a, b)
+
+
+def test_frechet_distance_is_zero_to_itself_and_grows_with_noise():
+    rng = np.random.default_rng(0)
+    f = rng.normal(size=(2000, 6)) @ rng.normal(size=(6, 6))
+    assert abs(frechet_distance(f, f)) < 1e-6
+    d = [frechet_distance(f + rng.normal(0, s, f.shape), f) for s in (0.1, 0.5, 1.0, 2.0)]
+    assert all(a < b for a, b in zip(d, d[1:]))
+    # against the formula with scipy's matrix square root
+    from scipy.linalg import sqrtm
+    g = rng.normal(1.0, 2.0, size=(1500, 6))
+    s1, s2 = np.cov(f, rowvar=False), np.cov(g, rowvar=False)
+    direct = ((f.mean(0) - g.mean(0)) ** 2).sum() + np.trace(s1 + s2 - 2 * sqrtm(s1 @ s2).real)
+    assert math.isclose(frechet_distance(f, g), direct, rel_tol=1e-6)
+
+
+def test_blur_keeps_mass_and_spreads_it():
+    x = np.zeros((1, 81), np.float32)
+    x[0, 40] = 1.0  # the centre of a 9x9 image
+    b = blur(x, (9, 9), 1.0)
+    assert math.isclose(float(b.sum()), 1.0, rel_tol=1e-5) and b[0, 40] < 0.2 and b[0, 41] > 0
+
+
+def _train(model, dataset="digits", epochs=2, **config):
+    job = TrainingJob(model, config, load_dataset(dataset), TrainSettings(epochs=epochs, batch_size=64, lr=2e-3),
+                      store=RunStore())
+    job.start().join()
+    assert job.record is not None and job.record.status == "finished", job.progress().message
+    return job
+
+
+def test_sample_cli_writes_grids_and_arrays(tmp_path, capsys):
+    run = _train("gan", width=8).run_id
+    assert main(["sample", run, "--n", "12", "--seed", "3", "--out", str(tmp_path / "s.npy")]) == 0
+    a = np.load(tmp_path / "s.npy")
+    assert a.shape == (12, 64) and a.dtype == np.float32 and 0 <= a.min() and a.max() <= 1
+    assert main(["sample", run, "--n", "12", "--seed", "3", "--out", str(tmp_path / "t.npy")]) == 0
+    assert np.array_equal(a, np.load(tmp_path / "t.npy"))  # the seed decides
+    assert main(["sample", run, "--n", "10", "--out", str(tmp_path / "s.png")]) == 0
+    from PIL import Image
+    img = Image.open(tmp_path / "s.png")
+    assert img.size == (2 * (4 * 9 + 1), 2 * (3 * 9 + 1))  # 10 samples: 4 columns, 3 rows of 8x8 tiles + 1 px pads
+    assert main(["sample", run, "--out", str(tmp_path / "s.jpg")]) == 2
+    assert main(["sample", run, "--n", "0", "--out", str(tmp_path / "s.npy")]) == 2
+    pca = _train("pca", code_size=8).run_id
+    assert main(["sample", pca, "--n", "5", "--out", str(tmp_path / "p.npy")]) == 0  # an autoencoder samples too
+    assert np.load(tmp_path / "p.npy").shape == (5, 64)
+
+
+def test_eval_cli_prints_vae_bounds_and_sample_scores(capsys, monkeypatch):
+    import aecore.scores as scores
+    monkeypatch.setattr(scores, "CLASSIFIER_STEPS", 300)
+    monkeypatch.setattr(scores.classifier_for, "__defaults__", (None, 300))
+    run = _train("vae", hidden=(32,), latent_size=4).run_id
+    capsys.readouterr()
+    assert main(["eval", run, "--iw-samples", "20", "--samples", "300"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    for key in ("test_elbo_loss", "test_nll_iw", "test_kl_per_dim", "test_active_units", "confident_share",
+                "label_histogram", "classifier_frechet", "classifier_test_accuracy"):
+        assert key in out, key
+    assert out["test_nll_iw"] <= out["test_elbo_loss"] and len(out["test_kl_per_dim"]) == 4
+    assert math.isclose(sum(out["label_histogram"]), 1.0, abs_tol=1e-3) and len(out["label_histogram"]) == 10
+    assert out["classifier_test_accuracy"] > 0.8
+    assert (RunStore().root / ".classifiers" / "digits.safetensors").is_file()  # cached beside the runs
+    assert main(["eval", run, "--iw-samples", "0"]) == 2
+
+
+def test_gan_rollback_saves_a_new_run_with_an_earlier_generator():
+    job = _train("gan", epochs=3, width=8)
+    store = RunStore()
+    epochs = store.checkpoint_epochs(job.run_id)
+    assert epochs == [1, 2, 3]
+    new = store.rollback(job.run_id, 1)
+    model, record = store.load(new)
+    kept = store.artifact(job.run_id, "checkpoints")
+    for k, v in model.generator.state_dict().items():
+        assert np.array_equal(v.numpy(), kept[f"epoch_1.generator.{k}"])
+    final, _ = store.load(job.run_id)
+    for k, v in model.discriminator.state_dict().items():
+        assert torch.equal(v, final.discriminator.state_dict()[k])
+    assert record.message.startswith(f"rolled back from {job.run_id}") and max(r["epoch"] for r in record.epochs) == 1
+    from aecore import RunStoreError
+    with pytest.raises(RunStoreError, match="kept no weights for epoch 7"):
+        store.rollback(job.run_id, 7)
+
+
+def test_gan_diagnosis_names_collapse_and_divergence(digits):
+    from aecore.models.gan import diagnose
+    same = np.repeat(digits.x_test[:1], 64, axis=0)
+    assert any("nearly identical" in p for p in diagnose([], same, digits.x_test[:256]))
+    assert any("classified as class 3" in p for p in diagnose([], digits.x_test[:64], digits.x_test[:256],
+                                                               np.full(64, 3)))
+    assert any("D's loss is at 0" in p for p in diagnose([{"d_loss": 1e-5}] * 5, digits.x_test[:64],
+                                                          digits.x_test[:256]))
+    assert diagnose([{"d_loss": 0.7}] * 5, digits.x_test[:64], digits.x_test[:256], digits.y_test[:64]) == []
+
+
+def test_vae_job_logs_both_terms_and_the_beta_in_force():
+    job = _train("vae", hidden=(16,), latent_size=3, warmup_steps=100)
+    r = job.record
+    assert {"reconstruction", "kl", "beta"} <= set(r.history[-1]) and r.stat_labels == {"beta": "KL weight β in force"}
+    betas = [h["beta"] for h in r.history]
+    assert betas[0] < betas[-1] <= 1.0  # the warm-up ramps
+    assert r.units == {"reconstruction": "nats per image", "kl": "nats per image"}
+    assert "val_kl" in r.epochs[-1] and math.isclose(r.metrics["elbo_loss"],
+                                                     r.metrics["elbo_loss"]) and r.headline[0].startswith("test −ELBO")
