@@ -1,6 +1,8 @@
 """Generate page: samples of several runs side by side with classifier scores; a VAE's latent levers from a test
 image or a drawing; interpolation between two images or two noise vectors; a VAE's KL per dimension and NLL
 bound, a GAN's samples epoch by epoch with what went wrong and a roll-back."""
+from types import SimpleNamespace
+
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
@@ -292,15 +294,14 @@ def _nll_tasks() -> dict:
 def posterior_diagnostics(run) -> None:
     stats = _code_stats(run_key(run), run.model, True)
     kl = stats["kl"]
-    from aecore.models.vae import active_units
     st.subheader("KL per latent dimension")
     fig = go.Figure(go.Bar(x=[f"z{i + 1}" for i in range(len(kl))], y=kl,
                            marker_color=["#4c6ef5" if v >= 0.01 else "#ced4da" for v in kl]))
     fig.update_layout(height=240, margin=dict(l=0, r=0, t=10, b=0), yaxis_title="nats (mean over test images)")
     st.plotly_chart(fig, key="ae.gen.kl")
-    means = latent.encode_all(run.model, dataset.x_test[:2000])
+    active = int((stats["spread"] ** 2 > 0.01).sum())
     st.caption(f"Active units (Burda et al. 2016: variance of the posterior mean over images > 0.01): "
-               f"**{active_units(means)}** of {len(kl)}. Grey bars carry (almost) no information.")
+               f"**{active}** of {len(kl)}. Grey bars carry (almost) no information.")
     st.subheader("ELBO and the importance-weighted bound")
     c1, c2, c3 = st.columns(3)
     k = c1.select_slider("Samples per image (K)", [1, 5, 10, 50, 100, 500], value=50, key="ae.gen.k")
@@ -308,7 +309,7 @@ def posterior_diagnostics(run) -> None:
     key = (run_key(run), k, min(n, len(dataset.x_test)))
     tasks = _nll_tasks()
     if c3.button("Estimate", type="primary", key="ae.gen.estimate", width="stretch") and key not in tasks:
-        subset = type("Subset", (), {"x_test": dataset.x_test[:key[2]], "x_train": None})()
+        subset = SimpleNamespace(x_test=dataset.x_test[:key[2]])
         model = run.model
         tasks[key] = BackgroundTask(lambda progress: model.evaluate(subset, iw_samples=k, progress=progress),
                                     name="iw-nll").start()
