@@ -168,6 +168,12 @@ def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
     return direction * ((1 - t) * na + t * nb)
 
 
+def path(a: np.ndarray, b: np.ndarray, steps: int, mode: str = "linear") -> np.ndarray:
+    """``steps`` points from a to b, evenly in t, on a line (``linear``) or by :func:`slerp`: (K,), (K,) -> (steps, K)."""
+    t = np.linspace(0.0, 1.0, steps)
+    return slerp(a, b, t) if mode == "slerp" else (1 - t)[:, None] * a + t[:, None] * b
+
+
 @torch.no_grad()
 def interpolate(model, xa: np.ndarray, xb: np.ndarray, steps: int, mode: str = "linear") -> dict[str, np.ndarray]:
     """Decode codes interpolated between two images (``linear`` or ``slerp``), with the pixel blend for contrast.
@@ -176,7 +182,7 @@ def interpolate(model, xa: np.ndarray, xb: np.ndarray, steps: int, mode: str = "
     device = _device(model)
     za, zb = (model.encode(torch.as_tensor(v[None]).to(device))[0].cpu().numpy() for v in (xa, xb))
     t = np.linspace(0.0, 1.0, steps)
-    codes = slerp(za, zb, t) if mode == "slerp" else (1 - t)[:, None] * za + t[:, None] * zb
+    codes = path(za, zb, steps, mode)
     from .losses import to_pixels
     decoded = to_pixels(model.decode(torch.as_tensor(codes, dtype=torch.float32).to(device)), model.output_kind)
     return {"decoded": decoded.cpu().numpy(), "blend": (1 - t)[:, None] * xa + t[:, None] * xb}

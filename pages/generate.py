@@ -277,10 +277,9 @@ def interpolation() -> None:
     model = run.model
     model.prepare_sampling(dataset)
     za, zb = (model.prior_latents(1, torch.Generator().manual_seed(int(s)))[0].cpu().numpy() for s in (a, b))
-    t = np.linspace(0, 1, steps)
-    path = latent.slerp(za, zb, t) if mode == "spherical" else (1 - t)[:, None] * za + t[:, None] * zb
+    codes = latent.path(za, zb, steps, "slerp" if mode == "spherical" else "linear")
     with torch.no_grad():
-        strip = model.decode_pixels(torch.as_tensor(path, dtype=torch.float32)).cpu().numpy()
+        strip = model.decode_pixels(torch.as_tensor(codes, dtype=torch.float32)).cpu().numpy()
     st.image(viz.mosaic(strip, shape, ncols=steps, scale=3), caption="Generated along the path between two noise "
                                                                        "vectors")
 
