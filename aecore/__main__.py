@@ -1,4 +1,4 @@
-"""Command line: ``python -m aecore list | train | eval | probe | sample``."""
+"""Command line: ``python -m aecore list | train | eval | probe | sample | interpolate``."""
 from __future__ import annotations
 
 import argparse
@@ -97,6 +97,8 @@ def _run_and_dataset(args, store: RunStore, **needs: bool):
     if lacks:
         raise ConfigError(f"run {args.run} ({record.model}) {' and '.join(lacks)}")
     model, record = store.load(args.run)
+    if dataset.modality == "text":  # the run's own vocabulary, which travels with it
+        dataset = dataset.with_vocab(store.artifact(args.run, "vocab"))
     if record.config.get("input_shape") and tuple(record.config["input_shape"]) != tuple(
             dataset.model_inputs().get("input_shape", ())):
         raise ConfigError(f"run {args.run} takes {model.config.input_dim}-pixel images; {dataset.name} has "
@@ -113,11 +115,15 @@ def _bar(desc: str):
 def _cmd_eval(args, store: RunStore) -> int:
     model, record, dataset = _run_and_dataset(args, store, reconstructs=bool(args.noise))
     caps = model_spec(record.model).capabilities
+    if args.noise and caps.modality != "image":
+        raise ConfigError("--noise corrupts images; this run works on text")
     if caps.posterior:
-        if args.iw_samples < 1:
+        # sentences: off unless asked, each sample being a full pass of the decoder
+        k = args.iw_samples if args.iw_samples is not None else (500 if caps.modality == "image" else 0)
+        if k < 0 or (args.iw_samples is not None and k < 1):
             raise ConfigError("--iw-samples must be at least 1")
-        bar, report = _bar(f"importance-weighted NLL, {args.iw_samples} samples per image")
-        metrics = model.evaluate(dataset, iw_samples=args.iw_samples, progress=report)
+        bar, report = _bar(f"test set{f', importance-weighted NLL with {k} samples each' if k else ''}")
+        metrics = model.evaluate(dataset, iw_samples=k, progress=report)
         bar.close()
     else:
         metrics = model.evaluate(dataset)
@@ -148,14 +154,26 @@ def _sample_scores(model, dataset, store: RunStore, n: int, seed: int) -> dict:
     return {**scores, "samples": n, "classifier_test_accuracy": info["test_accuracy"]}
 
 
+def _decoding(args) -> dict:
+    if args.width < 1:
+        raise ConfigError("--width must be at least 1")
+    if not args.temperature > 0:
+        raise ConfigError("--temperature must be above 0")
+    return {"method": args.decode, "width": args.width, "temperature": args.temperature}
+
+
 def _cmd_sample(args, store: RunStore) -> int:
     from .scores import draw_samples
     from .viz import mosaic
+    if args.n < 1:
+        raise ConfigError("--n must be at least 1")
+    if model_spec(store.record(args.run).model).capabilities.modality == "text":
+        return _sample_sentences(args, store)
+    if not args.out:
+        raise ConfigError("--out FILE.png or FILE.npy is needed for image samples")
     suffix = Path(args.out).suffix.lower()
     if suffix not in (".png", ".npy"):
         raise ConfigError(f"--out must end in .png (a grid) or .npy (an (N, H*W) array), got {args.out!r}")
-    if args.n < 1:
-        raise ConfigError("--n must be at least 1")
     model, record, dataset = _run_and_dataset(args, store, samples=True)
     samples = draw_samples(model, args.n, args.seed, dataset)
     try:
@@ -169,6 +187,43 @@ def _cmd_sample(args, store: RunStore) -> int:
         raise ConfigError(f"cannot write {args.out}: {e}") from e
     print(json.dumps({"run": args.run, "n": args.n, "seed": args.seed, "out": args.out, "shape": list(samples.shape)}))
     return 0
+
+
+def _sample_sentences(args, store: RunStore) -> int:
+    """Sentences from a text model's prior, one JSON line each."""
+    import torch
+    from .text import words_of
+    decoding = _decoding(args)
+    model, record = store.load(args.run)
+    vocab = store.artifact(args.run, "vocab")
+    rows = model.sample(args.n, torch.Generator().manual_seed(args.seed), **decoding)
+    for ids in rows:
+        print(json.dumps({"sentence": words_of(ids, vocab)}))
+    return 0
+
+
+def _cmd_interpolate(args, store: RunStore) -> int:
+    """Bowman's homotopy between two sentences, one JSON line per step."""
+    from .text import homotopy
+    record = store.record(args.run)
+    if model_spec(record.model).capabilities.lacks("text", encodes=True):
+        raise ConfigError(f"run {args.run} ({record.model}) cannot interpolate between sentences: it needs a "
+                          f"sentence model with an encoder (sentence-vae)")
+    if args.steps < 2 or args.steps > 100:
+        raise ConfigError("--steps must be between 2 and 100")
+    decoding = _decoding(args)
+    model, _ = store.load(args.run)
+    for row in homotopy(model, store.artifact(args.run, "vocab"), args.first, args.second, args.steps,
+                        seed=args.seed, mode=args.mode, **decoding):
+        print(json.dumps(row))
+    return 0
+
+
+def _decoding_args(p) -> None:
+    from .models.sentence_vae import DECODINGS
+    p.add_argument("--decode", choices=DECODINGS, default="greedy", help="sentences: how words are chosen")
+    p.add_argument("--width", type=int, default=5, help="beam width (--decode beam)")
+    p.add_argument("--temperature", type=float, default=1.0, help="--decode sample: below 1 sharper, above flatter")
 
 
 def _cmd_probe(args, store: RunStore) -> int:
@@ -199,7 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("list", help="models, datasets and saved runs")
     t = sub.add_parser("train", help="train a model, save the run and print its id")
     t.add_argument("model", help="model name (see `list`)")
-    t.add_argument("--dataset", default=data_mod.DEFAULT_DATASET)
+    t.add_argument("--dataset", default=data_mod.DEFAULT_DATASET,
+                   help="a dataset name (see `list`), or for sentence models a UTF-8 text file, one sentence a line")
     t.add_argument("--epochs", type=int)
     t.add_argument("--batch-size", type=int)
     t.add_argument("--lr", type=float)
@@ -218,8 +274,9 @@ def main(argv: list[str] | None = None) -> int:
                                                        "model's output and of the noisy input against the clean images")
     e.add_argument("--noise-level", type=float, help="sigma for gaussian; the corrupted share for the others")
     e.add_argument("--seed", type=int, default=0, help="seed of the test-set noise and of the samples scored")
-    e.add_argument("--iw-samples", type=int, default=500,
-                   help="models with a posterior: samples per image of the importance-weighted NLL")
+    e.add_argument("--iw-samples", type=int,
+                   help="models with a posterior: samples per input of the importance-weighted NLL (default: 500 "
+                        "for images; off for sentences)")
     e.add_argument("--samples", type=int, help="models that sample: how many to score (default: the test set's size)")
     pr = sub.add_parser("probe", help="few-label classification from the run's encoder vs. from scratch and PCA (JSON)")
     pr.add_argument("run")
@@ -227,19 +284,30 @@ def main(argv: list[str] | None = None) -> int:
     pr.add_argument("--seeds", type=int, default=3, help="random labelled subsets per point")
     pr.add_argument("--steps", type=int, default=300, help="optimiser steps for the networks trained on the labels")
     pr.add_argument("--dataset", help="another dataset of the same image size")
-    s = sub.add_parser("sample", help="write N samples of a run that samples: a .png grid or an (N, H*W) .npy array")
+    s = sub.add_parser("sample", help="N samples of a run that samples: images to a .png grid or an (N, H*W) .npy "
+                                      "array; sentences printed, one JSON line each")
     s.add_argument("run")
     s.add_argument("--n", type=int, default=64)
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--out", required=True, help="FILE.png or FILE.npy")
+    s.add_argument("--out", help="images: FILE.png or FILE.npy")
     s.add_argument("--dataset", help="the dataset a plain autoencoder fits its code density on (default: its own)")
+    _decoding_args(s)
+    s.set_defaults(decode="sample")
+    i = sub.add_parser("interpolate", help="a sentence VAE's homotopy between two sentences, one JSON line per step")
+    i.add_argument("run")
+    i.add_argument("first")
+    i.add_argument("second")
+    i.add_argument("--steps", type=int, default=7)
+    i.add_argument("--mode", choices=("linear", "slerp"), default="linear", help="the path between the two codes")
+    i.add_argument("--seed", type=int, default=0, help="--decode sample: the seed of the draws")
+    _decoding_args(i)
     args = parser.parse_args(argv)
     store = RunStore(args.runs_dir)
     try:
         if args.command == "train" and args.preset and args.preset not in model_spec(args.model).presets:
             raise ConfigError(f"unknown preset {args.preset!r}; valid: {list(model_spec(args.model).presets)}")
         commands = {"list": _cmd_list, "train": _cmd_train, "eval": _cmd_eval, "probe": _cmd_probe,
-                    "sample": _cmd_sample}
+                    "sample": _cmd_sample, "interpolate": _cmd_interpolate}
         return commands[args.command](args, store)
     except (ConfigError, DatasetError, RunStoreError, KeyError, ValueError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e

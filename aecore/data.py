@@ -220,6 +220,15 @@ class TextDataset:
     def artifacts(self) -> dict[str, Any]:
         return {"vocab": list(self.vocab)}
 
+    def with_vocab(self, vocab: tuple[str, ...] | list[str]) -> "TextDataset":
+        """The same sentences encoded with another vocabulary (a saved run's), words it lacks as ``<unk>``."""
+        vocab = tuple(vocab)
+        if vocab == self.vocab:
+            return self
+        max_len = int(self.train_tokens.shape[1])
+        split = lambda tokens: encode_sentences([self.decode(row) for row in tokens], vocab, max_len)  # noqa: E731
+        return TextDataset(self.name, vocab, *split(self.train_tokens), *split(self.test_tokens))
+
     def decode(self, ids: list[int] | np.ndarray) -> str:
         """Token ids back to words, up to the first end token."""
         words = []
@@ -239,6 +248,7 @@ class DatasetInfo:
     loader: Callable[["DatasetInfo"], Dataset]
     idx: "IDXSource | None" = None
     modality: str = "image"
+    available: Callable[[], bool] | None = None  # whether its files are local, for sources that are not IDX files
 
 
 # --- IDX files ---------------------------------------------------------------------------------------------------
@@ -325,7 +335,9 @@ def cache_dir() -> Path:
     return Path(os.environ.get("AECORE_CACHE_DIR") or platformdirs.user_cache_dir("aecore"))
 
 
-def _download(urls: list[str], dest: Path, spec: IDXFile, timeout: float = 30.0) -> bytes:
+def _download(urls: list[str], dest: Path, spec: IDXFile, timeout: float = 30.0, verify=None) -> bytes:
+    """Download the first of ``urls`` that gives a file passing ``verify`` (default :func:`verify_file`) to
+    ``dest``, through a temporary file; returns the verified bytes."""
     errors = []
     dest.parent.mkdir(parents=True, exist_ok=True)
     for url in urls:
@@ -338,7 +350,7 @@ def _download(urls: list[str], dest: Path, spec: IDXFile, timeout: float = 30.0)
             errors.append(f"{url}: {e}")
             continue
         try:
-            raw = verify_file(tmp_path, spec)
+            raw = (verify or verify_file)(tmp_path, spec)
         except DatasetError as e:
             tmp_path.unlink(missing_ok=True)
             errors.append(str(e))
@@ -475,8 +487,12 @@ def dataset_info(name: str) -> DatasetInfo:
     return _DATASETS[name]
 
 
-def load_dataset(name: str) -> Dataset:
-    """Load dataset ``name``; raises :class:`DatasetError` with a message saying what to do when it cannot."""
+def load_dataset(name: str) -> Dataset | TextDataset:
+    """Load dataset ``name``, or a plain-text file of sentences at path ``name``; raises :class:`DatasetError` with
+    a message saying what to do when it cannot."""
+    if name not in _DATASETS and Path(name).suffix and os.path.exists(name):
+        from .text import load_text_file
+        return load_text_file(name)
     info = dataset_info(name)
     return info.loader(info)
 
@@ -486,6 +502,11 @@ def is_available_offline(name: str) -> bool:
     info = dataset_info(name)
     if info.offline:
         return True
+    if info.idx is None:
+        return bool(info.available and info.available())
     env = os.environ.get(DATA_DIR_ENV)
     folders = ([Path(env) / info.idx.folder, Path(env)] if env else []) + [cache_dir() / info.idx.folder]
     return all(_find_local(f.filename, folders) for f in info.idx.files.values())
+
+
+from . import text as _text  # noqa: E402,F401  (registers the text corpora, which build on this module)

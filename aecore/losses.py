@@ -5,6 +5,8 @@ loss that is minimised and each can be plotted by name.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -67,6 +69,20 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(N(mu, exp(logvar)) || N(0, 1)) per dimension, in closed form (Kingma & Welling 2014, appendix B):
     0.5 (mu^2 + sigma^2 - 1 - log sigma^2). (B, K) -> (B, K) nats."""
     return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)
+
+
+def anneal_weight(step: int, steps: int, schedule: str) -> float:
+    """A KL weight in [0, 1] at global step ``step``: ``linear`` ramps over ``steps`` (Bowman et al. 2016 use a
+    ramp); ``logistic`` is Bowman's sigmoid, 1 / (1 + exp(-k (step - steps / 2))) with k = 10 / steps, so it is
+    0.007 at 0, 0.5 half-way and 0.993 at ``steps``; ``cyclical`` ramps linearly over the first half of every
+    ``steps``-long cycle and holds 1 for the second (Fu et al. 2019). ``steps`` <= 0: always 1."""
+    if steps <= 0:
+        return 1.0
+    if schedule == "logistic":
+        return 1.0 / (1.0 + math.exp(-10.0 / steps * (step - steps / 2)))
+    if schedule == "cyclical":
+        return min(1.0, (step % steps) / (steps / 2))
+    return min(1.0, step / steps)
 
 
 def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

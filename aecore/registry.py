@@ -30,6 +30,7 @@ class ModelSpec:
 
 _REGISTRY: dict[str, ModelSpec] = {}
 DEFAULT_MODEL = "stacked"  # what the Train page offers first: the seed recipe
+DEFAULT_MODELS = {"image": DEFAULT_MODEL, "text": "sentence-vae"}  # and first for each modality
 
 
 def register_model(name: str, config_cls: type, summary: str, presets: dict[str, dict[str, Any]] | None = None,
@@ -84,4 +85,4 @@ def create_model(name: str, **config: Any):
 
 
 __all__ = ["ModelSpec", "register_model", "list_models", "model_spec", "make_config", "create_model",
-           "ConfigError", "DEFAULT_MODEL"]
+           "ConfigError", "DEFAULT_MODEL", "DEFAULT_MODELS"]

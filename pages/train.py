@@ -5,7 +5,7 @@ import streamlit as st
 
 from aecore import ConfigError, TrainSettings, TrainingJob, list_models, model_spec
 from aecore.jobs import model_config
-from aecore.registry import DEFAULT_MODEL
+from aecore.registry import DEFAULT_MODELS
 from aecore.viz import mosaic
 from pages import ui
 from pages.ui import controls, figures, state
@@ -24,7 +24,8 @@ with left:
         st.info(f"No model works on {dataset.modality} data yet; pick another dataset in the sidebar.")
         st.stop()
     if st.session_state.get(state.TRAIN_MODEL) not in names:
-        st.session_state[state.TRAIN_MODEL] = DEFAULT_MODEL if DEFAULT_MODEL in names else names[0]
+        first = DEFAULT_MODELS.get(dataset.modality)
+        st.session_state[state.TRAIN_MODEL] = first if first in names else names[0]
     name = st.selectbox("Model", names, key=state.TRAIN_MODEL, disabled=running,
                         format_func=lambda n: f"{n} — {model_spec(n).summary}",
                         on_change=lambda: controls.apply_train_defaults("ae.train.settings", TrainSettings, model_spec(

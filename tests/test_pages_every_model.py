@@ -1,4 +1,5 @@
-"""Every registered model opens on every run-based page without an error (a new family is covered by registering)."""
+"""Every registered image model opens on every run-based image page without an error (a new family is covered by
+registering); the text models have the Sentences page (tests/test_sentences.py)."""
 import pytest
 
 from aecore import list_models, model_spec
@@ -9,7 +10,7 @@ SMALL = {"recurrent": {"hidden_size": 8, "code_size": 4}, "conv": {"channels": (
          "vae": {"hidden": (16,), "latent_size": 2}}
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", list_models(modality="image"))
 def test_run_pages_open_for_every_model(name):
     run = train_run(name, epochs=1, **SMALL.get(name, {}))
     at = app()

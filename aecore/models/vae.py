@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 
 from ..config import ConfigError, param
-from ..losses import bernoulli_log_likelihood, gaussian_kl
+from ..losses import anneal_weight, bernoulli_log_likelihood, gaussian_kl
 from ..registry import register_model
 from .base import AEConfig, Autoencoder, Capabilities, StepContext
 from .blocks import MLP
@@ -157,14 +157,7 @@ class VAE(Autoencoder):
     # --- training -------------------------------------------------------------------------------------------------
     def kl_weight(self, step: int) -> float:
         """beta_t at global step ``step``: beta, ramped from 0 over ``warmup_steps`` once or in every cycle."""
-        c = self.config
-        if c.warmup_steps <= 0:
-            return c.beta
-        if c.warmup_schedule == "cyclical":
-            ramp = (step % c.warmup_steps) / (c.warmup_steps / 2)
-        else:
-            ramp = step / c.warmup_steps
-        return c.beta * min(1.0, ramp)
+        return self.config.beta * anneal_weight(step, self.config.warmup_steps, self.config.warmup_schedule)
 
     def configure_optimizers(self, settings: Any, device: torch.device) -> list:
         self._noise = torch.Generator(device).manual_seed(settings.seed)

@@ -20,6 +20,7 @@ NAV = (("app.py", "Home", ":material/home:"),
        ("pages/contraction.py", "Contraction", ":material/compress:"),
        ("pages/latent.py", "Latent space", ":material/scatter_plot:"),
        ("pages/generate.py", "Generate", ":material/auto_awesome:"),
+       ("pages/sentences.py", "Sentences", ":material/notes:"),
        ("pages/pretraining.py", "Few labels", ":material/label:"))
 
 

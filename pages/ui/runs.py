@@ -112,6 +112,18 @@ def load_run(run_id: str) -> RunHandle | None:
     return RunHandle(run_id, record.label, model, record, job)
 
 
+def vocab_of(handle: RunHandle) -> tuple[str, ...]:
+    """The vocabulary a text run was trained with: its job's dataset's while it trains, else the one saved with it."""
+    if handle.job is not None:
+        return handle.job.dataset.vocab
+    return tuple(_vocab(str(state.run_store().root), handle.id))
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _vocab(root: str, run_id: str) -> list[str]:
+    return RunStore(root).artifact(run_id, "vocab")
+
+
 def require_run(dataset, **needs: bool) -> RunHandle:
     """The run picked in the sidebar, if it serves ``needs`` (``reconstructs=True``, ...) on ``dataset``; else say
     why, name the runs that would do, and stop the page."""

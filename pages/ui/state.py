@@ -31,6 +31,9 @@ GEN_SEED = "ae.gen.seed"  # the seed of the side-by-side samples (a widget the s
 GEN_RUNS = "ae.gen.runs"  # the runs shown side by side (a widget)
 GEN_ORIGIN = "ae.gen.origin"  # what the levers were last set from: (run, source, image or drawing)
 GEN_NLL = "ae.gen.nll"  # this session's importance-weighted NLL task key
+SENT_VIEW = "ae.sent.view"  # the Sentences page's section (a widget)
+SENT_A = "ae.sent.a"  # the homotopy's first sentence (a widget the corpus button sets)
+SENT_B = "ae.sent.b"  # and its second
 
 
 def lowest_priority(fn):
