@@ -25,7 +25,10 @@ st.markdown(
     "detail, **Denoising** scores runs on corrupted digits, and **Contraction** compares their encoders' "
     "Jacobians.\n"
     "5. Open **Latent space** to see a run's codes projected to 2-D, decode a grid over a region of code space, "
-    "interpolate between two digits and retrieve look-alikes by code.")
+    "interpolate between two digits and retrieve look-alikes by code.\n"
+    "6. Open **Generate** to put samples of an autoencoder, a VAE and a GAN side by side.\n"
+    "7. For text, pick *Sentences from a small grammar* in the sidebar, train a `sentence-vae` on **Train**, and open "
+    "**Sentences** to type two sentences and watch one turn into the other.")
 c1, c2, c3 = st.columns(3)
 c1.page_link("pages/train.py", label="Train a model", icon=":material/model_training:")
 c2.page_link("pages/reconstructions.py", label="Inspect reconstructions", icon=":material/compare:")

@@ -9,14 +9,14 @@ from pathlib import Path
 import numpy as np
 
 from . import data as data_mod
-from .config import ConfigError, coerce
+from .config import ConfigError, check_ranges, coerce
 from .data import DatasetError, list_datasets, load_dataset
 from .jobs import TrainingJob
 from .analysis import denoising_scores
 from .noise import NOISE_KINDS
 from .registry import list_models, model_spec
 from .store import RunStore, RunStoreError
-from .training import TrainSettings
+from .training import TrainSettings, pick_device
 
 
 def _cmd_list(args, store: RunStore) -> int:
@@ -59,8 +59,11 @@ def _cmd_train(args, store: RunStore) -> int:
         "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
         "greedy": args.greedy, "greedy_epochs": args.greedy_epochs,
         "output_bias_from_data": args.output_bias_from_data}.items() if v is not None}})
+    settings = TrainSettings(**settings)
+    check_ranges(settings)  # the Train page's ranges, before anything loads or runs
+    pick_device(args.device)
     dataset = load_dataset(args.dataset)
-    job = TrainingJob(args.model, config, dataset, TrainSettings(**settings), store=store, device=args.device)
+    job = TrainingJob(args.model, config, dataset, settings, store=store, device=args.device)
     job.start()
     bar = tqdm(total=1, unit="step", file=sys.stderr, dynamic_ncols=True)
     try:

@@ -7,6 +7,7 @@ Train page builds its sliders from the dataclass alone and a new hyperparameter 
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass
 from typing import Any
@@ -116,6 +117,8 @@ def check_ranges(config: Any) -> None:
             raise ConfigError(f"{spec.name} must be one of {list(spec.choices)}, got {value!r}")
         values = value if spec.kind == "sizes" else (value,) if spec.kind in ("int", "float") else ()
         for v in values:
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ConfigError(f"{spec.name} must be a finite number, got {v}")
             if spec.min is not None and v < spec.min:
                 raise ConfigError(f"{spec.name} must be at least {spec.min:g}, got {v:g}")
             if spec.max is not None and v > spec.max:

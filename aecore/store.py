@@ -139,9 +139,11 @@ class RunStore:
 
     def _read_record(self, run_dir: Path) -> RunRecord:
         try:
-            return _parse_record(run_dir.name, (run_dir / META).read_bytes())
+            record = _parse_record(run_dir.name, (run_dir / META).read_bytes())
         except FileNotFoundError as e:
             raise RunStoreError(f"run {run_dir.name}: {META} is missing") from e
+        record.id = run_dir.name  # a run is named by its folder, whatever its run.json says
+        return record
 
     def list(self) -> list[RunListing]:
         """Every run, newest first; damaged ones carry an error instead of a record."""
@@ -157,11 +159,16 @@ class RunStore:
                 out.append(RunListing(d.name, None, str(e)))
         return sorted(out, key=lambda r: (r.record.created if r.record else 0.0, r.id), reverse=True)
 
-    def record(self, run_id: str) -> RunRecord:
+    def _run_dir(self, run_id: str) -> Path:
+        """The folder of run ``run_id``, which must be a plain name inside the store (never a path that leaves it)."""
+        _check_name(run_id, "run id")
         d = self.root / run_id
         if not d.is_dir():
             raise RunStoreError(f"no run {run_id!r} in {self.root}")
-        return self._read_record(d)
+        return d
+
+    def record(self, run_id: str) -> RunRecord:
+        return self._read_record(self._run_dir(run_id))
 
     def load(self, run_id: str, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, RunRecord]:
         """Rebuild the model from its config and load its weights; any problem raises :class:`RunStoreError`."""
@@ -172,7 +179,7 @@ class RunStore:
         except (KeyError, ConfigError) as e:
             raise RunStoreError(f"run {run_id}: cannot rebuild model {record.model!r} ({e})") from e
         try:
-            state = load_file(str(self.root / run_id / WEIGHTS), device=str(device))
+            state = load_file(str(self._run_dir(run_id) / WEIGHTS), device=str(device))
             model.load_state_dict(state)
         except (FileNotFoundError, SafetensorError, RuntimeError, OSError) as e:
             raise RunStoreError(f"run {run_id}: weights are missing or damaged ({e})") from e
@@ -180,10 +187,9 @@ class RunStore:
 
     def snapshots(self, run_id: str) -> dict[int, np.ndarray]:
         """Epoch -> first-layer filters saved during training ({} if the run has none or they are damaged)."""
-        path = self.root / run_id / SNAPSHOTS
         try:
-            state = load_file(str(path))
-        except (FileNotFoundError, SafetensorError, OSError):
+            state = load_file(str(self._run_dir(run_id) / SNAPSHOTS))
+        except (FileNotFoundError, SafetensorError, OSError, RunStoreError):
             return {}
         epochs = {int(k.split("_")[1]): v.float().numpy() for k, v in state.items()}
         return dict(sorted(epochs.items()))
@@ -191,7 +197,7 @@ class RunStore:
     def artifact(self, run_id: str, name: str) -> Any:
         """A named artifact of a run: the JSON value, or a dict of numpy arrays."""
         _check_name(name, "artifact")
-        folder = self.root / run_id / ARTIFACTS
+        folder = self._run_dir(run_id) / ARTIFACTS
         try:
             if (folder / f"{name}.json").is_file():
                 return json.loads((folder / f"{name}.json").read_text())
@@ -201,9 +207,7 @@ class RunStore:
 
     def export(self, run_id: str) -> bytes:
         """The run's folder as a zip."""
-        d = self.root / run_id
-        if not d.is_dir():
-            raise RunStoreError(f"no run {run_id!r} in {self.root}")
+        d = self._run_dir(run_id)
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
             for path in sorted(p for p in d.rglob("*") if p.is_file()):
@@ -267,15 +271,13 @@ class RunStore:
         return new.id
 
     def delete(self, run_id: str) -> None:
-        d = self.root / run_id
-        if not d.is_dir():
-            raise RunStoreError(f"no run {run_id!r} in {self.root}")
-        shutil.rmtree(d)
+        shutil.rmtree(self._run_dir(run_id))
 
 
 def _check_name(name: str, what: str) -> None:
     if not isinstance(name, str) or not _NAME.fullmatch(name) or ".." in name:
-        raise RunStoreError(f"bad {what} {name!r}: letters, digits, '.', '_' and '-' only")
+        shown = name[:60] + "…" if isinstance(name, str) and len(name) > 60 else name
+        raise RunStoreError(f"bad {what} {shown!r}: up to 128 letters, digits, '.', '_' and '-'")
 
 
 def _json(data: bytes, source: str) -> Any:

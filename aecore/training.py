@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .config import param
+from .config import ConfigError, param
 from .data import Batches, ImageBatches
 from .losses import reconstruction_loss
 from .models.base import StepContext
@@ -48,12 +48,19 @@ def warm_up() -> None:
 
 
 def pick_device(name: str | None = None) -> torch.device:
-    """``name`` if given, else CUDA, else MPS, else CPU."""
+    """``name`` if given (an unknown or absent device raises ``ConfigError``), else CUDA, else MPS, else CPU."""
+    mps = getattr(torch.backends, "mps", None)
     if name:
-        return torch.device(name)
+        try:
+            device = torch.device(name)
+        except RuntimeError as e:
+            raise ConfigError(f"unknown device {name!r}: use cpu, cuda or mps") from e
+        if (device.type == "cuda" and not torch.cuda.is_available()) or \
+                (device.type == "mps" and not (mps is not None and mps.is_available())):
+            raise ConfigError(f"device {name!r} is not available on this machine")
+        return device
     if torch.cuda.is_available():
         return torch.device("cuda")
-    mps = getattr(torch.backends, "mps", None)
     if mps is not None and mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")

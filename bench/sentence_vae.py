@@ -6,7 +6,8 @@
 - ``ptb-small``: train ``sentence-vae`` and ``sentence-lm`` the same way (same epochs, batch, learning rate, seed) and
   print their test ``nll``, ``ppl``, ``kl`` and ``active_units``.
 
-    AECORE_DATA_DIR=../shared/data python bench/sentence_vae.py [grammar] [ptb-small] [--epochs N] [--set k=v ...]
+    AECORE_DATA_DIR=../shared/data python bench/sentence_vae.py [grammar] [ptb-small] [--epochs N] [--batch-size B]
+        [--lr LR] [--preset NAME] [--set k=v ...]
 
 Prints one JSON line per run and per score.
 """
@@ -20,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from aecore import RunStore, TrainSettings, TrainingJob, load_dataset  # noqa: E402
+from aecore import RunStore, TrainSettings, TrainingJob, load_dataset, model_spec  # noqa: E402
 from aecore.text import homotopy, parses  # noqa: E402
 
 
@@ -56,9 +57,11 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--preset", help="a sentence-vae preset (see `python -m aecore list`)")
     ap.add_argument("--set", action="append", default=[], help="a sentence-vae hyperparameter, key=value")
     args = ap.parse_args()
-    sets = dict(s.split("=", 1) for s in args.set)
+    sets = dict(model_spec("sentence-vae").presets[args.preset]) if args.preset else {}
+    sets.update(s.split("=", 1) for s in args.set)
     for corpus in args.corpora:
         data = load_dataset(corpus)
         model, _ = train("sentence-vae", data, args.epochs, sets, args.batch_size, args.lr)

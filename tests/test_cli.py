@@ -4,6 +4,7 @@ import json
 import numpy as np
 
 import pytest
+import torch
 
 from aecore.__main__ import main
 from aecore.store import RunStore
@@ -86,3 +87,34 @@ def test_probe_runs_the_few_label_experiment_on_digits(capsys):
     assert mean("frozen codes + logistic", "all") > mean("frozen codes + logistic", 2)
     assert main(["probe", run_id, "--labels-per-class", "0"]) == 2
     assert "positive whole numbers" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--epochs", "0"], "epochs must be at least 1"), (["--epochs", "-3"], "epochs must be at least 1"),
+    (["--epochs", str(10**11)], "epochs must be at most 500"), (["--batch-size", "-1"], "batch_size"),
+    (["--batch-size", "0"], "batch_size"), (["--batch-size", "100000"], "batch_size must be at most 4096"),
+    (["--lr", "0"], "lr must be at least"), (["--lr", "-0.01"], "lr must be at least"),
+    (["--seed", "-1"], "seed must be at least 0"), (["--seed", "99999999999999999999"], "seed must be at most"),
+    (["--greedy-epochs", "0"], "greedy_epochs"), (["--set", "rho=nan"], "rho must be a finite number"),
+    (["--device", "foo"], "unknown device"), (["--device", "cuda:0" if not torch.cuda.is_available() else "mps:9"],
+                                              "not available"),
+])
+def test_cli_refuses_bad_training_settings_before_anything_runs(args, message, capsys):
+    assert main(["train", "sparse-kl", "--dataset", "digits", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert not RunStore().list()
+
+
+def test_run_ids_are_confined_to_the_store_and_runs_named_by_their_folder(tmp_path, capsys):
+    outside = RunStore(tmp_path / "elsewhere")
+    assert main(["--runs-dir", str(outside.root), "train", "pca", "--dataset", "digits", "--set", "code_size=4"]) == 0
+    run = capsys.readouterr().out.strip().splitlines()[-1]
+    for bad in (f"../elsewhere/{run}", str(outside.root / run), "x" * 5000):
+        for command in (["eval", bad], ["sample", bad, "--out", str(tmp_path / "s.npy")]):
+            assert main(command) == 2
+            err = capsys.readouterr().err
+            assert "bad run id" in err and len(err) < 300, err
+    meta = outside.root / run / "run.json"
+    meta.write_text(meta.read_text().replace(f'"id": "{run}"', '"id": "../../etc"'))
+    assert [r.record.id for r in outside.list()] == [run] and outside.record(run).id == run

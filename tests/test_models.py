@@ -56,7 +56,7 @@ def test_config_metadata_drives_controls(name):
         create_model(name, **preset)  # every preset builds
 
 
-@pytest.mark.parametrize("name", list_models(reconstructs=True))
+@pytest.mark.parametrize("name", list_models(modality="image", reconstructs=True))
 def test_few_steps_lower_the_loss(name, digits):
     torch.manual_seed(0)
     model = create_model(name, input_shape=digits.image_shape)
