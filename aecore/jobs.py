@@ -123,6 +123,14 @@ class TrainingJob:
             self._progress = snap
             self._changed.notify_all()
 
+    def _publish_live(self, p: Progress) -> None:
+        """What training publishes; its last word (finished, stopped) waits until the run is evaluated and saved,
+        so that a job is done only once its run is in the store, or has failed with the reason."""
+        if p.done:
+            p = copy.copy(p)
+            p.status, p.phase = "running", "evaluating and saving"
+        self._publish(p)
+
     def _run(self) -> None:
         start = time.perf_counter()
         final = Progress(status="failed")
@@ -132,7 +140,7 @@ class TrainingJob:
             self._publish(Progress(status="running", phase="starting", epochs=self.settings.epochs))
             final = train(model, self.dataset.batches("train", self.device), self.settings,
                           x_val=self.dataset.batches("test", self.device), probe=self.probe_inputs,
-                          device=self.device, callback=self._publish, stop_event=self._stop)
+                          device=self.device, callback=self._publish_live, stop_event=self._stop)
             metrics = model.evaluate(self.dataset, device=self.device)
         except Exception as e:  # the run's failure is reported on the page, never raised into the UI
             final = copy.copy(self._progress)
@@ -151,8 +159,10 @@ class TrainingJob:
                 try:
                     self.store.save(self.record, self.model.cpu(), final.snapshots,
                                     {**self.dataset.artifacts(), **self.model.artifacts()})
-                except OSError as e:
-                    final.message += f" (could not save the run: {e})"
+                except Exception as e:  # a full disk (OSError), a safetensors error, a runs folder that is a file
+                    final.status = "failed"
+                    final.message = (final.message + " " if final.message else "") + \
+                        f"The run could not be saved: {type(e).__name__}: {e}"
                     self.record = None
         self._publish(final)
 
@@ -172,6 +182,14 @@ class BackgroundTask:
     def start(self) -> "BackgroundTask":
         self._thread.start()
         return self
+
+    def _publish_live(self, p: Progress) -> None:
+        """What training publishes; its last word (finished, stopped) waits until the run is evaluated and saved,
+        so that a job is done only once its run is in the store, or has failed with the reason."""
+        if p.done:
+            p = copy.copy(p)
+            p.status, p.phase = "running", "evaluating and saving"
+        self._publish(p)
 
     def _run(self) -> None:
         try:

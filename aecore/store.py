@@ -35,6 +35,7 @@ SCHEMA_VERSION = 3  # 1: no schema key, no units, metric labels or artifacts; 2:
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")  # run ids and artifact names
 MAX_IMPORT_BYTES = 1 << 30  # what an imported zip may unpack to
 MAX_IMPORT_FILES = 64
+MAX_META_BYTES = 64 << 20  # a run.json larger than this is not read
 
 
 class RunStoreError(RuntimeError):
@@ -130,18 +131,26 @@ class RunStore:
         tmp = self.root / f".{run_id}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
-        for rel, data in files.items():
-            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-            (tmp / rel).write_bytes(data)
-        shutil.rmtree(final, ignore_errors=True)
-        tmp.rename(final)
+        try:
+            for rel, data in files.items():
+                (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+                (tmp / rel).write_bytes(data)
+            shutil.rmtree(final, ignore_errors=True)
+            tmp.rename(final)
+        except BaseException:  # a full disk, an interrupt: no half-written folder is left behind
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         return final
 
     def _read_record(self, run_dir: Path) -> RunRecord:
         try:
+            if (run_dir / META).stat().st_size > MAX_META_BYTES:
+                raise RunStoreError(f"run {run_dir.name}: {META} is over {MAX_META_BYTES >> 20} MB")
             record = _parse_record(run_dir.name, (run_dir / META).read_bytes())
         except FileNotFoundError as e:
             raise RunStoreError(f"run {run_dir.name}: {META} is missing") from e
+        except OSError as e:  # a folder where the file should be, unreadable
+            raise RunStoreError(f"run {run_dir.name}: {META} cannot be read ({e.strerror or e})") from e
         record.id = run_dir.name  # a run is named by its folder, whatever its run.json says
         return record
 
@@ -191,7 +200,8 @@ class RunStore:
             state = load_file(str(self._run_dir(run_id) / SNAPSHOTS))
         except (FileNotFoundError, SafetensorError, OSError, RunStoreError):
             return {}
-        epochs = {int(k.split("_")[1]): v.float().numpy() for k, v in state.items()}
+        epochs = {int(k[len("epoch_"):]): v.float().numpy() for k, v in state.items()
+                  if k.startswith("epoch_") and k[len("epoch_"):].isdigit()}  # other keys are damage: skipped
         return dict(sorted(epochs.items()))
 
     def artifact(self, run_id: str, name: str) -> Any:
@@ -285,6 +295,28 @@ def _json(data: bytes, source: str) -> Any:
         return json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise RunStoreError(f"{source} is damaged ({e})") from e
+    except RecursionError as e:  # nested deeper than the parser goes
+        raise RunStoreError(f"{source} is damaged (nested too deeply)") from e
+
+
+_NUMBER = (int, float)
+_FIELD_TYPES = {"id": str, "model": str, "config": dict, "dataset": str, "seed": int, "settings": dict,
+                "status": str, "message": str, "created": _NUMBER, "seconds": _NUMBER, "history": list,
+                "epochs": list, "metrics": dict, "units": dict, "metric_labels": dict, "stat_labels": dict,
+                "artifacts": list}
+
+
+def _check_fields(meta: dict, source: str) -> None:
+    """Every field of the right JSON type, and metrics numbers (or lists or dicts of numbers), so that no page
+    that lists or labels runs meets a value it cannot format."""
+    for key, kind in _FIELD_TYPES.items():
+        value = meta.get(key)
+        if key in meta and (not isinstance(value, kind) or isinstance(value, bool) and kind is not bool):
+            raise RunStoreError(f"run {source}: {META} is damaged ({key} is {type(value).__name__})")
+    for key, value in meta.get("metrics", {}).items():
+        parts = value if isinstance(value, list) else list(value.values()) if isinstance(value, dict) else [value]
+        if not all(isinstance(v, _NUMBER) and not isinstance(v, bool) for v in parts):
+            raise RunStoreError(f"run {source}: {META} is damaged (metric {key!r} is not a number)")
 
 
 def _parse_record(source: str, data: bytes) -> RunRecord:
@@ -295,6 +327,7 @@ def _parse_record(source: str, data: bytes) -> RunRecord:
     if not isinstance(schema, int) or schema > SCHEMA_VERSION:
         raise RunStoreError(f"run {source}: {META} has schema {schema!r}; this version reads up to {SCHEMA_VERSION}")
     meta["schema"] = SCHEMA_VERSION  # version 1 lacks only fields that have defaults
+    _check_fields(meta, source)
     try:
         return RunRecord(**meta)
     except TypeError as e:

@@ -63,3 +63,84 @@ def test_unknown_model_in_record_is_a_clear_error(tmp_path):
     (tmp_path / "x" / "run.json").write_text(json.dumps(meta))
     with pytest.raises(RunStoreError, match="cannot rebuild"):
         store.load("x")
+
+
+def _rewrite(store, run_id, **fields):
+    meta = store.root / run_id / "run.json"
+    data = json.loads(meta.read_text())
+    data.update(fields)
+    meta.write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize("damage", [
+    {"created": None}, {"created": "yesterday"}, {"metrics": None}, {"metrics": {"bce": "x"}}, {"config": None},
+    {"config": [1, 2]}, {"history": "long"}, {"seed": "zero"}, "run.json is a folder", "deeply nested"])
+def test_one_bad_run_folder_is_listed_as_damaged_and_breaks_nothing(tmp_path, damage):
+    store = RunStore(tmp_path)
+    _save(store, run_id="good")
+    _save(store, run_id="bad")
+    meta = store.root / "bad" / "run.json"
+    if damage == "run.json is a folder":
+        meta.unlink()
+        meta.mkdir()
+    elif damage == "deeply nested":
+        meta.write_text("[" * 100_000 + "]" * 100_000)
+    else:
+        _rewrite(store, "bad", **damage)
+    listing = {r.id: r for r in store.list()}
+    assert listing["good"].record is not None and listing["bad"].record is None and listing["bad"].error
+    for read in (store.record, store.load):
+        with pytest.raises(RunStoreError):
+            read("bad")
+    assert listing["good"].record.label  # what the sidebar shows still formats
+
+
+@pytest.mark.parametrize("shape, reason", [([-1, 28], "at least 1"), ([100000, 100000], "pixels")])
+def test_absurd_shapes_are_refused_before_anything_is_allocated(tmp_path, shape, reason):
+    store = RunStore(tmp_path)
+    _save(store, run_id="r")
+    config = json.loads((store.root / "r" / "run.json").read_text())["config"]
+    _rewrite(store, "r", config={**config, "input_shape": shape})
+    with pytest.raises(RunStoreError, match=reason):
+        store.load("r")
+
+
+def test_damaged_snapshot_keys_are_skipped(tmp_path):
+    from safetensors.torch import save_file
+    store = RunStore(tmp_path)
+    _save(store, run_id="r")
+    save_file({"epoch_x": torch.zeros(2), "epoch_3": torch.ones(2)}, str(store.root / "r" / "snapshots.safetensors"))
+    assert list(store.snapshots("r")) == [3]
+
+
+def test_a_failed_save_leaves_nothing_behind_and_the_job_says_so(tmp_path, digits, monkeypatch):
+    from aecore import TrainSettings, TrainingJob
+    store = RunStore(tmp_path / "runs")
+    real = type(tmp_path).write_bytes
+
+    def disk_full(path, data):
+        if path.name == "model.safetensors":
+            raise OSError(28, "No space left on device")
+        return real(path, data)
+    monkeypatch.setattr(type(tmp_path), "write_bytes", disk_full)
+    job = TrainingJob("pca", {"code_size": 4}, digits, TrainSettings(epochs=1), store=store).start()
+    assert job.join(60)
+    p = job.progress()
+    assert p.status == "failed" and "could not be saved" in p.message and "No space left" in p.message
+    assert job.record is None and store.list() == [] and not any(store.root.iterdir())  # no .tmp folder either
+
+
+def test_a_job_is_done_only_once_its_run_is_saved(tmp_path, digits):
+    from aecore import TrainSettings, TrainingJob
+    store = RunStore(tmp_path)
+    seen = []
+    job = TrainingJob("stacked", {"hidden": (8,), "code_size": 2}, digits, TrainSettings(epochs=2), store=store)
+    publish = job._publish
+
+    def watch(p):
+        if p.done:  # the moment a poller could first see the job as done
+            seen.append(job.record is not None and (store.root / job.run_id / "model.safetensors").exists())
+        publish(p)
+    job._publish = watch
+    assert job.start().join(60)
+    assert seen == [True]

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..config import param
+from ..config import ConfigError, param
 from ..losses import reconstruction_loss, to_pixels
 from ..optim import adam
 
@@ -74,11 +74,19 @@ class ModelOutput:
 AEOutput = ModelOutput  # the name the autoencoder families grew up with
 
 
+MAX_PIXELS = 1 << 20  # an image of at most 1024 x 1024
+
+
 @dataclass(frozen=True)
 class AEConfig:
     """Fields every image family has. ``input_shape`` comes from the dataset, not from a slider."""
 
-    input_shape: tuple[int, ...] = param((28, 28), ui=False, help="image shape, taken from the dataset")
+    input_shape: tuple[int, ...] = param((28, 28), ui=False, min=1, max=4096, help="image shape, taken from the dataset")
+
+    def __post_init__(self) -> None:
+        # checked before any layer is built: a damaged run asking for 100,000 x 100,000 images must not allocate
+        if math.prod(self.input_shape) > MAX_PIXELS:
+            raise ConfigError(f"input_shape {tuple(self.input_shape)} has more than {MAX_PIXELS:,} pixels")
 
     @property
     def input_dim(self) -> int:
