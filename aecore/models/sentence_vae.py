@@ -252,8 +252,8 @@ class SentenceLM(_SentenceModel):
 @register_model("sentence-vae", SentenceVAEConfig,
                 "Sentence VAE (Bowman et al. 2016): GRU/LSTM encoder and decoder, KL annealing, word dropout",
                 presets={"Bowman et al. 2016 (LSTM, logistic annealing, word dropout)": {"cell": "lstm"},
-                         "codes that reconstruct (32-d, free bits 1, word dropout 0.3)": {
-                             "latent_size": 32, "free_bits": 1.0, "word_dropout": 0.3},
+                         "codes that reconstruct (64-d, free bits 0.5, word dropout 0.3)": {
+                             "latent_size": 64, "free_bits": 0.5, "word_dropout": 0.3},
                          "no word dropout (watch the KL collapse)": {"word_dropout": 0.0},
                          "cyclical annealing with free bits": {"kl_anneal": "cyclical", "free_bits": 0.1}},
                 train_defaults={"batch_size": 32, "epochs": 10, "lr": 1e-3})
