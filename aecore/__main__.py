@@ -75,7 +75,8 @@ def _cmd_train(args, store: RunStore) -> int:
                 bar.set_description(f"{p.phase} epoch {p.epoch}/{p.epochs}")
                 bar.set_postfix({k: f"{v:.4f}" for k, v in p.losses.items()}, refresh=False)
                 bar.refresh()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # stop after this step, keep the weights, save the run as stopped
+        print("\nstopping: the run is saved as it is…", file=sys.stderr)
         job.stop()
         job.join()
     p = job.progress()
@@ -316,6 +317,9 @@ def main(argv: list[str] | None = None) -> int:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"error: {msg}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # before training started, or a second Ctrl-C
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -21,12 +21,14 @@ from .training import Progress, TrainSettings, pick_device, train
 
 
 
-def _join(thread: threading.Thread, timeout: float | None) -> bool:
-    """Wait up to ``timeout`` for ``thread``; True once it has ended, False if it never started or still runs."""
+def _join(thread: threading.Thread, ended: threading.Event, timeout: float | None) -> bool:
+    """Wait up to ``timeout`` for ``thread``, whose last act is to set ``ended``; True once it has, False if it never
+    started or still runs. It waits on the event, not on ``Thread.join``: a Ctrl-C that interrupts ``join`` can
+    leave CPython 3.11 believing the thread has ended while it still runs (gh-90882), and the process then exits
+    under it and aborts."""
     if thread.ident is None:
         return False
-    thread.join(timeout)
-    return not thread.is_alive()
+    return ended.wait(timeout)
 
 
 def build_model(name: str, config: dict[str, Any], seed: int) -> torch.nn.Module:
@@ -69,6 +71,7 @@ class TrainingJob:
         self._changed = threading.Condition(self._lock)
         self._view: tuple[int, torch.nn.Module] | None = None
         self._stop = threading.Event()
+        self._ended = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"train-{self.run_id}", daemon=True)
 
     # --- control ---------------------------------------------------------------------------------------------------
@@ -82,7 +85,7 @@ class TrainingJob:
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the worker; True once it has ended (False for a job that was never started)."""
-        return _join(self._thread, timeout)
+        return _join(self._thread, self._ended, timeout)
 
     @property
     def alive(self) -> bool:
@@ -165,6 +168,7 @@ class TrainingJob:
                         f"The run could not be saved: {type(e).__name__}: {e}"
                     self.record = None
         self._publish(final)
+        self._ended.set()
 
 
 class BackgroundTask:
@@ -177,19 +181,12 @@ class BackgroundTask:
         self._fn = fn
         self._cancel = threading.Event()
         self._shown = threading.Event()  # set once there is a partial result or the task has ended
+        self._ended = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def start(self) -> "BackgroundTask":
         self._thread.start()
         return self
-
-    def _publish_live(self, p: Progress) -> None:
-        """What training publishes; its last word (finished, stopped) waits until the run is evaluated and saved,
-        so that a job is done only once its run is in the store, or has failed with the reason."""
-        if p.done:
-            p = copy.copy(p)
-            p.status, p.phase = "running", "evaluating and saving"
-        self._publish(p)
 
     def _run(self) -> None:
         try:
@@ -200,6 +197,7 @@ class BackgroundTask:
         self._fn = None  # a finished task kept as a cached result should not keep what it worked on alive
         self.fraction = 1.0
         self._shown.set()
+        self._ended.set()
 
     def _report(self, fraction: float, partial: Any = None) -> bool:
         self.fraction = fraction
@@ -222,8 +220,8 @@ class BackgroundTask:
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the worker; True once it has ended (False for a task that was never started)."""
-        return _join(self._thread, timeout)
+        return _join(self._thread, self._ended, timeout)
 
     @property
     def done(self) -> bool:
-        return self._thread.ident is not None and not self._thread.is_alive()
+        return self._ended.is_set()

@@ -118,3 +118,23 @@ def test_run_ids_are_confined_to_the_store_and_runs_named_by_their_folder(tmp_pa
     meta = outside.root / run / "run.json"
     meta.write_text(meta.read_text().replace(f'"id": "{run}"', '"id": "../../etc"'))
     assert [r.record.id for r in outside.list()] == [run] and outside.record(run).id == run
+
+
+def test_ctrl_c_stops_training_cleanly_and_saves_the_run(tmp_path):
+    """Before, the interrupted Thread.join let the process exit under the training thread: SIGABRT, no run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    env = dict(os.environ, AECORE_RUNS_DIR=str(tmp_path / "runs"), PYTHONUNBUFFERED="1")  # progress as it comes
+    p = subprocess.Popen([sys.executable, "-m", "aecore", "train", "stacked", "--dataset", "digits", "--epochs", "500"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    seen = b""
+    while b"/500:" not in seen and p.poll() is None:  # training is under way ("epoch N/500: ...")
+        seen += p.stderr.read1(4096)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 0, err.decode()[-500:]
+    run = out.decode().strip().splitlines()[-1]
+    record = RunStore(tmp_path / "runs").record(run)
+    assert record.status == "stopped" and 0 < len(record.epochs) < 500
