@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import importlib.util
 import os
 import shutil
@@ -272,14 +273,23 @@ def parse_idx(raw: bytes, source: str = "IDX data") -> np.ndarray:
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims)
 
 
+MAX_IDX_BYTES = 200_000_000  # the largest published file (MNIST's training images) is 47 MB decompressed
+
+
 def read_idx_bytes(path: Path) -> bytes:
-    """The uncompressed bytes of an IDX file, gzipped (``.gz``) or not."""
+    """The uncompressed bytes of an IDX file, gzipped (``.gz``) or not; a stream that would decompress to more than
+    :data:`MAX_IDX_BYTES` (a decompression bomb) is refused before it is all in memory."""
     data = path.read_bytes()
     if data[:2] == b"\x1f\x8b":
         try:
-            return gzip.decompress(data)
+            with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
+                raw = stream.read(MAX_IDX_BYTES + 1)
         except (OSError, EOFError) as e:
             raise IDXFormatError(f"{path}: damaged gzip stream ({e}); delete it and load again") from e
+        if len(raw) > MAX_IDX_BYTES:
+            raise IDXFormatError(f"{path}: decompresses to more than {MAX_IDX_BYTES / 1e6:.0f} MB, which no IDX file "
+                                 f"of these datasets does; delete it and load again")
+        return raw
     return data
 
 

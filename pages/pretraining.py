@@ -64,7 +64,10 @@ def figure(rows: list[dict]) -> go.Figure:
         fig.add_scatter(x=part["x"], y=part["mean"], error_y=dict(array=part["std"].fillna(0.0)),
                         mode="lines+markers", name=method)
     every = (frame["labels_per_class"] == "all").any()
-    fig.update_layout(xaxis_type="log", xaxis_title="labels per class" + (" (the last point: all)" if every else ""),
+    ticks = sorted(frame["x"].unique())  # the measured counts, not plotly's log ticks ("1 2 5 10 2 5 100")
+    fig.update_xaxes(tickvals=ticks, ticktext=[f"{t:,.0f}" + (" (all)" if every and t == ticks[-1] else "")
+                                               for t in ticks])
+    fig.update_layout(xaxis_type="log", xaxis_title="labels per class",
                       yaxis_title="test accuracy", height=420, margin=dict(l=10, r=10, t=10, b=10))
     return fig
 

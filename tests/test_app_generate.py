@@ -118,4 +118,6 @@ def test_train_page_switches_to_a_familys_training_settings_and_trains_a_gan():
     at.button(key="ae.train.start").click().run()
     rerun_until(at, lambda a: any("finished" in s.value for s in a.success), timeout=120)
     assert any("fixed noise" in (img.captions[0] if img.captions else "") for img in at.image)
+    labels = [m.label for m in at.metric]  # the stats under their labels, not their keys
+    assert "D accuracy on real" in labels and "d_real_acc" not in labels
     assert any(c.key.startswith("ae.train.curve.") for c in at.get("plotly_chart"))

@@ -82,6 +82,19 @@ def test_checksum_mismatch_raises(tmp_path):
         fetch_idx(source, "train_labels", data_dir=tmp_path, download=False)
 
 
+def test_a_decompression_bomb_is_refused_before_it_is_unpacked(tmp_path, monkeypatch):
+    source, _ = write_source(tmp_path / "toy")
+    path = tmp_path / "toy" / "train-labels-idx1-ubyte.gz"
+    path.write_bytes(gzip.compress(b"\0" * 50_000))  # wrong checksum, and 50 kB unpacked from 100 bytes
+    monkeypatch.setattr(data, "MAX_IDX_BYTES", 10_000)  # (the real cap, 200 MB, scaled down with the bomb)
+    read = []
+    real_read = gzip.GzipFile.read
+    monkeypatch.setattr(gzip.GzipFile, "read", lambda self, n=-1: read.append(n) or real_read(self, n))
+    with pytest.raises(IDXFormatError, match="decompresses to more than"):
+        fetch_idx(source, "train_labels", data_dir=tmp_path, download=False)
+    assert read and all(0 < n <= 10_001 for n in read)  # never "read it all"
+
+
 def test_truncated_file_raises_clearly(tmp_path):
     source, _ = write_source(tmp_path / "toy")
     path = tmp_path / "toy" / "train-images-idx3-ubyte.gz"
