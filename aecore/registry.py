@@ -8,7 +8,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import itertools
+
+import torch
+
 from .config import ConfigError, check_ranges, coerce
+
+MAX_WEIGHTS = 50_000_000  # parameters and buffers of one model: 200 MB of float32, far past what trains on a CPU
 
 
 @dataclass(frozen=True)
@@ -76,7 +82,22 @@ def make_config(name: str, **overrides: Any) -> Any:
     validate = getattr(config, "validate", None)
     if validate is not None:
         validate()
+    n = _weight_count(spec, config)
+    if n is not None and n > MAX_WEIGHTS:
+        raise ConfigError(f"{name} with these settings has {n:,} weights, more than the {MAX_WEIGHTS:,} this tool "
+                          f"builds (about {MAX_WEIGHTS * 4 >> 20} MB); use fewer or narrower layers")
     return config
+
+
+def _weight_count(spec: ModelSpec, config: Any) -> int | None:
+    """How many weights ``config`` builds, counted on PyTorch's meta device (shapes only, nothing allocated);
+    ``None`` for a family whose constructor computes with its tensors, which the meta device cannot."""
+    try:
+        with torch.device("meta"):
+            model = spec.builder(config)
+    except (RuntimeError, NotImplementedError):
+        return None
+    return sum(t.numel() for t in itertools.chain(model.parameters(), model.buffers()))
 
 
 def create_model(name: str, **config: Any):

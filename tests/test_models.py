@@ -179,3 +179,12 @@ def test_greedy_support_is_what_the_model_gives(name):
     model = small(name)
     assert model.supports_greedy() == bool(model.greedy_stages())
     assert model_spec(name).builder.supports_greedy() == model.supports_greedy()
+
+
+def test_a_config_too_big_to_build_is_refused_before_anything_is_allocated():
+    import resource
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(ConfigError, match="weights"):
+        create_model("stacked", hidden=(4096,) * 20)  # within every slider's range: 644 million weights
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # kB: not the 2.6 GB it needs
+    create_model("stacked", hidden=(1000, 500, 250))  # Hinton's net is fine
