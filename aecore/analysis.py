@@ -17,13 +17,16 @@ def _device(model: torch.nn.Module) -> torch.device:
 
 
 @torch.no_grad()
-def unit_activations(model, x: np.ndarray | torch.Tensor, batch_size: int = 2048) -> np.ndarray | None:
-    """(N, units) first-layer activations on ``x``, or ``None`` for families without per-unit filters."""
+def unit_activations(model, x: np.ndarray | torch.Tensor, batch_size: int = 2048,
+                     outputs: bool = False) -> np.ndarray | None:
+    """(N, units) first-layer activations on ``x`` (with ``outputs``, what the units pass on after any selection
+    among them: :meth:`Model.unit_outputs`), or ``None`` for families without per-unit filters."""
     model.eval()
     x = torch.as_tensor(x)
+    read = model.unit_outputs if outputs else model.unit_activations
     parts = []
     for i in range(0, len(x), batch_size):
-        acts = model.unit_activations(x[i:i + batch_size].to(_device(model)))
+        acts = read(x[i:i + batch_size].to(_device(model)))
         if acts is None:
             return None
         parts.append(acts.float().cpu())

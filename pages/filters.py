@@ -17,8 +17,8 @@ weights_now = run.model.first_layer_weights()
 
 
 @st.cache_data(max_entries=16, show_spinner="Measuring unit activity on the test set…")
-def _activations(run_id: str, _model, _x: np.ndarray) -> np.ndarray | None:
-    return analysis.unit_activations(_model, _x)
+def _activations(run_id: str, outputs: bool, _model, _x: np.ndarray) -> np.ndarray | None:
+    return analysis.unit_activations(_model, _x, outputs=outputs)
 
 
 @st.cache_data(max_entries=256, show_spinner="Maximising the unit's activation…")
@@ -32,8 +32,9 @@ def _snapshots() -> dict[int, np.ndarray]:
     return state.run_store().snapshots(run.id)
 
 
-acts = analysis.unit_activations(run.model, dataset.x_test) if run.training else \
-    _activations(run.id, run.model, dataset.x_test)
+# activations rank the samples that excite a unit; outputs (after a k-sparse top-k or a threshold) measure sparsity
+acts, outs = (analysis.unit_activations(run.model, dataset.x_test, outputs=o) if run.training else
+              _activations(run.id, o, run.model, dataset.x_test) for o in (False, True))
 n_units = len(weights_now)
 is_conv = weights_now.dim() == 3
 
@@ -52,7 +53,7 @@ else:
     epoch = "now"
     c4.caption("No epoch snapshots for this run.")
 weights = weights_now.detach().float().cpu().numpy() if epoch == "now" else snaps[epoch]
-stats = analysis.sparsity_stats(acts, threshold) if acts is not None else None
+stats = analysis.sparsity_stats(outs, threshold) if outs is not None else None
 order = analysis.unit_order(weights, stats["fire_rate"][:len(weights)] if stats else None, order_by)
 if order_by == "firing" and stats is None:
     st.caption("This family gives no unit activations; tiles are in index order.")
@@ -115,7 +116,7 @@ if stats is not None:
     m1, m2, m3 = st.columns(3)
     m1.metric("dead units", f"{stats['dead_share']:.0%}", help="never above the threshold on the test set")
     m2.metric("active units per sample", f"{stats['active_per_sample']:.1f}", help=f"out of {acts.shape[1]}")
-    m3.metric("mean activation", f"{acts.mean():.3f}")
+    m3.metric("mean activation", f"{outs.mean():.3f}")
     hist = px.histogram(x=stats["mean_activation"], nbins=40, labels={"x": "mean activation of a unit over the "
                                                                            "test set"})
     hist.update_layout(height=260, margin=dict(l=10, r=10, t=10, b=10), yaxis_title="units")

@@ -113,3 +113,13 @@ def test_filters_page_shows_conv_kernels():
     assert at.slider(key="ae.filters.n").value == 6  # one tile per first-layer channel
     assert len(at.get("plotly_chart")) == 3
     assert any("filter of unit 0" in c for img in at.image for c in img.captions)
+
+
+def test_filters_page_measures_k_sparse_sparsity_after_the_top_k():
+    """Before, the diagnostics read the activations before the top-k: 40.6 active units per sample with k = 25."""
+    run = train_run("k-sparse", epochs=1, code_size=32, k=4)
+    at = _open("pages/filters.py", run)
+    assert not at.exception and not at.error
+    at.number_input(key="ae.filters.thr").set_value(0.0).run()
+    metrics = {m.label: m.value for m in at.metric}
+    assert 0 < float(metrics["active units per sample"]) <= 4

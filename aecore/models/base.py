@@ -211,6 +211,11 @@ class Model(nn.Module):
         """(B, units) first-layer activations, differentiable in ``x``; ``None`` where units have no filter."""
         return None
 
+    def unit_outputs(self, x: torch.Tensor) -> torch.Tensor | None:
+        """(B, units) what the first-layer units pass on, after any selection among them (k-sparse's top k, a
+        threshold): what sparsity is measured on. The activations themselves unless a family selects."""
+        return self.unit_activations(x)
+
 
 class Autoencoder(Model):
     """Families that encode flat (B, D) images in [0, 1] and reconstruct them: subclasses implement ``encode`` and

@@ -64,7 +64,10 @@ class KSparseAutoencoder(Autoencoder):
         self.decoder_weight = None if config.tied else nn.Parameter(self.encoder.weight.detach().t().clone())
 
     def unit_activations(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encoder(x)  # (B, D) -> (B, K), before the top-k
+        return self.encoder(x)  # (B, D) -> (B, K), before the top-k: what activation maximisation climbs
+
+    def unit_outputs(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encode(x)  # after the top-k: at most k units are non-zero
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return keep_top_k(self.encoder(x), self.config.k)

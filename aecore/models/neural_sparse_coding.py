@@ -56,6 +56,9 @@ class NeuralSparseCoding(Autoencoder):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return hard_threshold(self.unit_activations(x), self.config.threshold / 2)
 
+    def unit_outputs(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encode(x)  # after the threshold: the sparse code
+
     def decode(self, code: torch.Tensor) -> torch.Tensor:
         return code @ self.dictionary.t()  # A x, (B, K) -> (B, D)
 
