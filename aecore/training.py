@@ -196,10 +196,27 @@ class _Loop:
         self.log_every = log_every
         self.start = time.perf_counter()
         self.last_publish = 0.0
-        self.good_state = _weights_copy(model)
-        self.pending_state, self.pending_step = self.good_state, 0
-        self.first_loss: float | None = None
         self.stats = set(getattr(model, "stat_labels", {}))  # reported values that are not loss terms
+        self.pending_state, self.pending_step = _weights_copy(model), 0
+        self.first_loss: float | None = None
+        self.peak_loss = -math.inf
+        self.start_loss = self._probe_loss()  # before any step: the first logged loss can already be a spike
+        # the weights at the lowest loss so far (the start's at first): what divergence and collapse restore
+        self.best_loss, self.best_state, self.best_step = self.start_loss, self.pending_state, 0
+
+    @torch.no_grad()
+    def _probe_loss(self) -> float:
+        """The model's loss on the probe batch (its terms, not its stats); inf where it cannot say."""
+        if self.probe is None:
+            return math.inf
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            loss = float(sum(v for k, v in self.model(self.probe).losses.items() if k not in self.stats))
+        except Exception:  # a family whose forward does not take the probe: no start loss, nothing else changes
+            loss = math.inf
+        self.model.train(was_training)
+        return loss if math.isfinite(loss) else math.inf
 
     def publish(self, force: bool = False) -> None:
         now = time.perf_counter()
@@ -219,16 +236,41 @@ class _Loop:
             self.callback(p)
 
     def check(self, loss: float) -> None:
-        """Guard against NaN or an exploding loss; keep a recent state whose loss was finite."""
+        """Guard against NaN or an exploding loss; keep the weights of the lowest loss so far."""
         if self.first_loss is None and math.isfinite(loss):
             self.first_loss = loss
         limit = max(1e6, 1e3 * abs(self.first_loss or 0.0))
         if not math.isfinite(loss) or loss > limit:
-            self.model.load_state_dict(self.good_state)
+            self.restore_best()
             raise Diverged(f"the loss became {loss:.4g} at step {self.progress.step}; training stopped and the "
-                           f"last good weights were kept. Try a lower learning rate.")
-        self.good_state = self.pending_state
+                           f"weights of step {self.best_step} (loss {self.best_loss:.4g}, the lowest logged) were "
+                           f"kept. Try a lower learning rate.")
+        self.peak_loss = max(self.peak_loss, loss)
         self.pending_state, self.pending_step = _weights_copy(self.model), self.progress.step
+        if loss < self.best_loss and not self.spiked:  # after a spike, a low loss can be the collapsed mean image
+            self.best_loss, self.best_state, self.best_step = loss, self.pending_state, self.pending_step
+
+    @property
+    def spiked(self) -> bool:
+        """Whether a logged loss has risen past 10x the start's."""
+        return math.isfinite(self.start_loss) and self.peak_loss > 10 * max(self.start_loss, 1e-12)
+
+    def restore_best(self) -> None:
+        self.model.load_state_dict(self.best_state)
+        self.pending_state, self.pending_step = self.best_state, self.best_step
+
+    def check_collapse(self, model: nn.Module) -> None:
+        """Stop a run whose reconstructions no longer depend on the input after its loss spiked far above its start
+        (a learning rate of 1 makes every reconstruction the mean digit): keep the best weights, as divergence does.
+        Both signs are needed: a sparse or recurrent autoencoder can reconstruct nearly the same image for every
+        input in its first epochs while its loss falls steadily."""
+        why = model.collapse(self.probe) if self.spiked else ""
+        if why:
+            self.restore_best()
+            raise Diverged(f"the run collapsed at step {self.progress.step}: {why}, after its loss rose to "
+                           f"{self.peak_loss:.4g} from {self.start_loss:.4g}. Training stopped and the weights of "
+                           f"step {self.best_step} (loss {self.best_loss:.4g}, the lowest logged) were kept. Try a "
+                           f"lower learning rate.")
 
     def run_epochs(self, module: nn.Module, data: Batches, epochs: int, phase: str, optimizers: list,
                    val_module: nn.Module | None) -> None:
@@ -273,6 +315,7 @@ class _Loop:
                 row.update({f"val_{k}": v for k, v in _val_losses(val_module, self.val).items()})
             p.epoch_rows.append(row)
             if val_module is not None:
+                self.check_collapse(val_module)
                 val_module.end_epoch(row["epoch"])
                 _snapshot(val_module, row["epoch"], p.snapshots)
             self.publish(force=True)

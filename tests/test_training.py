@@ -175,3 +175,32 @@ def test_bias_from_data_is_what_training_starts_from_and_it_lowers_the_loss(digi
     model = build_model("stacked", {"input_shape": (8, 8)}, seed=0)
     train(model, x, TrainSettings(epochs=1, seed=0, output_bias_from_data=False, lr=1e-5))
     assert float(model.decoder.layers[-1].bias.detach().abs().max()) < 1e-3
+
+
+def _bce(model, x) -> float:
+    with torch.no_grad():
+        return float(model.eval()(torch.as_tensor(x)).losses["reconstruction"])
+
+
+def test_a_collapsed_run_is_not_a_success_and_keeps_its_best_weights():
+    """Before, lr 1 made every reconstruction the mean digit, the curve spiked to ~45,000, and the run 'finished'."""
+    from aecore import load_dataset
+    data = load_dataset("mnist-5k")
+    model = build_model("stacked", {}, seed=0)
+    p = train(model, data.x_train, TrainSettings(epochs=2, lr=1.0), probe=data.probe(10))
+    assert p.status == "diverged" and "collapsed" in p.message and "nearly one image" in p.message
+    # the very first steps spiked (45,000), so the weights kept are the start's, not the collapsed mean image's
+    assert "weights of step 0" in p.message
+    fresh = build_model("stacked", {}, seed=0)
+    start_output_bias(fresh, torch.as_tensor(data.x_train))
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), fresh.state_dict().values()))
+
+
+def test_divergence_keeps_the_weights_of_the_lowest_loss(digits):
+    """Before, a run climbing the loss (a negative learning rate) kept the weights one log point before the limit:
+    BCE 10.83 against 0.264 at the start."""
+    model = build_model("stacked", {"input_shape": (8, 8)}, seed=0)
+    start = _bce(model, digits.x_test)
+    p = train(model, digits.x_train, TrainSettings(epochs=200, lr=-0.01, batch_size=64))
+    assert p.status == "diverged" and "lowest" in p.message
+    assert _bce(model, digits.x_test) <= start * 1.05

@@ -207,6 +207,10 @@ class Model(nn.Module):
         """First-layer filters: (units, D) for dense layers, (channels, kh, kw) for convolutions."""
         return None
 
+    def collapse(self, probe: Any) -> str:
+        """Why the model looks collapsed on the probe batch (one short clause), or "" (never, by default)."""
+        return ""
+
     def unit_activations(self, x: torch.Tensor) -> torch.Tensor | None:
         """(B, units) first-layer activations, differentiable in ``x``; ``None`` where units have no filter."""
         return None
@@ -260,6 +264,18 @@ class Autoencoder(Model):
 
     def preview(self, batch: torch.Tensor) -> np.ndarray:
         return self.reconstruct(batch).cpu().numpy()
+
+    @torch.no_grad()
+    def collapse(self, probe: torch.Tensor) -> str:
+        """Reconstructions whose spread over the probe images is under 5% of the images' own: nearly one image
+        for every input (healthy runs measured 20-100% after an epoch; the collapsed ones 0-4%)."""
+        was_training = self.training
+        self.eval()
+        recon = self.reconstruct(probe)
+        self.train(was_training)
+        spread = float(recon.std(0).mean() / probe.std(0).mean().clamp_min(1e-12))
+        return f"its reconstructions are nearly one image for every input (their spread is {spread:.1%} of the " \
+               f"inputs')" if spread < 0.05 else ""
 
     @torch.no_grad()
     def prepare_sampling(self, data: Any) -> None:
