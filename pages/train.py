@@ -98,6 +98,11 @@ def preview(job: TrainingJob, shown) -> None:
         st.image(grid, caption="Probe batch from the test set: inputs (top), current reconstructions (bottom)")
     else:
         st.image(mosaic(shown, shape, ncols=min(16, len(shown)), scale=3), caption="Samples from a fixed noise batch")
+        model = job.view_model()  # what has gone wrong so far, as the family judges it (a GAN: collapse, D at 0)
+        problems = model.diagnose(job.progress().history, shown, job.dataset.x_test[:256]) if model else []
+        for problem in problems:
+            st.warning(f"{problem[0].upper()}{problem[1:]}. The **Generate** page's *Diagnostics* can roll the "
+                       "run back to an earlier epoch once it is saved.")
 
 
 def live_view(job: TrainingJob) -> None:

@@ -121,3 +121,15 @@ def test_train_page_switches_to_a_familys_training_settings_and_trains_a_gan():
     labels = [m.label for m in at.metric]  # the stats under their labels, not their keys
     assert "D accuracy on real" in labels and "d_real_acc" not in labels
     assert any(c.key.startswith("ae.train.curve.") for c in at.get("plotly_chart"))
+
+
+def test_train_page_reports_a_collapsing_gan_live(monkeypatch):
+    from aecore.models import gan
+    monkeypatch.setattr(gan.GAN, "preview", lambda self, batch: np.full((64, 64), 0.5, dtype=np.float32))
+    at = open_page("pages/train.py")
+    at.selectbox(key="ae.train.model").select("gan").run()
+    at.slider(key="ae.train.cfg.gan.width").set_value(8).run()
+    at.slider(key="ae.train.settings.epochs").set_value(1).run()
+    at.button(key="ae.train.start").click().run()
+    rerun_until(at, lambda a: any("finished" in s.value for s in a.success), timeout=120)
+    assert any("mode collapse" in w.value.lower() and "roll" in w.value for w in at.warning)
