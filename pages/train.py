@@ -26,6 +26,9 @@ with left:
     if st.session_state.get(state.TRAIN_MODEL) not in names:
         first = DEFAULT_MODELS.get(dataset.modality)
         st.session_state[state.TRAIN_MODEL] = first if first in names else names[0]
+        # a model picked for the user starts from its family's training settings, as a model the user picks does
+        controls.apply_train_defaults("ae.train.settings", TrainSettings,
+                                      model_spec(st.session_state[state.TRAIN_MODEL]).train_defaults, names)
     name = st.selectbox("Model", names, key=state.TRAIN_MODEL, disabled=running,
                         format_func=lambda n: f"{n} — {model_spec(n).summary}",
                         on_change=lambda: controls.apply_train_defaults("ae.train.settings", TrainSettings, model_spec(

@@ -78,6 +78,7 @@ def test_train_page_trains_a_sentence_vae_live():
     at.sidebar.selectbox(key="ae.dataset").select("grammar").run()
     at.switch_page("pages/train.py").run()
     assert at.selectbox(key="ae.train.model").value == "sentence-vae"
+    assert at.slider(key="ae.train.settings.epochs").value == 10  # the family's own training settings
     for field, value in SMALL.items():
         key = f"ae.train.cfg.sentence-vae.{field}"
         widget = next(w for kind in ("slider", "number_input") for w in at.get(kind) if w.key == key)

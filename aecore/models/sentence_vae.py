@@ -251,7 +251,8 @@ class SentenceLM(_SentenceModel):
 
 @register_model("sentence-vae", SentenceVAEConfig,
                 "Sentence VAE (Bowman et al. 2016): GRU/LSTM encoder and decoder, KL annealing, word dropout",
-                presets={"Bowman et al. 2016 (LSTM, logistic annealing, word dropout)": {"cell": "lstm"},
+                presets={"defaults (GRU, Bowman's logistic annealing and word dropout)": {},
+                         "Bowman et al. 2016 (LSTM, logistic annealing, word dropout)": {"cell": "lstm"},
                          "codes that reconstruct (64-d, free bits 0.5, word dropout 0.3)": {
                              "latent_size": 64, "free_bits": 0.5, "word_dropout": 0.3},
                          "no word dropout (watch the KL collapse)": {"word_dropout": 0.0},
