@@ -12,7 +12,6 @@
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ import numpy as np
 import torch
 
 from .data import (DATA_DIR_ENV, DatasetError, DatasetInfo, DatasetUnavailable, IDXFile, TextDataset, TokenBatch,
-                   _download, cache_dir, encode_sentences, register_dataset)
+                   _download, _md5, cache_dir, encode_sentences, register_dataset)
 
 MAX_WORDS = 50  # longest sentence a corpus keeps (words; one more position for the end token)
 MAX_FILE_BYTES = 20_000_000  # a user's text file
@@ -194,7 +193,7 @@ def ptb_lines(split: str, download: bool = True) -> list[str]:
         path = folder / spec.filename
         if path.is_file():
             data = path.read_bytes()
-            if hashlib.md5(data, usedforsecurity=False).hexdigest() != spec.md5:
+            if _md5(data) != spec.md5:
                 raise DatasetError(f"{path}: MD5 checksum mismatch (truncated, corrupt or not Mikolov's version); "
                                    f"delete it and load again")
             return _sentences(data.decode("utf-8"))
@@ -211,8 +210,9 @@ def ptb_lines(split: str, download: bool = True) -> list[str]:
 
 
 def _md5_only(path: Path, spec: IDXFile) -> bytes:
+    """A plain-text file's bytes if its MD5 is the published one (IDX files are checked by ``verify_file``)."""
     data = path.read_bytes()
-    if hashlib.md5(data, usedforsecurity=False).hexdigest() != spec.md5:
+    if _md5(data) != spec.md5:
         raise DatasetError(f"{spec.filename}: MD5 checksum mismatch")
     return data
 
