@@ -20,7 +20,7 @@ if not choices:
             "Compare page's *regularizers* preset trains all three).")
     st.stop()
 c1, c2, c3 = st.columns([3, 1, 1])
-picked = c1.multiselect("Runs", list(choices), default=list(choices)[:3], format_func=choices.get,
+picked = c1.multiselect("Runs", list(choices), default=runs.one_per_model(choices, 3), format_func=choices.get,
                         key=f"ae.contract.runs.{dataset.name}")
 n_points = c2.slider("Test points", 10, 500, 100, 10, key="ae.contract.n")
 point = c3.number_input(f"Spectrum at test index (0–{len(dataset.x_test) - 1})", 0, len(dataset.x_test) - 1, 0,

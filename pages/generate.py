@@ -115,13 +115,7 @@ def side_by_side() -> None:
     if not set(st.session_state.get(state.GEN_RUNS, ())) <= set(choices):
         st.session_state.pop(state.GEN_RUNS, None)
     if state.GEN_RUNS not in st.session_state:  # the newest run of each of up to three models
-        models, picked = set(), []
-        for rid in choices:
-            model = runs.model_of(rid)
-            if model not in models:
-                models.add(model)
-                picked.append(rid)
-        st.session_state[state.GEN_RUNS] = picked[:3]
+        st.session_state[state.GEN_RUNS] = runs.one_per_model(choices, 3)
     st.multiselect("Runs", list(choices), key=state.GEN_RUNS, format_func=choices.get, max_selections=4)
     c1, c2, c3 = st.columns([2, 1, 1], vertical_alignment="bottom")
     n = c1.select_slider("Samples per run", [16, 25, 36, 49, 64, 100], value=36, key="ae.gen.n")

@@ -123,3 +123,14 @@ def test_filters_page_measures_k_sparse_sparsity_after_the_top_k():
     at.number_input(key="ae.filters.thr").set_value(0.0).run()
     metrics = {m.label: m.value for m in at.metric}
     assert 0 < float(metrics["active units per sample"]) <= 4
+
+
+def test_contraction_page_defaults_to_one_run_of_each_model():
+    """Before, a contractive run and two denoising ones were shown, and the plain baseline was left out."""
+    plain = train_run("stacked", epochs=1, hidden=(), code_size=8)
+    contractive = train_run("contractive", epochs=1)
+    train_run("denoising", epochs=1, hidden=(), code_size=8)
+    newest_denoising = train_run("denoising", epochs=1, hidden=(), code_size=8)
+    at = _open("pages/contraction.py")
+    assert not at.exception
+    assert at.multiselect(key="ae.contract.runs.digits").value == [contractive, newest_denoising, plain]

@@ -92,6 +92,17 @@ def usable_runs(dataset, prefer: tuple[str, ...] = (), **needs: bool) -> dict[st
     return {rid: choices[rid] for rid in sorted(choices, key=rank) if rid not in left_out}
 
 
+def one_per_model(choices: dict[str, str], n: int) -> list[str]:
+    """The first run of each model among ``choices`` (in their order: the preferred models', newest first), up to
+    ``n``: what a page that compares models shows by default."""
+    seen, picked = set(), []
+    for rid in choices:
+        if (model := model_of(rid)) not in seen:
+            seen.add(model)
+            picked.append(rid)
+    return picked[:n]
+
+
 def load_run(run_id: str) -> RunHandle | None:
     """A run by id: a copy of the published weights of this session's job while it trains, else the saved run; a
     run that cannot be read is reported and gives ``None``."""
