@@ -204,3 +204,18 @@ def test_the_server_leaves_a_core_to_the_browser(monkeypatch):
     finally:
         state.torch_threads.clear()
         torch.set_num_threads(before)
+
+
+def test_reconstruction_tiles_of_small_images_share_one_width(monkeypatch):
+    """Before, 8x8 digits at scale 2 were 16 px wide, narrower than their captions, and in the browser each tile
+    took its caption's width, out of line. (AppTest does not expose an image's display width, so the row helper's
+    call to st.image is checked.)"""
+    import numpy as np
+    from pages.ui import figures
+    calls = []
+    monkeypatch.setattr(figures.st, "image", lambda tiles, **kw: calls.append((tiles, kw)))
+    figures.images(np.random.rand(5, 64), (8, 8), [f"#{i} · 9" for i in range(5)])
+    figures.images(np.random.rand(5, 784), (28, 28), [f"#{i} · 9" for i in range(5)])
+    (small, kw_small), (mnist, kw_mnist) = calls
+    assert {t.shape for t in small} == {(56, 56)} and kw_small["width"] == 56
+    assert {t.shape for t in mnist} == {(56, 56)} and kw_mnist["width"] == 56  # MNIST keeps its scale of 2
