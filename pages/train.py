@@ -113,9 +113,10 @@ def live_view(job: TrainingJob) -> None:
     if p.status == "pending" or (p.status == "running" and p.phase == "starting"):
         st.info("Starting…")
     rate = f" · {p.samples_per_s:,.0f} samples/s" if p.samples_per_s else ""
-    st.progress(p.fraction, text=f"{p.phase or p.status} · epoch {p.epoch}/{p.epochs} · step "
-                                 f"{p.step:,}/{p.total_steps:,}{rate} · elapsed {figures.fmt_seconds(p.elapsed)}"
-                                 f" · ETA {figures.fmt_seconds(p.eta)}")
+    when = f"took {figures.fmt_seconds(p.elapsed)}" if p.done else \
+        f"elapsed {figures.fmt_seconds(p.elapsed)} · ETA {figures.fmt_seconds(p.eta)}"
+    st.progress(p.fraction, text=f"{p.status if p.done else p.phase or p.status} · epoch {p.epoch}/{p.epochs} · "
+                                 f"step {p.step:,}/{p.total_steps:,}{rate} · {when}")
     if p.losses:
         cols = st.columns(len(p.losses))
         for col, (k, v) in zip(cols, p.losses.items()):

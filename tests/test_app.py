@@ -88,6 +88,9 @@ def test_train_page_trains_live_and_saves_a_selectable_run():
     at.run()  # the live view's next poll shows the finished run
     assert not at.exception, at.exception
     assert any(f"Run {job.run_id}" in s.value.replace("*", "") and "finished" in s.value for s in at.success)
+    status = at.get("progress")[0].proto.text  # the status line of an ended run: no "ETA 0:00", no "training…"
+    assert status.startswith("finished") and "took" in status and "ETA" not in status
+    assert "training…" not in at.sidebar.selectbox(key="ae.run").format_func(job.run_id)
     assert at.get("plotly_chart"), "the cost curve is shown"
     assert at.image and "reconstructions" in at.image[0].captions[0], "the probe reconstructions are shown"
     # leaving the page and coming back neither kills nor duplicates the run
