@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import os
 import threading
 import time
 import traceback
@@ -19,6 +20,52 @@ from .seeding import seeded_init
 from .store import RunRecord, RunStore, new_run_id
 from .training import Progress, TrainSettings, pick_device, train
 
+
+
+class JobSlots:
+    """At most ``limit`` training jobs of this process train at once (a class, a talk's audience sharing one
+    server); the others wait in arrival order, their place in the queue published in their progress, and a job
+    stopped while it waits ends without training."""
+
+    def __init__(self, limit: int):
+        self.limit = max(1, limit)
+        self._changed = threading.Condition()
+        self._running = 0
+        self._waiting: list[Any] = []
+
+    def position(self, job: Any) -> int:
+        """1 for the next job to start, 0 for one that is not waiting."""
+        with self._changed:
+            return self._waiting.index(job) + 1 if job in self._waiting else 0
+
+    def acquire(self, job: Any, stop: threading.Event, report) -> bool:
+        """Wait for a slot; ``report(position)`` whenever the place in the queue changes. False if ``stop`` was set
+        first (the job leaves the queue)."""
+        with self._changed:
+            self._waiting.append(job)
+            shown = None
+            while self._running >= self.limit or self._waiting[0] is not job:
+                if stop.is_set():
+                    self._waiting.remove(job)
+                    self._changed.notify_all()
+                    return False
+                if (where := self._waiting.index(job) + 1) != shown:
+                    shown = where
+                    report(where)
+                self._changed.wait(0.2)
+            self._waiting.pop(0)
+            self._running += 1
+            self._changed.notify_all()
+            return True
+
+    def release(self) -> None:
+        with self._changed:
+            self._running -= 1
+            self._changed.notify_all()
+
+
+# half the cores (at least 1): on 2 cores one job trains at a time, at full speed, instead of two at half
+SLOTS = JobSlots(int(os.environ.get("AECORE_MAX_JOBS", "0") or 0) or (os.cpu_count() or 2) // 2)
 
 
 def _join(thread: threading.Thread, ended: threading.Event, timeout: float | None) -> bool:
@@ -135,6 +182,21 @@ class TrainingJob:
         self._publish(p)
 
     def _run(self) -> None:
+        def queued(position: int) -> None:
+            self._publish(Progress(status="pending", phase=f"queued: {position - 1} job(s) ahead of this one"
+                                   if position > 1 else "queued: next to start", epochs=self.settings.epochs))
+        if not SLOTS.acquire(self, self._stop, queued):
+            self._publish(Progress(status="stopped", message="cancelled while it waited for its turn; nothing was "
+                                                               "trained or saved", epochs=self.settings.epochs))
+            self._ended.set()
+            return
+        try:
+            self._train_and_save()
+        finally:
+            SLOTS.release()
+            self._ended.set()
+
+    def _train_and_save(self) -> None:
         start = time.perf_counter()
         final = Progress(status="failed")
         try:
@@ -168,7 +230,6 @@ class TrainingJob:
                         f"The run could not be saved: {type(e).__name__}: {e}"
                     self.record = None
         self._publish(final)
-        self._ended.set()
 
 
 class BackgroundTask:

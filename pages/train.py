@@ -110,7 +110,9 @@ def preview(job: TrainingJob, shown) -> None:
 
 def live_view(job: TrainingJob) -> None:
     p = job.progress()
-    if p.status == "pending" or (p.status == "running" and p.phase == "starting"):
+    if p.phase.startswith("queued"):  # the server trains a few jobs at a time; Stop cancels a waiting one
+        st.info(f"Waiting for a free slot ({p.phase}); it starts by itself. **Stop** cancels it.")
+    elif p.status == "pending" or (p.status == "running" and p.phase == "starting"):
         st.info("Starting…")
     rate = f" · {p.samples_per_s:,.0f} samples/s" if p.samples_per_s else ""
     when = f"took {figures.fmt_seconds(p.elapsed)}" if p.done else \

@@ -204,3 +204,26 @@ def test_divergence_keeps_the_weights_of_the_lowest_loss(digits):
     p = train(model, digits.x_train, TrainSettings(epochs=200, lr=-0.01, batch_size=64))
     assert p.status == "diverged" and "lowest" in p.message
     assert _bce(model, digits.x_test) <= start * 1.05
+
+
+def test_jobs_beyond_the_limit_queue_in_order_and_can_be_cancelled(digits, monkeypatch):
+    from aecore import RunStore, TrainingJob, jobs
+    monkeypatch.setattr(jobs, "SLOTS", jobs.JobSlots(1))
+    store = RunStore()
+    settings = TrainSettings(epochs=60, batch_size=16)  # the first trains for seconds while the others queue
+    first, second, third = (TrainingJob("stacked", {"hidden": (8,), "code_size": 2}, digits, settings, store=store)
+                            for _ in range(3))
+    first.start()
+    assert first.wait_for_progress(30) and first.progress().status == "running"
+    second.start()
+    third.start()
+    for job, ahead in ((second, "next to start"), (third, "1 job(s) ahead")):
+        while ahead not in job.progress().phase:  # published as soon as the job joins the queue
+            assert job.join(0.05) is False
+        assert job.progress().status == "pending" and job.model is None  # nothing built while it waits
+    third.stop()
+    assert third.join(30) and third.progress().status == "stopped" and "cancelled" in third.progress().message
+    assert third.record is None
+    assert first.join(120) and second.join(120)
+    assert [j.progress().status for j in (first, second)] == ["finished", "finished"]
+    assert {r.id for r in store.list()} == {first.run_id, second.run_id}
