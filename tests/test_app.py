@@ -222,3 +222,23 @@ def test_reconstruction_tiles_of_small_images_share_one_width(monkeypatch):
     (small, kw_small), (mnist, kw_mnist) = calls
     assert {t.shape for t in small} == {(56, 56)} and kw_small["width"] == 56
     assert {t.shape for t in mnist} == {(56, 56)} and kw_mnist["width"] == 56  # MNIST keeps its scale of 2
+
+
+def test_a_queued_job_shows_its_place_and_stop_cancels_it(monkeypatch, digits):
+    from aecore import jobs
+    monkeypatch.setattr(jobs, "SLOTS", jobs.JobSlots(1))
+    other = TrainingJob("stacked", {"hidden": (8,)}, digits, TrainSettings(epochs=500), store=RunStore()).start()
+    try:
+        assert other.wait_for_progress(30)
+        at = app("pages/train.py")
+        at.sidebar.selectbox(key="ae.dataset").select("digits").run()
+        at.slider(key="ae.train.settings.epochs").set_value(1).run()
+        at.button(key="ae.train.start").click().run()
+        rerun_until(at, lambda a: any("Waiting for a free slot" in i.value for i in a.info), timeout=30)
+        assert any("next to start" in i.value for i in at.info) and not at.button(key="ae.train.stop").disabled
+        at.button(key="ae.train.stop").click().run()
+        job = next(iter(at.session_state["ae.jobs"].values()))
+        assert job.join(30) and job.progress().status == "stopped" and job.record is None
+    finally:
+        other.stop()
+        other.join(60)
