@@ -126,7 +126,20 @@ class Model(nn.Module):
     # --- training hooks -----------------------------------------------------------------------------------------
     def configure_optimizers(self, settings: Any, device: torch.device) -> list:
         """Adam over all parameters at ``settings.lr`` (the fused kernel where the device has one)."""
+        self.seed_noise(settings.seed, device)
         return [adam(self.parameters(), settings.lr, device)]
+
+    _noise: torch.Generator | None = None  # the training thread's own random draws (z, word dropout, fakes)
+
+    def seed_noise(self, seed: int, device: torch.device) -> None:
+        """Start the training thread's generator at ``seed``, so a run's draws repeat with its seed."""
+        self._noise = torch.Generator(device).manual_seed(seed)
+
+    def noise(self, device: torch.device) -> torch.Generator:
+        """The generator for random draws on ``device``: the training thread's while training, else a fresh one
+        seeded 0, so evaluation draws the same every time."""
+        gen = self._noise if self.training else None
+        return gen if gen is not None and gen.device == device else torch.Generator(device).manual_seed(0)
 
     def training_step(self, batch: Any, optimizers: list, ctx: StepContext) -> dict[str, torch.Tensor]:
         """One update on ``batch``; returns the detached loss terms."""

@@ -106,7 +106,6 @@ class GAN(Model):
         self.register_buffer("fixed_noise", torch.randn(FIXED_NOISE, config.noise_size))
         self.stat_labels = ({"d_real_acc": "D accuracy on real", "d_fake_acc": "D accuracy on fake"}
                             if config.loss == "non-saturating" else {"wasserstein": "critic's Wasserstein estimate"})
-        self._noise: torch.Generator | None = None
         self._last_g: torch.Tensor | None = None
         self.checkpoints: dict[int, dict[str, torch.Tensor]] = {}  # epoch -> generator weights
 
@@ -138,7 +137,7 @@ class GAN(Model):
     # --- training -------------------------------------------------------------------------------------------------
     def configure_optimizers(self, settings: Any, device: torch.device) -> list:
         from ..optim import adam
-        self._noise = torch.Generator(device).manual_seed(settings.seed)
+        self.seed_noise(settings.seed, device)
         return [adam(self.discriminator.parameters(), settings.lr, device, betas=(0.5, 0.999)),
                 adam(self.generator.parameters(), settings.lr, device, betas=(0.5, 0.999))]
 

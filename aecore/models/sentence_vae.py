@@ -24,7 +24,6 @@ import torch.nn.functional as F
 from ..config import param
 from ..data import TokenBatch
 from ..losses import anneal_weight, gaussian_kl
-from ..optim import adam
 from ..registry import register_model
 from .base import Capabilities, Model, StepContext
 from .vae import active_units
@@ -80,17 +79,6 @@ class _SentenceModel(Model):
         self.embedding = nn.Embedding(c.vocab_size, c.embedding_size, padding_idx=PAD)
         self.decoder_rnn = self.rnn_cls(c.embedding_size + self.latent_size, c.hidden_size, batch_first=True)
         self.out = nn.Linear(c.hidden_size, c.vocab_size)
-        self._noise: torch.Generator | None = None  # the training thread's own (word dropout, z), set below
-
-    def configure_optimizers(self, settings: Any, device: torch.device) -> list:
-        self._noise = torch.Generator(device).manual_seed(settings.seed)
-        return [adam(self.parameters(), settings.lr, device)]
-
-    def _generator(self, device: torch.device) -> torch.Generator:
-        gen = self._noise if self.training and self._noise is not None else None
-        if gen is None or gen.device != device:  # evaluation: the same draws every time
-            gen = torch.Generator(device).manual_seed(0)
-        return gen
 
     # --- the decoder ------------------------------------------------------------------------------------------
     def _initial_state(self, z: torch.Tensor | None, n: int):
@@ -105,7 +93,7 @@ class _SentenceModel(Model):
         inputs = torch.cat([torch.full_like(tokens[:, :1], BOS), tokens[:, :-1]], 1)  # shifted right
         p = self.config.word_dropout
         if self.training and p > 0:
-            drop = torch.rand(inputs.shape, generator=self._generator(inputs.device), device=inputs.device) < p
+            drop = torch.rand(inputs.shape, generator=self.noise(inputs.device), device=inputs.device) < p
             drop[:, 0] = False  # the start token stays
             inputs = inputs.masked_fill(drop, UNK)
         emb = self.embedding(inputs)  # (B, T, E)
@@ -294,7 +282,7 @@ class SentenceVAE(_SentenceModel):
 
     def _terms(self, batch: TokenBatch):
         mu, logvar = self.posterior_params(batch)
-        eps = torch.randn(mu.shape, generator=self._generator(mu.device), device=mu.device)
+        eps = torch.randn(mu.shape, generator=self.noise(mu.device), device=mu.device)
         z = mu + (0.5 * logvar).exp() * eps  # reparameterisation
         return mu, -self.log_likelihood(batch, z), gaussian_kl(mu, logvar)  # (B, K), (B,), (B, K)
 

@@ -118,7 +118,6 @@ class VAE(Autoencoder):
             sizes = [config.input_dim, *config.hidden]
             self.encoder = nn.Sequential(MLP(sizes, "relu", "relu"), nn.Linear(sizes[-1], 2 * k))
             self.decoder = MLP([k, *config.hidden[::-1], config.input_dim], "relu", "linear")
-        self._noise: torch.Generator | None = None  # the training thread's own, set in configure_optimizers
 
     # --- the model --------------------------------------------------------------------------------------------------
     def posterior_params(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -134,10 +133,7 @@ class VAE(Autoencoder):
         return self.decoder(z)
 
     def _eps(self, like: torch.Tensor) -> torch.Tensor:
-        gen = self._noise if self.training and self._noise is not None else None
-        if gen is None or gen.device != like.device:  # evaluation: the same draws every time
-            gen = torch.Generator(like.device).manual_seed(0)
-        return torch.randn(like.shape, generator=gen, device=like.device)
+        return torch.randn(like.shape, generator=self.noise(like.device), device=like.device)
 
     def _terms(self, x: torch.Tensor):
         mu, logvar = self.posterior_params(x)
@@ -158,10 +154,6 @@ class VAE(Autoencoder):
     def kl_weight(self, step: int) -> float:
         """beta_t at global step ``step``: beta, ramped from 0 over ``warmup_steps`` once or in every cycle."""
         return self.config.beta * anneal_weight(step, self.config.warmup_steps, self.config.warmup_schedule)
-
-    def configure_optimizers(self, settings: Any, device: torch.device) -> list:
-        self._noise = torch.Generator(device).manual_seed(settings.seed)
-        return super().configure_optimizers(settings, device)
 
     def training_step(self, x: torch.Tensor, optimizers: list, ctx: StepContext) -> dict[str, torch.Tensor]:
         (opt,) = optimizers
