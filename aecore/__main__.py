@@ -19,6 +19,9 @@ from .store import RunStore, RunStoreError
 from .training import TrainSettings, pick_device
 
 
+MAX_SAMPLES = 10_000  # what `sample` draws at most in one call (the test set's size)
+
+
 def _cmd_list(args, store: RunStore) -> int:
     print("models:")
     for name in list_models():
@@ -169,8 +172,8 @@ def _decoding(args) -> dict:
 def _cmd_sample(args, store: RunStore) -> int:
     from .scores import draw_samples
     from .viz import mosaic
-    if args.n < 1:
-        raise ConfigError("--n must be at least 1")
+    if not 1 <= args.n <= MAX_SAMPLES:
+        raise ConfigError(f"--n must be between 1 and {MAX_SAMPLES:,}")
     if model_spec(store.record(args.run).model).capabilities.modality == "text":
         return _sample_sentences(args, store)
     if not args.out:
