@@ -2,16 +2,87 @@
 pages/. Run with `streamlit run app.py`."""
 import streamlit as st
 
-from aecore import list_models, model_spec
-from aecore.data import dataset_info, list_datasets
+from aecore import ConfigError, DatasetError, list_models, model_spec
+from aecore.data import DEFAULT_DATASET, dataset_info, list_datasets
+from aecore.talk import TALK_PRESETS
 from pages import ui
+from pages.ui import state
 
 ui.page_setup()
 st.title("Autoencoder Explorer")
 st.markdown(
     "Train autoencoders in your browser and see what they learn: reconstructions next to their inputs, live cost "
-    "curves, first-layer filters, and how sparse, denoising and contractive autoencoders differ. Everything runs locally on PyTorch; the default "
-    "dataset ships inside an installed package, so it works offline.")
+    "curves, first-layer filters, and how sparse, denoising and contractive autoencoders differ. Everything runs "
+    "locally on PyTorch; the default dataset ships inside an installed package, so it works offline.")
+
+
+def image_dataset() -> str:
+    """The image dataset the presets use: the sidebar's, unless it holds sentences."""
+    name = st.session_state[state.DATASET]
+    try:
+        return name if state.load_named_dataset(name).modality == "image" else DEFAULT_DATASET
+    except (DatasetError, KeyError):
+        return DEFAULT_DATASET
+
+
+def open_preset(key: str) -> None:
+    preset = TALK_PRESETS[key]
+    dataset = preset.dataset_for(image_dataset())
+    found = preset.find_runs(state.run_store(), dataset)
+    st.switch_page(preset.page, query_params={"dataset": dataset, **preset.link([r for r in found if r]),
+                                              **({"present": "1"} if ui.presenting() else {})})
+
+
+def gallery() -> None:
+    """One card per talk preset: open it, or train its missing runs first with a progress bar."""
+    pending = st.session_state.get(state.GALLERY_JOB)
+    if pending is not None:
+        key, job = pending
+        if job.done:
+            st.session_state.pop(state.GALLERY_JOB)
+            failed = [j.run_id for j in job.jobs if j.record is None or j.record.status != "finished"]
+            if failed:
+                st.error(f"**{TALK_PRESETS[key].title}**: {len(failed)} run(s) did not finish "
+                         f"({', '.join(failed)}); see the Train page's messages, or try again.")
+            else:
+                open_preset(key)
+    image = image_dataset()
+    cols = st.columns(3)
+    for i, preset in enumerate(TALK_PRESETS.values()):
+        with cols[i % 3].container(border=True):
+            st.markdown(f"**{preset.title}**")
+            st.caption(preset.look_for)
+            found = preset.find_runs(state.run_store(), preset.dataset_for(image))
+            missing = sum(r is None for r in found)
+            where = preset.dataset_for(image)
+            if pending is not None and pending[0] == preset.key:
+                job = pending[1]
+
+                @st.fragment(run_every=1.0)
+                def progress(job=job) -> None:
+                    st.progress(job.fraction, text=f"training {len(job.jobs)} run(s) on {where}…")
+                    if job.done:
+                        st.rerun()
+                progress()
+            elif missing:
+                st.caption(f"{missing} of {len(found)} run(s) not trained yet on {where}: the button trains them "
+                           f"first (or run `python -m aecore prepare-talk` before the talk).")
+                if st.button("Train and open", key=f"ae.gallery.{preset.key}", disabled=pending is not None):
+                    try:
+                        job = preset.trainer(state.load_named_dataset(where), state.run_store())
+                    except (ConfigError, DatasetError) as e:
+                        st.error(f"This preset cannot run on {where}: {e}")
+                    else:
+                        st.session_state[state.GALLERY_JOB] = (preset.key, job.start())
+                        st.rerun()
+            elif st.button("Open", key=f"ae.gallery.{preset.key}", type="primary"):
+                open_preset(preset.key)
+
+
+st.subheader("Presets for a talk")
+st.caption("One click opens a ready setup with its trained runs. Turn on **Presenter mode** in the sidebar for a "
+           "projector.")
+gallery()
 st.subheader("How to start")
 st.markdown(
     "1. Pick a dataset in the sidebar (the default, *MNIST 5k*, is embedded).\n"

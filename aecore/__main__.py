@@ -1,4 +1,4 @@
-"""Command line: ``python -m aecore list | train | eval | probe | sample | interpolate``."""
+"""Command line: ``python -m aecore list | train | eval | probe | sample | interpolate | prepare-talk``."""
 from __future__ import annotations
 
 import argparse
@@ -37,7 +37,7 @@ def _cmd_list(args, store: RunStore) -> int:
     print(f"runs (in {store.root}):")
     runs = store.list()
     for r in runs:
-        print(f"  {r.record.label} [{r.record.status}]" if r.record else f"  {r.id}  DAMAGED: {r.error}")
+        print(f"  {r.id}  {r.record.label}" if r.record else f"  {r.id}  DAMAGED: {r.error}")
     if not runs:
         print("  (none yet)")
     return 0
@@ -254,6 +254,23 @@ def _cmd_probe(args, store: RunStore) -> int:
     return 0
 
 
+def _cmd_prepare_talk(args, store: RunStore) -> int:
+    """Train every talk preset's runs that the store lacks, printing how long each preset took."""
+    from .talk import TALK_PRESETS, prepare_talk
+    unknown = [k for k in args.only if k not in TALK_PRESETS]
+    if unknown:
+        raise ConfigError(f"unknown preset(s) {unknown}; valid: {list(TALK_PRESETS)}")
+    dataset = load_dataset(args.dataset)
+    if dataset.modality != "image":
+        raise ConfigError(f"--dataset is the image dataset of the image presets; {args.dataset} is {dataset.modality}")
+    keys = args.only or list(TALK_PRESETS)
+    rows = prepare_talk(dataset, load_dataset, store, report=lambda line: print(line, file=sys.stderr),
+                        force=args.force, keys=keys)
+    for row in rows:
+        print(json.dumps(row))
+    return 0 if not any(r["failed"] for r in rows) else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m aecore", description="Train and inspect autoencoders.")
     parser.add_argument("--runs-dir", help="run store folder (default: $AECORE_RUNS_DIR or the user data folder)")
@@ -308,13 +325,19 @@ def main(argv: list[str] | None = None) -> int:
     i.add_argument("--mode", choices=("linear", "slerp"), default="linear", help="the path between the two codes")
     i.add_argument("--seed", type=int, default=0, help="--decode sample: the seed of the draws")
     _decoding_args(i)
+    pt = sub.add_parser("prepare-talk", help="train every talk preset's runs ahead of time (the Home page's gallery); "
+                                             "prints the seconds each took")
+    pt.add_argument("--dataset", default=data_mod.DEFAULT_DATASET, help="the image dataset of the image presets")
+    pt.add_argument("--only", type=lambda v: [k for k in v.split(",") if k], default=[],
+                    help="comma-separated preset keys (default: all)")
+    pt.add_argument("--force", action="store_true", help="train again runs that are already in the store")
     args = parser.parse_args(argv)
     store = RunStore(args.runs_dir)
     try:
         if args.command == "train" and args.preset and args.preset not in model_spec(args.model).presets:
             raise ConfigError(f"unknown preset {args.preset!r}; valid: {list(model_spec(args.model).presets)}")
         commands = {"list": _cmd_list, "train": _cmd_train, "eval": _cmd_eval, "probe": _cmd_probe,
-                    "sample": _cmd_sample, "interpolate": _cmd_interpolate}
+                    "sample": _cmd_sample, "interpolate": _cmd_interpolate, "prepare-talk": _cmd_prepare_talk}
         return commands[args.command](args, store)
     except (ConfigError, DatasetError, RunStoreError, KeyError, ValueError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e

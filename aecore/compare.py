@@ -2,6 +2,7 @@
 Compare page; seed 003's "sparse coding, five ways")."""
 from __future__ import annotations
 
+import dataclasses
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,11 +15,13 @@ from .training import TrainSettings
 
 @dataclass(frozen=True)
 class Contender:
-    """One column of a comparison: a label, a registered model name and its config overrides."""
+    """One column of a comparison: a label, a registered model name, its config overrides and the training
+    settings it changes from the comparison's (a GAN's learning rate)."""
 
     label: str
     model: str
     config: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
 
 
 _ONE_LAYER = {"hidden": (), "code_size": 196}  # one layer of 196 units: the filters are the first-layer weights
@@ -46,7 +49,8 @@ class CompareJob:
     def __init__(self, contenders: list[Contender], dataset: Dataset, settings: TrainSettings,
                  store: RunStore | None = None):
         self.contenders = list(contenders)
-        self.jobs = [TrainingJob(c.model, c.config, dataset, settings, store=store) for c in self.contenders]
+        self.jobs = [TrainingJob(c.model, c.config, dataset, dataclasses.replace(settings, **c.settings), store=store)
+                     for c in self.contenders]
         self._stop = threading.Event()
         self._task = BackgroundTask(self._run, name="compare")
 

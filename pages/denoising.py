@@ -7,7 +7,7 @@ import streamlit as st
 from aecore.analysis import denoising_scores
 from aecore.noise import NOISE_KINDS
 from pages import ui
-from pages.ui import figures, runs, state
+from pages.ui import figures, runs, share, state
 
 ui.page_setup()
 st.title("Denoising")
@@ -21,12 +21,13 @@ if not choices:
     st.stop()
 
 c1, c2, c3, c4 = st.columns([3, 2, 2, 1])
-picked = c1.multiselect("Runs", list(choices), default=list(choices)[:2], format_func=choices.get,
-                        key=f"ae.denoise.runs.{dataset.name}")
-kind = c2.selectbox("Noise", NOISE_KINDS, index=NOISE_KINDS.index("masking"), key="ae.denoise.kind")
-level = c3.slider("Level", 0.0, 1.0, 0.5, 0.05, key="ae.denoise.level",
+picked = share.widget("runs", c1.multiselect, "Runs", list(choices), value=list(choices)[:2], format_func=choices.get,
+                      key=f"ae.denoise.runs.{dataset.name}")
+kind = share.widget("noise", c2.selectbox, "Noise", list(NOISE_KINDS), value="masking", key="ae.denoise.kind")
+level = share.widget("level", c3.slider, "Level", min_value=0.0, max_value=1.0, value=0.5, step=0.05,
+                     key="ae.denoise.level",
                   help="sigma for gaussian noise; the share of corrupted pixels for masking and salt-and-pepper")
-count = c4.number_input("Images", 1, 24, 10, key="ae.denoise.count")
+count = share.widget("count", c4.number_input, "Images", min_value=1, max_value=24, value=10, key="ae.denoise.count")
 if not picked:
     st.info("Choose at least one run.")
     st.stop()

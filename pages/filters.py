@@ -7,7 +7,7 @@ import streamlit as st
 
 from aecore import analysis
 from pages import ui
-from pages.ui import figures, runs, state
+from pages.ui import figures, runs, share, state
 
 ui.page_setup()
 st.title("Filters")
@@ -39,15 +39,18 @@ n_units = len(weights_now)
 is_conv = weights_now.dim() == 3
 
 c1, c2, c3, c4 = st.columns(4)
-order_by = c1.radio("Order tiles by", ["norm", "firing", "index"], horizontal=True, key="ae.filters.order",
+order_by = share.widget("order", c1.radio, "Order tiles by", ["norm", "firing", "index"], horizontal=True,
+                        key="ae.filters.order",
                     help="weight norm, how often the unit fires on the test set, or unit number")
-n_show = c2.slider("Tiles", 1, min(n_units, 256), min(n_units, 100), key="ae.filters.n")
-threshold = c3.number_input("Active when activation >", value=0.1, step=0.05, format="%.2f", key="ae.filters.thr",
+n_show = share.widget("tiles", c2.slider, "Tiles", min_value=1, max_value=min(n_units, 256), value=min(n_units, 100),
+                      key="ae.filters.n")
+threshold = share.widget("threshold", c3.number_input, "Active when activation >", value=0.1, step=0.05,
+                         min_value=-100.0, max_value=100.0, format="%.2f", key="ae.filters.thr",
                             help="a unit fires on a sample when its activation exceeds this")
 snaps = _snapshots()
 epochs = sorted(snaps)
 if len(epochs) > 1:
-    epoch = c4.select_slider("Epoch", epochs + ["now"], value="now", key="ae.filters.epoch",
+    epoch = share.widget("epoch", c4.select_slider, "Epoch", epochs + ["now"], value="now", key="ae.filters.epoch",
                              help="replay the mosaic from snapshots saved during training (epoch 0: initial)")
 else:
     epoch = "now"
@@ -92,7 +95,8 @@ for i, event in enumerate(events):
             st.session_state[state.FILTERS_UNIT] = clicked[1]
 
 st.subheader("One unit")
-unit = st.number_input(f"Unit (0–{n_units - 1})", 0, n_units - 1, key=state.FILTERS_UNIT)
+unit = share.widget("unit", st.number_input, f"Unit (0–{n_units - 1})", min_value=0, max_value=n_units - 1, value=0,
+                    key=state.FILTERS_UNIT)
 u1, u2, u3 = st.columns([1, 3, 1])
 tile = tuple(weights.shape[1:]) if is_conv else tuple(shape)
 u1.image(figures.filter_images(weights, shape, True, 1, np.array([unit]), scale=max(2, 112 // max(tile))),

@@ -11,7 +11,7 @@ import torch
 from aecore import latent, model_spec, scores, viz
 from aecore.jobs import BackgroundTask
 from pages import ui
-from pages.ui import figures, runs, state
+from pages.ui import figures, runs, share, state
 
 ui.page_setup()
 st.title("Generate")
@@ -116,11 +116,11 @@ def side_by_side() -> None:
         st.session_state.pop(state.GEN_RUNS, None)
     if state.GEN_RUNS not in st.session_state:  # the newest run of each of up to three models
         st.session_state[state.GEN_RUNS] = runs.one_per_model(choices, 3)
-    st.multiselect("Runs", list(choices), key=state.GEN_RUNS, format_func=choices.get, max_selections=4)
+    share.widget("runs", st.multiselect, "Runs", list(choices), key=state.GEN_RUNS, format_func=choices.get,
+                 max_selections=4)
     c1, c2, c3 = st.columns([2, 1, 1], vertical_alignment="bottom")
-    n = c1.select_slider("Samples per run", [16, 25, 36, 49, 64, 100], value=36, key="ae.gen.n")
-    st.session_state.setdefault(state.GEN_SEED, 0)
-    c2.number_input("Seed", 0, 2**31 - 1, key=state.GEN_SEED)
+    n = share.widget("n", c1.select_slider, "Samples per run", [16, 25, 36, 49, 64, 100], value=36, key="ae.gen.n")
+    share.widget("seed", c2.number_input, "Seed", min_value=0, max_value=2**31 - 1, value=0, key=state.GEN_SEED)
     c3.button("New seed", icon=":material/casino:", width="stretch", key="ae.gen.reseed",
               on_click=lambda: st.session_state.__setitem__(state.GEN_SEED, st.session_state[state.GEN_SEED] + 1))
     picked = st.session_state[state.GEN_RUNS]
@@ -194,11 +194,12 @@ def levers() -> None:
     model = run.model
     left, right = st.columns([1, 2], gap="large")
     with left:
-        source = st.radio("Start from", ["a test image", "a drawing"], horizontal=True, key="ae.gen.source")
+        source = share.widget("from", st.radio, "Start from", ["a test image", "a drawing"], horizontal=True,
+                              key="ae.gen.source")
         if source == "a test image":
-            st.session_state.setdefault("ae.gen.index", 0)
             c1, c2 = st.columns([2, 1], vertical_alignment="bottom")
-            c1.number_input("Test image", 0, len(dataset.x_test) - 1, key="ae.gen.index")
+            share.widget("index", c1.number_input, "Test image", min_value=0, max_value=len(dataset.x_test) - 1,
+                         value=0, key="ae.gen.index")
             c2.button("Random", key="ae.gen.random", on_click=lambda: st.session_state.__setitem__(
                 "ae.gen.index", int(np.random.default_rng().integers(len(dataset.x_test)))))
             x0 = dataset.x_test[int(st.session_state["ae.gen.index"])]
@@ -254,20 +255,24 @@ def interpolation() -> None:
     run = runs.require_run(dataset, samples=True)
     caps = model_spec(runs.model_of(run.id)).capabilities
     c1, c2, c3, c4 = st.columns(4)
-    steps = c3.slider("Steps", 3, 16, 10, key="ae.gen.steps")
-    mode = c4.radio("Path", ["linear", "spherical"], horizontal=True, key="ae.gen.path",
+    steps = share.widget("steps", c3.slider, "Steps", min_value=3, max_value=16, value=10, key="ae.gen.steps")
+    mode = share.widget("path", c4.radio, "Path", ["linear", "spherical"], horizontal=True, key="ae.gen.path",
                     help="spherical (slerp) keeps the norm of the latent vector, which suits a Gaussian prior")
     if caps.encodes:
-        a = c1.number_input("From test image", 0, len(dataset.x_test) - 1, 0, key="ae.gen.a")
-        b = c2.number_input("To test image", 0, len(dataset.x_test) - 1, 1, key="ae.gen.b")
+        a = share.widget("a", c1.number_input, "From test image", min_value=0, max_value=len(dataset.x_test) - 1,
+                         value=0, key="ae.gen.a")
+        b = share.widget("b", c2.number_input, "To test image", min_value=0, max_value=len(dataset.x_test) - 1,
+                         value=1, key="ae.gen.b")
         out = latent.interpolate(run.model, dataset.x_test[a], dataset.x_test[b], steps,
                                  "slerp" if mode == "spherical" else "linear")
         st.image(viz.mosaic(np.concatenate([out["decoded"], out["blend"]]), shape, ncols=steps, scale=3),
                  caption="Decoded along the path between the two codes (top); the pixel blend, for contrast "
                          "(bottom)")
         return
-    a = c1.number_input("From noise seed", 0, 2**31 - 1, 0, key="ae.gen.na")
-    b = c2.number_input("To noise seed", 0, 2**31 - 1, 1, key="ae.gen.nb")
+    a = share.widget("na", c1.number_input, "From noise seed", min_value=0, max_value=2**31 - 1, value=0,
+                     key="ae.gen.na")
+    b = share.widget("nb", c2.number_input, "To noise seed", min_value=0, max_value=2**31 - 1, value=1,
+                     key="ae.gen.nb")
     model = run.model
     model.prepare_sampling(dataset)
     za, zb = (model.prior_latents(1, torch.Generator().manual_seed(int(s)))[0].cpu().numpy() for s in (a, b))
@@ -297,8 +302,10 @@ def posterior_diagnostics(run) -> None:
                f"**{active}** of {len(kl)}. Grey bars carry (almost) no information.")
     st.subheader("ELBO and the importance-weighted bound")
     c1, c2, c3 = st.columns(3)
-    k = c1.select_slider("Samples per image (K)", [1, 5, 10, 50, 100, 500], value=50, key="ae.gen.k")
-    n = c2.select_slider("Test images", [100, 500, 1000, 2000, 5000, 10000], value=1000, key="ae.gen.nimg")
+    k = share.widget("k", c1.select_slider, "Samples per image (K)", [1, 5, 10, 50, 100, 500], value=50,
+                     key="ae.gen.k")
+    n = share.widget("images", c2.select_slider, "Test images", [100, 500, 1000, 2000, 5000, 10000], value=1000,
+                     key="ae.gen.nimg")
     key = (run_key(run), k, min(n, len(dataset.x_test)))
     tasks = _nll_tasks()
     if c3.button("Estimate", type="primary", key="ae.gen.estimate", width="stretch") and key not in tasks:
@@ -369,6 +376,7 @@ def diagnostics() -> None:
                 "NLL bound here, a GAN its samples epoch by epoch.")
 
 
-view = st.segmented_control("View", VIEWS, key=state.GEN_VIEW, default=VIEWS[0], label_visibility="collapsed")
+view = share.widget("view", st.segmented_control, "View", list(VIEWS), key=state.GEN_VIEW, value=VIEWS[0],
+                    label_visibility="collapsed")
 {"Side by side": side_by_side, "Levers": levers, "Interpolation": interpolation,
  "Diagnostics": diagnostics}.get(view or VIEWS[0])()

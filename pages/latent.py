@@ -11,7 +11,7 @@ import streamlit as st
 from aecore import latent, tsne, viz
 from aecore.jobs import BackgroundTask
 from pages import ui
-from pages.ui import figures, runs, state
+from pages.ui import figures, runs, share, state
 
 ui.page_setup()
 st.title("Latent space")
@@ -107,17 +107,22 @@ st.caption(f"{run.id}: {code_size}-d codes of the {n_test:,} test images.")
 
 c1, c2, c3, c4 = st.columns(4)
 NAMES = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
-method = c1.selectbox("Projection", latent.PROJECTIONS, key="ae.latent.method", format_func=NAMES.get)
-n = c2.slider("Points", min(100, n_test), n_test, min(2000, n_test), step=100 if n_test > 1000 else 1,
-              key="ae.latent.n")
+method = share.widget("method", c1.selectbox, "Projection", list(latent.PROJECTIONS), key="ae.latent.method",
+                      format_func=NAMES.get)
+n = share.widget("points", c2.slider, "Points", min_value=min(100, n_test), max_value=n_test, value=min(2000, n_test),
+                 step=100 if n_test > 1000 else 1, key="ae.latent.n")
 params: dict = {}
 if method == "tsne":
-    params["perplexity"] = c3.slider("Perplexity", 2, 100, 30, key="ae.latent.perplexity")
-    params["metric"] = c4.selectbox("Metric", ["euclidean", "cosine"], key="ae.latent.metric")
+    params["perplexity"] = share.widget("perplexity", c3.slider, "Perplexity", min_value=2, max_value=100, value=30,
+                                        key="ae.latent.perplexity")
+    params["metric"] = share.widget("metric", c4.selectbox, "Metric", ["euclidean", "cosine"], key="ae.latent.metric")
 elif method == "umap":
-    params["n_neighbors"] = c3.slider("Neighbours", 2, 100, 15, key="ae.latent.neighbors")
-    params["min_dist"] = c4.slider("Min dist", 0.0, 0.99, 0.1, 0.01, key="ae.latent.min_dist")
-    params["metric"] = st.selectbox("Metric", ["euclidean", "cosine"], key="ae.latent.umap_metric")
+    params["n_neighbors"] = share.widget("neighbours", c3.slider, "Neighbours", min_value=2, max_value=100, value=15,
+                                         key="ae.latent.neighbors")
+    params["min_dist"] = share.widget("min_dist", c4.slider, "Min dist", min_value=0.0, max_value=0.99, value=0.1,
+                                      step=0.01, key="ae.latent.min_dist")
+    params["metric"] = share.widget("metric", st.selectbox, "Metric", ["euclidean", "cosine"],
+                                    key="ae.latent.umap_metric")
 if method != "tsne":  # neighbours and affinities ready before t-SNE is picked, so it starts at its first iteration
     tsne.prefetch(codes[:n], st.session_state.get("ae.latent.perplexity", 30),
                   st.session_state.get("ae.latent.metric", "euclidean"), wrap=state.lowest_priority)
@@ -177,7 +182,8 @@ boxes = list(selection.box) if selection else []
 st.subheader("A point and its neighbours")
 if len(picked) == 1 or (picked and not boxes):
     st.session_state[state.LATENT_POINT] = picked[0]
-point = st.number_input(f"Test image (0–{n - 1}); or click a point", 0, n - 1, key=state.LATENT_POINT)
+point = share.widget("point", st.number_input, f"Test image (0–{n - 1}); or click a point", min_value=0,
+                     max_value=n - 1, value=0, key=state.LATENT_POINT)
 neighbours = latent.nearest(codes[:n], point, 8)
 recon = run.model.reconstruct(__import__("torch").as_tensor(dataset.x_test[[point]])).numpy()
 figures.images(np.concatenate([dataset.x_test[[point]], recon, dataset.x_test[neighbours]]), shape,
@@ -211,25 +217,26 @@ else:
 if box[0] == box[1] or box[2] == box[3]:
     st.info("The selected region is empty in one direction; select a box with some width and height.")
 else:
-    steps = g2.slider("Grid size", 3, 20, 10, key="ae.latent.grid")
+    steps = share.widget("grid", g2.slider, "Grid size", min_value=3, max_value=20, value=10, key="ae.latent.grid")
     pixels = latent.decoder_grid(run.model, box, steps, mean, axes)
     st.image(viz.mosaic(pixels, shape, ncols=steps, scale=2),
              caption=f"{steps}×{steps} decodes over the selected box of {where}")
 
 st.subheader("Interpolation")
 i1, i2, i3, i4 = st.columns(4)
-a = i1.number_input("From test image", 0, n_test - 1, 0, key="ae.latent.a")
-b = i2.number_input("To test image", 0, n_test - 1, 1, key="ae.latent.b")
-steps = i3.slider("Steps", 3, 16, 10, key="ae.latent.steps")
-mode = i4.radio("Path", ["linear", "slerp"], horizontal=True, key="ae.latent.mode")
+a = share.widget("a", i1.number_input, "From test image", min_value=0, max_value=n_test - 1, value=0, key="ae.latent.a")
+b = share.widget("b", i2.number_input, "To test image", min_value=0, max_value=n_test - 1, value=1, key="ae.latent.b")
+steps = share.widget("steps", i3.slider, "Steps", min_value=3, max_value=16, value=10, key="ae.latent.steps")
+mode = share.widget("path", i4.radio, "Path", ["linear", "slerp"], horizontal=True, key="ae.latent.mode")
 strip = latent.interpolate(run.model, dataset.x_test[a], dataset.x_test[b], steps, mode)
 st.image(viz.mosaic(strip["decoded"], shape, ncols=steps, scale=3), caption=f"decoded {mode} path between the codes")
 st.image(viz.mosaic(strip["blend"], shape, ncols=steps, scale=3), caption="pixel-space blend, for contrast")
 
 st.subheader("Retrieval")
 r1, r2 = st.columns([1, 3])
-query = r1.number_input("Query test image", 0, n_test - 1, 0, key="ae.latent.query")
-k = r1.slider("Top k", 1, 20, 8, key="ae.latent.k")
+query = share.widget("query", r1.number_input, "Query test image", min_value=0, max_value=n_test - 1, value=0,
+                     key="ae.latent.query")
+k = share.widget("k", r1.slider, "Top k", min_value=1, max_value=20, value=8, key="ae.latent.k")
 flat = dataset.x_test
 by_code, by_pixel = latent.nearest(codes, query, k), latent.nearest(flat, query, k)
 with r2:

@@ -8,7 +8,7 @@ import streamlit as st
 from aecore.jobs import BackgroundTask
 from aecore.probe import METHODS, few_label_experiment
 from pages import ui
-from pages.ui import runs, state
+from pages.ui import runs, share, state
 
 ui.page_setup()
 st.title("Pretraining with few labels")
@@ -35,10 +35,12 @@ task: BackgroundTask | None
 task, about = experiments.get(key, (None, ""))
 busy = task is not None and not task.done
 c1, c2, c3 = st.columns([3, 1, 1])
-counts = c1.multiselect("Labels per class", [1, 5, 10, 50, 100, "all"], default=[1, 5, 10, 50, 100, "all"],
-                        key="ae.pretrain.counts", disabled=busy)
-seeds = c2.slider("Seeds", 1, 5, 3, key="ae.pretrain.seeds", disabled=busy)
-steps = c3.select_slider("Steps", [100, 200, 300, 500, 1000], 300, key="ae.pretrain.steps", disabled=busy,
+counts = share.widget("labels", c1.multiselect, "Labels per class", [1, 5, 10, 50, 100, "all"],
+                      value=[1, 5, 10, 50, 100, "all"], key="ae.pretrain.counts", disabled=busy)
+seeds = share.widget("seeds", c2.slider, "Seeds", min_value=1, max_value=5, value=3, key="ae.pretrain.seeds",
+                     disabled=busy)
+steps = share.widget("steps", c3.select_slider, "Steps", [100, 200, 300, 500, 1000], value=300,
+                     key="ae.pretrain.steps", disabled=busy,
                          help="optimiser steps for the networks trained on the labels")
 if st.button("Run the experiment", type="primary", disabled=busy or not counts, key="ae.pretrain.start"):
     per_class = [None if c == "all" else int(c) for c in counts]

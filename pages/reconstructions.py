@@ -5,7 +5,7 @@ import streamlit as st
 
 from aecore.metrics import per_sample_errors
 from pages import ui
-from pages.ui import figures, runs, state
+from pages.ui import figures, runs, share, state
 
 ui.page_setup()
 METRICS = {"sse": "squared error per image", "bce": "BCE per pixel", "mse": "MSE per pixel"}
@@ -42,11 +42,12 @@ if run.training:
 
 n_test = len(dataset.x_test)
 c1, c2, c3, c4 = st.columns([2, 1, 2, 2])
-order = c1.radio("Samples", ["random", "chosen", "worst first"], horizontal=True, key="ae.rec.order")
-count = c2.number_input("How many", 1, 48, 12, key="ae.rec.count")
-metric = c3.selectbox("Error", list(METRICS), format_func=METRICS.get, key="ae.rec.metric")
+order = share.widget("order", c1.radio, "Samples", ["random", "chosen", "worst first"], horizontal=True,
+                     key="ae.rec.order")
+count = share.widget("count", c2.number_input, "How many", min_value=1, max_value=48, value=12, key="ae.rec.count")
+metric = share.widget("error", c3.selectbox, "Error", list(METRICS), format_func=METRICS.get, key="ae.rec.metric")
 others = [r for r in runs.usable_runs(dataset, reconstructs=True) if r != run.id]
-other_id = c4.selectbox("Compare with", ["(none)"] + others, key="ae.rec.other",
+other_id = share.widget("other", c4.selectbox, "Compare with", ["(none)"] + others, key="ae.rec.other",
                         help="Another run on the same inputs, for example PCA with the same code size.")
 
 errs = errors_for(run, dataset)
@@ -56,7 +57,8 @@ if order == "random":
         st.session_state[state.REC_SEED] = seed = seed + 1
     idx = np.random.default_rng(seed).choice(n_test, size=min(count, n_test), replace=False)
 elif order == "chosen":
-    text = st.text_input(f"Test indices (0–{n_test - 1})", "0, 1, 2, 3, 4, 5", key="ae.rec.indices")
+    text = share.widget("indices", st.text_input, f"Test indices (0–{n_test - 1})", value="0, 1, 2, 3, 4, 5",
+                        key="ae.rec.indices", max_chars=400)
     try:
         idx = np.array(parse_indices(text, n_test), dtype=int)
     except ValueError as e:

@@ -10,7 +10,7 @@ from aecore import model_spec
 from aecore.models.sentence_vae import DECODINGS
 from aecore.text import SentenceError, homotopy, parses, sentence_batch, words_of
 from pages import ui
-from pages.ui import runs, state
+from pages.ui import runs, share, state
 
 ui.page_setup()
 st.title("Sentences")
@@ -32,11 +32,14 @@ def corpus_sentences(name: str) -> list[str]:
 
 def decoding_controls() -> dict:
     c1, c2, c3 = st.columns(3)
-    method = c1.segmented_control("Decoding", DECODINGS, default="greedy", key="ae.sent.decode",
+    method = share.widget("decode", c1.segmented_control, "Decoding", list(DECODINGS), value="greedy",
+                          key="ae.sent.decode",
                                   help="greedy: the likeliest word each step; beam: the likeliest sentence among "
                                        "a beam of candidates; sample: words drawn at a temperature") or "greedy"
-    width = c2.slider("Beam width", 1, 16, 5, key="ae.sent.width", disabled=method != "beam")
-    temperature = c3.slider("Temperature", 0.1, 2.0, 1.0, 0.05, key="ae.sent.temperature",
+    width = share.widget("width", c2.slider, "Beam width", min_value=1, max_value=16, value=5, key="ae.sent.width",
+                         disabled=method != "beam")
+    temperature = share.widget("temperature", c3.slider, "Temperature", min_value=0.1, max_value=2.0, value=1.0,
+                               step=0.05, key="ae.sent.temperature",
                             disabled=method != "sample", help="below 1 sharper, above 1 more adventurous")
     return {"method": method, "width": width, "temperature": temperature}
 
@@ -75,14 +78,13 @@ def homotopy_view(decoding: dict) -> None:
                 "**sentence-vae** on the **Train** page, or see this model's samples under *Samples and decodes*.")
         return
     corpus = corpus_sentences(dataset.name)
-    st.session_state.setdefault(state.SENT_A, corpus[0])
-    st.session_state.setdefault(state.SENT_B, corpus[1])
     c1, c2 = st.columns(2)
-    first = c1.text_input("First sentence", key=state.SENT_A, max_chars=400)
-    second = c2.text_input("Second sentence", key=state.SENT_B, max_chars=400)
+    first = share.widget("a", c1.text_input, "First sentence", key=state.SENT_A, value=corpus[0], max_chars=400)
+    second = share.widget("b", c2.text_input, "Second sentence", key=state.SENT_B, value=corpus[1], max_chars=400)
     c1, c2, c3 = st.columns([2, 1, 1], vertical_alignment="bottom")
-    steps = c1.slider("Steps", 3, 15, 7, key="ae.sent.steps")
-    mode = c2.segmented_control("Path", ("linear", "slerp"), default="linear", key="ae.sent.mode") or "linear"
+    steps = share.widget("steps", c1.slider, "Steps", min_value=3, max_value=15, value=7, key="ae.sent.steps")
+    mode = share.widget("path", c2.segmented_control, "Path", ["linear", "slerp"], value="linear",
+                        key="ae.sent.mode") or "linear"
     c3.button("Two from the corpus", icon=":material/shuffle:", on_click=pick_pair, key="ae.sent.pick",
               width="stretch")
     if checked([first, second]) is None:
@@ -97,15 +99,16 @@ def homotopy_view(decoding: dict) -> None:
         verdict = "reconstructed exactly" if decoded == text else "decoded differently"
         st.caption(f"The {label} sentence's own code: **{decoded}** ({verdict}).")
     if GRAMMAR:
-        share = np.mean([parses(p["sentence"]) for p in path])
-        st.caption(f"{share:.0%} of the steps are sentences of the grammar (checked by its parser).")
+        grammatical = np.mean([parses(p["sentence"]) for p in path])
+        st.caption(f"{grammatical:.0%} of the steps are sentences of the grammar (checked by its parser).")
 
 
 # --- samples and decodes --------------------------------------------------------------------------------------------
 def samples_view(decoding: dict) -> None:
     c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
-    n = c1.slider("Samples", 1, 30, 10, key="ae.sent.n")
-    seed = c2.number_input("Seed", 0, 2**31 - 1, 0, key="ae.sent.seed")
+    n = share.widget("n", c1.slider, "Samples", min_value=1, max_value=30, value=10, key="ae.sent.n")
+    seed = share.widget("seed", c2.number_input, "Seed", min_value=0, max_value=2**31 - 1, value=0,
+                        key="ae.sent.seed")
     rows = model.sample(n, torch.Generator().manual_seed(int(seed)), **decoding)
     st.markdown("**From the prior**" if caps.posterior else "**From the language model**")
     st.dataframe(with_parse_column({"sample": [words_of(r, vocab) for r in rows]}), hide_index=True,
@@ -113,11 +116,12 @@ def samples_view(decoding: dict) -> None:
     if not caps.encodes:
         return
     st.markdown("**Decodes of one sentence**: its posterior mean, then codes drawn from its posterior q(z|x)")
-    typed = st.text_input("Sentence", corpus_sentences(dataset.name)[2], key="ae.sent.typed", max_chars=400)
+    typed = share.widget("sentence", st.text_input, "Sentence", value=corpus_sentences(dataset.name)[2],
+                         key="ae.sent.typed", max_chars=400)
     batch = checked([typed])
     if batch is None:
         return
-    k = st.slider("Draws from the posterior", 1, 10, 5, key="ae.sent.k")
+    k = share.widget("k", st.slider, "Draws from the posterior", min_value=1, max_value=10, value=5, key="ae.sent.k")
     with torch.no_grad():
         mu, logvar = model.posterior_params(batch)
         gen = torch.Generator().manual_seed(int(seed))
@@ -159,7 +163,8 @@ def uses_z_view() -> None:
                    "dropout, or free bits).")
     st.markdown("**One sentence, two codes**: decoded from its own code and from a code drawn from the prior. If "
                 "the decoder ignored z, both would be the same sentence.")
-    typed = st.text_input("Sentence", corpus_sentences(dataset.name)[3], key="ae.sent.zcheck", max_chars=400)
+    typed = share.widget("sentence", st.text_input, "Sentence", value=corpus_sentences(dataset.name)[3],
+                         key="ae.sent.zcheck", max_chars=400)
     batch = checked([typed])
     if batch is None:
         return
@@ -172,7 +177,8 @@ def uses_z_view() -> None:
     c2.markdown(f"A code from the prior\n\n> {words_of(decoded[1], vocab)}")
 
 
-view = st.segmented_control("View", VIEWS, key=state.SENT_VIEW, default=VIEWS[0], label_visibility="collapsed")
+view = share.widget("view", st.segmented_control, "View", list(VIEWS), key=state.SENT_VIEW, value=VIEWS[0],
+                    label_visibility="collapsed")
 if handle.training:
     st.caption(f"Run {handle.id} is still training: this is a copy of its latest weights.")
 if view == "Homotopy":

@@ -8,7 +8,7 @@ from aecore.jobs import model_config
 from aecore.registry import DEFAULT_MODELS
 from aecore.viz import mosaic
 from pages import ui
-from pages.ui import controls, figures, state
+from pages.ui import controls, figures, share, state
 
 ui.page_setup()
 st.title("Train")
@@ -29,7 +29,7 @@ with left:
         # a model picked for the user starts from its family's training settings, as a model the user picks does
         controls.apply_train_defaults("ae.train.settings", TrainSettings,
                                       model_spec(st.session_state[state.TRAIN_MODEL]).train_defaults, names)
-    name = st.selectbox("Model", names, key=state.TRAIN_MODEL, disabled=running,
+    name = share.widget("model", st.selectbox, "Model", names, key=state.TRAIN_MODEL, disabled=running,
                         format_func=lambda n: f"{n} — {model_spec(n).summary}",
                         on_change=lambda: controls.apply_train_defaults("ae.train.settings", TrainSettings, model_spec(
                             st.session_state[state.TRAIN_MODEL]).train_defaults, names))
@@ -38,7 +38,8 @@ with left:
     if spec.presets:
         def _apply():
             controls.apply_preset(prefix, spec.config_cls, spec.presets[st.session_state[f"{prefix}.preset"]])
-        st.selectbox("Preset", list(spec.presets), key=f"{prefix}.preset", on_change=_apply, disabled=running)
+        share.widget("preset", st.selectbox, "Preset", list(spec.presets), key=f"{prefix}.preset", on_change=_apply,
+                     disabled=running)
     # Train and Stop sit above the settings (filled in below, once the settings are read), so that the live view
     # at the top of the right column is in sight when Train is pressed
     actions = st.container()

@@ -28,6 +28,7 @@ def isolated_dirs(tmp_path, monkeypatch):
     """Every test gets its own run store and cache, and never sees the user's."""
     monkeypatch.setenv("AECORE_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("AECORE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("AECORE_DATASETS_DIR", str(tmp_path / "datasets"))
     monkeypatch.delenv("AECORE_DATA_DIR", raising=False)
     torch.manual_seed(0)
     yield

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from . import state
+from . import share, state
 from .runs import sidebar
 
 # The app uses Streamlit's own pages/ folder mode (app.py is the entry page), so a fresh server opened at any
@@ -21,15 +21,44 @@ NAV = (("app.py", "Home", ":material/home:"),
        ("pages/latent.py", "Latent space", ":material/scatter_plot:"),
        ("pages/generate.py", "Generate", ":material/auto_awesome:"),
        ("pages/sentences.py", "Sentences", ":material/notes:"),
-       ("pages/pretraining.py", "Few labels", ":material/label:"))
+       ("pages/pretraining.py", "Few labels", ":material/label:"),
+       ("pages/library.py", "Model library", ":material/inventory_2:"),
+       ("pages/your_images.py", "Your images", ":material/upload:"))
+
+# Presenter mode: type and figures for the back of a room, on a 1280x720 projector. Streamlit sizes its text in
+# rem, so the root size scales the whole page; the toolbar and the header's menu go, and the top padding shrinks so
+# that a page's key figure stays in view.
+PRESENTER_CSS = """<style>
+html { font-size: 19px; }
+[data-testid="stHeader"] { display: none; }
+.block-container, [data-testid="stMainBlockContainer"] { padding-top: 1.2rem !important; padding-bottom: 1rem; }
+.modebar-container { display: none !important; }
+[data-testid="stCaptionContainer"], [data-testid="stImageCaption"] { font-size: 0.95rem !important; }
+[data-testid="stElementToolbar"] { display: none; }
+</style>"""
+# Always: captions one step larger than Streamlit's 12 px, and Plotly's toolbar only on hover, off the legend.
+BASE_CSS = """<style>
+[data-testid="stCaptionContainer"], [data-testid="stImageCaption"] { font-size: 0.9rem; }
+</style>"""
+
+
+def presenting() -> bool:
+    """Whether presenter mode is on (the sidebar's toggle, or ``?present=1`` in a link)."""
+    return bool(st.session_state.get(state.PRESENT))
 
 
 def page_setup() -> None:
-    """Page config, session state, the navigation and the shared sidebar."""
-    st.set_page_config(page_title="Autoencoder Explorer", page_icon=":material/hub:", layout="wide")
+    """Page config, session state, the share link's values, the navigation and the shared sidebar."""
+    st.set_page_config(page_title="Autoencoder Explorer", page_icon=":material/hub:", layout="wide",
+                       initial_sidebar_state="collapsed" if st.session_state.get(state.PRESENT) else "auto")
     state.init_state()
+    share.begin()
     with st.sidebar:
         for path, label, icon in NAV:
             st.page_link(path, label=label, icon=icon)
+        share.widget("present", st.toggle, "Presenter mode", key=state.PRESENT, value=False,
+                     help="Larger type and figures for a projector, fewer controls. A link with ?present=1 opens "
+                          "in it.")
         st.divider()
+    st.html(PRESENTER_CSS if presenting() else BASE_CSS)
     sidebar()

@@ -8,6 +8,8 @@ import streamlit as st
 from aecore import ConfigError, param_specs
 from aecore.config import parse_sizes
 
+from . import share
+
 
 def _label(name: str) -> str:
     return name.replace("_", " ").capitalize()
@@ -22,9 +24,19 @@ def _log_grid(lo: float, hi: float, default: float, integer: bool) -> list:
     return sorted(set(grid) | {default})
 
 
+def _sizes_parser(spec):
+    def parse(raw: str) -> str:
+        sizes = parse_sizes(raw)  # ConfigError is a ValueError: the link's value is ignored with a notice
+        if any((spec.min is not None and v < spec.min) or (spec.max is not None and v > spec.max) for v in sizes):
+            raise ValueError(f"sizes outside {spec.min:g}–{spec.max:g}")
+        return raw
+    return parse
+
+
 def config_controls(config_cls: type, key_prefix: str, disabled: bool = False) -> tuple[dict, list[str]]:
-    """One control per UI field of ``config_cls``; returns (values, errors). Defaults come from session state
-    (a preset writes there) or from the dataclass."""
+    """One control per UI field of ``config_cls``; returns (values, errors). Values come from an opened share link,
+    session state (a preset writes there, and they survive a visit to another page) or the dataclass; each is
+    published to the share link under its field's name."""
     values, errors = {}, []
     for spec in param_specs(config_cls):
         if not spec.ui:
@@ -33,14 +45,13 @@ def config_controls(config_cls: type, key_prefix: str, disabled: bool = False) -
         common = dict(key=key, help=spec.help or None, disabled=disabled)
         label = _label(spec.name)
         if spec.kind == "bool":
-            st.session_state.setdefault(key, spec.default)
-            values[spec.name] = st.toggle(label, **common)
+            values[spec.name] = share.widget(spec.name, st.toggle, label, value=spec.default, **common)
         elif spec.kind == "choice":
-            st.session_state.setdefault(key, spec.default)
-            values[spec.name] = st.selectbox(label, list(spec.choices), **common)
+            values[spec.name] = share.widget(spec.name, st.selectbox, label, list(spec.choices), value=spec.default,
+                                             **common)
         elif spec.kind == "sizes":
-            st.session_state.setdefault(key, ",".join(map(str, spec.default)))
-            text = st.text_input(label, **common)
+            text = share.widget(spec.name, st.text_input, label, value=",".join(map(str, spec.default)),
+                                parse=_sizes_parser(spec), **common)
             try:
                 values[spec.name] = parse_sizes(text)
             except ConfigError as e:
@@ -50,18 +61,20 @@ def config_controls(config_cls: type, key_prefix: str, disabled: bool = False) -
             st.session_state.setdefault(key, spec.default)
             if st.session_state[key] not in grid:
                 st.session_state[key] = min(grid, key=lambda g: abs(math.log(g) - math.log(st.session_state[key])))
-            values[spec.name] = st.select_slider(label, grid, format_func=lambda v: f"{v:g}", **common)
+            values[spec.name] = share.widget(spec.name, st.select_slider, label, grid, format_func=lambda v: f"{v:g}",
+                                             value=spec.default, **common)
         elif spec.kind == "int" and spec.max is not None and spec.max - spec.min <= 1000:
-            st.session_state.setdefault(key, spec.default)
-            values[spec.name] = st.slider(label, int(spec.min), int(spec.max), step=int(spec.step or 1), **common)
+            values[spec.name] = share.widget(spec.name, st.slider, label, min_value=int(spec.min),
+                                             max_value=int(spec.max), step=int(spec.step or 1), value=spec.default,
+                                             **common)
         elif spec.kind == "int":
-            st.session_state.setdefault(key, spec.default)
-            values[spec.name] = st.number_input(label, int(spec.min or 0), int(spec.max) if spec.max else None,
-                                                step=int(spec.step or 1), **common)
+            values[spec.name] = share.widget(spec.name, st.number_input, label, min_value=int(spec.min or 0),
+                                             max_value=int(spec.max) if spec.max else None,
+                                             step=int(spec.step or 1), value=spec.default, **common)
         else:
-            st.session_state.setdefault(key, spec.default)
-            values[spec.name] = st.slider(label, float(spec.min), float(spec.max), step=spec.step,
-                                          format=spec.format, **common)
+            values[spec.name] = share.widget(spec.name, st.slider, label, min_value=float(spec.min),
+                                             max_value=float(spec.max), step=spec.step, format=spec.format,
+                                             value=float(spec.default), **common)
     return values, errors
 
 

@@ -3,14 +3,15 @@ needs (capabilities from the registry, the dataset's modality and image size) an
 A run still training is shown through a copy of the weights its job publishes, never the live model."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import streamlit as st
 
-from aecore import RunRecord, RunStore, RunStoreError, TrainingJob, model_spec
-from aecore.data import dataset_info, list_datasets
+from aecore import ConfigError, DatasetError, RunRecord, RunStore, RunStoreError, TrainingJob, model_spec
+from aecore.recipe import Recipe
 
-from . import state
+from . import share, state
 
 
 @st.cache_resource(max_entries=32, show_spinner="Loading run…")
@@ -40,7 +41,7 @@ def _running(dataset: str) -> dict[str, TrainingJob]:
 
 def run_choices(dataset: str) -> dict[str, str]:
     """Run id -> label of this session's runs training on ``dataset`` and every saved run on it, newest first."""
-    choices = {rid: f"● {rid} (training…)" for rid in _running(dataset)}
+    choices = {rid: f"● {job.model_name} · {dataset} (training…)" for rid, job in _running(dataset).items()}
     for entry in state.run_store().list():
         if entry.record is not None and entry.record.dataset == dataset and entry.id not in choices:
             choices[entry.id] = entry.record.label
@@ -154,23 +155,98 @@ def require_run(dataset, **needs: bool) -> RunHandle:
     return handle
 
 
+def recipe_of(run_id: str):
+    """The recipe of a run (this session's job, or a saved run), or None if it cannot be read."""
+    job = state.jobs().get(run_id)
+    try:
+        if job is not None:
+            return Recipe.make(job.model_name, job.dataset.name, vars(job.config), dataclasses.asdict(job.settings))
+        return Recipe.of_record(state.run_store().record(run_id))
+    except (RunStoreError, ConfigError, KeyError):
+        return None
+
+
+def _train_from_link() -> None:
+    """The offer's button: train the opened link's recipe here, on its dataset, and select the new run."""
+    run_id, recipe = st.session_state.pop(state.LINK_MISSING)
+    try:
+        dataset = state.load_named_dataset(recipe.dataset)
+        job = TrainingJob(recipe.model, recipe.config, dataset, recipe.train_settings(), store=state.run_store())
+    except (ConfigError, DatasetError, KeyError) as e:
+        st.session_state[state.LINK_MISSING] = (run_id, None, f"It cannot be trained here: {e}")
+        return
+    state.jobs()[job.run_id] = job.start()
+    st.session_state[state.DATASET] = recipe.dataset
+    st.session_state[state.TRAIN_ACTIVE] = job.run_id
+    st.session_state[state.PENDING_RUN] = job.run_id
+
+
+def _link_offer() -> None:
+    """An opened link names a run this server does not have: offer to train it from the link's recipe."""
+    run_id, recipe, *why = st.session_state[state.LINK_MISSING]
+    if recipe is None:
+        st.warning(f"The link's run **{run_id}** is not on this server, and the link has no usable recipe to train "
+                   f"it from. {why[0] if why else ''}")
+    else:
+        settings = ", ".join(f"{k}={v}" for k, v in {**recipe.config, **recipe.settings}.items()) or "defaults"
+        st.warning(f"The link's run **{run_id}** is not on this server. Train it here from the link's recipe "
+                   f"({recipe.model} on {recipe.dataset}: {settings})?")
+        st.button("Train it", key="ae.link.train", on_click=_train_from_link, type="primary")
+    if st.button("Dismiss", key="ae.link.dismiss"):
+        st.session_state.pop(state.LINK_MISSING, None)
+        st.rerun()
+
+
+def _take_linked_run(choices: dict[str, str]) -> None:
+    """Select the run an opened link names; one this server lacks is found by its recipe, or offered for
+    training."""
+    raw_run, raw_recipe = share.take("run"), share.take("recipe")
+    if raw_run is None:
+        return
+    if raw_run in choices:
+        st.session_state[state.RUN] = raw_run
+        return
+    recipe = None
+    if raw_recipe:
+        try:
+            recipe = Recipe.from_json(raw_recipe)
+        except ConfigError as e:
+            share.notice("recipe", raw_recipe, str(e))
+    same = [rid for rid in choices if recipe is not None and rid not in state.jobs()
+            and recipe.matches(state.run_store().record(rid))] if recipe else []
+    if same:  # a run of the same recipe is here: show that one
+        st.session_state[state.RUN] = same[0]
+        st.toast(f"The link's run {raw_run} is not on this server; showing {same[0]}, trained from the same recipe.")
+        return
+    st.session_state[state.LINK_MISSING] = (raw_run[:128], recipe)
+
+
 def sidebar() -> None:
-    """The dataset and run pickers, shared by every page."""
+    """The dataset and run pickers, shared by every page; both go into the share link, the run with its recipe."""
     if st.session_state.get(state.PENDING_RUN):  # a page asked to select a run (a new job, say)
         st.session_state[state.RUN] = st.session_state.pop(state.PENDING_RUN)
     with st.sidebar:
-        st.selectbox("Dataset", list_datasets(), key=state.DATASET, format_func=lambda n: dataset_info(n).title,
-                     help="Embedded datasets work offline; the others download on first use "
-                          "(or are read from $AECORE_DATA_DIR).")
+        share.widget("dataset", st.selectbox, "Dataset", state.dataset_names(), key=state.DATASET,
+                     format_func=state.dataset_title,
+                     help="Embedded datasets work offline; the others download on first use (or are read from "
+                          "$AECORE_DATA_DIR). Your own images: the **Your images** page.")
         choices = run_choices(st.session_state[state.DATASET])
+        _take_linked_run(choices)
+        if st.session_state.get(state.LINK_MISSING):
+            _link_offer()
         if not choices:
             st.session_state.pop(state.RUN, None)
             st.caption("No runs on this dataset yet: train one on the **Train** page.")
             return
         if st.session_state.get(state.RUN) not in choices:
             st.session_state[state.RUN] = next(iter(choices))
-        st.selectbox("Run", list(choices), key=state.RUN, format_func=choices.get,
-                     help="Saved runs on this dataset, and this session's runs still training.")
+        run_id = st.selectbox("Run", list(choices), key=state.RUN, format_func=choices.get,
+                              help="Saved runs on this dataset, and this session's runs still training. Rename, "
+                                   "download or delete them in the **Model library**.")
+        share.publish("run", run_id)
+        recipe = recipe_of(run_id)
+        if recipe is not None:
+            share.publish("recipe", recipe.to_json())
         damaged = [e for e in state.run_store().list() if e.record is None]
         if damaged:
             st.caption(f"{len(damaged)} damaged run(s) skipped: " + "; ".join(e.error for e in damaged[:3]))

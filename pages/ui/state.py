@@ -34,6 +34,11 @@ GEN_NLL = "ae.gen.nll"  # this session's importance-weighted NLL task key
 SENT_VIEW = "ae.sent.view"  # the Sentences page's section (a widget)
 SENT_A = "ae.sent.a"  # the homotopy's first sentence (a widget the corpus button sets)
 SENT_B = "ae.sent.b"  # and its second
+PRESENT = "ae.present"  # presenter mode (a widget, and ?present=1)
+USER_DATASETS = "ae.user_datasets"  # name -> (title, Dataset) uploaded in this session
+LINK_MISSING = "ae.link.missing"  # (run id, Recipe) of an opened link whose run this server lacks
+GALLERY_JOB = "ae.gallery.job"  # (preset key, CompareJob) training a talk preset's missing runs
+LIB_CONFIRM = "ae.library.confirm"  # the run id whose delete awaits confirmation
 
 
 def lowest_priority(fn):
@@ -88,6 +93,7 @@ def init_state() -> None:
     st.session_state.setdefault(DATASET, DEFAULT_DATASET)
     st.session_state.setdefault(JOBS, {})
     st.session_state.setdefault(TRAIN_SEEN_DONE, set())
+    st.session_state.setdefault(USER_DATASETS, {})
     for key in (DATASET, RUN):  # the sidebar's widgets keep their values across pages (Streamlit's documented way:
         if key in st.session_state:  # a page's widgets are new widgets, and a key set by hand outlives them)
             st.session_state[key] = st.session_state[key]
@@ -114,11 +120,44 @@ def _dataset(name: str):
     return __import__("aecore").load_dataset(name)
 
 
+def dataset_names() -> list[str]:
+    """Every dataset the sidebar offers: built-in, saved uploads, then this session's uploads."""
+    from aecore.data import list_datasets
+    return list_datasets() + [n for n in st.session_state.get(USER_DATASETS, {}) if n not in list_datasets()]
+
+
+def dataset_title(name: str) -> str:
+    uploaded = st.session_state.get(USER_DATASETS, {})
+    if name in uploaded:
+        return f"{uploaded[name][0]} (uploaded, this session)"
+    try:
+        return dataset_info(name).title
+    except KeyError:
+        return name
+
+
+def load_named_dataset(name: str):
+    """Dataset ``name``: one uploaded in this session, or a registered one (cached for every session)."""
+    uploaded = st.session_state.get(USER_DATASETS, {})
+    return uploaded[name][1] if name in uploaded else _dataset(name)
+
+
 def current_dataset(modality: str | None = None):
     """The dataset picked in the sidebar; if it cannot be loaded, or is not of ``modality`` where the page needs
     one, say why and stop the page."""
     name = st.session_state[DATASET]
-    info = dataset_info(name)
+    uploaded = st.session_state.get(USER_DATASETS, {})
+    if name in uploaded:
+        if modality not in (None, "image"):
+            st.info(f"This page shows {modality} models; **{uploaded[name][0]}** holds images. Pick a {modality} "
+                    f"dataset in the sidebar.")
+            st.stop()
+        return uploaded[name][1]
+    try:
+        info = dataset_info(name)
+    except KeyError:  # a saved upload deleted since, say
+        st.error(f"Dataset **{name}** is no longer available; pick another in the sidebar.")
+        st.stop()
     if modality is not None and info.modality != modality:
         st.info(f"This page shows {modality} models; **{info.title}** is a {info.modality} dataset. Pick a "
                 f"{modality} dataset in the sidebar.")

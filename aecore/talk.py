@@ -1,0 +1,124 @@
+"""Talk presets: ready setups a speaker opens with one click, each a page with the runs it shows, trained ahead
+of time (``python -m aecore prepare-talk``) or on first use. A preset's runs are found in the store by their
+recipe, so a run trained for the talk is reused by every session and after a restart."""
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .compare import COMPARE_PRESETS, CompareJob, Contender
+from .data import DataSource
+from .recipe import Recipe
+from .registry import model_spec
+from .store import RunStore
+from .training import TrainSettings
+
+
+@dataclass(frozen=True)
+class TalkPreset:
+    """``runs`` trained with ``settings`` (each contender may change some) on ``dataset`` (None: the image dataset
+    in use), shown on ``page`` with the share-link values ``view`` ("{runs}" becomes the runs' ids, "{run}" the
+    first's). ``look_for`` says what the audience should see."""
+
+    key: str
+    title: str
+    look_for: str
+    page: str
+    runs: tuple[Contender, ...]
+    settings: dict[str, Any] = field(default_factory=dict)
+    dataset: str | None = None
+    view: dict[str, str] = field(default_factory=dict)
+    modality: str = "image"
+
+    def dataset_for(self, image_dataset: str) -> str:
+        return self.dataset or image_dataset
+
+    def contenders(self) -> list[Contender]:
+        """The runs, each with its settings in full: the family's training defaults, then the preset's, then its
+        own."""
+        return [dataclasses.replace(c, settings={**model_spec(c.model).train_defaults, **self.settings, **c.settings})
+                for c in self.runs]
+
+    def recipes(self, image_dataset: str) -> list[Recipe]:
+        return [Recipe.make(c.model, self.dataset_for(image_dataset), c.config, c.settings) for c in self.contenders()]
+
+    def find_runs(self, store: RunStore, dataset: str) -> list[str | None]:
+        """The newest finished run of each recipe in ``store`` (None where there is none)."""
+        records = [e.record for e in store.list() if e.record is not None and e.record.status == "finished"]
+        return [next((r.id for r in records if recipe.matches(r)), None) for recipe in self.recipes(dataset)]
+
+    def link(self, run_ids: list[str]) -> dict[str, str]:
+        """The share-link values that open this preset's view of ``run_ids``."""
+        fill = {"{runs}": ",".join(run_ids), "{run}": run_ids[0] if run_ids else ""}
+        return {k: fill.get(v, v) for k, v in {"run": "{run}", **self.view}.items()}
+
+    def trainer(self, dataset: DataSource, store: RunStore, missing_only: bool = True) -> CompareJob:
+        """A job that trains the preset's runs the store lacks (all of them with ``missing_only=False``)."""
+        found = self.find_runs(store, dataset.name) if missing_only else [None] * len(self.runs)
+        todo = [c for c, rid in zip(self.contenders(), found) if rid is None]
+        return CompareJob(todo, dataset, TrainSettings(**{**self.settings}), store=store)
+
+
+_SPARSE = COMPARE_PRESETS["sparse coding, five ways"]
+TALK_PRESETS: dict[str, TalkPreset] = {p.key: p for p in (
+    TalkPreset("seed-recipe", "The seed recipe",
+               "A 784-100-30 GELU autoencoder (sigmoid output, BCE, Adam, batch 32). Look for: reconstructions that "
+               "keep each digit's identity from 30 numbers, and which digits it gets wrong (worst first).",
+               "pages/reconstructions.py", (Contender("seed recipe", "stacked"),), {"epochs": 10},
+               view={"order": "worst first"}),
+    TalkPreset("sparse-coding", "Sparse coding, five ways",
+               "One layer of 196 units trained five ways on the same data and seed. Look for: the plain "
+               "autoencoder's filters look like noise; the sparse ones (KL, neural sparse coding, k-sparse) pick "
+               "out pen strokes, each unit a part of a digit.",
+               "pages/compare.py", tuple(_SPARSE), {"epochs": 10},
+               view={"preset": "sparse coding, five ways", "epochs": "10", "runs": "{runs}"}),
+    TalkPreset("denoising", "The denoising demo",
+               "A plain autoencoder and a denoising one (trained on digits with half their pixels masked) clean "
+               "the same corrupted digits. Look for: the denoising one's PSNR above the noisy input's and the "
+               "plain one's.",
+               "pages/denoising.py", (Contender("denoising", "denoising"), Contender("plain", "stacked")),
+               {"epochs": 10}, view={"runs": "{runs}", "noise": "masking", "level": "0.5"}),
+    TalkPreset("manifold", "A 2-D latent manifold",
+               "A VAE with a 2-D code: every point of the plane decodes to a digit. Look for: the whole manifold as "
+               "a grid, one digit morphing into the next, and two levers that move along it.",
+               "pages/generate.py", (Contender("2-D VAE", "vae", {"latent_size": 2, "hidden": (512, 256)}),),
+               {"epochs": 30}, view={"view": "Levers"}),
+    TalkPreset("samples", "Samples side by side",
+               "New digits from an autoencoder (codes drawn from a Gaussian fitted to its codes), a VAE (its prior) "
+               "and a GAN (its noise), scored by a digit classifier. Look for: which family's samples look like "
+               "digits of every class.",
+               "pages/generate.py", (Contender("autoencoder", "stacked"), Contender("VAE", "vae"),
+                                     Contender("GAN", "gan")), {"epochs": 10},
+               view={"view": "Side by side", "runs": "{runs}"}),
+    TalkPreset("homotopy", "A sentence homotopy",
+               "A sentence VAE on sentences from a small grammar. Look for: the path between two sentences' codes "
+               "decodes to grammatical sentences all the way, changing a few words at a time (Bowman et al. 2016).",
+               "pages/sentences.py", (Contender("sentence VAE", "sentence-vae", {
+                   "latent_size": 64, "free_bits": 0.5, "word_dropout": 0.3}),),
+               {"epochs": 15, "batch_size": 64, "lr": 3e-3}, dataset="grammar", view={"view": "Homotopy"},
+               modality="text"),
+)}
+
+
+def prepare_talk(image_dataset: DataSource, load: Callable[[str], DataSource], store: RunStore,
+                 report: Callable[[str], None] = print, force: bool = False,
+                 keys: list[str] | None = None) -> list[dict]:
+    """Train the missing runs (all of them with ``force``) of every preset, or of those in ``keys``, on
+    ``image_dataset`` (text presets on their own, through ``load``); one row per preset: key, seconds, how many runs
+    were trained and are ready."""
+    rows = []
+    for preset in (TALK_PRESETS[k] for k in (keys or TALK_PRESETS)):
+        dataset = image_dataset if preset.modality == "image" else load(preset.dataset_for(image_dataset.name))
+        start = time.perf_counter()
+        job = preset.trainer(dataset, store, missing_only=not force)
+        report(f"{preset.title}: training {len(job.jobs)} of {len(preset.runs)} run(s) on {dataset.name}…")
+        job.start()
+        job.join()
+        failed = [j.run_id for j in job.jobs if j.record is None or j.record.status != "finished"]
+        rows.append({"preset": preset.key, "seconds": round(time.perf_counter() - start, 1),
+                     "trained": len(job.jobs), "ready": len(preset.runs) - len(failed), "failed": failed})
+        report(f"  {rows[-1]['seconds']:.1f} s, {rows[-1]['ready']} of {len(preset.runs)} ready"
+               + (f"; FAILED: {failed}" if failed else ""))
+    return rows

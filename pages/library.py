@@ -1,0 +1,116 @@
+"""Model library: every saved run with its model, dataset, key metric, date, size and training time; rename,
+download as a zip, export as a script that retrains it, delete (after a confirmation), and upload a run's zip back
+(checked by the run store before anything is written)."""
+import time
+
+import pandas as pd
+import streamlit as st
+
+from aecore import RunStoreError
+from aecore.recipe import Recipe
+from pages import ui
+from pages.ui import figures, share, state
+
+ui.page_setup()
+st.title("Model library")
+store = state.run_store()
+listing = store.list()
+records = [e for e in listing if e.record is not None]
+damaged = [e for e in listing if e.record is None]
+
+
+@st.cache_data(max_entries=16, show_spinner="Packing the run…")
+def _export(root: str, run_id: str, mtime: float) -> bytes:
+    from aecore import RunStore
+    return RunStore(root).export(run_id)
+
+
+def _size(run_id: str) -> float:
+    try:
+        return store.size(run_id) / 2**20
+    except (OSError, RunStoreError):
+        return float("nan")
+
+
+with st.expander("Upload a run (a zip downloaded from a library like this one)"):
+    upload = st.file_uploader("Run zip", type=["zip"], key="ae.library.upload", label_visibility="collapsed")
+    if upload is not None and st.button("Add it to the library", key="ae.library.import", type="primary"):
+        try:
+            new_id = store.import_(upload.getvalue())
+        except RunStoreError as e:
+            st.error(f"Not added: {e}")
+        else:
+            st.success(f"Added as **{new_id}**: pick it in the sidebar (dataset {store.record(new_id).dataset}).")
+            st.session_state[state.PENDING_RUN] = new_id
+            listing = store.list()
+            records = [e for e in listing if e.record is not None]
+
+if not records:
+    st.info("No saved runs yet: train one on the **Train** page, or upload a run's zip above.")
+else:
+    datasets = sorted({e.record.dataset for e in records})
+    shown_ds = share.widget("datasets", st.multiselect, "Datasets", datasets, key="ae.library.datasets",
+                            value=[], placeholder="all datasets")
+    rows = [e for e in records if not shown_ds or e.record.dataset in shown_ds]
+    table = pd.DataFrame([{
+        "name": e.record.title, "model": e.record.model, "dataset": e.record.dataset,
+        "metric": f"{e.record.headline[0]} {e.record.headline[1]:.4g}" if e.record.headline else "",
+        "status": e.record.status, "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(e.record.created)),
+        "size (MB)": round(_size(e.id), 2), "training time": figures.fmt_seconds(e.record.seconds), "id": e.id}
+        for e in rows])
+    st.dataframe(table, hide_index=True, width="stretch")
+    st.caption(f"{len(rows)} of {len(records)} saved runs, newest first, in {store.root}.")
+
+    ids = [e.id for e in rows]
+    if ids:
+        labels = {e.id: e.record.label for e in rows}
+        run_id = share.widget("run_id", st.selectbox, "Run", ids, key="ae.library.run", format_func=labels.get)
+        record = store.record(run_id)
+        c1, c2 = st.columns([3, 2])
+        with c1.form("ae.library.rename_form", border=False):
+            name = st.text_input("Name", record.name, max_chars=80, key=f"ae.library.name.{run_id}",
+                                 placeholder=record.title)
+            if st.form_submit_button("Rename"):
+                try:
+                    store.rename(run_id, name)
+                except RunStoreError as e:
+                    st.error(str(e))
+                else:
+                    st.rerun()
+        mtime = (store.root / run_id / "model.safetensors").stat().st_mtime
+        c2.download_button("Download (zip)", _export(str(store.root), run_id, mtime), f"{run_id}.zip",
+                           mime="application/zip", key="ae.library.download", width="stretch",
+                           on_click="ignore")
+        try:
+            script = Recipe.of_record(record).script(record.metrics, run_id)
+        except (ValueError, KeyError) as e:  # ConfigError is a ValueError: a model this version lacks
+            c2.caption(f"No script: {e}")
+        else:
+            c2.download_button("Export as script (.py)", script, f"train_{run_id.replace('-', '_')}.py",
+                               mime="text/x-python", key="ae.library.script", width="stretch", on_click="ignore",
+                               help="A short Python file that retrains this run with aecore: same seed, same numbers")
+        if st.session_state.get(state.LIB_CONFIRM) == run_id:
+            st.warning(f"Delete **{record.title}** ({run_id}) for good?")
+            d1, d2, _ = st.columns([1, 1, 4])
+            if d1.button("Yes, delete", key="ae.library.delete_yes", type="primary"):
+                store.delete(run_id)
+                st.session_state.pop(state.LIB_CONFIRM, None)
+                st.rerun()
+            if d2.button("Cancel", key="ae.library.delete_no"):
+                st.session_state.pop(state.LIB_CONFIRM, None)
+                st.rerun()
+        elif st.button("Delete…", key="ae.library.delete"):
+            st.session_state[state.LIB_CONFIRM] = run_id
+            st.rerun()
+
+if damaged:
+    st.subheader("Damaged runs")
+    st.caption("These folders are not complete runs; the reason is given. Deleting one removes its folder.")
+    st.dataframe(pd.DataFrame([{"folder": e.id, "problem": e.error} for e in damaged]), hide_index=True)
+    bad = st.selectbox("Folder", [e.id for e in damaged], key="ae.library.damaged")
+    if st.button("Delete this folder", key="ae.library.delete_damaged"):
+        try:
+            store.delete(bad)
+        except (OSError, RunStoreError) as e:
+            st.error(f"Could not delete it: {e}")
+        st.rerun()

@@ -1,0 +1,167 @@
+"""Share links and settings that survive: a page's controls live in the query string (``st.query_params``) and in
+session state. A control made with :func:`widget` takes its value from a link that was just opened (checked
+against the control's own options or range; a bad value is ignored with a notice), publishes its value to the
+query string on every run, and keeps it for the session when the user goes to another page and comes back.
+
+A link applies once: each run, the query string is compared with what this session wrote last; it differs only when
+a link was opened (a fresh session, the address bar edited, back/forward), and then its values are applied."""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import streamlit as st
+
+WRITTEN = "ae.share.written"  # what this session last wrote to the query string
+PENDING = "ae.share.pending"  # the opened link's values not yet applied, param -> text
+KEPT = "ae.share.kept"  # widget keys whose values outlive their page
+MAX_VALUE_CHARS = 2000  # a longer value is hostile or broken: ignored
+EMBED = ("embed", "embed_options")  # Streamlit's own
+
+
+def begin() -> None:
+    """First thing on every page run: take the values of a link just opened, clear the query string (each control
+    writes its own back), and carry the kept controls' values over from the page the user came from."""
+    params = {k: st.query_params[k] for k in st.query_params if k not in EMBED}
+    opened = params != st.session_state.get(WRITTEN, {})
+    st.session_state[PENDING] = dict(params) if opened else {}
+    st.session_state[WRITTEN] = {}
+    for k in params:
+        del st.query_params[k]
+    for key in st.session_state.setdefault(KEPT, set()):
+        if key in st.session_state:  # Streamlit's documented way to keep a widget's value across pages
+            st.session_state[key] = st.session_state[key]
+
+
+def notice(param: str, raw: str, why: str) -> None:
+    shown = raw if len(raw) <= 40 else raw[:40] + "…"
+    st.toast(f"The link's **{param}** = `{shown}` was ignored ({why}); the default is used.",
+             icon=":material/link_off:")
+
+
+def take(param: str) -> str | None:
+    """The opened link's raw value of ``param`` (once), or None; an over-long value is refused with a notice."""
+    pending = st.session_state.get(PENDING) or {}
+    if param not in pending:
+        return None
+    raw = pending.pop(param)
+    if len(raw) > MAX_VALUE_CHARS:
+        notice(param, raw, f"over {MAX_VALUE_CHARS} characters")
+        return None
+    return raw
+
+
+def publish(param: str, value: Any) -> None:
+    """Write ``param`` to the query string (and remember that this session wrote it)."""
+    text = format_value(value)
+    st.query_params[param] = text
+    st.session_state.setdefault(WRITTEN, {})[param] = text
+
+
+def format_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, float):
+        return f"{value:g}" if math.isfinite(value) else str(value)
+    if isinstance(value, (list, tuple)):
+        return ",".join(format_value(v) for v in value)
+    return "" if value is None else str(value)
+
+
+# --- parsers: raw text -> a value the widget accepts, or ValueError saying why ------------------------------------
+def _one_of(options: list) -> Callable[[str], Any]:
+    def parse(raw: str) -> Any:
+        for option in options:
+            if format_value(option) == raw:
+                return option
+        raise ValueError("not one of the choices here")
+    return parse
+
+
+def _many_of(options: list) -> Callable[[str], list]:
+    one = _one_of(options)
+    return lambda raw: [one(part) for part in raw.split(",") if part]
+
+
+def _number(lo: float | None, hi: float | None, integer: bool) -> Callable[[str], Any]:
+    def parse(raw: str) -> Any:
+        value = float(raw)
+        if not math.isfinite(value):
+            raise ValueError("not a finite number")
+        if integer:
+            if value != int(value):
+                raise ValueError("not a whole number")
+            value = int(value)
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise ValueError(f"outside {format_value(lo)}–{format_value(hi)}")
+        return value
+    return parse
+
+
+def _flag(raw: str) -> bool:
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("not 1 or 0")
+
+
+def _text(max_chars: int | None) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if max_chars is not None and len(raw) > max_chars:
+            raise ValueError(f"over {max_chars} characters")
+        return raw
+    return parse
+
+
+def parser_for(fn: Callable, options: list | None, kw: dict) -> Callable[[str], Any]:
+    name = getattr(fn, "__name__", "")
+    if name == "multiselect":
+        many, most = _many_of(options or []), kw.get("max_selections")
+
+        def parse(raw: str) -> list:
+            picked = many(raw)
+            if most is not None and len(picked) > most:
+                raise ValueError(f"more than {most}")
+            return picked
+        return parse
+    if options is not None:
+        return _one_of(list(options))
+    if name in ("toggle", "checkbox"):
+        return _flag
+    if name == "text_input":
+        return _text(kw.get("max_chars"))
+    lo, hi = kw.get("min_value"), kw.get("max_value")
+    numbers = (lo, hi, kw.get("value", 0), kw.get("step", 1))
+    integer = all(isinstance(v, int) and not isinstance(v, bool) for v in numbers if v is not None)
+    return _number(lo, hi, integer)
+
+
+def widget(param: str, fn: Callable, label: str, options: list | None = None, *, key: str, value: Any = None,
+           keep: bool = True, parse: Callable[[str], Any] | None = None, **kw: Any) -> Any:
+    """``fn(label, [options,] key=key, **kw)`` (an ``st`` or column widget function), its value taken from an
+    opened link where that is valid, else from session state, else ``value``; the value is published as ``param``
+    and, with ``keep``, survives a visit to another page. Pass ranges as ``min_value``/``max_value``."""
+    raw = take(param)
+    if raw is not None:
+        try:
+            st.session_state[key] = (parse or parser_for(fn, options, {**kw, "value": value}))(raw)
+        except (ValueError, TypeError) as e:
+            notice(param, raw, str(e))
+    if options is not None and key in st.session_state:  # a kept value the options no longer hold
+        current = st.session_state[key]
+        valid = all(v in options for v in current) if isinstance(current, list) else current in options
+        if not valid:
+            del st.session_state[key]
+    lo, hi = kw.get("min_value"), kw.get("max_value")
+    current = st.session_state.get(key)
+    if isinstance(current, (int, float)) and not isinstance(current, bool) and \
+            ((lo is not None and current < lo) or (hi is not None and current > hi)):  # kept from another dataset
+        st.session_state[key] = min(max(current, lo if lo is not None else current), hi if hi is not None else current)
+    if key not in st.session_state and value is not None:
+        st.session_state[key] = value
+    if keep:
+        st.session_state.setdefault(KEPT, set()).add(key)
+    result = fn(label, options, key=key, **kw) if options is not None else fn(label, key=key, **kw)
+    publish(param, result)
+    return result

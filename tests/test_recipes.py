@@ -1,0 +1,227 @@
+"""Recipes (share links, exported scripts, talk presets), run names, and a user's own images as a dataset."""
+import io
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from aecore import ConfigError, DatasetError, RunStore, RunStoreError, TrainSettings, TrainingJob, load_dataset
+from aecore import images as user_images
+from aecore.data import list_datasets
+from aecore.recipe import Recipe
+from aecore.talk import TALK_PRESETS, prepare_talk
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _train(digits, model="stacked", epochs=2, seed=3, **config):
+    job = TrainingJob(model, config, digits, TrainSettings(epochs=epochs, seed=seed, batch_size=64), store=RunStore())
+    job.start().join()
+    return job
+
+
+def test_a_recipe_keeps_only_what_differs_and_round_trips(digits):
+    job = _train(digits, hidden=(24,), code_size=6)
+    recipe = Recipe.of_record(job.record)
+    assert recipe == Recipe("stacked", "digits", {"hidden": [24], "code_size": 6},
+                            {"epochs": 2, "seed": 3, "batch_size": 64})
+    assert Recipe.from_json(recipe.to_json()) == recipe and recipe.matches(job.record)
+    assert not Recipe.make("stacked", "digits", {"code_size": 7}, recipe.settings).matches(job.record)
+
+
+@pytest.mark.parametrize("text, why", [
+    ("not json", "not valid JSON"), ("[1, 2]", "an object"), ('{"model": "nope", "dataset": "d"}', "unknown model"),
+    ('{"model": "stacked", "dataset": "d", "settings": {"lr": NaN}}', "finite"),
+    ('{"model": "stacked", "dataset": "d", "settings": {"epochs": 1e12}}', "at most"),
+    ('{"model": "stacked", "dataset": "d", "config": {"code_size": -1}}', "at least"),
+    ('{"model": "stacked", "dataset": "d", "config": {"__class__": 1}}', "unknown setting"),
+    ('{"model": "stacked", "dataset": "d", "config": {"hidden": [100000, 100000, 100000]}}', "at most"),
+    ("[" * 100_000, "at most 2000"),
+    ('{"model": "stacked", "dataset": "d", "config": ' + "[" * 950 + "]" * 950 + "}", "settings objects|not valid"),
+])
+def test_hostile_recipes_are_refused_with_a_reason(text, why):
+    with pytest.raises(ConfigError, match=why):
+        Recipe.from_json(text)
+
+
+def test_the_exported_script_reproduces_the_run(digits, tmp_path):
+    job = _train(digits, epochs=2, hidden=(16,), code_size=5)
+    script = tmp_path / "again.py"
+    script.write_text(Recipe.of_record(job.record).script(job.record.metrics, job.run_id))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "AECORE_RUNS_DIR": str(tmp_path / "other-runs")}
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    rerun = [e.record for e in RunStore(tmp_path / "other-runs").list()]
+    assert len(rerun) == 1 and rerun[0].id in out.stdout
+    for key, value in job.record.metrics.items():  # same seed, same numbers (up to float rounding across threads)
+        assert rerun[0].metrics[key] == pytest.approx(value, rel=1e-4), key
+    assert Recipe.of_record(rerun[0]) == Recipe.of_record(job.record)
+
+
+def test_rename_shows_the_name_keeps_the_id_and_refuses_bad_names(digits):
+    job = _train(digits, epochs=1, hidden=(16,), code_size=5)
+    store = RunStore()
+    before = store.record(job.run_id)
+    assert before.title.startswith("stacked hidden=16, code_size=5 · digits")
+    assert "test BCE" in before.label
+    store.rename(job.run_id, "  my   first run ")
+    after = store.record(job.run_id)
+    assert after.id == job.run_id and after.name == "my first run" and after.label.startswith("my first run ·")
+    for bad in ("x" * 81, "nul\x00", "bell\x07"):
+        with pytest.raises(RunStoreError):
+            store.rename(job.run_id, bad)
+    assert store.record(job.run_id).name == "my first run"
+    assert not list((store.root / job.run_id).glob(".*tmp"))
+    blob = store.export(job.run_id)  # the name travels with the run
+    other = RunStore(store.root.parent / "other")
+    assert other.record(other.import_(blob)).name == "my first run"
+
+
+# --- your own images ------------------------------------------------------------------------------------------------
+def _png(pixels: np.ndarray) -> bytes:
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def _zip(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def _bars(n_per_class: int = 12) -> dict[str, bytes]:
+    """Dark bars on a light ground, 40x30 RGB: vertical ones in 'tall/', horizontal ones in 'wide/'."""
+    files = {}
+    for i in range(n_per_class):
+        a = np.full((40, 30, 3), 240, np.uint8)
+        a[5:35, 10 + i % 5:14 + i % 5] = 10
+        files[f"shapes/tall/{i}.png"] = _png(a)
+        b = np.full((40, 30, 3), 240, np.uint8)
+        b[15 + i % 5:19 + i % 5, 2:28] = 10
+        files[f"shapes/wide/{i}.png"] = _png(b)
+    files["shapes/readme.txt"] = b"not an image"
+    return files
+
+
+def test_a_zip_of_images_becomes_a_labelled_dataset_that_trains_and_can_be_saved():
+    ds = user_images.dataset_from_upload(_zip(_bars()), "shapes.zip", "My shapes", side=16)
+    assert ds.class_names == ("tall", "wide") and ds.image_shape == (16, 16)
+    assert len(ds.x_train) + len(ds.x_test) == 24 and len(ds.x_test) == 4
+    assert np.bincount(ds.y_test).tolist() == [2, 2]  # split by class
+    frames = ds.x_train.reshape(-1, 16, 16)
+    assert frames[:, 0, :].max() < 0.1 and frames.max() > 0.9  # light ground inverted: bright strokes on black
+    tall = frames[ds.y_train == 0].mean(axis=0)
+    assert tall[:, 6:10].mean() > 3 * tall[6:10, :].mean() / 2  # the tall bars' mass runs down the middle
+    job = TrainingJob("stacked", {"hidden": (16,), "code_size": 4}, ds, TrainSettings(epochs=3, batch_size=8))
+    job.start().join()
+    assert job.progress().status == "finished"
+    path = user_images.save_dataset(ds, "My shapes")
+    assert ds.name in list_datasets()
+    again = load_dataset(ds.name)
+    assert np.array_equal(again.x_train, ds.x_train) and again.class_names == ds.class_names
+    assert path.parent == Path(os.environ["AECORE_DATASETS_DIR"])
+
+
+def test_an_npz_becomes_a_dataset_and_is_read_without_pickle():
+    x = (np.random.default_rng(0).random((30, 20, 20)) * 255).astype(np.uint8)
+    y = np.arange(30) % 3 + 7
+    buf = io.BytesIO()
+    np.savez(buf, x=x, y=y)
+    ds = user_images.dataset_from_upload(buf.getvalue(), "arrays.npz", side=28, invert="no")
+    assert ds.image_shape == (28, 28) and ds.class_names == ("7", "8", "9")
+    assert 0 <= ds.x_train.min() and ds.x_train.max() <= 1
+
+
+def _bomb_png() -> bytes:
+    """A small PNG that decodes to 10,000 x 10,000 pixels."""
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.new("L", (10_000, 10_000)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def _npz(**arrays) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def _zip_claiming(size: int) -> bytes:
+    """A zip whose one member claims ``size`` bytes (a zip bomb's header)."""
+    data = bytearray(_zip({"a/0.png": b"x" * 10}))
+    local, central = data.find(b"PK\x03\x04"), data.find(b"PK\x01\x02")
+    data[local + 22:local + 26] = size.to_bytes(4, "little")
+    data[central + 24:central + 28] = size.to_bytes(4, "little")
+    return bytes(data)
+
+
+@pytest.mark.parametrize("name, make, why", [
+    ("x.zip", lambda: b"PK not a zip", "not a readable zip"),
+    ("x.zip", lambda: _zip_claiming(2**32 - 1), "unpacks to more than"),
+    ("x.zip", lambda: _zip({"a/1.png": b"x"}), "at least 10"),
+    ("x.zip", lambda: _zip({**{f"a/{i}.png": _png(np.zeros((8, 8), np.uint8)) for i in range(10)},
+                            "a/big.png": _bomb_png()}), "pixels"),
+    ("x.zip", lambda: _zip({**{f"a/{i}.png": _png(np.zeros((8, 8), np.uint8)) for i in range(10)},
+                            "../evil.png": _png(np.zeros((8, 8), np.uint8))}), "leave its folder"),
+    ("x.zip", lambda: _zip({f"a/{i}.png": b"not a png" for i in range(10)}), "not a readable PNG"),
+    ("x.npz", lambda: _npz(x=np.array([object()] * 12, dtype=object)), "cannot be read safely"),
+    ("x.npz", lambda: _npz(images=np.zeros((12, 5, 7, 2))), "shape"),
+    ("x.npz", lambda: _npz(x=np.full((12, 8, 8), np.nan)), "NaN"),
+    ("x.npz", lambda: _npz(x=np.zeros((12, 8, 8)), y=np.arange(5)), "labels"),
+    ("x.npz", lambda: _npz(z=np.zeros((12, 8, 8))), "no array named"),
+    ("x.gif", lambda: b"GIF89a", "upload a .zip"),
+])
+def test_hostile_uploads_are_refused_and_nothing_is_written(name, make, why, monkeypatch):
+    monkeypatch.setattr(user_images, "MAX_IMAGE_PIXELS", 1000 * 1000)  # bounds checked without a 16M-pixel image
+    folder = Path(os.environ["AECORE_DATASETS_DIR"])
+    with pytest.raises(DatasetError, match=why):
+        user_images.dataset_from_upload(make(), name)
+    assert not folder.exists() or not any(folder.iterdir())
+
+
+def test_too_many_images_and_too_large_a_file_are_refused(monkeypatch):
+    monkeypatch.setattr(user_images, "MAX_IMAGES", 15)
+    with pytest.raises(DatasetError, match="at most 15"):
+        user_images.dataset_from_upload(_zip(_bars(8)), "x.zip")
+    monkeypatch.setattr(user_images, "MAX_UPLOAD_BYTES", 1000)
+    with pytest.raises(DatasetError, match="MB"):
+        user_images.dataset_from_upload(_zip(_bars(8)), "x.zip")
+
+
+# --- talk presets -----------------------------------------------------------------------------------------------------
+def test_prepare_talk_trains_what_is_missing_and_the_presets_then_find_their_runs(digits, capsys):
+    from aecore.__main__ import main
+    store = RunStore()
+    keys = ["seed-recipe", "denoising"]
+    assert [p.find_runs(store, "digits") for p in map(TALK_PRESETS.get, keys)] == [[None], [None, None]]
+    assert main(["prepare-talk", "--dataset", "digits", "--only", ",".join(keys)]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    # the denoising demo's plain run is the seed recipe's: trained once, found by its recipe
+    assert [(r["preset"], r["trained"], r["ready"]) for r in rows] == [("seed-recipe", 1, 1), ("denoising", 1, 2)]
+    assert all(r["seconds"] > 0 for r in rows)
+    found = TALK_PRESETS["denoising"].find_runs(store, "digits")
+    assert None not in found and found[1] == TALK_PRESETS["seed-recipe"].find_runs(store, "digits")[0]
+    assert store.record(found[0]).model == "denoising"
+    link = TALK_PRESETS["denoising"].link(found)
+    assert link["run"] == found[0] and link["runs"] == ",".join(found)
+    rows = prepare_talk(digits, load_dataset, store, report=lambda s: None, keys=keys)  # nothing left to do
+    assert [r["trained"] for r in rows] == [0, 0]
+    assert main(["prepare-talk", "--only", "nope"]) == 2
+
+
+def test_every_talk_preset_has_valid_recipes_and_a_page():
+    for preset in TALK_PRESETS.values():
+        assert (ROOT / preset.page).is_file()
+        recipes = preset.recipes("mnist-5k")
+        assert len(recipes) == len(preset.runs) and all(Recipe.from_json(r.to_json()) == r for r in recipes)
+        assert torch.is_tensor(torch.zeros(1))  # the recipes were built without touching a model
