@@ -226,8 +226,8 @@ def sidebar() -> None:
     if st.session_state.get(state.PENDING_RUN):  # a page asked to select a run (a new job, say)
         st.session_state[state.RUN] = st.session_state.pop(state.PENDING_RUN)
     with st.sidebar:
-        share.widget("dataset", st.selectbox, "Dataset", state.dataset_names(), key=state.DATASET,
-                     format_func=state.dataset_title,
+        titles = {name: state.dataset_title(name) for name in state.dataset_names()}
+        share.widget("dataset", st.selectbox, "Dataset", list(titles), key=state.DATASET, format_func=titles.get,
                      help="Embedded datasets work offline; the others download on first use (or are read from "
                           "$AECORE_DATA_DIR). Your own images: the **Your images** page.")
         choices = run_choices(st.session_state[state.DATASET])

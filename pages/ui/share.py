@@ -4,7 +4,8 @@ against the control's own options or range; a bad value is ignored with a notice
 query string on every run, and keeps it for the session when the user goes to another page and comes back.
 
 A link applies once: each run, the query string is compared with what this session wrote last; it differs only when
-a link was opened (a fresh session, the address bar edited, back/forward), and then its values are applied."""
+a link was opened (a fresh session, the address bar edited, back/forward, a page switch), and then its values are
+applied."""
 from __future__ import annotations
 
 import math
@@ -24,10 +25,15 @@ def begin() -> None:
     writes its own back), and carry the kept controls' values over from the page the user came from."""
     params = {k: st.query_params[k] for k in st.query_params if k not in EMBED}
     opened = params != st.session_state.get(WRITTEN, {})
-    st.session_state[PENDING] = dict(params) if opened else {}
+    # a link's values that no control has taken yet (the page stopped early: its run was still to be trained)
+    # wait, and stay in the link, until the page shows those controls or the user goes to another page
+    pending = dict(params) if opened else st.session_state.get(PENDING) or {}
+    st.session_state[PENDING] = pending
     st.session_state[WRITTEN] = {}
     for k in params:
         del st.query_params[k]
+    for k, v in pending.items():
+        publish(k, v)
     for key in st.session_state.setdefault(KEPT, set()):
         if key in st.session_state:  # Streamlit's documented way to keep a widget's value across pages
             st.session_state[key] = st.session_state[key]

@@ -1,0 +1,183 @@
+"""AppTest: share links, settings that survive, presenter mode, the model library, your own images and the talk
+gallery."""
+
+from streamlit.testing.v1 import AppTest
+
+from aecore import RunStore
+from tests.test_app import APP, app, rerun_until, train_run
+from tests.test_recipes import _bars, _zip
+
+
+def opened(page: str, params: dict) -> AppTest:
+    """A fresh session opening ``page`` at a link with ``params`` (a new browser, no state)."""
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.switch_page(page)
+    at.query_params.update(params)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def toasts(at: AppTest) -> str:
+    return " ".join(t.value for t in at.toast)
+
+
+def test_a_share_link_round_trip_restores_the_train_page():
+    at = app("pages/train.py")
+    at.sidebar.selectbox(key="ae.dataset").select("digits").run()
+    at.selectbox(key="ae.train.model").select("k-sparse").run()
+    at.number_input(key="ae.train.cfg.k-sparse.k").set_value(12).run()
+    at.slider(key="ae.train.settings.epochs").set_value(7).run()
+    at.number_input(key="ae.train.settings.seed").set_value(42).run()
+    link = dict(at.query_params)
+    assert link["model"] == "k-sparse" and link["k"] == "12" and link["epochs"] == "7" and link["seed"] == "42"
+    assert link["dataset"] == "digits"
+    again = opened("pages/train.py", link)  # a fresh browser at that link
+    assert again.sidebar.selectbox(key="ae.dataset").value == "digits"
+    assert again.selectbox(key="ae.train.model").value == "k-sparse"
+    assert again.number_input(key="ae.train.cfg.k-sparse.k").value == 12
+    assert again.slider(key="ae.train.settings.epochs").value == 7
+    assert again.number_input(key="ae.train.settings.seed").value == 42
+    assert not toasts(again)
+    # the link applies once: the user's next change is not undone by it
+    again.slider(key="ae.train.settings.epochs").set_value(9).run()
+    assert again.slider(key="ae.train.settings.epochs").value == 9 and again.query_params["epochs"] == "9"
+
+
+def test_hostile_link_values_fall_back_to_defaults_with_a_notice():
+    at = opened("pages/train.py", {
+        "dataset": "../../etc/passwd", "model": "nope", "epochs": "1e12", "lr": "abc", "seed": "-5",
+        "hidden": "100000,x", "run": "r" * 5000, "recipe": "{" * 3000, "present": "maybe", "unknown": "1"})
+    assert at.sidebar.selectbox(key="ae.dataset").value == "mnist-5k"
+    assert at.selectbox(key="ae.train.model").value == "stacked"
+    assert at.slider(key="ae.train.settings.epochs").value == 30
+    assert at.number_input(key="ae.train.settings.seed").value == 0
+    assert at.text_input(key="ae.train.cfg.stacked.hidden").value == "100"
+    shown = toasts(at)
+    for param in ("dataset", "model", "epochs", "lr", "seed", "hidden", "present"):
+        assert f"**{param}**" in shown, param
+    assert "over 2000 characters" in shown
+    assert not at.error and not at.exception
+
+
+def test_a_link_to_a_run_this_server_lacks_offers_to_train_it_from_its_recipe():
+    recipe = '{"model":"stacked","dataset":"digits","config":{"hidden":[16],"code_size":4},"settings":{"epochs":2}}'
+    at = opened("pages/reconstructions.py", {"dataset": "digits", "run": "20250101-000000-stacked-abcd",
+                                             "recipe": recipe, "order": "worst first"})
+    assert any("not on this server" in w.value for w in at.sidebar.warning)
+    at.sidebar.button(key="ae.link.train").click().run()
+    jobs = at.session_state["ae.jobs"]
+    assert len(jobs) == 1
+    job = next(iter(jobs.values()))
+    assert job.join(timeout=120) and job.record.config["hidden"] == [16]
+    at.run()
+    assert at.sidebar.selectbox(key="ae.run").value == job.run_id
+    assert at.radio(key="ae.rec.order").value == "worst first"
+    # a second link to the missing run now finds the run trained from the same recipe
+    again = opened("pages/reconstructions.py", {"dataset": "digits", "run": "20250101-000000-stacked-abcd",
+                                                "recipe": recipe})
+    assert again.sidebar.selectbox(key="ae.run").value == job.run_id and not again.sidebar.warning
+
+
+def test_settings_survive_a_visit_to_another_page_and_presenter_mode_opens_from_a_link():
+    at = app("pages/train.py")
+    at.selectbox(key="ae.train.model").select("denoising").run()
+    at.slider(key="ae.train.settings.epochs").set_value(4).run()
+    at.selectbox(key="ae.train.cfg.denoising.noise").select("gaussian").run()
+    at.switch_page("pages/filters.py").run()
+    at.switch_page("pages/train.py").run()
+    assert at.selectbox(key="ae.train.model").value == "denoising"
+    assert at.slider(key="ae.train.settings.epochs").value == 4
+    assert at.selectbox(key="ae.train.cfg.denoising.noise").value == "gaussian"
+    shown = opened("pages/train.py", {"present": "1"})
+    assert shown.sidebar.toggle(key="ae.present").value is True
+    assert any("font-size: 19px" in h.proto.body for h in shown.get("html"))
+
+
+def test_a_link_restores_the_latent_and_generate_views():
+    run = train_run("vae", epochs=1, latent_size=2, hidden=(32,))
+    at = opened("pages/latent.py", {"dataset": "digits", "run": run, "point": "17", "grid": "5", "path": "slerp"})
+    assert at.number_input(key="ae.latent.point").value == 17 and at.slider(key="ae.latent.grid").value == 5
+    assert any("5×5 decodes" in c for img in at.image for c in img.captions)
+    at = opened("pages/generate.py", {"dataset": "digits", "run": run, "view": "Interpolation", "steps": "4"})
+    assert at.slider(key="ae.gen.steps").value == 4
+
+
+def test_the_compare_page_shows_the_saved_runs_a_link_names():
+    a = train_run("stacked", epochs=1, hidden=(), code_size=16)
+    b = train_run("k-sparse", epochs=1, code_size=16, k=4)
+    at = opened("pages/compare.py", {"dataset": "digits", "runs": f"{a},{b},missing-run"})
+    assert "missing-run" in toasts(at)
+    assert [m.value for m in at.markdown if m.value.startswith("**")][-2:] == ["**plain AE**  \n`stacked`",
+                                                                              "**k-sparse**  \n`k-sparse`"]
+    assert at.get("plotly_chart") and at.query_params["runs"] == f"{a},{b}"
+
+
+def test_the_model_library_renames_deletes_after_confirming_exports_and_imports():
+    first = train_run("stacked", epochs=1, hidden=(16,), code_size=4)
+    store = RunStore()
+    blob = store.export(first)
+    at = app("pages/library.py")
+    table = at.dataframe[0].value
+    assert list(table["id"]) == [first] and table["model"][0] == "stacked" and table["size (MB)"][0] > 0
+    assert [b.label for b in at.get("download_button")] == ["Download (zip)", "Export as script (.py)"]
+    at.text_input(key=f"ae.library.name.{first}").input("tiny digits AE")
+    at.button[0].click().run()  # the form's Rename submits the name
+    assert store.record(first).name == "tiny digits AE"
+    assert at.dataframe[0].value["name"][0] == "tiny digits AE"
+    at.button(key="ae.library.delete").click().run()
+    assert any("for good" in w.value for w in at.warning) and first in [e.id for e in store.list()]
+    at.button(key="ae.library.delete_no").click().run()
+    assert first in [e.id for e in store.list()]
+    at.button(key="ae.library.delete").click().run()
+    at.button(key="ae.library.delete_yes").click().run()
+    assert store.list() == [] and any("No saved runs" in i.value for i in at.info)
+    # upload: a hostile zip is refused and writes nothing; the exported one comes back
+    at.file_uploader(key="ae.library.upload").set_value(("evil.zip", _zip({"../x.json": b"{}"}), "application/zip"))
+    at.run()
+    at.button(key="ae.library.import").click().run()
+    assert any("Not added" in e.value for e in at.error) and store.list() == []
+    at.file_uploader(key="ae.library.upload").set_value((f"{first}.zip", blob, "application/zip"))
+    at.run()
+    at.button(key="ae.library.import").click().run()
+    assert [e.id for e in store.list()] == [first] and any("Added" in s.value for s in at.success)
+
+
+def test_your_images_upload_previews_and_trains_on_every_page():
+    at = app("pages/your_images.py")
+    at.file_uploader(key="ae.images.file").set_value(("shapes.zip", _zip(_bars()), "application/zip"))
+    at.run()
+    at.selectbox(key="ae.images.side").select(16).run()
+    at.button(key="ae.images.convert").click().run()
+    assert not at.error, [e.value for e in at.error]
+    assert "24 images, 16×16" in at.subheader[0].value
+    assert list(at.dataframe[0].value["class"]) == ["tall", "wide"]
+    at.button(key="ae.images.use").click().run()
+    name = at.sidebar.selectbox(key="ae.dataset").value
+    assert name.startswith("upload-shapes")
+    at.switch_page("pages/train.py").run()
+    at.slider(key="ae.train.settings.epochs").set_value(2).run()
+    at.button(key="ae.train.start").click().run()
+    job = next(iter(at.session_state["ae.jobs"].values()))
+    assert job.join(timeout=120) and job.record.dataset == name and job.record.config["input_shape"] == [16, 16]
+    at.switch_page("pages/reconstructions.py").run()
+    assert not at.exception and at.image
+    # a bad upload: a clear message, no preview, no dataset
+    at.switch_page("pages/your_images.py").run()
+    at.file_uploader(key="ae.images.file").set_value(("x.npz", b"not an npz", "application/octet-stream"))
+    at.run()
+    at.button(key="ae.images.convert").click().run()
+    assert any("Not loaded" in e.value for e in at.error)
+
+
+def test_the_gallery_trains_a_missing_preset_then_opens_its_view():
+    at = app()
+    at.sidebar.selectbox(key="ae.dataset").select("digits").run()
+    assert any(b.label == "Train and open" for b in at.button)
+    at.button(key="ae.gallery.seed-recipe").click().run()
+    rerun_until(at, lambda a: any(t.value == "Reconstructions" for t in a.title), timeout=120)
+    assert at.radio(key="ae.rec.order").value == "worst first"
+    run = at.sidebar.selectbox(key="ae.run").value
+    assert RunStore().record(run).settings["epochs"] == 10
+    at.switch_page("app.py").run()
+    assert at.button(key="ae.gallery.seed-recipe").label == "Open"
