@@ -99,7 +99,9 @@ st.markdown(
     "interpolate between two digits and retrieve look-alikes by code.\n"
     "6. Open **Generate** to put samples of an autoencoder, a VAE and a GAN side by side.\n"
     "7. For text, pick *Sentences from a small grammar* in the sidebar, train a `sentence-vae` on **Train**, and open "
-    "**Sentences** to type two sentences and watch one turn into the other.")
+    "**Sentences** to type two sentences and watch one turn into the other.\n"
+    "8. Keep, rename, download or upload runs in the **Model library**; bring your own pictures on **Your images**. "
+    "Every page's address is a link back to what it shows.")
 c1, c2, c3 = st.columns(3)
 c1.page_link("pages/train.py", label="Train a model", icon=":material/model_training:")
 c2.page_link("pages/reconstructions.py", label="Inspect reconstructions", icon=":material/compare:")

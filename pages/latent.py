@@ -77,7 +77,8 @@ def _scatter(xy: np.ndarray, index: np.ndarray) -> go.Figure:
         if len(rows):
             fig.add_trace(go.Scattergl(x=xy[rows, 0], y=xy[rows, 1], mode="markers", name=str(name),
                                        customdata=index[rows],
-                                       marker=dict(size=4, color=viz.CLASS_COLORS[c % len(viz.CLASS_COLORS)]),
+                                       marker=dict(size=6 if ui.presenting() else 5,
+                                                   color=viz.CLASS_COLORS[c % len(viz.CLASS_COLORS)]),
                                        hovertemplate=f"#%{{customdata}} · {name}<extra></extra>"))
     fig.update_layout(height=LIVE_HEIGHT, margin=dict(l=10, r=10, t=10, b=10), legend_title_text="label")
     return fig
@@ -263,7 +264,7 @@ elif side:
                                         (run.id, method, tuple(sorted(params.items()))))):
         acc, trust = _scores((*key, dataset.name, n), high, pts, labels[:n])
         f = _scatter(pts, np.arange(n))
-        f.update_traces(marker=dict(size=3))
+        f.update_traces(marker=dict(size=4))
         f.update_layout(height=380, margin=dict(l=10, r=10, t=40, b=10), showlegend=False, title=title)
         col.plotly_chart(f, key=f"ae.latent.side.{title}")
         col.metric("10-NN label accuracy in 2-D", f"{acc:.3f}")

@@ -43,11 +43,11 @@ with left:
     # Train and Stop sit above the settings (filled in below, once the settings are read), so that the live view
     # at the top of the right column is in sight when Train is pressed
     actions = st.container()
-    with st.expander("Model hyperparameters", expanded=True):
+    with st.expander("Model hyperparameters", expanded=not ui.presenting()):  # a projector shows what it learns
         config, errors = controls.config_controls(spec.config_cls, prefix, disabled=running)
     closed_form = spec.builder.closed_form
     greedy_ok = spec.builder.supports_greedy()
-    with st.expander("Training", expanded=not closed_form):
+    with st.expander("Training", expanded=not closed_form and not ui.presenting()):
         if closed_form:
             st.caption("This model is fitted in closed form: no epochs or learning rate.")
         settings_values, settings_errors = controls.config_controls(TrainSettings, "ae.train.settings",
@@ -120,14 +120,15 @@ def live_view(job: TrainingJob) -> None:
         f"elapsed {figures.fmt_seconds(p.elapsed)} · ETA {figures.fmt_seconds(p.eta)}"
     st.progress(p.fraction, text=f"{p.status if p.done else p.phase or p.status} · epoch {p.epoch}/{p.epochs} · "
                                  f"step {p.step:,}/{p.total_steps:,}{rate} · {when}")
+    if p.probe is not None:  # what it learns first: in sight at 1280x720 while it trains
+        preview(job, p.probe)
     if p.losses:
         cols = st.columns(len(p.losses))
         for col, (k, v) in zip(cols, p.losses.items()):
             col.metric(p.stat_labels.get(k, k), f"{v:.4f}", help=p.units.get(k))
     if p.history:
-        st.plotly_chart(figures.cost_figure(p.history, p.epoch_rows, p.units, stats=p.stat_labels), key=f"ae.train.curve.{job.run_id}")
-    if p.probe is not None:
-        preview(job, p.probe)
+        st.plotly_chart(figures.cost_figure(p.history, p.epoch_rows, p.units, stats=p.stat_labels),
+                        key=f"ae.train.curve.{job.run_id}")
     if p.done:
         msg = {"finished": st.success, "stopped": st.warning, "diverged": st.error, "failed": st.error}[p.status]
         text = f"Run **{job.run_id}** {p.status}"

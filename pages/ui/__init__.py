@@ -30,8 +30,9 @@ NAV = (("app.py", "Home", ":material/home:"),
 # that a page's key figure stays in view.
 PRESENTER_CSS = """<style>
 html { font-size: 19px; }
-[data-testid="stHeader"] { display: none; }
-.block-container, [data-testid="stMainBlockContainer"] { padding-top: 1.2rem !important; padding-bottom: 1rem; }
+[data-testid="stHeader"] { background: transparent; }
+[data-testid="stToolbarActions"], [data-testid="stMainMenu"], [data-testid="stAppDeployButton"] { display: none; }
+[data-testid="stMainBlockContainer"] { padding: 1rem 1.5rem 1rem 1.5rem !important; max-width: none; }
 .modebar-container { display: none !important; }
 [data-testid="stCaptionContainer"], [data-testid="stImageCaption"] { font-size: 0.95rem !important; }
 [data-testid="stElementToolbar"] { display: none; }
@@ -49,8 +50,9 @@ def presenting() -> bool:
 
 def page_setup() -> None:
     """Page config, session state, the share link's values, the navigation and the shared sidebar."""
+    linked = st.query_params.get("present") in ("1", "true")  # a presenter's link opens with the sidebar folded
     st.set_page_config(page_title="Autoencoder Explorer", page_icon=":material/hub:", layout="wide",
-                       initial_sidebar_state="collapsed" if st.session_state.get(state.PRESENT) else "auto")
+                       initial_sidebar_state="collapsed" if linked or st.session_state.get(state.PRESENT) else "auto")
     state.init_state()
     share.begin()
     with st.sidebar:

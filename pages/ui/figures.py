@@ -28,35 +28,45 @@ def images(pixels: np.ndarray, shape: tuple[int, int], captions: list[str] | Non
 
 def cost_figure(history: list[dict], epoch_rows: list[dict], units: dict[str, str] | None = None,
                 height: int = 320, stats: dict[str, str] | None = None) -> go.Figure:
-    """One line per loss term: running means while training (solid) and the test value per epoch (dotted); each
-    term's unit in its legend entry, and on the axis when all share one. ``stats`` (name -> label), values logged
-    beside the losses (a KL weight, D's accuracy), go dashed on a second axis at the right."""
+    """The cost curves: running means while training (solid) and the test value per epoch (dotted). One loss term
+    fills the chart; several get one panel each, on its own y scale, so a term that starts at 4.7 (a KL penalty) or
+    a spike to 45,000 (a diverging run) cannot flatten the others. ``stats`` (name -> label), values logged beside
+    the losses (a KL weight, D's accuracy), go dashed in a panel of their own at the bottom."""
+    from plotly.subplots import make_subplots
     units, stats = units or {}, stats or {}
-    fig = go.Figure()
     keys = [k for k in (history[-1] if history else {}) if k not in ("step", "epoch", "phase")]
-    terms = [k for k in keys if k not in stats]
-    for i, key in enumerate(k for k in keys if k in stats):
-        fig.add_scatter(x=[h["epoch"] for h in history], y=[h.get(key) for h in history], mode="lines",
-                        name=stats[key], yaxis="y2", line=dict(dash="dash", width=1.5,
-                                                               color=["#868e96", "#495057", "#adb5bd"][i % 3]))
-    palette = ["#4c6ef5", "#e8590c", "#2b8a3e", "#ae3ec9", "#f59f00", "#1098ad"]
-    for i, term in enumerate(terms):
-        color = palette[i % len(palette)]
-        name = f"{term} ({units[term]})" if term in units and len(terms) > 1 else term
-        fig.add_scatter(x=[h["epoch"] for h in history], y=[h.get(term) for h in history], mode="lines",
-                        name=f"{name}, train", line=dict(color=color))
+    terms = [k for k in keys if k not in stats] or [""]
+    shown_stats = [k for k in keys if k in stats]
+    rows = len(terms) + bool(shown_stats)
+    titles = [f"{t} ({units[t]})" if t in units else t for t in terms] + (["logged values"] if shown_stats else [])
+    fig = make_subplots(rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.12 if rows > 1 else 0.02,
+                        subplot_titles=titles if rows > 1 else None)
+    epochs = [h["epoch"] for h in history]
+    for row, term in enumerate(terms, start=1):
+        if not term:
+            continue
+        color = _PALETTE[(row - 1) % len(_PALETTE)]
+        fig.add_scatter(x=epochs, y=[h.get(term) for h in history], mode="lines", name=f"{term}, train",
+                        line=dict(color=color), row=row, col=1, legendgroup=term)
         val = [(r["epoch"], r[f"val_{term}"]) for r in epoch_rows if f"val_{term}" in r]
         if val:
-            fig.add_scatter(x=[v[0] for v in val], y=[v[1] for v in val], mode="lines+markers",
-                            name=f"{name}, test", line=dict(color=color, dash="dot"))
-    shown = {units.get(t, "") for t in terms}
-    axis = f"loss ({shown.pop()})" if len(shown) == 1 and "" not in shown else "loss"
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=50 if stats else 30, b=10), xaxis_title="epoch",
-                      yaxis_title=axis, legend=dict(orientation="h", yanchor="bottom", y=1.02), title=None)
-    if any(k in stats for k in keys):
-        fig.update_layout(yaxis2=dict(overlaying="y", side="right", showgrid=False, rangemode="tozero",
-                                      title=", ".join(stats[k] for k in keys if k in stats)))
+            fig.add_scatter(x=[v[0] for v in val], y=[v[1] for v in val], mode="lines+markers", name=f"{term}, test",
+                            line=dict(color=color, dash="dot"), row=row, col=1, legendgroup=term)
+    for i, key in enumerate(shown_stats):
+        fig.add_scatter(x=epochs, y=[h.get(key) for h in history], mode="lines", name=stats[key], row=rows, col=1,
+                        line=dict(dash="dash", width=1.5, color=["#868e96", "#495057", "#adb5bd"][i % 3]))
+    if rows == 1:
+        unit = units.get(terms[0], "")
+        fig.update_yaxes(title_text=f"loss ({unit})" if unit else "loss")
+    fig.update_xaxes(title_text="epoch", row=rows, col=1)
+    panel = max(110, height - 90) if rows == 1 else 130
+    fig.update_layout(height=panel * rows + 90, margin=dict(l=10, r=10, t=50, b=10), title=None,
+                      legend=dict(orientation="h", yanchor="bottom", y=1.0 + 24 / (panel * rows), x=0))
+    fig.update_annotations(font_size=13)
     return fig
+
+
+_PALETTE = ["#4c6ef5", "#e8590c", "#2b8a3e", "#ae3ec9", "#f59f00", "#1098ad"]
 
 
 def filter_images(weights: np.ndarray, input_shape: tuple, per_tile: bool, n: int, order: np.ndarray,
