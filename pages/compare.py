@@ -31,9 +31,10 @@ lr = share.widget("lr", c3.select_slider, "Learning rate", [1e-4, 3e-4, 1e-3, 3e
 seed = share.widget("seed", c4.number_input, "Seed", min_value=0, max_value=2**31 - 1, value=0,
                     key="ae.compare.seed", disabled=running)
 contenders = COMPARE_PRESETS[preset]
-st.dataframe(pd.DataFrame([{"column": c.label, "model": c.model,
-                            "settings": ", ".join(f"{k}={v}" for k, v in c.config.items())} for c in contenders]),
-             hide_index=True)
+if not ui.presenting():  # on a projector the columns' own headings say what each is
+    st.dataframe(pd.DataFrame([{"column": c.label, "model": c.model,
+                                "settings": ", ".join(f"{k}={v}" for k, v in c.config.items())} for c in contenders]),
+                 hide_index=True)
 b1, b2, _ = st.columns([1, 1, 4])
 if b1.button("Train all", type="primary", disabled=running, key="ae.compare.start", width="stretch"):
     try:
@@ -95,7 +96,8 @@ def column(col, contender, run, shape, inputs) -> None:
     if p.status == "pending":
         col.caption("skipped" if job.done else "waiting…")
         return
-    col.progress(p.fraction, text=f"{p.status} · epoch {p.epoch}/{p.epochs}")
+    if not (p.done and ui.presenting()):
+        col.progress(p.fraction, text=f"{p.status} · epoch {p.epoch}/{p.epochs}")
     model = run.view_model()  # a copy of the published weights: the worker trains the live model
     if model is None:
         return
@@ -129,8 +131,10 @@ def column(col, contender, run, shape, inputs) -> None:
 def results() -> None:
     shape = dataset.image_shape
     inputs = dataset.probe(N_RECON)
-    st.progress(job.fraction, text="training…" if not job.done else "done")
-    st.image(mosaic(inputs, shape, ncols=N_RECON, scale=3), caption="the same test inputs for every column")
+    if not (job.done and ui.presenting()):
+        st.progress(job.fraction, text="training…" if not job.done else "done")
+    if not ui.presenting():  # a projector keeps the filters in sight; each column's reconstructions remain
+        st.image(mosaic(inputs, shape, ncols=N_RECON, scale=3), caption="the same test inputs for every column")
     cols = st.columns(len(job.jobs))
     for col, contender, run in zip(cols, job.contenders, job.jobs):
         column(col, contender, run, shape, inputs)

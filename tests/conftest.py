@@ -55,3 +55,11 @@ def digits():
 def shared_mnist_dir():
     d = Path(os.environ.get("AECORE_SHARED_DATA", SHARED_DATA))
     return d if (d / "mnist" / "t10k-images-idx3-ubyte.gz").exists() else None
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Each test's outcome on its node, so fixtures can act on a failure (the browser tests' screenshots)."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)

@@ -1,0 +1,157 @@
+"""The real app in Debian's headless Chromium, driven through Playwright: a user's journey (train and watch it
+learn, every page), a share link opened in a fresh browser, and images uploaded and trained on. Skipped, with the
+reason, where Chromium or the playwright package is missing; `.ci/run` installs Chromium where it can."""
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = os.environ.get("AECORE_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+playwright_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+if not CHROMIUM:
+    pytest.skip("no Chromium found (apt-get install chromium, or set AECORE_CHROMIUM): browser tests skipped",
+                allow_module_level=True)
+
+PAGES = {"train": "Train", "reconstructions": "Reconstructions", "filters": "Filters", "compare": "Compare",
+         "denoising": "Denoising", "contraction": "Contraction", "latent": "Latent space", "generate": "Generate",
+         "pretraining": "Pretraining with few labels", "library": "Model library", "your_images": "Your images"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """``streamlit run app.py`` on a free port with its own run store; its URL."""
+    home = tmp_path_factory.mktemp("browser")
+    port = _free_port()
+    env = {**os.environ, "AECORE_RUNS_DIR": str(home / "runs"), "AECORE_CACHE_DIR": str(home / "cache"),
+           "AECORE_DATASETS_DIR": str(home / "datasets"), "AECORE_WARM_PROJECTIONS": "0"}
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port",
+                             str(port), "--server.headless", "true", "--server.address", "127.0.0.1"],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            pass
+        assert proc.poll() is None and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.3)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, request, tmp_path):
+    """A fresh browser context (no cookies, no session) at 1280x720; a screenshot is kept on failure."""
+    context = browser.new_context(viewport={"width": 1280, "height": 720})
+    pg = context.new_page()
+    pg.set_default_timeout(60_000)
+    yield pg
+    if getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed:
+        shot = ROOT / "tests" / "failures" / f"{request.node.name}.png"
+        shot.parent.mkdir(exist_ok=True)
+        pg.screenshot(path=str(shot), full_page=True)
+    context.close()
+
+
+def _settled(pg) -> None:
+    """Wait for the app to finish its script run (the "running" indicator gone) and check no exception shows."""
+    pg.wait_for_selector("h1", timeout=60_000)  # the first page of a fresh server waits for torch to import
+    quiet, deadline = 0, time.monotonic() + 60
+    while quiet < 4:  # no script run for 4 looks in a row: a rerun can start a moment after the last one ended
+        assert time.monotonic() < deadline, "the app kept running"
+        quiet = quiet + 1 if pg.locator("[data-testid=stStatusWidget]").count() == 0 else 0
+        time.sleep(0.25)
+    assert pg.locator("[data-testid=stException]").count() == 0, pg.locator("[data-testid=stException]").first.inner_text()
+
+
+def test_journey_train_watch_and_open_every_page(server, page):
+    page.goto(f"{server}/?dataset=digits")
+    _settled(page)
+    assert page.get_by_role("heading", name="Autoencoder Explorer").is_visible()
+    page.get_by_role("link", name="Train", exact=True).first.click()
+    _settled(page)
+    page.goto(f"{server}/train?dataset=digits&epochs=5")  # a link sets the controls
+    _settled(page)
+    page.get_by_role("button", name="Train", exact=True).click()
+    page.get_by_text("Probe batch from the test set").wait_for()  # the reconstructions, live
+    page.locator(".js-plotly-plot").first.wait_for()  # and the cost curve
+    page.get_by_text("Saved: it is selectable").wait_for(timeout=120_000)
+    run_url = page.url
+    assert "run=" in run_url and "epochs=5" in run_url
+    for path, title in PAGES.items():
+        page.goto(f"{server}/{path}?dataset=digits")
+        _settled(page)
+        assert page.get_by_role("heading", name=title, exact=True).first.is_visible(), path
+    page.goto(f"{server}/filters?dataset=digits&order=index")
+    _settled(page)
+    page.get_by_text("firing", exact=True).click()  # a control on a computed view
+    _settled(page)
+    assert "order=firing" in page.url
+
+
+def test_a_share_link_opens_the_same_view_in_a_fresh_browser(server, browser, page):
+    page.goto(f"{server}/train?dataset=digits&epochs=2&hidden=16&code_size=4")
+    _settled(page)
+    page.get_by_role("button", name="Train", exact=True).click()
+    page.get_by_text("Saved: it is selectable").wait_for(timeout=120_000)
+    page.goto(f"{server}/latent?dataset=digits")
+    _settled(page)
+    page.get_by_label("Test image (0–").fill("17")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r".*point=17.*"))
+    _settled(page)
+    link = page.url
+    assert "run=" in link
+    shown = page.locator("[data-testid=stImageCaption]").all_inner_texts()[:10]
+    fresh = browser.new_context(viewport={"width": 1280, "height": 720}).new_page()
+    fresh.goto(link)
+    _settled(fresh)
+    playwright_api.expect(fresh.get_by_label("Test image (0–")).to_have_value("17", timeout=30_000)
+    _settled(fresh)
+    assert fresh.locator("[data-testid=stImageCaption]").all_inner_texts()[:10] == shown  # the same neighbours
+    fresh.context.close()
+
+
+def test_uploaded_images_train_end_to_end(server, page, tmp_path):
+    from tests.test_recipes import _bars, _zip
+    archive = tmp_path / "shapes.zip"
+    archive.write_bytes(_zip(_bars()))
+    page.goto(f"{server}/your_images")
+    _settled(page)
+    page.locator("input[type=file]").set_input_files(str(archive))
+    page.get_by_role("button", name="Convert").wait_for()
+    page.get_by_role("button", name="Convert").click()
+    page.get_by_text("24 images, 28×28").wait_for()
+    page.get_by_role("button", name="Use it in this session").click()
+    page.get_by_text("This is the sidebar's dataset now").wait_for()
+    page.get_by_role("link", name="Train", exact=True).first.click()
+    _settled(page)
+    page.get_by_label("Epochs").first.wait_for()
+    page.get_by_role("button", name="Train", exact=True).click()
+    page.get_by_text("Saved: it is selectable").wait_for(timeout=120_000)
+    assert "upload-shapes" in page.url
