@@ -74,9 +74,8 @@ with actions:
         except ConfigError as e:
             st.error(str(e))
         else:
-            jobs[job.run_id] = job.start()
+            state.start_job(job)
             job.wait_for_progress(timeout=0.4)  # so the first picture already has a curve and reconstructions
-            st.session_state[state.TRAIN_ACTIVE] = job.run_id
             st.session_state[state.PENDING_RUN] = job.run_id
             st.rerun()
     if stop:

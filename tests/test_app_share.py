@@ -181,3 +181,28 @@ def test_the_gallery_trains_a_missing_preset_then_opens_its_view():
     assert RunStore().record(run).settings["epochs"] == 10
     at.switch_page("app.py").run()
     assert at.button(key="ae.gallery.seed-recipe").label == "Open"
+
+
+def test_a_reloaded_tab_finds_its_running_job_again_and_can_stop_it():
+    at = app("pages/train.py")
+    at.sidebar.selectbox(key="ae.dataset").select("digits").run()
+    at.slider(key="ae.train.settings.epochs").set_value(500).run()
+    at.button(key="ae.train.start").click().run()
+    job = next(iter(at.session_state["ae.jobs"].values()))
+    link = dict(at.query_params)
+    assert link["run"] == job.run_id
+    try:
+        # a reload is a new session at the same link: the job is found, live, with its Stop button
+        again = opened("pages/train.py", link)
+        assert again.sidebar.selectbox(key="ae.run").value == job.run_id
+        assert not again.button(key="ae.train.stop").disabled
+        assert not again.sidebar.warning  # not offered for training again
+        # a session without the link never sees another's run in progress
+        other = opened("pages/train.py", {"dataset": "digits"})
+        assert not [s for s in other.sidebar.selectbox if s.key == "ae.run"]  # no run on digits to list
+        assert job.run_id not in other.session_state["ae.jobs"]
+        again.button(key="ae.train.stop").click().run()
+        assert job.join(timeout=60) and job.progress().status == "stopped"
+    finally:
+        job.stop()
+        job.join(timeout=60)

@@ -175,9 +175,8 @@ def _train_from_link() -> None:
     except (ConfigError, DatasetError, KeyError) as e:
         st.session_state[state.LINK_MISSING] = (run_id, None, f"It cannot be trained here: {e}")
         return
-    state.jobs()[job.run_id] = job.start()
+    state.start_job(job)
     st.session_state[state.DATASET] = recipe.dataset
-    st.session_state[state.TRAIN_ACTIVE] = job.run_id
     st.session_state[state.PENDING_RUN] = job.run_id
 
 
@@ -197,15 +196,19 @@ def _link_offer() -> None:
         st.rerun()
 
 
-def _take_linked_run(choices: dict[str, str]) -> None:
-    """Select the run an opened link names; one this server lacks is found by its recipe, or offered for
-    training."""
+def _take_linked_run(dataset: str) -> dict[str, str]:
+    """Select the run an opened link names: a saved one, one still training (after a reload, or from another
+    tab: its job becomes this session's too), else one of the same recipe, else offer to train it. Returns the
+    sidebar's run choices."""
     raw_run, raw_recipe = share.take("run"), share.take("recipe")
+    if raw_run is not None and raw_run not in state.jobs():
+        state.attach_job(raw_run)
+    choices = run_choices(dataset)
     if raw_run is None:
-        return
+        return choices
     if raw_run in choices:
         st.session_state[state.RUN] = raw_run
-        return
+        return choices
     recipe = None
     if raw_recipe:
         try:
@@ -217,8 +220,9 @@ def _take_linked_run(choices: dict[str, str]) -> None:
     if same:  # a run of the same recipe is here: show that one
         st.session_state[state.RUN] = same[0]
         st.toast(f"The link's run {raw_run} is not on this server; showing {same[0]}, trained from the same recipe.")
-        return
+        return choices
     st.session_state[state.LINK_MISSING] = (raw_run[:128], recipe)
+    return choices
 
 
 def sidebar() -> None:
@@ -230,8 +234,7 @@ def sidebar() -> None:
         share.widget("dataset", st.selectbox, "Dataset", list(titles), key=state.DATASET, format_func=titles.get,
                      help="Embedded datasets work offline; the others download on first use (or are read from "
                           "$AECORE_DATA_DIR). Your own images: the **Your images** page.")
-        choices = run_choices(st.session_state[state.DATASET])
-        _take_linked_run(choices)
+        choices = _take_linked_run(st.session_state[state.DATASET])
         if st.session_state.get(state.LINK_MISSING):
             _link_offer()
         if not choices:

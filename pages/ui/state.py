@@ -104,6 +104,34 @@ def jobs() -> dict[str, TrainingJob]:
     return st.session_state[JOBS]
 
 
+@st.cache_resource
+def _running_jobs() -> dict[str, TrainingJob]:
+    """Every session's jobs still training, by run id: how a reloaded tab, or another tab holding the run's link,
+    finds its job again. No page lists them; only a link with the exact run id reaches one."""
+    return {}
+
+
+def start_job(job: TrainingJob) -> TrainingJob:
+    """Start ``job`` as this session's, findable by its run id after a reload; the Train page shows it."""
+    running = _running_jobs()
+    for rid in [rid for rid, j in running.items() if j.progress().done]:
+        running.pop(rid, None)
+    jobs()[job.run_id] = running[job.run_id] = job.start()
+    st.session_state[TRAIN_ACTIVE] = job.run_id
+    return job
+
+
+def attach_job(run_id: str) -> bool:
+    """Make the still-running job ``run_id`` (started by a session that reloaded, or by another tab) this
+    session's too, shown on the Train page with its Stop button; False if no job of that id is training."""
+    job = _running_jobs().get(run_id)
+    if job is None or job.progress().done:
+        return False
+    jobs()[run_id] = job
+    st.session_state[TRAIN_ACTIVE] = run_id
+    return True
+
+
 def keep_newest_finished(entries: dict, is_done, keep: int = 16) -> None:
     """Drop all but the ``keep`` newest finished entries of a task cache shared by sessions (dicts keep insertion
     order, so the first are the oldest); running ones always stay."""
