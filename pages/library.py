@@ -9,7 +9,7 @@ import streamlit as st
 from aecore import RunStoreError
 from aecore.recipe import Recipe
 from pages import ui
-from pages.ui import figures, share, state
+from pages.ui import figures, runs, share, state
 
 ui.page_setup()
 st.title("Model library")
@@ -63,7 +63,7 @@ else:
 
     ids = [e.id for e in rows]
     if ids:
-        labels = {e.id: e.record.label for e in rows}
+        labels = runs.unique_labels({e.id: e.record.label for e in rows})
         run_id = share.widget("run_id", st.selectbox, "Run", ids, key="ae.library.run", format_func=labels.get)
         record = store.record(run_id)
         c1, c2 = st.columns([3, 2])

@@ -40,7 +40,7 @@ def server(tmp_path_factory):
            "AECORE_DATASETS_DIR": str(home / "datasets"), "AECORE_WARM_PROJECTIONS": "0"}
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port",
                              str(port), "--server.headless", "true", "--server.address", "127.0.0.1"],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -155,3 +155,31 @@ def test_uploaded_images_train_end_to_end(server, page, tmp_path):
     page.get_by_role("button", name="Train", exact=True).click()
     page.get_by_text("Saved: it is selectable").wait_for(timeout=120_000)
     assert "upload-shapes" in page.url
+
+
+def test_eight_sessions_train_at_once_and_each_sees_its_own_result(server, browser):
+    """A class following one link: eight fresh browsers press Train within a second; the server trains them in turn
+    (the others queue), each page shows its own finished run, and none lists another's run in progress."""
+    contexts = [browser.new_context(viewport={"width": 1280, "height": 720}) for _ in range(8)]
+    pages = [c.new_page() for c in contexts]
+    try:
+        for pg in pages:
+            pg.set_default_timeout(120_000)
+            pg.goto(f"{server}/train?dataset=digits&epochs=3&hidden=16&code_size=4")
+        for pg in pages:
+            _settled(pg)
+        for pg in pages:
+            pg.get_by_role("button", name="Train", exact=True).click()
+        ids = []
+        for pg in pages:
+            pg.get_by_text("Saved: it is selectable").wait_for(timeout=180_000)
+            ids.append(re.search(r"run=([^&]+)", pg.url).group(1))
+        assert len(set(ids)) == 8  # eight runs, each page its own
+        for pg, own in zip(pages, ids):
+            pg.locator("[data-testid=stSidebar] [data-testid=stSelectbox]").last.click()
+            listed = " ".join(pg.locator("[role=option]").all_inner_texts())
+            assert "training…" not in listed  # nobody's run in progress is listed to another session
+            pg.keyboard.press("Escape")
+    finally:
+        for c in contexts:
+            c.close()

@@ -3,6 +3,8 @@
 first line of every page, ``app.py`` (Home) included."""
 from __future__ import annotations
 
+import sys
+
 import streamlit as st
 
 from . import share, state
@@ -54,7 +56,7 @@ def page_setup() -> None:
     st.set_page_config(page_title="Autoencoder Explorer", page_icon=":material/hub:", layout="wide",
                        initial_sidebar_state="collapsed" if linked or st.session_state.get(state.PRESENT) else "auto")
     state.init_state()
-    share.begin()
+    share.begin(sys._getframe(1).f_globals.get("__file__", ""))  # the page script that called us
     with st.sidebar:
         for path, label, icon in NAV:
             st.page_link(path, label=label, icon=icon)

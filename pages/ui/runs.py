@@ -4,6 +4,7 @@ A run still training is shown through a copy of the weights its job publishes, n
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import dataclass
 
 import streamlit as st
@@ -39,13 +40,26 @@ def _running(dataset: str) -> dict[str, TrainingJob]:
     return {rid: job for rid, job in state.jobs().items() if job.dataset.name == dataset and not job.progress().done}
 
 
+PIN_SECONDS = 5.0  # how long a run a page selected for the user outweighs what the browser sends back
+
+
+def unique_labels(labels: dict[str, str]) -> dict[str, str]:
+    """Labels that name one run each: a label two runs share gets the run's id. Streamlit's pickers send back the
+    label, not the run: two runs of one recipe, seed and minute had the same label, and picking (or keeping) either
+    selected the last of them (eight sessions training at once: 5 of 8 sidebars showed another session's run)."""
+    seen: dict[str, int] = {}
+    for label in labels.values():
+        seen[label] = seen.get(label, 0) + 1
+    return {rid: f"{label} · {rid}" if seen[label] > 1 else label for rid, label in labels.items()}
+
+
 def run_choices(dataset: str) -> dict[str, str]:
     """Run id -> label of this session's runs training on ``dataset`` and every saved run on it, newest first."""
     choices = {rid: f"● {job.model_name} · {dataset} (training…)" for rid, job in _running(dataset).items()}
     for entry in state.run_store().list():
         if entry.record is not None and entry.record.dataset == dataset and entry.id not in choices:
             choices[entry.id] = entry.record.label
-    return choices
+    return unique_labels(choices)
 
 
 def _model_and_config(run_id: str) -> tuple[str, dict] | None:
@@ -196,11 +210,13 @@ def _link_offer() -> None:
         st.rerun()
 
 
-def _take_linked_run(dataset: str) -> dict[str, str]:
+def _take_linked_run(dataset: str, asked: bool) -> dict[str, str]:
     """Select the run an opened link names: a saved one, one still training (after a reload, or from another
-    tab: its job becomes this session's too), else one of the same recipe, else offer to train it. Returns the
-    sidebar's run choices."""
+    tab: its job becomes this session's too), else one of the same recipe, else offer to train it; unless a page
+    has just ``asked`` for a run (a job it started), which wins. Returns the sidebar's run choices."""
     raw_run, raw_recipe = share.take("run"), share.take("recipe")
+    if asked:  # the user's own action, never undone by the address bar (eight sessions training at once: 2 of 8
+        raw_run = None  # pages showed another session's run, the link's, instead of their own)
     if raw_run is not None and raw_run not in state.jobs():
         state.attach_job(raw_run)
     choices = run_choices(dataset)
@@ -227,20 +243,35 @@ def _take_linked_run(dataset: str) -> dict[str, str]:
 
 def sidebar() -> None:
     """The dataset and run pickers, shared by every page; both go into the share link, the run with its recipe."""
-    if st.session_state.get(state.PENDING_RUN):  # a page asked to select a run (a new job, say)
-        st.session_state[state.RUN] = st.session_state.pop(state.PENDING_RUN)
+    asked = st.session_state.pop(state.PENDING_RUN, None)
+    if asked:  # a page asked to select a run (a new job, say)
+        st.session_state[state.RUN] = asked
     with st.sidebar:
         titles = {name: state.dataset_title(name) for name in state.dataset_names()}
         share.widget("dataset", st.selectbox, "Dataset", list(titles), key=state.DATASET, format_func=titles.get,
                      help="Embedded datasets work offline; the others download on first use (or are read from "
                           "$AECORE_DATA_DIR). Your own images: the **Your images** page.")
-        choices = _take_linked_run(st.session_state[state.DATASET])
+        choices = _take_linked_run(st.session_state[state.DATASET], bool(asked))
         if st.session_state.get(state.LINK_MISSING):
             _link_offer()
         if not choices:
             st.session_state.pop(state.RUN, None)
             st.caption("No runs on this dataset yet: train one on the **Train** page.")
             return
+        shown = st.session_state.setdefault(state.RUN_LABELS, {})  # every label this session was shown -> run
+        pinned, until = st.session_state.get(state.RUN_PIN, ("", 0.0))
+        if asked:
+            st.session_state[state.RUN_PIN] = (asked, time.monotonic() + PIN_SECONDS)
+        elif time.monotonic() < until and pinned in choices:
+            # the browser can send back the picker's previous value for a moment after a page selected a run
+            # for the user (a rerun it asked for before it drew the new selection): the page's choice stands
+            st.session_state[state.RUN] = pinned
+        current = st.session_state.get(state.RUN)
+        if current not in choices and shown.get(current) in choices:
+            # the browser sent back a label the run had a moment ago ("● ... (training…)" before it was saved):
+            # it is still that run, not a reason to jump to the newest (2 of 8 sessions training at once did)
+            st.session_state[state.RUN] = shown[current]
+        shown.update({label: rid for rid, label in choices.items()})
         if st.session_state.get(state.RUN) not in choices:
             st.session_state[state.RUN] = next(iter(choices))
         run_id = st.selectbox("Run", list(choices), key=state.RUN, format_func=choices.get,

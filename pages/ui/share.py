@@ -3,9 +3,8 @@ session state. A control made with :func:`widget` takes its value from a link th
 against the control's own options or range; a bad value is ignored with a notice), publishes its value to the
 query string on every run, and keeps it for the session when the user goes to another page and comes back.
 
-A link applies once: each run, the query string is compared with what this session wrote last; it differs only when
-a link was opened (a fresh session, the address bar edited, back/forward, a page switch), and then its values are
-applied."""
+A link applies once, when its page is entered (a fresh session, a reload, a switch from another page); values that
+no control took yet wait until the page shows those controls."""
 from __future__ import annotations
 
 import math
@@ -13,23 +12,26 @@ from typing import Any, Callable
 
 import streamlit as st
 
-WRITTEN = "ae.share.written"  # what this session last wrote to the query string
 PENDING = "ae.share.pending"  # the opened link's values not yet applied, param -> text
 KEPT = "ae.share.kept"  # widget keys whose values outlive their page
+PAGE = "ae.share.page"  # the page of the last run: a link applies when a page is entered
 MAX_VALUE_CHARS = 2000  # a longer value is hostile or broken: ignored
 EMBED = ("embed", "embed_options")  # Streamlit's own
 
 
-def begin() -> None:
-    """First thing on every page run: take the values of a link just opened, clear the query string (each control
-    writes its own back), and carry the kept controls' values over from the page the user came from."""
+def begin(page: str) -> None:
+    """First thing on every run of ``page``: take the values of a link just opened, clear the query string (each
+    control writes its own back), and carry the kept controls' values over from the page the user came from."""
     params = {k: st.query_params[k] for k in st.query_params if k not in EMBED}
-    opened = params != st.session_state.get(WRITTEN, {})
+    # a link is opened when a page is entered: a fresh session, a reload, a switch to another page. Comparing the
+    # address with what the session last wrote was not enough: a rerun the browser asks for carries its address,
+    # which can lag behind the server's writes, and 3 of 8 sessions training at once took an old run from it
+    opened = st.session_state.get(PAGE) != page
+    st.session_state[PAGE] = page
     # a link's values that no control has taken yet (the page stopped early: its run was still to be trained)
     # wait, and stay in the link, until the page shows those controls or the user goes to another page
     pending = dict(params) if opened else st.session_state.get(PENDING) or {}
     st.session_state[PENDING] = pending
-    st.session_state[WRITTEN] = {}
     for k in params:
         del st.query_params[k]
     for k, v in pending.items():
@@ -58,10 +60,8 @@ def take(param: str) -> str | None:
 
 
 def publish(param: str, value: Any) -> None:
-    """Write ``param`` to the query string (and remember that this session wrote it)."""
-    text = format_value(value)
-    st.query_params[param] = text
-    st.session_state.setdefault(WRITTEN, {})[param] = text
+    """Write ``param`` to the query string."""
+    st.query_params[param] = format_value(value)
 
 
 def format_value(value: Any) -> str:

@@ -13,6 +13,8 @@ from aecore.data import DEFAULT_DATASET, dataset_info
 
 DATASET = "ae.dataset"  # the sidebar's dataset (a widget)
 RUN = "ae.run"  # the sidebar's run (a widget)
+RUN_LABELS = "ae.run.labels"  # every label the sidebar showed this session -> its run id
+RUN_PIN = "ae.run.pin"  # (run id, until): a run a page selected for the user, for a few seconds
 PENDING_RUN = "ae.pending_run"  # a run a page asks the sidebar to select at the next rerun
 JOBS = "ae.jobs"  # run id -> TrainingJob of this session
 TRAIN_ACTIVE = "ae.train.active"  # the run id the Train page shows
