@@ -1,0 +1,165 @@
+"""The app as a browser meets it, in Debian's headless Chromium through Playwright (issue 17's figures):
+
+- cold start: ``streamlit run`` to the first page drawn (its title on screen);
+- Train click to the first reconstruction on screen, 10 times, each in a fresh browser on a fresh server (the default
+  model on the embedded data; each run is stopped once its picture is there);
+- eight sessions pressing Train within a second (the seed recipe, 3 epochs on the embedded data): how many finished,
+  how many pages showed their own result, the wall time, the server's peak memory.
+
+    python bench/browser.py [--chromium /usr/bin/chromium] [--skip cold,train,load]
+
+Not measured yet: a control change to the page idle (goal 150 ms). Streamlit shows its running indicator only after
+a delay, so its absence cannot time a rerun that short; that needs the websocket's script-finished message.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """``streamlit run app.py`` on a free port with a fresh run store."""
+
+    def __init__(self, home: Path):
+        self.port = _port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "AECORE_RUNS_DIR": str(home / "runs"), "AECORE_CACHE_DIR": str(home / "cache")}
+        self.started = time.perf_counter()
+        self.proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
+                                      "--server.port", str(self.port), "--server.headless", "true"], cwd=ROOT,
+                                     env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def wait_healthy(self) -> None:
+        for _ in range(600):
+            try:
+                if urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2).read() == b"ok":
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("the server did not start")
+
+    def peak_mb(self) -> int:
+        line = next(x for x in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines() if x.startswith("VmHWM"))
+        return int(line.split()[1]) // 1024
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+def _idle(page, quiet: int = 3) -> None:
+    """Wait until no script run is going on for ``quiet`` looks 50 ms apart."""
+    seen = 0
+    while seen < quiet:
+        seen = seen + 1 if page.locator("[data-testid=stStatusWidget]").count() == 0 else 0
+        time.sleep(0.05)
+
+
+def cold_start(browser, home: Path) -> dict:
+    server = Server(home / "cold")
+    page = browser.new_page()
+    while True:
+        try:
+            page.goto(server.url, timeout=2000)
+            break
+        except Exception:  # not listening yet
+            time.sleep(0.05)
+    page.wait_for_selector("h1", timeout=60_000)
+    seconds = time.perf_counter() - server.started
+    page.close()
+    server.stop()
+    return {"bench": "cold start", "seconds_to_first_page": round(seconds, 2), "goal_s": 5}
+
+
+def train_to_picture(browser, home: Path, runs: int = 10) -> dict:
+    times = []
+    for i in range(runs):
+        server = Server(home / f"train{i}")
+        server.wait_healthy()
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        page = context.new_page()
+        page.goto(f"{server.url}/train")
+        page.wait_for_selector("h1", timeout=60_000)
+        _idle(page)
+        start = time.perf_counter()
+        page.get_by_role("button", name="Train", exact=True).click()
+        page.get_by_text("Probe batch from the test set").wait_for(timeout=60_000)
+        times.append(round(time.perf_counter() - start, 3))
+        page.get_by_test_id("stBaseButton-secondary").filter(has_text="Stop").first.click()
+        context.close()
+        server.stop()
+    return {"bench": "Train click to the first reconstruction", "seconds": times,
+            "median": statistics.median(times), "max": max(times), "goal_s": 1.0,
+            "within_goal": sum(t <= 1.0 for t in times)}
+
+
+def eight_sessions(browser, home: Path) -> dict:
+    server = Server(home / "load")
+    server.wait_healthy()
+    contexts = [browser.new_context(viewport={"width": 1280, "height": 720}) for _ in range(8)]
+    pages = [c.new_page() for c in contexts]
+    for page in pages:
+        page.set_default_timeout(600_000)
+        page.goto(f"{server.url}/train?epochs=3")
+    for page in pages:
+        page.wait_for_selector("h1")
+        _idle(page, quiet=10)
+    start = time.perf_counter()
+    for page in pages:
+        page.get_by_role("button", name="Train", exact=True).click()
+    shown = []
+    for page in pages:
+        page.get_by_text("Saved: it is selectable").wait_for()
+        own = re.search(r"Run \*?\*?(\S+) finished", page.get_by_text("Saved: it is selectable").inner_text())
+        shown.append(own.group(1) if own else "")
+    wall = time.perf_counter() - start
+    in_sidebar = sum(f"run={rid}" in page.url for page, rid in zip(pages, shown))
+    runs = [p for p in (home / "load" / "runs").iterdir() if not p.name.startswith(".")]
+    result = {"bench": "eight sessions training at once", "finished_and_saved": len(runs),
+              "pages_showing_their_own_result": len(set(shown) - {""}), "sidebars_on_their_own_run": in_sidebar,
+              "wall_seconds": round(wall, 1), "server_peak_mb": server.peak_mb()}
+    for c in contexts:
+        c.close()
+    server.stop()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--chromium", default="/usr/bin/chromium")
+    parser.add_argument("--skip", default="", help="comma-separated: cold, train, load")
+    args = parser.parse_args()
+    skip = set(args.skip.split(","))
+    home = Path(tempfile.mkdtemp(prefix="aecore-browser-bench-"))
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=args.chromium, args=["--no-sandbox", "--disable-gpu"])
+        if "cold" not in skip:
+            print(json.dumps(cold_start(browser, home)), flush=True)
+        if "train" not in skip:
+            print(json.dumps(train_to_picture(browser, home)), flush=True)
+        if "load" not in skip:
+            print(json.dumps(eight_sessions(browser, home)), flush=True)
+        browser.close()
+
+
+if __name__ == "__main__":
+    main()
