@@ -69,10 +69,11 @@ TALK_PRESETS: dict[str, TalkPreset] = {p.key: p for p in (
                "pages/reconstructions.py", (Contender("seed recipe", "stacked"),), {"epochs": 10},
                view={"order": "worst first"}),
     TalkPreset("sparse-coding", "Sparse coding, five ways",
-               "One layer of 196 units trained five ways on the same data and seed. Look for: k-sparse's units "
-               "pick out pen strokes, each a part of a digit; the plain autoencoder's filters look like noise, the "
-               "L2 one's like blobs. On the 4,000 embedded digits KL-sparse's units become whole-digit templates "
-               "and neural sparse coding's stay noisy; full MNIST and more epochs bring their strokes.",
+               "One layer of 196 units trained five ways on the same data and seed. Look for: the plain and the "
+               "L2 autoencoder's filters are specific to no digit; KL-sparse's become specific to digits (whole-"
+               "digit templates on the 4,000 embedded digits, strokes with full MNIST and many epochs); neural "
+               "sparse coding's atoms in use become clean strokes and digit parts, the unused ones stay noise; "
+               "k-sparse's units pick out pen strokes.",
                "pages/compare.py", tuple(_SPARSE), {"epochs": 10},
                view={"preset": "sparse coding, five ways", "epochs": "10", "runs": "{runs}"}),
     TalkPreset("denoising", "The denoising demo",

@@ -88,6 +88,29 @@ def test_arora_update_matches_the_formula_on_a_small_example():
     np.testing.assert_allclose(model.dictionary.norm(dim=0).numpy(), 1.0, atol=1e-6)
 
 
+def test_neural_sparse_coding_centres_images_on_the_training_mean():
+    from aecore.training import start_output_bias
+    model = create_model("neural-sparse-coding", input_shape=(3, 1), code_size=2, threshold=1.0, eta=0.5)
+    a = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
+    model.dictionary.copy_(a)
+    data = torch.tensor([[1.0, 0.0, 0.2], [0.0, 1.0, 0.4]])
+    assert start_output_bias(model, data) and torch.allclose(model.centre, data.mean(0))
+    y = torch.tensor([[1.5, 0.5, 0.3], [0.5, 2.5, 0.3]])
+    centred = y - data.mean(0)
+    code = model.encode(y)
+    assert torch.equal(code, hard(centred @ a, 0.5))
+    torch.testing.assert_close(model.decode(code), code @ a.t() + data.mean(0))
+    model.training_step(y, [], CTX)
+    torch.testing.assert_close(model.dictionary, arora_update(a, centred, code, 0.5))
+    again = create_model("neural-sparse-coding", input_shape=(3, 1), code_size=2)
+    again.load_state_dict({"dictionary": a})  # a run saved before images were centred loads, centred on 0
+    assert torch.equal(again.centre, torch.zeros(3))
+
+
+def hard(z, t):
+    return z * (z.abs() >= t)
+
+
 def test_k_sparse_keeps_exactly_k_and_gradient_flows_only_through_them():
     model = create_model("k-sparse", input_shape=SHAPE, code_size=20, k=4, alpha=2.0)
     x = torch.rand(5, 64)

@@ -5,6 +5,12 @@ Decode (encode, in autoencoder terms): x = threshold_{C/2}(A^T y), keeping entri
 Update:                                A <- A - eta * mean_batch((A x - y) sgn(x)^T), then unit-norm columns.
 It trains by this rule, not by backpropagation: ``training_step`` applies it directly and no optimiser is used. The
 reconstruction A x is linear; its mean squared error is reported as the loss, though the rule does not minimise it.
+
+y is the image less the training images' mean (``centre``, set where other families start their output bias, and
+added back to A x). Measured on the embedded 4,000 digits, 40 epochs: on raw images A^T y is positive for most atoms
+and most fire (C = 1: 50 of 196 a sample, curly noise as filters; atoms started from images: every one fires and
+A x runs to MSE 5-700); on centred images with C = 2, 13 fire a sample, and the atoms in use become clean pen
+strokes and digit parts while the unused ones stay noise, as seed 003 describes.
 """
 from __future__ import annotations
 
@@ -20,7 +26,7 @@ from .base import AEConfig, Autoencoder, Capabilities, StepContext
 @dataclass(frozen=True)
 class NeuralSparseCodingConfig(AEConfig):
     code_size: int = param(196, min=1, max=4096, step=1, help="atoms in the dictionary A (columns)")
-    threshold: float = param(1.0, min=0.0, max=20.0, step=0.05,
+    threshold: float = param(2.0, min=0.0, max=20.0, step=0.05,
                              help="C: a unit is active when |A^T y| >= C/2")
     eta: float = param(0.05, min=1e-4, max=10.0, log=True, help="step size of the dictionary update")
 
@@ -49,9 +55,18 @@ class NeuralSparseCoding(Autoencoder):
         super().__init__(config)
         a = torch.randn(config.input_dim, config.code_size)
         self.register_buffer("dictionary", a / a.norm(dim=0, keepdim=True))  # (D, K), unit-norm atoms
+        self.register_buffer("centre", torch.zeros(config.input_dim))  # (D,): the training images' mean
+
+    def output_bias(self) -> torch.Tensor:
+        return self.centre
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        if "centre" not in state_dict:  # a run saved before images were centred
+            state_dict = {**state_dict, "centre": torch.zeros_like(self.centre)}
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def unit_activations(self, x: torch.Tensor) -> torch.Tensor:
-        return x @ self.dictionary  # A^T y, (B, D) -> (B, K)
+        return (x - self.centre) @ self.dictionary  # A^T y, (B, D) -> (B, K)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return hard_threshold(self.unit_activations(x), self.config.threshold / 2)
@@ -60,7 +75,7 @@ class NeuralSparseCoding(Autoencoder):
         return self.encode(x)  # after the threshold: the sparse code
 
     def decode(self, code: torch.Tensor) -> torch.Tensor:
-        return code @ self.dictionary.t()  # A x, (B, K) -> (B, D)
+        return code @ self.dictionary.t() + self.centre  # A x, (B, K) -> (B, D), the mean added back
 
     def configure_optimizers(self, settings, device: torch.device) -> list:
         return []  # the update rule has its own step size, ``eta``
@@ -69,7 +84,7 @@ class NeuralSparseCoding(Autoencoder):
     def training_step(self, x: torch.Tensor, optimizers: list, ctx: StepContext) -> dict[str, torch.Tensor]:
         code = self.encode(x)
         loss = (self.decode(code) - x).pow(2).mean()
-        self.dictionary.copy_(arora_update(self.dictionary, x, code, self.config.eta))
+        self.dictionary.copy_(arora_update(self.dictionary, x - self.centre, code, self.config.eta))
         return {"reconstruction": loss}
 
     def first_layer_weights(self) -> torch.Tensor:
