@@ -17,8 +17,9 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
+
+from browser import Server  # bench/ is on the path when a bench script runs
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = [("stacked", []), ("vae", []), ("k-sparse", []),
@@ -46,7 +47,6 @@ def _train(model: str, extra: list[str], env: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--chromium", default="/usr/bin/chromium")
-    parser.add_argument("--port", type=int, default=8765)
     args = parser.parse_args()
     if not os.environ.get("AECORE_DATA_DIR"):
         sys.exit("set AECORE_DATA_DIR to a folder with mnist/ (../shared/data)")
@@ -56,18 +56,11 @@ def main() -> None:
     runs = [_train(model, extra, env) for model, extra in RUNS]
     print(json.dumps({"trained": runs, "seconds": round(time.perf_counter() - start, 1)}), flush=True)
 
-    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port",
-                               str(args.port), "--server.headless", "true"], cwd=ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{args.port}"
+    server = Server(home)  # bench/browser.py's: a free port, this run store
+    url = server.url
     try:
-        for _ in range(200):
-            try:
-                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            except OSError:
-                time.sleep(0.3)
-        print(json.dumps({"phase": "started", **_status(server.pid)}), flush=True)
+        server.wait_healthy()
+        print(json.dumps({"phase": "started", **_status(server.proc.pid)}), flush=True)
         from playwright.sync_api import sync_playwright
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=args.chromium, args=["--no-sandbox", "--disable-gpu"])
@@ -81,14 +74,13 @@ def main() -> None:
                     while quiet < 8:  # the page and its background work (projections, classifier) settle
                         quiet = quiet + 1 if page.locator("[data-testid=stStatusWidget]").count() == 0 else 0
                         time.sleep(0.5)
-                    print(json.dumps({"run": run, "view": view, **_status(server.pid)}), flush=True)
+                    print(json.dumps({"run": run, "view": view, **_status(server.proc.pid)}), flush=True)
             browser.close()
-        final = _status(server.pid)
+        final = _status(server.proc.pid)
         print(json.dumps({"phase": "end", "runs": len(runs), "views": len(VIEWS), "peak_rss_mb": final["VmHWM"],
                           "rss_mb": final["VmRSS"], "goal_mb": 1536}), flush=True)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        server.stop()
 
 
 if __name__ == "__main__":
