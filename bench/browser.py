@@ -4,9 +4,13 @@
 - Train click to the first reconstruction on screen, 10 times, each in a fresh browser on a fresh server (the default
   model on the embedded data; each run is stopped once its picture is there);
 - eight sessions pressing Train within a second (the seed recipe, 3 epochs on the embedded data): how many finished,
-  how many pages showed their own result, the wall time, the server's peak memory.
+  how many pages showed their own result, the wall time, the server's peak memory;
+- with ``AECORE_DATA_DIR`` set, t-SNE and UMAP of all 70,000 MNIST codes on the Latent space page (the seed recipe,
+  2 epochs), each in a fresh browser on a fresh server: t-SNE picked from the menu on the open page, and t-SNE and
+  UMAP opened by a link; the first picture, the interactive chart, then a click on a point to its image and
+  reconstruction on screen.
 
-    python bench/browser.py [--chromium /usr/bin/chromium] [--skip cold,train,load]
+    python bench/browser.py [--chromium /usr/bin/chromium] [--skip cold,train,load,project]
 
 Not measured yet: a control change to the page idle (goal 150 ms). Streamlit shows its running indicator only after
 a delay, so its absence cannot time a rerun that short; that needs the websocket's script-finished message.
@@ -142,10 +146,80 @@ def eight_sessions(browser, home: Path) -> dict:
     return result
 
 
+CLICK_A_POINT = """() => {  // the page position of a point of the projection chart, from Plotly's own axes
+    const gd = [...document.querySelectorAll('.js-plotly-plot')].find(g => (g.data || []).some(t => t.customdata));
+    const t = gd._fullData.find(t => t.x && t.x.length), i = Math.floor(t.x.length / 2);  // arrays decoded
+    const box = gd.getBoundingClientRect(), L = gd._fullLayout;
+    return {x: box.left + L._size.l + L.xaxis.d2p(t.x[i]), y: box.top + L._size.t + L.yaxis.d2p(t.y[i]),
+            customdata: Number(t.customdata[i])};
+}"""
+
+
+def click_a_point(page) -> int:
+    """Click a point of the Latent page's projection chart and wait for the page to take it; returns the index of the
+    point the page shows (of points drawn on top of each other, Plotly picks the one it draws last)."""
+    box = page.get_by_label("Point (0–")
+    before = box.input_value()
+    at = page.evaluate(CLICK_A_POINT)
+    page.mouse.move(at["x"], at["y"])
+    page.mouse.click(at["x"], at["y"])
+    deadline = time.monotonic() + 60
+    while box.input_value() == before:
+        if time.monotonic() > deadline:
+            raise TimeoutError("the click on a point did not reach the page")
+        time.sleep(0.02)
+    return int(box.input_value())
+
+
+def projection_in_app(browser, home: Path) -> list[dict]:
+    env = {**os.environ, "AECORE_RUNS_DIR": str(home / "project" / "runs")}
+    out = subprocess.run([sys.executable, "-m", "aecore", "train", "stacked", "--dataset", "mnist", "--epochs", "2"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    run = out.stdout.strip().splitlines()[-1]
+    rows = []
+    for method, how in (("tsne", "picked"), ("tsne", "link"), ("umap", "link")):
+        server = Server(home / "project")
+        server.wait_healthy()
+        time.sleep(20)  # the server's background warm-up (numba compilation) done, as a user's first minute has it
+        page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+        page.set_default_timeout(300_000)
+        url = f"{server.url}/latent?dataset=mnist&run={run}&points=70000"
+        if how == "picked":  # the PCA view first, as the page opens; then t-SNE picked from the menu
+            page.goto(url)
+            page.locator("[data-testid=stPlotlyChart]").first.wait_for()
+            _idle(page, quiet=10)
+            time.sleep(15)  # a user looking at the PCA view while the page prepares t-SNE's neighbours
+            page.locator("[data-testid=stSelectbox]").filter(has_text="Projection").click()
+            start = time.perf_counter()
+            page.get_by_role("option", name="t-SNE").click()
+        else:
+            start = time.perf_counter()
+            page.goto(f"{url}&method={method}")
+        first = None
+        if method == "tsne":
+            page.get_by_text("The layout so far").wait_for()
+            first = round(time.perf_counter() - start, 2)
+        page.locator("[data-testid=stPlotlyChart]").first.wait_for()
+        chart = round(time.perf_counter() - start, 2)
+        _idle(page, quiet=10)
+        time.sleep(1.0)
+        click = time.perf_counter()
+        index = click_a_point(page)
+        name = f"#{index}" if index < 10_000 else f"train #{index - 10_000}"
+        page.get_by_text(f"{name} (", exact=False).first.wait_for()  # its caption, under its image and reconstruction
+        rows.append({"bench": f"{method} of 70,000 MNIST codes on the Latent page", "started": how,
+                     "first_picture_s": first, "interactive_chart_s": chart,
+                     "click_to_its_image_s": round(time.perf_counter() - click, 2), "clicked": name,
+                     "server_peak_mb": server.peak_mb(), "goal_s": 60})
+        page.context.close()
+        server.stop()
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--chromium", default="/usr/bin/chromium")
-    parser.add_argument("--skip", default="", help="comma-separated: cold, train, load")
+    parser.add_argument("--skip", default="", help="comma-separated: cold, train, load, project")
     args = parser.parse_args()
     skip = set(args.skip.split(","))
     home = Path(tempfile.mkdtemp(prefix="aecore-browser-bench-"))
@@ -158,6 +232,9 @@ def main() -> None:
             print(json.dumps(train_to_picture(browser, home)), flush=True)
         if "load" not in skip:
             print(json.dumps(eight_sessions(browser, home)), flush=True)
+        if "project" not in skip and os.environ.get("AECORE_DATA_DIR"):
+            for row in projection_in_app(browser, home):
+                print(json.dumps(row), flush=True)
         browser.close()
 
 

@@ -1,11 +1,12 @@
-"""Projections of 10,000 codes to 2-D: what the Latent space page runs (aecore.latent.project) against the peers in
+"""Projections of up to 70,000 codes to 2-D: what the Latent space page runs (aecore.latent.project) against the peers in
 the same run: scikit-learn's t-SNE, and umap-learn's defaults in a fresh process (numba compilation included, as a
 newly started server meets it). Prints one JSON line per measurement, then one with the ratios.
 
-    AECORE_DATA_DIR=../shared/data python bench/projections.py [--epochs 2] [--points 10000] [--skip-peers]
+    AECORE_DATA_DIR=../shared/data python bench/projections.py [--epochs 2] [--points 70000] [--skip-peers]
                                                                [--subsets N]
 
-The codes are the test set's, from the seed recipe trained for ``--epochs`` on full MNIST. The UMAP lines run in
+The codes are the seed recipe's (trained for ``--epochs`` on full MNIST) of the first ``--points`` of the test images
+followed by the training images, as the page orders them: 70,000 is all of MNIST. The UMAP lines run in
 fresh processes: umap-learn's defaults; ours cold; and ours after ``aecore.latent.warm_up()``, which the app runs in
 a background thread when a server starts. ``--subsets N`` also runs both t-SNEs on N random 5,000-point subsets of the
 codes and prints the mean gap in 10-NN accuracy with its standard error: one comparison moves by about 0.0015 with
@@ -81,7 +82,7 @@ def emit(row: dict) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--epochs", type=int, default=2)
-    ap.add_argument("--points", type=int, default=10000)
+    ap.add_argument("--points", type=int, default=70000)
     ap.add_argument("--skip-peers", action="store_true", help="only aecore's own projections")
     ap.add_argument("--subsets", type=int, default=0, help="t-SNE 10-NN gap over N random 5,000-point subsets")
     args = ap.parse_args()
@@ -90,16 +91,21 @@ def main() -> None:
     ds = load_dataset("mnist")
     model = build_model("stacked", {}, seed=0)
     train(model, ds.x_train, TrainSettings(epochs=args.epochs))
-    codes, labels = encode_all(model, ds.x_test)[:args.points], ds.y_test[:args.points]
+    codes = encode_all(model, np.concatenate([ds.x_test, ds.x_train]))[:args.points]
+    labels = np.concatenate([ds.y_test, ds.y_train])[:args.points]
+    emit({"points": len(codes), "code_size": codes.shape[1]})
 
     start = time.perf_counter()
-    emit({"impl": "aecore", **score("pca", time.perf_counter() - start, codes, project(codes, "pca"), labels)})
-    first: list[float] = []
+    xy = project(codes, "pca")
+    emit({"impl": "aecore", **score("pca", time.perf_counter() - start, codes, xy, labels)})
+    pictures: list[tuple[float, float]] = []  # (seconds, fraction) of each layout shown; the first is the PCA start
     start = time.perf_counter()
-    xy = project(codes, "tsne", progress=lambda f, layout: first.append(time.perf_counter() - start)
-                 if layout is not None and not first else None)
+    xy = project(codes, "tsne", progress=lambda f, layout: pictures.append((time.perf_counter() - start, f))
+                 if layout is not None else None)
     ours = emit({"impl": "aecore", **score("tsne", time.perf_counter() - start, codes, xy, labels,
-                                           first_picture_seconds=round(first[0], 2))})
+                                           first_picture_seconds=round(pictures[0][0], 2),
+                                           first_iterated_picture_seconds=round(pictures[1][0], 2),
+                                           iterations=round(pictures[-1][1] * 1000))})
     rows = {"umap-aecore-warm": fresh_umap("aecore-warm", codes, labels)}
     rows["umap-aecore-cold"] = fresh_umap("aecore-cold", codes, labels)
     for row in rows.values():

@@ -21,11 +21,26 @@ if run.training:
     st.info("This run is still training; come back when it has finished (codes would change under the projection).")
     st.stop()
 shape, n_test = dataset.image_shape, len(dataset.x_test)
+n_all = n_test + len(dataset.x_train)  # the projections' points: the test images, then the training images
 
 
-@st.cache_data(max_entries=8, show_spinner="Encoding the test set…")
-def _codes(run_id: str, dataset_name: str, _model, _x: np.ndarray) -> np.ndarray:
+@st.cache_data(max_entries=8, show_spinner="Encoding the images…")
+def _codes(run_id: str, dataset_name: str, part: str, _model, _x: np.ndarray) -> np.ndarray:
     return latent.encode_all(_model, _x)
+
+
+def _image(i: int) -> np.ndarray:
+    """Point ``i``'s pixels: test image i, or training image i - n_test."""
+    return dataset.x_test[i] if i < n_test else dataset.x_train[i - n_test]
+
+
+def _name(i: int) -> str:
+    return f"#{i}" if i < n_test else f"train #{i - n_test}"
+
+
+def _pixels(n: int) -> np.ndarray:
+    """The first ``n`` points' pixels (a copy of the training images only where they are asked for)."""
+    return dataset.x_test[:n] if n <= n_test else np.concatenate([dataset.x_test, dataset.x_train[:n - n_test]])
 
 
 @st.cache_data(max_entries=32)
@@ -68,7 +83,7 @@ def _legend() -> str:
 
 
 def _scatter(xy: np.ndarray, index: np.ndarray) -> go.Figure:
-    """Points ``xy`` of the test images ``index``: one WebGL trace per class in the live picture's colours, the test
+    """Points ``xy`` of the images ``index`` (test, then training): one WebGL trace per class in the live picture's colours, the test
     index as customdata for the selection events. Built with graph_objects: 30 ms for 10,000 points where
     plotly.express takes 200-600 ms."""
     fig = go.Figure()
@@ -79,7 +94,7 @@ def _scatter(xy: np.ndarray, index: np.ndarray) -> go.Figure:
                                        customdata=index[rows],
                                        marker=dict(size=6 if ui.presenting() else 5,
                                                    color=viz.CLASS_COLORS[c % len(viz.CLASS_COLORS)]),
-                                       hovertemplate=f"#%{{customdata}} · {name}<extra></extra>"))
+                                       hovertemplate=f"%{{customdata}} · {name}<extra></extra>"))
     fig.update_layout(height=LIVE_HEIGHT, margin=dict(l=10, r=10, t=10, b=10), legend_title_text="label")
     return fig
 
@@ -101,17 +116,21 @@ def _scores(key: tuple, _high: np.ndarray, _low: np.ndarray, _labels: np.ndarray
     return latent.knn_accuracy(_low, _labels), latent.trustworthiness(_high[sub], _low[sub])
 
 
-codes = _codes(run.id, dataset.name, run.model, dataset.x_test)
-labels = dataset.y_test
-code_size = codes.shape[1]
-st.caption(f"{run.id}: {code_size}-d codes of the {n_test:,} test images.")
+test_codes = _codes(run.id, dataset.name, "test", run.model, dataset.x_test)
+labels = np.concatenate([dataset.y_test, dataset.y_train])
+code_size = test_codes.shape[1]
 
 c1, c2, c3, c4 = st.columns(4)
 NAMES = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
 method = share.widget("method", c1.selectbox, "Projection", list(latent.PROJECTIONS), key="ae.latent.method",
                       format_func=NAMES.get)
-n = share.widget("points", c2.slider, "Points", min_value=min(100, n_test), max_value=n_test, value=min(2000, n_test),
-                 step=100 if n_test > 1000 else 1, key="ae.latent.n")
+n = share.widget("points", c2.slider, "Points", min_value=min(100, n_test), max_value=n_all, value=min(2000, n_test),
+                 step=100 if n_all > 1000 else 1, key="ae.latent.n",
+                 help=f"The first {n_test:,} points are the test images, the rest training images")
+codes = test_codes if n <= n_test else np.concatenate(
+    [test_codes, _codes(run.id, dataset.name, "train", run.model, dataset.x_train)])
+st.caption(f"{run.id}: {code_size}-d codes of " + (f"{n:,} of the {n_test:,} test images." if n <= n_test else
+           f"all {n_test:,} test images and {n - n_test:,} training images."))
 params: dict = {}
 if method == "tsne":
     params["perplexity"] = share.widget("perplexity", c3.slider, "Perplexity", min_value=2, max_value=100, value=30,
@@ -151,8 +170,11 @@ else:
             full rerun for the interactive chart and the linked views."""
             if task.done:
                 st.rerun()
-            what = (f"{NAMES[method]}: iteration {round(task.fraction * 1000)} of 1,000" if method == "tsne"
-                    else f"{NAMES[method]}: {'finding neighbours' if task.fraction < 0.15 else 'optimising'}…")
+            if method == "tsne":
+                what = (f"t-SNE: iteration {round(task.fraction * 1000)} of at most 1,000" if task.fraction else
+                        "t-SNE: finding each point's nearest neighbours, from the PCA layout shown…")
+            else:
+                what = f"{NAMES[method]}: {'finding neighbours' if task.fraction < 0.15 else 'optimising'}…"
             st.progress(task.fraction, text=what)
             layout = task.partial
             if layout is None:
@@ -183,13 +205,14 @@ boxes = list(selection.box) if selection else []
 st.subheader("A point and its neighbours")
 if len(picked) == 1 or (picked and not boxes):
     st.session_state[state.LATENT_POINT] = picked[0]
-point = share.widget("point", st.number_input, f"Test image (0–{n - 1}); or click a point", min_value=0,
-                     max_value=n - 1, value=0, key=state.LATENT_POINT)
+point = share.widget("point", st.number_input, f"Point (0–{n - 1}: test images, then training images); or click one",
+                     min_value=0, max_value=n - 1, value=0, key=state.LATENT_POINT)
 neighbours = latent.nearest(codes[:n], point, 8)
-recon = run.model.reconstruct(__import__("torch").as_tensor(dataset.x_test[[point]])).numpy()
-figures.images(np.concatenate([dataset.x_test[[point]], recon, dataset.x_test[neighbours]]), shape,
-              ["input", "recon"] + [f"#{i}·{dataset.class_names[labels[i]]}" for i in neighbours])
-st.caption("The 8 nearest test images by code distance follow the reconstruction.")
+recon = run.model.reconstruct(__import__("torch").as_tensor(_image(point)[None])).numpy()
+figures.images(np.stack([_image(point), recon[0]] + [_image(i) for i in neighbours]), shape,
+              ["input", "recon"] + [f"{_name(i)}·{dataset.class_names[labels[i]]}" for i in neighbours])
+st.caption(f"{_name(point)} ({dataset.class_names[labels[point]]}); the 8 nearest of the {n:,} points by code "
+           f"distance follow its reconstruction.")
 
 st.subheader("Decoder grid")
 mean, axes, coords = latent.principal_axes(codes[:n])
@@ -239,7 +262,7 @@ query = share.widget("query", r1.number_input, "Query test image", min_value=0, 
                      key="ae.latent.query")
 k = share.widget("k", r1.slider, "Top k", min_value=1, max_value=20, value=8, key="ae.latent.k")
 flat = dataset.x_test
-by_code, by_pixel = latent.nearest(codes, query, k), latent.nearest(flat, query, k)
+by_code, by_pixel = latent.nearest(test_codes, query, k), latent.nearest(flat, query, k)
 with r2:
     st.markdown("**By code distance**")
     figures.images(flat[by_code], shape, [dataset.class_names[labels[i]] for i in by_code])
@@ -247,7 +270,7 @@ with r2:
     figures.images(flat[by_pixel], shape, [dataset.class_names[labels[i]] for i in by_pixel])
 if st.toggle("Precision@10 over the whole test set", key="ae.latent.precision"):
     with st.spinner("Finding every test image's 10 nearest neighbours…"):
-        p_code, p_pix = latent.precision_at_k(codes, labels), latent.precision_at_k(flat, labels)
+        p_code, p_pix = latent.precision_at_k(test_codes, dataset.y_test), latent.precision_at_k(flat, dataset.y_test)
     m1, m2 = st.columns(2)
     m1.metric("precision@10, codes", f"{p_code:.3f}")
     m2.metric("precision@10, pixels", f"{p_pix:.3f}")
@@ -257,9 +280,10 @@ side = st.toggle("Compare with PCA of the raw pixels (10-NN accuracy, trustworth
 if side and xy is None:
     st.info(f"The {NAMES[method]} layout is still being computed; the comparison follows when it is done.")
 elif side:
-    pix_xy = _pca(("pixels", dataset.name, n), dataset.x_test[:n])
+    pixels = _pixels(n)
+    pix_xy = _pca(("pixels", dataset.name, n), pixels)
     s1, s2 = st.columns(2)
-    for col, pts, high, title, key in ((s1, pix_xy, dataset.x_test[:n], "PCA of raw pixels", ("pixels", "pca")),
+    for col, pts, high, title, key in ((s1, pix_xy, pixels, "PCA of raw pixels", ("pixels", "pca")),
                                        (s2, xy, codes[:n], f"{NAMES[method]} of the codes",
                                         (run.id, method, tuple(sorted(params.items()))))):
         acc, trust = _scores((*key, dataset.name, n), high, pts, labels[:n])

@@ -1,4 +1,7 @@
 """AppTest for the Latent space page."""
+import base64
+import json
+
 import numpy as np
 
 from aecore import RunStore, load_dataset
@@ -64,9 +67,18 @@ def test_latent_page_tsne_refuses_a_perplexity_too_large():
     at.slider(key="ae.latent.perplexity").set_value(10).run()
     assert not at.error
     # it runs in the background: a progress bar and the layout so far, then the final, selectable chart
-    assert at.get("progress") and "t-SNE: iteration" in at.get("progress")[0].proto.text
+    # (the PCA start while neighbours are found, then the iterations)
+    assert at.get("progress") and at.get("progress")[0].proto.text.startswith(("t-SNE: iteration",
+                                                                                "t-SNE: finding each point"))
     rerun_until(at, lambda a: any(c.key == "ae.latent.scatter" for c in a.get("plotly_chart")))
     assert not at.get("progress") and not at.error
+
+
+def _array(value) -> np.ndarray:
+    """A Plotly JSON array: a list, or a typed array {"dtype", "bdata" (base64)}."""
+    if isinstance(value, dict):
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"])).ravel()
+    return np.ravel(value)
 
 
 def _scatter_keys(at):
@@ -124,3 +136,28 @@ def test_two_dimensional_code_grids_in_code_space():
     run = train_run("stacked", epochs=1, hidden=(16,), code_size=2)
     at = _open(run)
     assert any("of code space" in c for img in at.image for c in img.captions)
+
+
+def test_projections_take_the_training_images_too_and_a_click_shows_one():
+    run = train_run("stacked", epochs=2, hidden=(32,), code_size=6)
+    at = _open(run)
+    digits = load_dataset("digits")
+    n_test, n_all = len(digits.x_test), len(digits.x_test) + len(digits.x_train)
+    assert at.slider(key="ae.latent.n").max == n_all
+    at.slider(key="ae.latent.n").set_value(n_all).run()
+    assert any(f"all {n_test:,} test images and {n_all - n_test:,} training images" in c.value for c in at.caption)
+    chart = next(c for c in at.get("plotly_chart") if c.key == "ae.latent.scatter")
+    shown = np.concatenate([_array(t["customdata"]) for t in json.loads(chart.proto.spec)["data"]])
+    assert sorted(shown.tolist()) == list(range(n_all))  # every image is a point of the WebGL chart
+    assert {t["type"] for t in json.loads(chart.proto.spec)["data"]} == {"scattergl"}
+    select_on_chart(at, "ae.latent.scatter", points=[{"point_index": 0, "customdata": [n_test + 5], "x": 0, "y": 0}])
+    assert not at.exception, at.exception
+    assert at.number_input(key="ae.latent.point").value == n_test + 5
+    model = RunStore().load(run)[0]
+    codes = encode_all(model, np.concatenate([digits.x_test, digits.x_train]))
+    labels = np.concatenate([digits.y_test, digits.y_train])
+    name = lambda i: f"#{i}" if i < n_test else f"train #{i - n_test}"  # noqa: E731
+    assert any(c.value.startswith(f"train #5 ({digits.class_names[digits.y_train[5]]})") for c in at.caption)
+    want = [f"{name(i)}·{digits.class_names[labels[i]]}"
+            for i in np.argsort(np.linalg.norm(codes - codes[n_test + 5], axis=1))[1:9]]
+    assert at.image[0].captions[2:] == want

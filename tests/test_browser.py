@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.browser import click_a_point
+
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("AECORE_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 playwright_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
@@ -112,6 +114,13 @@ def test_journey_train_watch_and_open_every_page(server, page):
     page.get_by_text("firing", exact=True).click()  # a control on a computed view
     _settled(page)
     assert "order=firing" in page.url
+    page.goto(f"{server}/latent?dataset=digits&points=1797")  # every image, test and training
+    _settled(page)
+    index = click_a_point(page)  # a projected point: its image, reconstruction and neighbours
+    _settled(page)
+    assert f"point={index}" in page.url
+    name = f"#{index}" if index < 359 else f"train #{index - 359}"
+    assert page.get_by_text(f"{name} (").first.is_visible()
 
 
 def test_a_share_link_opens_the_same_view_in_a_fresh_browser(server, browser, page):
@@ -121,7 +130,7 @@ def test_a_share_link_opens_the_same_view_in_a_fresh_browser(server, browser, pa
     page.get_by_text("Saved: it is selectable").wait_for(timeout=120_000)
     page.goto(f"{server}/latent?dataset=digits")
     _settled(page)
-    page.get_by_label("Test image (0–").fill("17")
+    page.get_by_label("Point (0–").fill("17")
     page.keyboard.press("Enter")
     page.wait_for_url(re.compile(r".*point=17.*"))
     _settled(page)
@@ -131,7 +140,7 @@ def test_a_share_link_opens_the_same_view_in_a_fresh_browser(server, browser, pa
     fresh = browser.new_context(viewport={"width": 1280, "height": 720}).new_page()
     fresh.goto(link)
     _settled(fresh)
-    playwright_api.expect(fresh.get_by_label("Test image (0–")).to_have_value("17", timeout=30_000)
+    playwright_api.expect(fresh.get_by_label("Point (0–")).to_have_value("17", timeout=30_000)
     _settled(fresh)
     assert fresh.locator("[data-testid=stImageCaption]").all_inner_texts()[:10] == shown  # the same neighbours
     fresh.context.close()

@@ -70,17 +70,68 @@ def test_tsne_separates_clusters_and_reports_its_progress():
     x = np.concatenate([c + rng.normal(size=(60, 10)) for c in centres]).astype(np.float32)
     labels = np.repeat(np.arange(4), 60)
     seen = []
-    y = T.tsne(x, 20.0, early_iter=100, n_iter=200, callback=lambda it, total, layout: seen.append((it, total,
-                                                                                                     layout)))
+    y = T.tsne(x, 20.0, early_iter=100, n_iter=200, tolerance=None,
+               callback=lambda it, total, layout: seen.append((it, total, layout)))
     assert y.shape == (240, 2) and np.isfinite(y).all()
     assert knn_accuracy(y, labels) == 1.0
-    assert [s[0] for s in seen] == list(range(10, 301, 10)) and all(s[1] == 300 for s in seen)
+    # the PCA start comes first, before the neighbour search, then every 10 iterations
+    assert [s[0] for s in seen] == list(range(0, 301, 10)) and all(s[1] == 300 for s in seen)
+    np.testing.assert_allclose(seen[0][2], T.pca_init(x))
     np.testing.assert_array_equal(seen[-1][2], y)
-    assert np.ptp(seen[0][2]) < np.ptp(y)  # the layout grows out of the tiny PCA start
+    assert np.ptp(seen[1][2]) < np.ptp(y)  # the layout grows out of the tiny PCA start
     # deterministic, and a callback returning False stops early with the layout so far
-    stopped = T.tsne(x, 20.0, early_iter=100, n_iter=200, callback=lambda it, total, layout: it < 50)
+    stopped = T.tsne(x, 20.0, early_iter=100, n_iter=200, tolerance=None,
+                     callback=lambda it, total, layout: it < 50)
     assert np.ptp(stopped) < np.ptp(y)
-    np.testing.assert_array_equal(T.tsne(x, 20.0, early_iter=100, n_iter=200), y)
+    np.testing.assert_array_equal(T.tsne(x, 20.0, early_iter=100, n_iter=200, tolerance=None), y)
+
+
+def test_kl_divergence_is_the_direct_sum():
+    x, y = _points(150), np.random.default_rng(5).normal(size=(150, 2)) * 2
+    p = T.affinities(x, 10.0)
+    dense = p.toarray()
+    w = 1 / (1 + ((y[:, None] - y[None]) ** 2).sum(-1))
+    np.fill_diagonal(w, 0.0)
+    q = w / w.sum()
+    nz = dense > 0
+    want = (dense[nz] * np.log(dense[nz] / q[nz])).sum()
+    assert T.kl_divergence(y, p, w.sum()) == pytest.approx(want, rel=1e-7)
+
+
+def test_tsne_stops_once_the_kl_divergence_stops_falling():
+    rng = np.random.default_rng(6)
+    x = np.concatenate([c + rng.normal(size=(80, 6)) for c in rng.normal(0, 8, (3, 6))]).astype(np.float32)
+    kls, seen = [], []
+    real = T.kl_divergence
+
+    def spy(y, p, z):
+        kls.append(real(y, p, z))
+        return kls[-1]
+
+    import unittest.mock
+    with unittest.mock.patch.object(T, "kl_divergence", spy):
+        y = T.tsne(x, 15.0, early_iter=100, n_iter=900, tolerance=0.01,
+                   callback=lambda it, total, layout: seen.append(it))
+    stop = seen[-1]
+    assert stop < 1000, "a layout of three clusters converges long before 1,000 iterations"
+    assert stop == 100 + T.KL_EVERY * (len(kls) - 1) + 1  # checked every KL_EVERY iterations after exaggeration
+    assert kls[-2] - kls[-1] < 0.01 * kls[-1] and all(a - b >= 0.01 * b for a, b in zip(kls[:-2], kls[1:-1]))
+    assert knn_accuracy(y, np.repeat(np.arange(3), 80)) == 1.0
+
+
+def test_clustered_neighbours_find_almost_all_exact_ones():
+    rng = np.random.default_rng(7)
+    x = torch.as_tensor(np.concatenate([c + rng.normal(size=(600, 8)) for c in rng.normal(0, 3, (10, 8))]),
+                        dtype=torch.float32)
+    d_exact, i_exact = T.exact_neighbours(x, 30)
+    d2, idx = T.nearest_neighbours(x, 30, exact_up_to=1000)  # 6,000 points: the clustered search
+    recall = (idx[:, :, None] == i_exact[:, None, :]).any(2).float().mean().item()
+    assert recall > 0.95
+    assert not (idx == torch.arange(len(x))[:, None]).any()  # never one's own neighbour
+    assert all(len(set(row)) == 30 for row in idx.tolist())  # no neighbour twice
+    assert (d2[:, 1:] >= d2[:, :-1]).all()  # nearest first
+    torch.testing.assert_close(d2, ((x[:, None] - x[idx]) ** 2).sum(-1), rtol=1e-4, atol=1e-3)  # true distances
+    assert (d2 >= d_exact - 1e-3).all()  # each found one no nearer than the exact one of its rank
 
 
 def test_cosine_metric_ignores_the_length_of_codes_and_wide_codes_are_reduced():
