@@ -1,6 +1,7 @@
 """The real app in Debian's headless Chromium, driven through Playwright: a user's journey (train and watch it
 learn, every page), a share link opened in a fresh browser, and images uploaded and trained on. Skipped, with the
 reason, where Chromium or the playwright package is missing; `.ci/run` installs Chromium where it can."""
+import json
 import os
 import re
 import shutil
@@ -27,6 +28,9 @@ PAGES = {"train": "Train", "reconstructions": "Reconstructions", "filters": "Fil
          "pretraining": "Pretraining with few labels", "library": "Model library", "your_images": "Your images"}
 
 
+SERVER_HOME: dict = {}  # the server fixture's folder: its run store is home / "runs"
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -36,10 +40,13 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """``streamlit run app.py`` on a free port with its own run store; its URL."""
-    home = tmp_path_factory.mktemp("browser")
+    home = SERVER_HOME["dir"] = tmp_path_factory.mktemp("browser")
     port = _free_port()
     env = {**os.environ, "AECORE_RUNS_DIR": str(home / "runs"), "AECORE_CACHE_DIR": str(home / "cache"),
-           "AECORE_DATASETS_DIR": str(home / "datasets"), "AECORE_WARM_PROJECTIONS": "0"}
+           "AECORE_DATASETS_DIR": str(home / "datasets"), "AECORE_WARM_PROJECTIONS": "0",
+           # offline, as a laptop at a talk can be: a download fails at once (nothing listens on port 9)
+           "http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9", "no_proxy": ""}
+    env.pop("AECORE_DATA_DIR", None)
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port",
                              str(port), "--server.headless", "true", "--server.address", "127.0.0.1"],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -192,3 +199,44 @@ def test_eight_sessions_train_at_once_and_each_sees_its_own_result(server, brows
     finally:
         for c in contexts:
             c.close()
+
+
+def _slider_value(page, label: str) -> str:
+    return page.locator("[data-testid=stSlider]").filter(has_text=label).first.locator(
+        "[data-testid=stSliderThumbValue]").inner_text()
+
+
+def test_the_train_page_trains_what_its_form_shows_after_a_dataset_fails_to_load(server, page):
+    """Issue 17 #1, as it was met: a run of odd settings in view, a dataset that cannot be downloaded offline, then
+    back. The form showed code-l2 with an empty Hidden under the preset "seed recipe", and Train ran code-l2 with
+    yet other settings."""
+    runs = SERVER_HOME["dir"] / "runs"
+    env = {**os.environ, "AECORE_RUNS_DIR": str(runs)}
+    subprocess.run([sys.executable, "-m", "aecore", "train", "code-l2", "--dataset", "digits", "--epochs", "1",
+                    "--batch-size", "1", "--set", "code_size=2"], cwd=ROOT, env=env, check=True, capture_output=True)
+    page.goto(f"{server}/train?dataset=digits")
+    _settled(page)
+    sidebar = page.locator("[data-testid=stSidebar] [data-testid=stSelectbox]")
+    sidebar.first.click()
+    page.get_by_role("option", name="MNIST (60,000 + 10,000)").click()
+    page.get_by_text("is not available").wait_for()
+    _settled(page)
+    sidebar.first.click()
+    page.get_by_role("option", name="scikit-learn 8x8 digits (embedded)").click()
+    page.get_by_label("Hidden", exact=True).wait_for()
+    _settled(page)
+    model = page.locator("[data-testid=stSelectbox]").filter(has_text="Model").first.evaluate(
+        "e => e.querySelector('input') ? e.querySelector('input').value : e.textContent")
+    shown = {"model": model.split(" — ")[0], "hidden": page.get_by_label("Hidden", exact=True).input_value(),
+             "code_size": page.get_by_label("Code size", exact=True).input_value(), "epochs": _slider_value(page, "Epochs"),
+             "batch_size": _slider_value(page, "Batch size")}
+    assert shown == {"model": "stacked", "hidden": "100", "code_size": "30", "epochs": "30", "batch_size": "32"}
+    before = {p.name for p in runs.iterdir()}
+    page.get_by_role("button", name="Train", exact=True).click()
+    page.get_by_text("Probe batch from the test set").wait_for()
+    page.get_by_role("button", name="Stop", exact=True).click()
+    page.get_by_text("Saved: it is selectable").wait_for(timeout=120_000)
+    (new,) = [p for p in runs.iterdir() if p.name not in before and not p.name.startswith(".")]
+    record = json.loads((new / "run.json").read_text())
+    assert (record["model"], record["config"]["hidden"], record["config"]["code_size"]) == ("stacked", [100], 30)
+    assert (record["settings"]["epochs"], record["settings"]["batch_size"]) == (30, 32)  # what the form showed
