@@ -10,10 +10,12 @@
   UMAP opened by a link; the first picture, the interactive chart, then a click on a point to its image and
   reconstruction on screen.
 
-    python bench/browser.py [--chromium /usr/bin/chromium] [--skip cold,train,load,project]
+    python bench/browser.py [--chromium /usr/bin/chromium] [--skip cold,train,load,project,controls]
 
-Not measured yet: a control change to the page idle (goal 150 ms). Streamlit shows its running indicator only after
-a delay, so its absence cannot time a rerun that short; that needs the websocket's script-finished message.
+- a control change on a computed view (Filters ordering, Reconstructions worst first, Latent space points), timed from
+  the click to the server's script-finished message on the websocket (decoded with Streamlit's own protobuf
+  classes), 10 changes each, on a run of the seed recipe on the embedded data; the Train click is timed the same way
+  (click, the reconstructions' element arriving, the caption on screen).
 """
 from __future__ import annotations
 
@@ -75,6 +77,42 @@ def _idle(page, quiet: int = 3) -> None:
     while seen < quiet:
         seen = seen + 1 if page.locator("[data-testid=stStatusWidget]").count() == 0 else 0
         time.sleep(0.05)
+
+
+class Wire:
+    """The page's websocket traffic as (seconds, direction, message type, detail): ForwardMsg received ("<"), BackMsg
+    sent (">"), decoded with Streamlit's protobuf classes. The times are when Playwright hands the events over, which
+    it does only inside its own calls: wait with :meth:`first` (or another Playwright call), never ``time.sleep``."""
+
+    def __init__(self, page):
+        from streamlit.proto.BackMsg_pb2 import BackMsg
+        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+        self.page = page
+        self.events: list[tuple[float, str, str, str]] = []
+
+        def received(payload) -> None:
+            if isinstance(payload, bytes):
+                msg = ForwardMsg.FromString(payload)
+                kind, detail = msg.WhichOneof("type"), ""
+                if kind == "delta" and msg.delta.WhichOneof("type") == "new_element":
+                    detail = msg.delta.new_element.WhichOneof("type")
+                self.events.append((time.perf_counter(), "<", kind, detail))
+
+        def sent(payload) -> None:
+            if isinstance(payload, bytes):
+                self.events.append((time.perf_counter(), ">", BackMsg.FromString(payload).WhichOneof("type"), ""))
+
+        page.on("websocket", lambda ws: (ws.on("framereceived", received), ws.on("framesent", sent)))
+
+    def first(self, after: float, kind: str, detail: str = "", timeout: float = 60.0) -> float:
+        """Seconds of the first message of ``kind`` (and ``detail``) at or after ``after``."""
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            for t, _, k, d in list(self.events):
+                if t >= after and k == kind and (not detail or d == detail):
+                    return t
+            self.page.wait_for_timeout(2)  # Playwright hands events over only while it is called, not in a sleep
+        raise TimeoutError(f"no {kind} {detail} message")
 
 
 def cold_start(browser, home: Path) -> dict:
@@ -216,10 +254,65 @@ def projection_in_app(browser, home: Path) -> list[dict]:
     return rows
 
 
+def control_changes(browser, home: Path, repeats: int = 10) -> list[dict]:
+    env = {**os.environ, "AECORE_RUNS_DIR": str(home / "controls" / "runs")}
+    env.pop("AECORE_DATA_DIR", None)
+    out = subprocess.run([sys.executable, "-m", "aecore", "train", "stacked", "--epochs", "3"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, check=True)
+    run = out.stdout.strip().splitlines()[-1]
+    server = Server(home / "controls")
+    server.wait_healthy()
+    time.sleep(20)  # the server's warm-up done
+    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    wire = Wire(page)
+    rows = []
+
+    def timed(change) -> float:
+        _idle(page, quiet=6)
+        start = time.perf_counter()
+        change()
+        return round(wire.first(start, "script_finished") - start, 3)
+
+    views = [("Filters: order by", "filters", lambda i: page.get_by_text(("firing", "norm")[i % 2], exact=True)
+              .click()),
+             ("Reconstructions: samples", "reconstructions", lambda i: page.get_by_text(
+                 ("worst first", "random")[i % 2], exact=True).click()),
+             ("Latent space: points", "latent", lambda i: (
+                 page.locator("[data-testid=stSlider]").filter(has_text="Points").get_by_role("slider").focus(),
+                 page.keyboard.press(("ArrowRight", "ArrowLeft")[i % 2])))]
+    for name, path, change in views:
+        page.goto(f"{server.url}/{path}?run={run}")
+        page.wait_for_selector("h1", timeout=60_000)
+        _idle(page, quiet=10)
+        try:
+            times = [timed(lambda: change(i)) for i in range(repeats)]
+        except TimeoutError as e:
+            page.screenshot(path=str(home / f"{path}.png"))
+            raise TimeoutError(f"{name}: {e} (screenshot {home / path}.png)") from e
+        rows.append({"bench": f"control change to the page idle: {name}", "seconds": times,
+                     "median": statistics.median(times), "max": max(times), "goal_s": 0.15,
+                     "within_goal": sum(t <= 0.15 for t in times)})
+    page.goto(f"{server.url}/train")
+    page.wait_for_selector("h1", timeout=60_000)
+    _idle(page, quiet=10)
+    start = time.perf_counter()
+    page.get_by_role("button", name="Train", exact=True).click()
+    image = wire.first(start, "delta", "imgs")
+    page.get_by_text("Probe batch from the test set").wait_for(timeout=60_000)
+    shown = time.perf_counter()
+    runs = [t for t, _, k, _ in wire.events if start <= t <= image and k == "script_finished"]
+    rows.append({"bench": "Train click, traced (warm server)", "script_runs_before_the_picture": len(runs),
+                 "first_run_ends_s": round(runs[0] - start, 3) if runs else None,
+                 "picture_element_arrives_s": round(image - start, 3), "on_screen_s": round(shown - start, 3)})
+    page.context.close()
+    server.stop()
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--chromium", default="/usr/bin/chromium")
-    parser.add_argument("--skip", default="", help="comma-separated: cold, train, load, project")
+    parser.add_argument("--skip", default="", help="comma-separated: cold, train, load, project, controls")
     args = parser.parse_args()
     skip = set(args.skip.split(","))
     home = Path(tempfile.mkdtemp(prefix="aecore-browser-bench-"))
@@ -232,6 +325,9 @@ def main() -> None:
             print(json.dumps(train_to_picture(browser, home)), flush=True)
         if "load" not in skip:
             print(json.dumps(eight_sessions(browser, home)), flush=True)
+        if "controls" not in skip:
+            for row in control_changes(browser, home):
+                print(json.dumps(row), flush=True)
         if "project" not in skip and os.environ.get("AECORE_DATA_DIR"):
             for row in projection_in_app(browser, home):
                 print(json.dumps(row), flush=True)
