@@ -1,7 +1,7 @@
 """t-SNE for the Latent space page, fast enough to watch it form: nearest neighbours (exact up to 20,000 points, an
-inverted-file search above) and perplexity calibration in torch, attraction over the sparse neighbour graph in a parallel numba loop, and repulsion from all points computed
-on a grid with FFT convolutions (the interpolation idea of FIt-SNE, Linderman et al. 2019, here with cloud-in-cell
-charges and the usual deconvolution of the spreading).
+inverted-file search above) and perplexity calibration in torch, attraction over the sparse neighbour graph in a
+parallel numba loop, and repulsion from all points computed on a grid with FFT convolutions (the interpolation idea
+of FIt-SNE, Linderman et al. 2019, here with cloud-in-cell charges and the usual deconvolution of the spreading).
 
 An iteration costs O(N k + G^2 log G) for N points, k neighbours and a G x G grid, so 10,000 points take seconds and
 ``callback`` can show the layout as it forms. The optimisation is scikit-learn's: PCA initialisation scaled to a
@@ -333,8 +333,8 @@ def tsne(x: np.ndarray, perplexity: float = 30.0, *, metric: str = "euclidean", 
     for all 1,000 (36 s against 55 s); 10,000 at 600, 0.9370 against 0.9364.
 
     ``callback(iteration, total, layout)`` runs with the PCA start (iteration 0, before the neighbour search unless
-    that is already done, so a caller can draw the points at once), every ``every`` iterations, and at the end; returning False stops early
-    and returns the layout so far.
+    that is already done, so a caller can draw the points at once), every ``every`` iterations, and at the end;
+    returning False stops early and returns the layout so far.
     """
     total = early_iter + n_iter
     y = None

@@ -1,6 +1,6 @@
-"""Projections of up to 70,000 codes to 2-D: what the Latent space page runs (aecore.latent.project) against the peers in
-the same run: scikit-learn's t-SNE, and umap-learn's defaults in a fresh process (numba compilation included, as a
-newly started server meets it). Prints one JSON line per measurement, then one with the ratios.
+"""Projections of up to 70,000 codes to 2-D: what the Latent space page runs (aecore.latent.project) against the
+peers in the same run: scikit-learn's t-SNE, and umap-learn's defaults in a fresh process (numba compilation
+included, as a newly started server meets it). Prints one JSON line per measurement, then one with the ratios.
 
     AECORE_DATA_DIR=../shared/data python bench/projections.py [--epochs 2] [--points 70000] [--skip-peers]
                                                                [--subsets N]

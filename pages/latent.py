@@ -83,8 +83,8 @@ def _legend() -> str:
 
 
 def _scatter(xy: np.ndarray, index: np.ndarray) -> go.Figure:
-    """Points ``xy`` of the images ``index`` (test, then training): one WebGL trace per class in the live picture's colours, the test
-    index as customdata for the selection events. Built with graph_objects: 30 ms for 10,000 points where
+    """Points ``xy`` of the images ``index`` (test, then training): one WebGL trace per class in the live picture's
+    colours, the index as customdata for the selection events. Built with graph_objects: 30 ms for 10,000 points where
     plotly.express takes 200-600 ms."""
     fig = go.Figure()
     for c, name in enumerate(dataset.class_names):
