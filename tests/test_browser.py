@@ -188,8 +188,12 @@ def test_eight_sessions_train_at_once_and_each_sees_its_own_result(server, brows
             pg.get_by_role("button", name="Train", exact=True).click()
         ids = []
         for pg in pages:
-            pg.get_by_text("Saved: it is selectable").wait_for(timeout=180_000)
-            ids.append(re.search(r"run=([^&]+)", pg.url).group(1))
+            saved = pg.get_by_text("Saved: it is selectable")
+            saved.wait_for(timeout=180_000)
+            own = re.search(r"Run (\S+) finished", saved.inner_text()).group(1)
+            # the sidebar, and with it the link, moves to the saved run in the rerun that follows the message
+            pg.wait_for_url(re.compile(rf".*[?&]run={re.escape(own)}(&|$).*"), timeout=30_000)
+            ids.append(own)
         assert len(set(ids)) == 8  # eight runs, each page its own
         for pg, own in zip(pages, ids):
             pg.locator("[data-testid=stSidebar] [data-testid=stSelectbox]").last.click()
