@@ -209,11 +209,18 @@ def click_a_point(page) -> int:
     return int(box.input_value())
 
 
+def trained(home: Path, *args: str, offline: bool = False) -> str:
+    """The id of a seed-recipe run trained by the CLI into ``home / "runs"`` (``offline``: the embedded data)."""
+    env = {**os.environ, "AECORE_RUNS_DIR": str(home / "runs")}
+    if offline:
+        env.pop("AECORE_DATA_DIR", None)
+    out = subprocess.run([sys.executable, "-m", "aecore", "train", "stacked", *args], cwd=ROOT, env=env,
+                         capture_output=True, text=True, check=True)
+    return out.stdout.strip().splitlines()[-1]
+
+
 def projection_in_app(browser, home: Path) -> list[dict]:
-    env = {**os.environ, "AECORE_RUNS_DIR": str(home / "project" / "runs")}
-    out = subprocess.run([sys.executable, "-m", "aecore", "train", "stacked", "--dataset", "mnist", "--epochs", "2"],
-                         cwd=ROOT, env=env, capture_output=True, text=True, check=True)
-    run = out.stdout.strip().splitlines()[-1]
+    run = trained(home / "project", "--dataset", "mnist", "--epochs", "2")
     rows = []
     for method, how in (("tsne", "picked"), ("tsne", "link"), ("umap", "link")):
         server = Server(home / "project")
@@ -255,11 +262,7 @@ def projection_in_app(browser, home: Path) -> list[dict]:
 
 
 def control_changes(browser, home: Path, repeats: int = 10) -> list[dict]:
-    env = {**os.environ, "AECORE_RUNS_DIR": str(home / "controls" / "runs")}
-    env.pop("AECORE_DATA_DIR", None)
-    out = subprocess.run([sys.executable, "-m", "aecore", "train", "stacked", "--epochs", "3"], cwd=ROOT, env=env,
-                         capture_output=True, text=True, check=True)
-    run = out.stdout.strip().splitlines()[-1]
+    run = trained(home / "controls", "--epochs", "3", offline=True)
     server = Server(home / "controls")
     server.wait_healthy()
     time.sleep(20)  # the server's warm-up done
