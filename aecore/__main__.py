@@ -16,7 +16,7 @@ from .analysis import denoising_scores
 from .noise import NOISE_KINDS
 from .registry import list_models, model_spec
 from .store import RunStore, RunStoreError
-from .training import TrainSettings, pick_device
+from .training import LR_SCHEDULES, TrainSettings, pick_device
 
 
 MAX_SAMPLES = 10_000  # what `sample` draws at most in one call (the test set's size)
@@ -28,6 +28,11 @@ def _cmd_list(args, store: RunStore) -> int:
         spec = model_spec(name)
         presets = f"  presets: {', '.join(spec.presets)}" if spec.presets else ""
         print(f"  {name:10s} {spec.summary}{presets}")
+    from .papers import PAPERS
+    print("paper recipes (python -m aecore paper NAME):")
+    for recipe in PAPERS.values():
+        print(f"  {recipe.key:12s} {recipe.model}, preset {recipe.preset!r}: {recipe.metric}, paper "
+              f"{recipe.figure_text()}")
     print("datasets:")
     for name in list_datasets():
         info = data_mod.dataset_info(name)
@@ -59,7 +64,8 @@ def _cmd_train(args, store: RunStore) -> int:
     config = dict(spec.presets[args.preset]) if args.preset else {}
     config.update(_parse_sets(args.set))
     settings = coerce(TrainSettings, {**spec.train_defaults, **{k: v for k, v in {
-        "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
+        "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "lr_schedule": args.lr_schedule,
+        "seed": args.seed,
         "greedy": args.greedy, "greedy_epochs": args.greedy_epochs,
         "output_bias_from_data": args.output_bias_from_data}.items() if v is not None}})
     settings = TrainSettings(**settings)
@@ -271,6 +277,33 @@ def _cmd_prepare_talk(args, store: RunStore) -> int:
     return 0 if not any(r["failed"] for r in rows) else 1
 
 
+def _cmd_paper(args, store: RunStore) -> int:
+    """Reproduce a paper's figure from its preset: train (or take ``--run``), run the classifier stage, print the
+    figure beside the paper's as one JSON line."""
+    from tqdm import tqdm
+    from .papers import paper_recipe, reproduce
+    recipe = paper_recipe(args.name)
+    pick_device(args.device)
+    dataset = load_dataset(args.dataset)
+    if getattr(dataset, "modality", "image") != "image" or not len(getattr(dataset, "y_train", ())):
+        raise ConfigError(f"--dataset must be a labelled image dataset; {args.dataset} is not")
+    bars: dict[str, tqdm] = {}
+
+    def progress(part: str, fraction: float) -> None:
+        bar = bars.get(part) or bars.setdefault(part, tqdm(total=100, unit="%", desc=part, file=sys.stderr))
+        bar.update(max(0, round(100 * fraction) - bar.n))
+
+    print(f"{recipe.key}: {recipe.metric}; paper {recipe.figure_text()} ({recipe.source})", file=sys.stderr)
+    try:
+        result = reproduce(recipe, dataset, store, full=args.full, run_id=args.run, device=args.device,
+                           progress=progress)
+    finally:
+        for bar in bars.values():
+            bar.close()
+    print(json.dumps({**result, "version": "full" if args.full else ("saved run" if args.run else "budget")}))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m aecore", description="Train and inspect autoencoders.")
     parser.add_argument("--runs-dir", help="run store folder (default: $AECORE_RUNS_DIR or the user data folder)")
@@ -283,6 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--epochs", type=int)
     t.add_argument("--batch-size", type=int)
     t.add_argument("--lr", type=float)
+    t.add_argument("--lr-schedule", choices=LR_SCHEDULES, help="constant (default) or cosine decay to 0")
     t.add_argument("--seed", type=int)
     t.add_argument("--preset", help="a named preset of the model (see `list`)")
     t.add_argument("--greedy", action="store_true", default=None, help="greedy layer-wise pretraining first")
@@ -325,6 +359,14 @@ def main(argv: list[str] | None = None) -> int:
     i.add_argument("--mode", choices=("linear", "slerp"), default="linear", help="the path between the two codes")
     i.add_argument("--seed", type=int, default=0, help="--decode sample: the seed of the draws")
     _decoding_args(i)
+    pa = sub.add_parser("paper", help="reproduce a paper's figure from its preset (hinton, k-sparse, contractive): "
+                                      "train, then the paper's classifier stage; prints it beside the paper's (JSON)")
+    pa.add_argument("name", help="hinton, k-sparse or contractive")
+    pa.add_argument("--dataset", default="mnist", help="a labelled image dataset (the papers used full MNIST)")
+    pa.add_argument("--full", action="store_true", help="the paper's own training length instead of the 20-minute "
+                                                      "budget version")
+    pa.add_argument("--run", help="a saved run of the recipe's network: skip training, run the stage on it")
+    pa.add_argument("--device", help="cpu, cuda, mps (default: best available)")
     pt = sub.add_parser("prepare-talk", help="train every talk preset's runs ahead of time (the Home page's gallery); "
                                              "prints the seconds each took")
     pt.add_argument("--dataset", default=data_mod.DEFAULT_DATASET, help="the image dataset of the image presets")
@@ -337,7 +379,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "train" and args.preset and args.preset not in model_spec(args.model).presets:
             raise ConfigError(f"unknown preset {args.preset!r}; valid: {list(model_spec(args.model).presets)}")
         commands = {"list": _cmd_list, "train": _cmd_train, "eval": _cmd_eval, "probe": _cmd_probe,
-                    "sample": _cmd_sample, "interpolate": _cmd_interpolate, "prepare-talk": _cmd_prepare_talk}
+                    "sample": _cmd_sample, "interpolate": _cmd_interpolate, "prepare-talk": _cmd_prepare_talk,
+                    "paper": _cmd_paper}
         return commands[args.command](args, store)
     except (ConfigError, DatasetError, RunStoreError, KeyError, ValueError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e

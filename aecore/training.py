@@ -24,6 +24,31 @@ from .models.base import StepContext
 from .optim import adam
 
 
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def lr_factor(schedule: str, step: int, steps: int) -> float:
+    """The share of the base learning rate in force at ``step`` of ``steps`` (counted from 0)."""
+    if schedule == "cosine" and steps > 0:
+        return 0.5 * (1.0 + math.cos(math.pi * step / steps))
+    return 1.0
+
+
+def _set_lr(optimizers: list, bases: list, factor: float) -> None:
+    """Scale each optimiser's learning rate(s) to ``factor`` times its ``bases`` (LeanAdam's ``lr``, or a torch
+    optimiser's param groups)."""
+    for opt, base in zip(optimizers, bases):
+        if hasattr(opt, "param_groups"):
+            for group, lr in zip(opt.param_groups, base):
+                group["lr"] = lr * factor
+        else:
+            opt.lr = base * factor
+
+
+def _base_lrs(optimizers: list) -> list:
+    return [[g["lr"] for g in opt.param_groups] if hasattr(opt, "param_groups") else opt.lr for opt in optimizers]
+
+
 @dataclass(frozen=True)
 class TrainSettings:
     """Training hyperparameters shared by every family (the model's own live in its config)."""
@@ -31,6 +56,9 @@ class TrainSettings:
     epochs: int = param(30, min=1, max=500, step=1, help="passes over the training set")
     batch_size: int = param(32, min=1, max=4096, step=1, log=True, help="samples per gradient step")
     lr: float = param(1e-3, min=1e-5, max=1.0, log=True, help="Adam learning rate")
+    lr_schedule: str = param("constant", choices=LR_SCHEDULES,
+                             help="constant, or cosine: the learning rate falls along half a cosine from its value "
+                                  "to 0 over each phase's steps (Loshchilov & Hutter 2017, without restarts)")
     seed: int = param(0, min=0, max=2**31 - 1, step=1, help="seeds weight init and batch order")
     greedy: bool = param(False, help="greedy layer-wise pretraining: train one shallow autoencoder per layer on "
                                      "the previous layer's codes, stack them, then fine-tune")
@@ -279,6 +307,8 @@ class _Loop:
         n, bs = len(data), s.batch_size
         steps_per_epoch = math.ceil(n / bs)
         p.phase, p.epochs = phase, epochs
+        schedule, phase_steps = s.lr_schedule, epochs * steps_per_epoch
+        bases = _base_lrs(optimizers) if schedule != "constant" else None
         module.train()
         for epoch in range(epochs):
             p.epoch = epoch + 1
@@ -293,6 +323,8 @@ class _Loop:
                 # 4x longer (0.17 s of a 1.4 s epoch of the seed recipe on one thread)
                 batch = data.take(order[i * bs:(i + 1) * bs])
                 ctx = StepContext(p.step, len(p.epoch_rows), p.total_steps, steps_per_epoch)
+                if bases is not None:
+                    _set_lr(optimizers, bases, lr_factor(schedule, epoch * steps_per_epoch + i, phase_steps))
                 window.append(module.training_step(batch, optimizers, ctx))
                 p.step += 1
                 if len(window) == self.log_every or i == steps_per_epoch - 1:

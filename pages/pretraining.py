@@ -6,6 +6,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from aecore.jobs import BackgroundTask
+from aecore.papers import figure_of, paper_for
 from aecore.probe import METHODS, few_label_experiment
 from pages import ui
 from pages.ui import runs, share, state
@@ -93,3 +94,41 @@ def results() -> None:
 
 if task is not None:
     st.fragment(results, run_every=1.0 if busy else None)()
+
+
+# --- the paper's own figure, for a run of a paper's network (issue 18) ------------------------------------------------
+recipe = paper_for(run.record.model, config=run.record.config) if run.record is not None else None
+if recipe is not None and recipe.stage != "reconstruction":
+    st.subheader("Against the paper")
+    paper_key = (run.id, dataset.name, "paper")
+    paper_task, _ = experiments.get(paper_key, (None, ""))
+    paper_busy = paper_task is not None and not paper_task.done
+    how = ("logistic regression on the frozen features, its L2 weight picked on a validation split"
+           if recipe.stage == "logistic" else "the encoder and a softmax layer fine-tuned with SGD, stopped early on a "
+                                              "validation split")
+    st.markdown(f"{recipe.source}: **{recipe.figure_text()}** {recipe.metric}. The same stage on this run: {how}, on "
+                f"all {len(dataset.y_train):,} labels.")
+    if st.button("Run the paper's classifier stage", disabled=paper_busy, key="ae.pretrain.paper"):
+        model = run.model
+        paper_task = BackgroundTask(lambda progress: figure_of(recipe, model, dataset, progress=progress),
+                                    name=f"paper-{run.id}").start()
+        experiments[paper_key] = paper_task, recipe.key
+        st.rerun()
+
+    def paper_result() -> None:
+        if not paper_task.done:
+            st.progress(paper_task.fraction, text=f"{recipe.stage}… {paper_task.fraction:.0%}")
+            return
+        if paper_task.error:
+            st.error(f"The classifier stage failed: {paper_task.error}")
+            return
+        out = paper_task.result
+        a, b = st.columns(2)
+        a.metric("this run", recipe.figure_text(out["figure"]),
+                 delta=f"{out['figure'] - recipe.paper:+.2f} points against the paper", delta_color="inverse")
+        b.metric("paper", recipe.figure_text())
+        if paper_busy:
+            st.rerun()
+
+    if paper_task is not None:
+        st.fragment(paper_result, run_every=1.0 if paper_busy else None)()

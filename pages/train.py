@@ -5,6 +5,7 @@ import streamlit as st
 
 from aecore import ConfigError, TrainSettings, TrainingJob, list_models, model_spec
 from aecore.jobs import model_config
+from aecore.papers import PAPERS, paper_for
 from aecore.registry import DEFAULT_MODELS
 from aecore.viz import mosaic
 from pages import ui
@@ -35,11 +36,24 @@ with left:
                             st.session_state[state.TRAIN_MODEL]).train_defaults, names))
     spec = model_spec(name)
     prefix = f"ae.train.cfg.{name}"
+    recipe = None
     if spec.presets:
         def _apply():
-            controls.apply_preset(prefix, spec.config_cls, spec.presets[st.session_state[f"{prefix}.preset"]])
-        share.widget("preset", st.selectbox, "Preset", list(spec.presets), key=f"{prefix}.preset", on_change=_apply,
-                     disabled=running)
+            chosen = st.session_state[f"{prefix}.preset"]
+            controls.apply_preset(prefix, spec.config_cls, spec.presets[chosen])
+            # a paper's preset trains as the paper's recipe does; another preset goes back to the family's settings
+            paper, plain = paper_for(name, preset=chosen), TrainSettings()
+            reset = {k: getattr(plain, k) for r in PAPERS.values() for k in r.settings}
+            controls.apply_train_defaults("ae.train.settings", TrainSettings,
+                                          {**reset, **spec.train_defaults, **(paper.settings if paper else {})}, names)
+        preset = share.widget("preset", st.selectbox, "Preset", list(spec.presets), key=f"{prefix}.preset",
+                              on_change=_apply, disabled=running)
+        recipe = paper_for(name, preset=preset)
+        if recipe is not None:
+            st.caption(f"Paper: **{recipe.figure_text()}** {recipe.metric} ({recipe.source}). Picking this preset "
+                       f"sets the recipe's training ({recipe.settings['epochs']} epochs); the whole recipe, its "
+                       f"{'classifier stage included' if recipe.stage != 'reconstruction' else 'test error'}: "
+                       f"`python -m aecore paper {recipe.key}`.")
     # Train and Stop sit above the settings (filled in below, once the settings are read), so that the live view
     # at the top of the right column is in sight when Train is pressed
     actions = st.container()
@@ -108,6 +122,19 @@ def preview(job: TrainingJob, shown) -> None:
                        "run back to an earlier epoch once it is saved.")
 
 
+def paper_line(record) -> None:
+    """The paper's figure beside the run's own, for a run of a paper's network."""
+    paper = paper_for(record.model, config=record.config)
+    if paper is None:
+        return
+    if paper.stage == "reconstruction" and "sse_per_image" in record.metrics:
+        st.markdown(f"This run: **{paper.figure_text(record.metrics['sse_per_image'])}** {paper.metric} · paper: "
+                    f"**{paper.figure_text()}** ({paper.source.split(',')[0]})")
+    else:
+        st.markdown(f"Paper: **{paper.figure_text()}** {paper.metric}. The run's own figure: the **Few labels** "
+                    f"page, or `python -m aecore paper {paper.key} --run {record.id}`.")
+
+
 def live_view(job: TrainingJob) -> None:
     p = job.progress()
     if p.phase.startswith("queued"):  # the server trains a few jobs at a time; Stop cancels a waiting one
@@ -136,6 +163,7 @@ def live_view(job: TrainingJob) -> None:
         msg(text + (f"\n\n{p.message}" if p.message else ""))
         if job.record is not None:
             figures.metrics_row(job.record.metrics, job.record.metric_labels)
+            paper_line(job.record)
         seen = st.session_state[state.TRAIN_SEEN_DONE]
         if job.run_id not in seen:  # one full rerun, so the sidebar lists the saved run
             seen.add(job.run_id)

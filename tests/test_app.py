@@ -133,6 +133,28 @@ def test_train_page_preset_fills_the_controls():
     at.selectbox(key="ae.train.cfg.stacked.preset").select("Hinton & Salakhutdinov (784-1000-500-250-30)").run()
     assert at.text_input(key="ae.train.cfg.stacked.hidden").value == "1000,500,250"
     assert at.selectbox(key="ae.train.cfg.stacked.code_activation").value == "linear"
+    # a paper's preset: its figure and source beside it, and the recipe's training settings in the controls
+    assert any("Paper: **3.00** test squared error per image" in c.value and "Science 2006" in c.value
+               for c in at.caption)
+    from aecore.papers import PAPERS
+    assert at.slider(key="ae.train.settings.epochs").value == PAPERS["hinton"].settings["epochs"] != 30
+    assert at.selectbox(key="ae.train.settings.lr_schedule").value == "cosine"
+    at.selectbox(key="ae.train.cfg.stacked.preset").select("seed recipe (784-100-30)").run()
+    assert at.slider(key="ae.train.settings.epochs").value == 30
+    assert at.selectbox(key="ae.train.settings.lr_schedule").value == "constant"
+    assert not any("Paper:" in c.value for c in at.caption)
+
+
+def test_a_finished_run_of_a_papers_network_shows_the_papers_figure_beside_its_own():
+    at = app("pages/train.py")
+    at.sidebar.selectbox(key="ae.dataset").select("digits").run()
+    at.selectbox(key="ae.train.cfg.stacked.preset").select("Hinton & Salakhutdinov (784-1000-500-250-30)").run()
+    at.slider(key="ae.train.settings.epochs").set_value(1).run()
+    at.button(key="ae.train.start").click().run()
+    rerun_until(at, lambda a: any("paper: **3.00**" in m.value for m in a.markdown), timeout=120)
+    line = next(m.value for m in at.markdown if "paper: **3.00**" in m.value)
+    record = RunStore().record(next(r.id for r in RunStore().list()))
+    assert f"This run: **{record.metrics['sse_per_image']:.2f}**" in line
 
 
 def test_train_page_stop_keeps_the_run():

@@ -41,3 +41,25 @@ def test_pretraining_page_needs_a_choice_of_labels():
     at.multiselect(key="ae.pretrain.counts").set_value([]).run()
     assert at.button(key="ae.pretrain.start").disabled
     assert any("at least one" in i.value for i in at.info)
+
+
+def test_a_paper_network_runs_the_papers_stage_and_shows_both_figures():
+    run = train_run("k-sparse", epochs=1, code_size=1000, k=25)  # the paper preset's network, on the digits
+    at = _open(run)
+    assert any("1.35 %" in m.value and "Makhzani & Frey" in m.value for m in at.markdown)
+    at.button(key="ae.pretrain.paper").click().run()
+    rerun_until(at, lambda a: len(a.metric) == 2, timeout=120)
+    shown, paper = at.metric[0], at.metric[1]
+    assert paper.label == "paper" and paper.value == "1.35 %"
+    # the run's own figure is the stage computed directly on the same run
+    from aecore import RunStore, load_dataset
+    from aecore.papers import PAPERS, figure_of
+    model, _ = RunStore().load(run)
+    direct = figure_of(PAPERS["k-sparse"], model, load_dataset("digits"))["figure"]
+    assert shown.label == "this run" and shown.value == f"{direct:.2f} %"
+
+
+def test_a_run_of_no_papers_network_shows_no_paper():
+    at = _open(train_run("k-sparse", epochs=1, code_size=64, k=5))
+    assert not any("Against the paper" in s.value for s in at.subheader)
+    assert not at.get("button") or all(b.key != "ae.pretrain.paper" for b in at.button)

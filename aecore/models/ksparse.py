@@ -4,6 +4,10 @@ z = W x + b; only the k largest units of z are kept (the rest set to 0) and x_ha
 squared error as in the paper (a sigmoid output with cross-entropy is an option). Gradients flow through the kept
 units only. For downstream use (features) the alpha*k largest units are kept, as in the paper.
 
+Sparsity schedule (the paper's section 4.1): training starts with k_start units kept and lowers k linearly to k over
+the first ``k_schedule`` share of the steps (the paper: 100 to 25 over the first half of the epochs), so that every
+unit gets gradient early on and none dies.
+
 On full MNIST (1000 units, k 25, 5 epochs, the same logistic regression on both) the paper's linear output gave
 features with 2.2% test error, against 3.0% with the sigmoid/cross-entropy output.
 """
@@ -17,7 +21,7 @@ import torch.nn.functional as F
 
 from ..config import ConfigError, param
 from ..registry import register_model
-from .base import AEConfig, Autoencoder, Capabilities
+from .base import AEConfig, Autoencoder, Capabilities, StepContext
 
 
 def keep_top_k(z: torch.Tensor, k: int) -> torch.Tensor:
@@ -33,6 +37,12 @@ def keep_top_k(z: torch.Tensor, k: int) -> torch.Tensor:
 class KSparseConfig(AEConfig):
     code_size: int = param(1000, min=2, max=4096, step=1, help="units in the code layer")
     k: int = param(25, min=1, max=4096, step=1, help="units kept per sample while training")
+    k_start: int = param(100, min=1, max=4096, step=1,
+                         help="units kept at the start of training (at most the code's size); k falls linearly "
+                              "from here to k (no schedule when k_start <= k)")
+    k_schedule: float = param(0.5, min=0.0, max=1.0, step=0.05,
+                              help="share of the training steps over which k falls from k_start to k (the paper: "
+                                   "the first half)")
     alpha: float = param(3.0, min=1.0, max=10.0, step=0.5, help="alpha*k units are kept when encoding features")
     tied: bool = param(True, help="decoder uses the encoder's weights transposed (the paper's setting)")
     output: str = param("linear", choices=("linear", "sigmoid"),
@@ -63,6 +73,23 @@ class KSparseAutoencoder(Autoencoder):
         self.decoder_bias = nn.Parameter(torch.zeros(d))
         self.decoder_weight = None if config.tied else nn.Parameter(self.encoder.weight.detach().t().clone())
 
+    def scheduled_k(self, step: int, total_steps: int) -> int:
+        """The k in force at training ``step`` of ``total_steps``: k_start falling linearly to k."""
+        c = self.config
+        start, span = min(c.k_start, c.code_size), c.k_schedule * total_steps
+        if start <= c.k or span <= 0 or step >= span:
+            return c.k
+        return round(start + (c.k - start) * step / span)
+
+    def training_step(self, x: torch.Tensor, optimizers: list, ctx: StepContext) -> dict[str, torch.Tensor]:
+        self._train_k = self.scheduled_k(ctx.step, ctx.total_steps)
+        try:
+            return super().training_step(x, optimizers, ctx)
+        finally:
+            self._train_k = None
+
+    _train_k: int | None = None  # k while a training step runs; encoding for views and features uses k
+
     def unit_activations(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x)  # (B, D) -> (B, K), before the top-k: what activation maximisation climbs
 
@@ -70,7 +97,7 @@ class KSparseAutoencoder(Autoencoder):
         return self.encode(x)  # after the top-k: at most k units are non-zero
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return keep_top_k(self.encoder(x), self.config.k)
+        return keep_top_k(self.encoder(x), self._train_k or self.config.k)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return keep_top_k(self.encoder(x), round(self.config.alpha * self.config.k))
