@@ -15,7 +15,9 @@ from typing import Any, Callable
 from .config import ConfigError
 from .registry import model_spec
 
-STAGES = ("reconstruction", "logistic", "fine-tune")
+STAGES = {"reconstruction": "test reconstruction error",
+          "logistic": "encoding the images, then logistic regression (its L2 weight picked on a validation split)",
+          "fine-tune": "fine-tuning with SGD, until the validation error stops falling"}  # stage -> what it does
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,7 @@ class PaperRecipe:
     paper: float  # the paper's figure (lower is better); percentages as percent
     unit: str  # "" or "%"
     source: str
+    cite: str  # short: "Hinton & Salakhutdinov 2006"
     settings: dict[str, Any]  # TrainSettings of the budget version (within 20 minutes on 2 CPU cores)
     full_settings: dict[str, Any] = field(default_factory=dict)  # the paper's own length, where longer
     stage_options: dict[str, Any] = field(default_factory=dict)  # for the classifier stage
@@ -64,6 +67,7 @@ PAPERS: dict[str, PaperRecipe] = {r.key: r for r in (
         stage="reconstruction", metric="test squared error per image", paper=3.00, unit="",
         source="Hinton & Salakhutdinov, Reducing the Dimensionality of Data with Neural Networks, Science 2006, "
                "fig. 2 (MNIST: 3.00; logistic PCA 8.01, PCA 13.87)",
+        cite="Hinton & Salakhutdinov, Science 2006",
         settings={"epochs": 50, "batch_size": 128, "lr": 1e-3, "lr_schedule": "cosine"},
         choices="RBM pretraining made deep nets trainable in 2006; GELU units, Adam and a cosine schedule do that "
                 "job now, with no pretraining. Cross-entropy loss as the paper's. No longer version: the paper's "
@@ -74,6 +78,7 @@ PAPERS: dict[str, PaperRecipe] = {r.key: r for r in (
         stage="logistic", metric="test error, frozen features + logistic regression", paper=1.35, unit="%",
         source="Makhzani & Frey, k-Sparse Autoencoders, ICLR 2014 (MNIST, 1000 units, k = 25, alpha*k = 75 at "
                "encoding, logistic regression on the features, no fine-tuning)",
+        cite="Makhzani & Frey, ICLR 2014",
         settings={"epochs": 40, "batch_size": 64, "lr": 1e-3, "lr_schedule": "cosine"},
         full_settings={"epochs": 150},
         choices="The paper's tied linear autoencoder, squared error, k lowered from 100 to 25 over the first half "
@@ -85,6 +90,7 @@ PAPERS: dict[str, PaperRecipe] = {r.key: r for r in (
         stage="fine-tune", metric="test error, fine-tuned as a 784-1000-10 network", paper=1.14, unit="%",
         source="Rifai et al., Contractive Auto-Encoders: Explicit Invariance During Feature Extraction, ICML 2011 "
                "(CAE with 1000 units, MNIST, features used to start a network then fine-tuned)",
+        cite="Rifai et al., ICML 2011",
         settings={"epochs": 30, "batch_size": 64, "lr": 1e-3, "lr_schedule": "cosine"},
         full_settings={"epochs": 100},
         stage_options={"epochs": 100, "patience": 15, "lr": 0.05, "momentum": 0.9, "batch_size": 100},

@@ -6,7 +6,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from aecore.jobs import BackgroundTask
-from aecore.papers import figure_of, paper_for
+from aecore.papers import STAGES, figure_of, paper_for
 from aecore.probe import METHODS, few_label_experiment
 from pages import ui
 from pages.ui import runs, share, state
@@ -106,8 +106,8 @@ if recipe is not None and recipe.stage != "reconstruction":
     how = ("logistic regression on the frozen features, its L2 weight picked on a validation split"
            if recipe.stage == "logistic" else "the encoder and a softmax layer fine-tuned with SGD, stopped early on a "
                                               "validation split")
-    st.markdown(f"{recipe.source}: **{recipe.figure_text()}** {recipe.metric}. The same stage on this run: {how}, on "
-                f"all {len(dataset.y_train):,} labels.")
+    st.markdown(f"{recipe.cite}: **{recipe.figure_text()}** {recipe.metric}. The same stage on this run: {how}, on "
+                f"all {len(dataset.y_train):,} labels.", help=f"{recipe.source}. {recipe.choices}")
     if st.button("Run the paper's classifier stage", disabled=paper_busy, key="ae.pretrain.paper"):
         model = run.model
         paper_task = BackgroundTask(lambda progress: figure_of(recipe, model, dataset, progress=progress),
@@ -117,7 +117,7 @@ if recipe is not None and recipe.stage != "reconstruction":
 
     def paper_result() -> None:
         if not paper_task.done:
-            st.progress(paper_task.fraction, text=f"{recipe.stage}… {paper_task.fraction:.0%}")
+            st.progress(paper_task.fraction, text=f"{STAGES[recipe.stage]}… {paper_task.fraction:.0%}")
             return
         if paper_task.error:
             st.error(f"The classifier stage failed: {paper_task.error}")

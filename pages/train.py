@@ -48,12 +48,15 @@ with left:
                                           {**reset, **spec.train_defaults, **(paper.settings if paper else {})}, names)
         preset = share.widget("preset", st.selectbox, "Preset", list(spec.presets), key=f"{prefix}.preset",
                               on_change=_apply, disabled=running)
+        applied = f"{prefix}.preset_applied"
+        if st.session_state.get(applied, list(spec.presets)[0]) != preset:
+            _apply()  # a link chose it: the controls follow as when the user picks it (the link's own values win)
+        st.session_state[applied] = preset
         recipe = paper_for(name, preset=preset)
         if recipe is not None:
-            st.caption(f"Paper: **{recipe.figure_text()}** {recipe.metric} ({recipe.source}). Picking this preset "
-                       f"sets the recipe's training ({recipe.settings['epochs']} epochs); the whole recipe, its "
-                       f"{'classifier stage included' if recipe.stage != 'reconstruction' else 'test error'}: "
-                       f"`python -m aecore paper {recipe.key}`.")
+            st.caption(f"Paper: **{recipe.figure_text()}** {recipe.metric} ({recipe.cite}). This preset trains "
+                       f"the paper's recipe ({recipe.settings['epochs']} epochs); `python -m aecore paper "
+                       f"{recipe.key}` runs it whole.", help=f"{recipe.source}. {recipe.choices}")
     # Train and Stop sit above the settings (filled in below, once the settings are read), so that the live view
     # at the top of the right column is in sight when Train is pressed
     actions = st.container()
@@ -129,7 +132,7 @@ def paper_line(record) -> None:
         return
     if paper.stage == "reconstruction" and "sse_per_image" in record.metrics:
         st.markdown(f"This run: **{paper.figure_text(record.metrics['sse_per_image'])}** {paper.metric} · paper: "
-                    f"**{paper.figure_text()}** ({paper.source.split(',')[0]})")
+                    f"**{paper.figure_text()}** ({paper.cite})")
     else:
         st.markdown(f"Paper: **{paper.figure_text()}** {paper.metric}. The run's own figure: the **Few labels** "
                     f"page, or `python -m aecore paper {paper.key} --run {record.id}`.")

@@ -206,3 +206,15 @@ def test_a_reloaded_tab_finds_its_running_job_again_and_can_stop_it():
     finally:
         job.stop()
         job.join(timeout=60)
+
+
+def test_a_link_that_names_a_preset_opens_with_the_presets_settings():
+    from aecore.papers import PAPERS
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.switch_page("pages/train.py")
+    at.query_params.update({"preset": "Hinton & Salakhutdinov (784-1000-500-250-30)", "epochs": "7"})
+    at.run()
+    assert not at.exception
+    assert at.text_input(key="ae.train.cfg.stacked.hidden").value == "1000,500,250"
+    assert at.selectbox(key="ae.train.settings.lr_schedule").value == PAPERS["hinton"].settings["lr_schedule"]
+    assert at.slider(key="ae.train.settings.epochs").value == 7  # the link's own value wins over the preset's
