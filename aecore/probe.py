@@ -197,7 +197,7 @@ def fine_tune(encoder_model, dataset, epochs: int = 100, patience: int = 15, lr:
     paper does it (following Vincent et al. 2010): SGD with momentum on the training set less a validation split,
     the epoch of lowest validation error kept (early stopping, ``patience`` epochs without a better one), and that
     epoch's test error reported. ``encoder_model`` is changed in place. Returns ``test_error``,
-    ``validation_error``, ``best_epoch``, ``epochs`` (trained) and per-epoch ``validation_errors``."""
+    ``validation_error``, ``train_error`` (on the images it trained on), ``best_epoch``, ``epochs`` (trained) and per-epoch ``validation_errors``."""
     device = _device(encoder_model)
     x_all = torch.as_tensor(dataset.x_train).to(device)
     y_all = torch.as_tensor(dataset.y_train).long().to(device)
@@ -236,5 +236,6 @@ def fine_tune(encoder_model, dataset, epochs: int = 100, patience: int = 15, lr:
             break
     net.load_state_dict(best[2])
     encoder_model.eval()
-    return {"test_error": error_rate(classify, x_te, y_te), "validation_error": best[0], "best_epoch": best[1],
+    return {"test_error": error_rate(classify, x_te, y_te), "validation_error": best[0],
+            "train_error": error_rate(classify, x_all[tr], y_all[tr]), "best_epoch": best[1],
             "epochs": len(val_errors), "validation_errors": val_errors}
