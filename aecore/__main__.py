@@ -284,6 +284,8 @@ def _cmd_paper(args, store: RunStore) -> int:
     from .papers import paper_recipe, reproduce
     recipe = paper_recipe(args.name)
     pick_device(args.device)
+    if args.run:
+        store.record(args.run)  # a run that is not there is said before the dataset loads
     dataset = load_dataset(args.dataset)
     if getattr(dataset, "modality", "image") != "image" or not len(getattr(dataset, "y_train", ())):
         raise ConfigError(f"--dataset must be a labelled image dataset; {args.dataset} is not")

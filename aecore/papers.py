@@ -148,8 +148,14 @@ def reproduce(recipe: PaperRecipe, dataset, store, *, full: bool = False, run_id
     if run_id is None:
         settings = TrainSettings(**recipe.train_settings(full))
         job = TrainingJob(recipe.model, recipe.config(), dataset, settings, store=store, device=device).start()
-        while not job.join(timeout=0.5):
-            report("training", job.progress().fraction)
+        try:
+            while not job.join(timeout=0.5):
+                report("training", job.progress().fraction)
+        except KeyboardInterrupt:  # Ctrl-C: the run is saved as stopped (its id in the message), no stage runs
+            job.stop()
+            job.join()
+            raise ConfigError(f"stopped; run {job.run_id} was saved as it was. `--run {job.run_id}` runs the "
+                              f"stage on it") from None
         p = job.progress()
         report("training", p.fraction)
         if job.record is None or p.status != "finished":

@@ -172,3 +172,28 @@ def test_the_paper_command_prints_the_figure_beside_the_papers(digits, tmp_path,
     assert out["version"] == "saved run" and 0 <= out["figure"] <= 100 and out["epochs"] <= 3
     assert main(["--runs-dir", str(tmp_path), "paper", "nonsense"]) == 2
     assert "valid: hinton, k-sparse, contractive" in capsys.readouterr().err
+
+
+def test_ctrl_c_while_a_recipe_trains_saves_the_run_and_says_its_id(digits, tmp_path, monkeypatch):
+    store = RunStore(tmp_path)
+    recipe = dataclasses.replace(PAPERS["hinton"], settings={"epochs": 50, "batch_size": 16})
+    join = TrainingJob.join
+    calls = []
+
+    def interrupted(self, timeout=None):
+        calls.append(timeout)
+        if len(calls) == 2:  # as Ctrl-C lands while the CLI waits on the job
+            raise KeyboardInterrupt
+        return join(self, timeout)
+
+    monkeypatch.setattr(TrainingJob, "join", interrupted)
+    with pytest.raises(ConfigError, match="stopped; run .* was saved") as e:
+        reproduce(recipe, digits, store)
+    run_id = str(e.value).split()[2]
+    assert store.record(run_id).status == "stopped"
+
+
+def test_the_paper_command_names_a_missing_run_before_loading_data(tmp_path, capsys):
+    from aecore.__main__ import main
+    assert main(["--runs-dir", str(tmp_path), "paper", "hinton", "--run", "nope"]) == 2
+    assert "nope" in capsys.readouterr().err
