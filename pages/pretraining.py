@@ -113,6 +113,7 @@ if recipe is not None and recipe.stage != "reconstruction":
         paper_task = BackgroundTask(lambda progress: figure_of(recipe, model, dataset, progress=progress),
                                     name=f"paper-{run.id}").start()
         experiments[paper_key] = paper_task, recipe.key
+        state.keep_newest_finished(experiments, lambda entry: entry[0].done)
         st.rerun()
 
     def paper_result() -> None:

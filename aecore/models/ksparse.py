@@ -4,9 +4,11 @@ z = W x + b; only the k largest units of z are kept (the rest set to 0) and x_ha
 squared error as in the paper (a sigmoid output with cross-entropy is an option). Gradients flow through the kept
 units only. For downstream use (features) the alpha*k largest units are kept, as in the paper.
 
-Sparsity schedule (the paper's section 4.1): training starts with k_start units kept and lowers k linearly to k over
-the first ``k_schedule`` share of the steps (the paper: 100 to 25 over the first half of the epochs), so that every
-unit gets gradient early on and none dies.
+Sparsity schedule (the paper's): training starts with k_start units kept and lowers k linearly to k over the first
+``k_schedule`` share of the steps (the paper: 100 to 25 over the first half of the epochs), so that every unit gets
+gradient early on. It does not keep them all alive here: after 40 epochs on full MNIST (Adam, cosine) 663 of 1000
+units ever win the top 25, and 672 when k starts at 1000; the schedule with that training took the features' test
+error (logistic regression) from 2.93% to 2.15% (bench/README, papers.py).
 
 On full MNIST (1000 units, k 25, 5 epochs, the same logistic regression on both) the paper's linear output gave
 features with 2.2% test error, against 3.0% with the sigmoid/cross-entropy output.
