@@ -35,6 +35,7 @@ class PaperRecipe:
     full_settings: dict[str, Any] = field(default_factory=dict)  # the paper's own length, where longer
     stage_options: dict[str, Any] = field(default_factory=dict)  # for the classifier stage
     choices: str = ""  # where the paper is silent or we differ, what was chosen and why
+    dataset: str = "mnist"  # what the paper's figure was measured on; a run on other data is not comparable
 
     def config(self) -> dict[str, Any]:
         return dict(model_spec(self.model).presets[self.preset])

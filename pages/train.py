@@ -130,12 +130,14 @@ def paper_line(record) -> None:
     paper = paper_for(record.model, config=record.config)
     if paper is None:
         return
+    other = "" if record.dataset == paper.dataset else \
+        f" The paper measured on full MNIST; this run is on {record.dataset}, so the two do not compare."
     if paper.stage == "reconstruction" and "sse_per_image" in record.metrics:
         st.markdown(f"This run: **{paper.figure_text(record.metrics['sse_per_image'])}** {paper.metric} · paper: "
-                    f"**{paper.figure_text()}** ({paper.cite})")
+                    f"**{paper.figure_text()}** ({paper.cite}).{other}")
     else:
         st.markdown(f"Paper: **{paper.figure_text()}** {paper.metric}. The run's own figure: the **Few labels** "
-                    f"page, or `python -m aecore paper {paper.key} --run {record.id}`.")
+                    f"page, or `python -m aecore paper {paper.key} --run {record.id}`.{other}")
 
 
 def live_view(job: TrainingJob) -> None:

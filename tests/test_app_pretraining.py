@@ -57,6 +57,7 @@ def test_a_paper_network_runs_the_papers_stage_and_shows_both_figures():
     model, _ = RunStore().load(run)
     direct = figure_of(PAPERS["k-sparse"], model, load_dataset("digits"))["figure"]
     assert shown.label == "this run" and shown.value == f"{direct:.2f} %"
+    assert any("this run is on digits, so the two do not compare" in c.value for c in at.caption)
 
 
 def test_a_run_of_no_papers_network_shows_no_paper():
