@@ -173,6 +173,31 @@ def test_train_page_stop_keeps_the_run():
     assert RunStore().record(job.run_id).status == "stopped"
 
 
+def test_the_train_click_draws_the_job_training_in_its_own_run(monkeypatch):
+    """The job starts in Train's callback, before the script runs, so the click's own run already shows it training
+    (Train disabled, Stop enabled, the live view, the run in the sidebar): no second full run (issue 17's 1 s)."""
+    import streamlit as st
+    reruns = []
+    real_rerun = st.rerun
+    monkeypatch.setattr(st, "rerun", lambda *a, **k: (reruns.append(1), real_rerun(*a, **k)))
+    at = app("pages/train.py")
+    at.sidebar.selectbox(key="ae.dataset").select("digits").run()
+    at.slider(key="ae.train.settings.epochs").set_value(200).run()
+    at.text_input(key="ae.train.cfg.stacked.hidden").input("48").run()
+    at.button(key="ae.train.start").click().run()
+    assert not at.exception, at.exception
+    job = next(iter(at.session_state["ae.jobs"].values()))
+    try:
+        assert not reruns, "the click took a second script run"
+        assert at.button(key="ae.train.start").disabled and not at.button(key="ae.train.stop").disabled
+        assert at.get("progress"), "the live view is drawn"
+        assert at.sidebar.selectbox(key="ae.run").value == job.run_id
+        assert job.config.hidden == (48,) and job.settings.epochs == 200  # what the form showed
+    finally:
+        job.stop()
+        job.join(timeout=60)
+
+
 def test_reconstructions_page_needs_a_run():
     at = app("pages/reconstructions.py")
     assert any("No run selected" in i.value for i in at.info)

@@ -33,6 +33,24 @@ def _sizes_parser(spec):
     return parse
 
 
+def state_values(config_cls: type, key_prefix: str) -> tuple[dict, list[str]]:
+    """(values, errors) of ``config_cls``'s controls as session state holds them: what :func:`config_controls`
+    returns once drawn, and what a button's callback reads before the script draws them."""
+    values, errors = {}, []
+    for spec in param_specs(config_cls):
+        if not spec.ui:
+            continue
+        value = st.session_state.get(f"{key_prefix}.{spec.name}", spec.default)
+        if spec.kind == "sizes":
+            try:
+                value = parse_sizes(value) if isinstance(value, str) else tuple(value)
+            except ConfigError as e:
+                errors.append(str(e))
+                continue
+        values[spec.name] = value
+    return values, errors
+
+
 def config_controls(config_cls: type, key_prefix: str, disabled: bool = False) -> tuple[dict, list[str]]:
     """One control per UI field of ``config_cls``; returns (values, errors). Values come from an opened share link,
     session state (a preset writes there, and they survive a visit to another page) or the dataclass; each is

@@ -18,6 +18,7 @@ RUN_PIN = "ae.run.pin"  # (run id, until): a run a page selected for the user, f
 PENDING_RUN = "ae.pending_run"  # a run a page asks the sidebar to select at the next rerun
 JOBS = "ae.jobs"  # run id -> TrainingJob of this session
 TRAIN_ACTIVE = "ae.train.active"  # the run id the Train page shows
+TRAIN_ERROR = "ae.train.error"  # why Train's callback could not start a job, for the script to show
 TRAIN_SEEN_DONE = "ae.train.seen_done"  # run ids whose end the Train page has rerun for
 TRAIN_MODEL = "ae.train.model"  # the Train page's model picker (a widget)
 COMPARE_JOB = "ae.compare.job"
