@@ -16,7 +16,7 @@ from .analysis import denoising_scores
 from .noise import NOISE_KINDS
 from .registry import list_models, model_spec
 from .store import RunStore, RunStoreError
-from .training import LR_SCHEDULES, TrainSettings, pick_device
+from .training import LR_SCHEDULES, PRECISIONS, TrainSettings, pick_device
 
 
 MAX_SAMPLES = 10_000  # what `sample` draws at most in one call (the test set's size)
@@ -65,7 +65,7 @@ def _cmd_train(args, store: RunStore) -> int:
     config.update(_parse_sets(args.set))
     settings = coerce(TrainSettings, {**spec.train_defaults, **{k: v for k, v in {
         "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "lr_schedule": args.lr_schedule,
-        "seed": args.seed,
+        "precision": args.precision, "seed": args.seed,
         "greedy": args.greedy, "greedy_epochs": args.greedy_epochs,
         "output_bias_from_data": args.output_bias_from_data}.items() if v is not None}})
     settings = TrainSettings(**settings)
@@ -319,6 +319,9 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--batch-size", type=int)
     t.add_argument("--lr", type=float)
     t.add_argument("--lr-schedule", choices=LR_SCHEDULES, help="constant (default) or cosine decay to 0")
+    t.add_argument("--precision", choices=PRECISIONS,
+                   help="float32 (default for most models), bfloat16 mixed precision, or auto: bfloat16 where the "
+                        "device has it natively")
     t.add_argument("--seed", type=int)
     t.add_argument("--preset", help="a named preset of the model (see `list`)")
     t.add_argument("--greedy", action="store_true", default=None, help="greedy layer-wise pretraining first")

@@ -7,6 +7,7 @@ publishes a :class:`Progress` snapshot (with a copy of the weights for views) th
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -25,6 +26,28 @@ from .optim import adam
 
 
 LR_SCHEDULES = ("constant", "cosine")
+PRECISIONS = ("float32", "auto", "bfloat16")
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` multiplies bfloat16 matrices in hardware (AVX-512 BF16 or AMX CPUs, CUDA from Ampere):
+    there a batch-128 784x400 product pair takes half the float32 time (0.79 against 1.50 ms on this project's
+    2-core Zen 4 VM); elsewhere bfloat16 is emulated, and slower than float32."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    if device.type == "cpu":
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return False
+
+
+def autocast_for(precision: str, device: torch.device):
+    """A context factory for one training step: mixed precision (matrix products and convolutions in bfloat16,
+    weights, optimiser state and losses in float32) for ``bfloat16``, or ``auto`` where :func:`native_bf16`;
+    else a no-op. Entered per step with the cast cache off: one autocast around many steps would keep using the
+    bfloat16 copies of the weights it cast at the first step (the VAE then did not learn at all)."""
+    if precision == "bfloat16" or (precision == "auto" and native_bf16(device)):
+        return lambda: torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=False)
+    return contextlib.nullcontext
 
 
 def lr_factor(schedule: str, step: int, steps: int) -> float:
@@ -59,6 +82,10 @@ class TrainSettings:
     lr_schedule: str = param("constant", choices=LR_SCHEDULES,
                              help="constant, or cosine: the learning rate falls along half a cosine from its value "
                                   "to 0 over each phase's steps (Loshchilov & Hutter 2017, without restarts)")
+    precision: str = param("float32", choices=PRECISIONS,
+                           help="float32; bfloat16: mixed precision, matrix products in bfloat16 with float32 "
+                                "weights and losses (about 1.4x faster for the VAE on CPUs with AVX-512 BF16 or "
+                                "AMX, slower on others); auto: bfloat16 where the device computes it natively")
     seed: int = param(0, min=0, max=2**31 - 1, step=1, help="seeds weight init and batch order")
     greedy: bool = param(False, help="greedy layer-wise pretraining: train one shallow autoencoder per layer on "
                                      "the previous layer's codes, stack them, then fine-tune")
@@ -309,6 +336,7 @@ class _Loop:
         p.phase, p.epochs = phase, epochs
         schedule, phase_steps = s.lr_schedule, epochs * steps_per_epoch
         bases = _base_lrs(optimizers) if schedule != "constant" else None
+        amp = autocast_for(s.precision, self.device)
         module.train()
         for epoch in range(epochs):
             p.epoch = epoch + 1
@@ -325,7 +353,8 @@ class _Loop:
                 ctx = StepContext(p.step, len(p.epoch_rows), p.total_steps, steps_per_epoch)
                 if bases is not None:
                     _set_lr(optimizers, bases, lr_factor(schedule, epoch * steps_per_epoch + i, phase_steps))
-                window.append(module.training_step(batch, optimizers, ctx))
+                with amp():
+                    window.append(module.training_step(batch, optimizers, ctx))
                 p.step += 1
                 if len(window) == self.log_every or i == steps_per_epoch - 1:
                     # one sync per log point, not per step

@@ -227,3 +227,61 @@ def test_jobs_beyond_the_limit_queue_in_order_and_can_be_cancelled(digits, monke
     assert first.join(120) and second.join(120)
     assert [j.progress().status for j in (first, second)] == ["finished", "finished"]
     assert {r.id for r in store.list()} == {first.run_id, second.run_id}
+
+
+@pytest.mark.parametrize("name", ["vae", "stacked"])
+def test_bfloat16_mixed_precision_learns_as_float32_does(digits, name, monkeypatch):
+    """precision=bfloat16 runs each step under autocast (products in bfloat16, weights and losses in float32): the
+    weights change every step (one autocast around all steps kept the first step's bfloat16 weight copies, and the
+    VAE did not learn at all) and the loss falls as in float32. The stacked model leaves its tape-free step for
+    autograd's casts."""
+    from aecore.training import autocast_for, native_bf16
+    x = digits.x_train[:512]
+    seen = []
+    finals = {}
+    for precision in ("float32", "bfloat16"):
+        model = build_model(name, {"input_shape": (8, 8)}, seed=3)
+        step = model.training_step
+
+        def spy(batch, optimizers, ctx, step=step):
+            seen.append((precision, torch.is_autocast_enabled("cpu")))
+            return step(batch, optimizers, ctx)
+        model.training_step = spy
+        first = {k: v.clone() for k, v in model.state_dict().items()}
+        p = train(model, x, TrainSettings(epochs=6, batch_size=32, precision=precision, seed=3))
+        assert p.status == "finished"
+        assert any(not torch.equal(first[k], v) for k, v in model.state_dict().items())
+        curve = [sum(v for k, v in h.items() if k in ("reconstruction", "kl")) for h in p.history]
+        assert curve[-1] < 0.95 * curve[0], (precision, curve[0], curve[-1])
+        finals[precision] = np.mean(curve[-3:])
+    assert {p for p, on in seen if on} == {"bfloat16"} and any(p == "float32" for p, _ in seen)
+    assert abs(finals["bfloat16"] - finals["float32"]) < 0.1 * finals["float32"], finals
+    # auto means bfloat16 exactly where the hardware has it
+    with autocast_for("auto", torch.device("cpu"))():
+        assert torch.is_autocast_enabled("cpu") == native_bf16(torch.device("cpu"))
+    with autocast_for("float32", torch.device("cpu"))():
+        assert not torch.is_autocast_enabled("cpu")
+
+
+def test_starting_a_job_hands_back_the_calling_threads_openmp_workers(digits, monkeypatch):
+    """GNU OpenMP keeps worker threads for every thread that ran a parallel region; with more of them than cores,
+    a job's worker thread waited ~0.2 ms on every parallel op. ``TrainingJob.start`` hands back the caller's."""
+    import os
+    from aecore import TrainingJob
+    from aecore.jobs import _openmp, release_openmp_threads
+    if _openmp() is None or not os.path.isdir("/proc/self/task"):
+        pytest.skip("no OpenMP runtime with omp_pause_resource_all, or no /proc")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        torch.relu(torch.randn(1000, 1000))  # a parallel region: this thread now has a team
+        before = len(os.listdir("/proc/self/task"))
+        assert release_openmp_threads()
+        assert len(os.listdir("/proc/self/task")) < before  # its worker threads ended
+    finally:
+        torch.set_num_threads(threads)
+    calls = []
+    monkeypatch.setattr("aecore.jobs.release_openmp_threads", lambda: calls.append(1))
+    job = TrainingJob("stacked", {}, digits, TrainSettings(epochs=1))
+    job.start()
+    assert calls == [1] and job.join(timeout=60)

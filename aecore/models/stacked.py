@@ -57,7 +57,7 @@ class StackedAutoencoder(Autoencoder):
         if step is None:  # first step: the tape-free step, or False where a subclass changes the loss
             step = self._dense_step = self._plain_loss() and DenseStep(
                 [*self.encoder.layers, *self.decoder.layers], self._act_names(), self.output_kind)
-        if not step:
+        if not step or torch.is_autocast_enabled(x.device.type):  # mixed precision: autograd's casts
             return super().training_step(x, optimizers, ctx)
         return {"reconstruction": step(x, optimizers[0])}
 

@@ -100,7 +100,7 @@ class _ConvDecoder(nn.Module):
                          "convolutional": {"architecture": "conv"},
                          "cyclical warm-up with free bits": {"warmup_steps": 2000, "warmup_schedule": "cyclical",
                                                              "free_bits": 0.1}},
-                train_defaults={"batch_size": 128, "epochs": 10, "lr": 1e-3})
+                train_defaults={"batch_size": 128, "epochs": 10, "lr": 1e-3, "precision": "auto"})
 class VAE(Autoencoder):
     capabilities = Capabilities(reconstructs=True, encodes=True, samples=True, posterior=True, filters=True)
     stat_labels = {"beta": "KL weight β in force"}
@@ -122,7 +122,7 @@ class VAE(Autoencoder):
     # --- the model --------------------------------------------------------------------------------------------------
     def posterior_params(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(mu, logvar) of q(z|x): (B, D) -> two (B, K)."""
-        mu, logvar = self.encoder(x).chunk(2, dim=1)
+        mu, logvar = self.encoder(x).float().chunk(2, dim=1)
         return mu, logvar.clamp(-30.0, 20.0)  # exp(logvar) stays finite in float32
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
@@ -130,7 +130,7 @@ class VAE(Autoencoder):
         return self.posterior_params(x)[0]
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder(z)
+        return self.decoder(z).float()
 
     def _eps(self, like: torch.Tensor) -> torch.Tensor:
         return torch.randn(like.shape, generator=self.noise(like.device), device=like.device)
