@@ -32,18 +32,20 @@ class ParamSpec:
     choices: tuple = ()
     ui: bool = True
     format: str | None = None
+    before: Any = None
 
 
 def param(default: Any, *, help: str = "", min: float | None = None, max: float | None = None,
           step: float | None = None, log: bool = False, choices: tuple = (), ui: bool = True,
-          format: str | None = None) -> Any:
+          format: str | None = None, before: Any = None) -> Any:
     """A dataclass field with UI metadata. Tuples of ints are edited as layer sizes ("1000,500,250").
 
     ``ui=False`` marks a field the app sets itself (such as the input shape, taken from the dataset); ``format`` is
-    a printf-style display format for a slider.
+    a printf-style display format for a slider. ``before`` is the value that runs saved before the field existed
+    were trained with, where that differs from ``default`` (see :func:`as_saved`).
     """
     meta = {"help": help, "min": min, "max": max, "step": step, "log": log, "choices": tuple(choices), "ui": ui,
-            "format": format}
+            "format": format, "before": before}
     return dataclasses.field(default=default, metadata={"aecore": meta})
 
 
@@ -68,9 +70,17 @@ def param_specs(config_cls: type) -> list[ParamSpec]:
     specs = []
     for f in dataclasses.fields(config_cls):
         meta = f.metadata.get("aecore", {"help": "", "min": None, "max": None, "step": None, "log": False,
-                                         "choices": (), "ui": True, "format": None})
+                                         "choices": (), "ui": True, "format": None, "before": None})
         specs.append(ParamSpec(name=f.name, kind=_kind(hints[f.name], meta), default=f.default, **meta))
     return specs
+
+
+def as_saved(config_cls: type, values: dict[str, Any]) -> dict[str, Any]:
+    """A saved config's ``values`` with the fields it predates set to what it was trained with: a run is saved with
+    every field, so a missing one with a ``before`` value was added later (a GAN saved before PacGAN packs was
+    trained with pack 1, though new ones default to 4)."""
+    missing = {s.name: s.before for s in param_specs(config_cls) if s.before is not None and s.name not in values}
+    return {**values, **missing}
 
 
 def parse_sizes(text: str | tuple | list) -> tuple[int, ...]:

@@ -24,8 +24,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
-from .config import ConfigError
-from .registry import create_model, make_config
+from .config import ConfigError, as_saved
+from .registry import create_model, make_config, model_spec
 from .seeding import seeded_init
 
 RUNS_DIR_ENV = "AECORE_RUNS_DIR"
@@ -391,9 +391,14 @@ def _parse_record(source: str, data: bytes) -> RunRecord:
     meta["schema"] = SCHEMA_VERSION  # version 1 lacks only fields that have defaults
     _check_fields(meta, source)
     try:
-        return RunRecord(**meta)
+        record = RunRecord(**meta)
     except TypeError as e:
         raise RunStoreError(f"run {source}: {META} is damaged ({e})") from e
+    try:
+        record.config = as_saved(model_spec(record.model).config_cls, record.config)
+    except KeyError:
+        pass  # an unknown model: said where the run is loaded
+    return record
 
 
 def _allowed(name: str) -> bool:

@@ -149,6 +149,28 @@ def test_gan_step_updates_d_then_g_each_with_its_own_optimiser(loss):
     assert {"d_loss", "g_loss"} <= set(out) and all(torch.isfinite(v) for v in out.values())
 
 
+@pytest.mark.parametrize("architecture", ["dcgan", "mlp"])
+def test_pacgan_discriminator_judges_packs_of_samples(architecture):
+    """PacGAN (Lin et al. 2018): D sees ``pack`` samples at once, so a batch of 16 gives 8 scores with pack 2;
+    a pack's score depends on every sample in it and on no other; an odd remainder is left out."""
+    gan = create_model("gan", input_shape=(8, 8), width=8, pack=2, architecture=architecture).eval()
+    x = torch.rand(17, 64)
+    scores = gan.discriminator(x)
+    assert scores.shape == (8,)
+    y = x.clone()
+    y[3] = torch.rand(64)  # in the second pack (samples 2 and 3)
+    changed = gan.discriminator(y) != scores
+    assert changed.tolist() == [i == 1 for i in range(8)]
+    # the gradient penalty's norm is over a pack: D's input gradient is the whole pack's
+    from aecore.models.gan import gradient_penalty
+    real, fake = torch.rand(16, 64), torch.rand(16, 64)
+    gp = gradient_penalty(gan.discriminator, real, fake, torch.Generator().manual_seed(0))
+    t = torch.rand(16, 1, generator=torch.Generator().manual_seed(0))
+    x_hat = (t * real + (1 - t) * fake).requires_grad_(True)
+    (grad,) = torch.autograd.grad(gan.discriminator(x_hat).sum(), x_hat)
+    assert torch.allclose(gp, (grad.reshape(8, 128).norm(dim=1) - 1).pow(2).mean())
+
+
 def test_gan_learns_the_data_on_digits(digits):
     """A few epochs move the samples' pixel means towards the data's, and D is better than chance."""
     from aecore import train

@@ -37,6 +37,9 @@ class GANConfig(AEConfig):
                       help="non-saturating: G maximises log D(G(z)); wgan-gp: a critic with a gradient penalty")
     gp_weight: float = param(10.0, min=0.0, max=100.0, step=0.5, help="wgan-gp: weight λ of the gradient penalty")
     critic_steps: int = param(1, min=1, max=10, step=1, help="D updates per G update (5 is usual for wgan-gp)")
+    pack: int = param(4, min=1, max=8, step=1, before=1,
+                      help="PacGAN (Lin et al. 2018): D judges packs of this many samples at once, all real or all "
+                           "fake, which penalises a generator that gives some classes too much or too little mass")
 
     def validate(self) -> None:
         if self.architecture == "dcgan" and (len(self.input_shape) != 2 or any(s % 4 for s in self.input_shape)):
@@ -63,21 +66,36 @@ class _ConvDiscriminator(nn.Module):
         w, (h, wd) = c.width, c.input_shape
         self.shape = tuple(c.input_shape)
         norm = nn.BatchNorm2d(2 * w) if c.loss == "non-saturating" else nn.Identity()  # no batch norm in a critic
-        self.net = nn.Sequential(nn.Conv2d(1, w, 4, 2, 1), nn.LeakyReLU(0.2),
+        self.pack = c.pack
+        self.net = nn.Sequential(nn.Conv2d(c.pack, w, 4, 2, 1), nn.LeakyReLU(0.2),
                                  nn.Conv2d(w, 2 * w, 4, 2, 1, bias=False), norm, nn.LeakyReLU(0.2),
                                  nn.Flatten(), nn.Linear(2 * w * (h // 4) * (wd // 4), 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x.view(len(x), 1, *self.shape)).squeeze(1)  # (B,) logits / critic scores
+        n = len(x) // self.pack  # packs of samples side by side as channels; a batch's remainder is left out
+        return self.net(x[:n * self.pack].reshape(n, self.pack, *self.shape)).squeeze(1)  # (n,) logits / scores
 
 
 def _mlp_nets(c: GANConfig) -> tuple[nn.Module, nn.Module]:
     w, d = c.width, c.input_dim
     gen = nn.Sequential(nn.Linear(c.noise_size, 4 * w), nn.LeakyReLU(0.2), nn.Linear(4 * w, 8 * w),
                         nn.LeakyReLU(0.2), nn.Linear(8 * w, d))
-    disc = nn.Sequential(nn.Linear(d, 8 * w), nn.LeakyReLU(0.2), nn.Linear(8 * w, 4 * w), nn.LeakyReLU(0.2),
-                         nn.Linear(4 * w, 1), nn.Flatten(0))
+    disc = nn.Sequential(_Pack(c.pack), nn.Linear(c.pack * d, 8 * w), nn.LeakyReLU(0.2), nn.Linear(8 * w, 4 * w),
+                         nn.LeakyReLU(0.2), nn.Linear(4 * w, 1), nn.Flatten(0))
+    disc.pack = c.pack
     return gen, disc
+
+
+class _Pack(nn.Module):
+    """(B, D) -> (B // pack, pack * D): packs of samples, each judged as one (a remainder is left out)."""
+
+    def __init__(self, pack: int):
+        super().__init__()
+        self.pack = pack
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = len(x) // self.pack
+        return x[:n * self.pack].reshape(n, -1)
 
 
 def gradient_penalty(disc: nn.Module, real: torch.Tensor, fake: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -86,6 +104,8 @@ def gradient_penalty(disc: nn.Module, real: torch.Tensor, fake: torch.Tensor, ge
     t = torch.rand(len(real), 1, generator=gen, device=real.device)
     x_hat = (t * real + (1 - t) * fake).requires_grad_(True)
     (grad,) = torch.autograd.grad(disc(x_hat).sum(), x_hat, create_graph=True)
+    pack = getattr(disc, "pack", 1)  # D's input is a pack of samples: the norm is over the pack
+    grad = grad[:len(grad) // pack * pack].reshape(len(grad) // pack, -1)
     return (grad.norm(dim=1) - 1).pow(2).mean()
 
 

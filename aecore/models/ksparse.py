@@ -41,7 +41,7 @@ class KSparseConfig(AEConfig):
     k: int = param(25, min=1, max=4096, step=1, help="units kept per sample while training")
     k_start: int = param(100, min=1, max=4096, step=1,
                          help="units kept at the start of training (at most the code's size); k falls linearly "
-                              "from here to k (no schedule when k_start <= k)")
+                              "from here to k (no schedule when k_start <= k)", before=1)
     k_schedule: float = param(0.5, min=0.0, max=1.0, step=0.05,
                               help="share of the training steps over which k falls from k_start to k (the paper: "
                                    "the first half)")
