@@ -4,7 +4,10 @@ and analyse :meth:`TrainingJob.view_model`, a copy built from the weights the jo
 from __future__ import annotations
 
 import copy
+import ctypes
 import dataclasses
+import functools
+import glob
 import os
 import threading
 import time
@@ -64,7 +67,6 @@ class JobSlots:
             self._changed.notify_all()
 
 
-# half the cores (at least 1): on 2 cores one job trains at a time, at full speed, instead of two at half
 def release_openmp_threads() -> bool:
     """Hand back the calling thread's OpenMP worker threads (OpenMP 5's ``omp_pause_resource_all``); True if done.
 
@@ -77,24 +79,20 @@ def release_openmp_threads() -> bool:
     return lib is not None and lib.omp_pause_resource_all(1) == 0  # omp_pause_soft
 
 
+@functools.cache
 def _openmp():
-    global _OPENMP
-    if _OPENMP is None:
-        import ctypes
-        import glob
-        _OPENMP = False
-        for path in [None, *glob.glob(os.path.join(os.path.dirname(torch.__file__), "lib", "lib*omp*.so*"))]:
-            try:
-                lib = ctypes.CDLL(path)
-                lib.omp_pause_resource_all.argtypes = [ctypes.c_int]
-                _OPENMP = lib
-                break
-            except (OSError, AttributeError):
-                continue
-    return _OPENMP or None
+    """The OpenMP runtime torch loaded (its symbols are global, or in torch/lib), or None."""
+    for path in [None, *glob.glob(os.path.join(os.path.dirname(torch.__file__), "lib", "lib*omp*.so*"))]:
+        try:
+            lib = ctypes.CDLL(path)
+            lib.omp_pause_resource_all.argtypes = [ctypes.c_int]
+            return lib
+        except (OSError, AttributeError):
+            continue
+    return None
 
 
-_OPENMP = None
+# half the cores (at least 1): on 2 cores one job trains at a time, at full speed, instead of two at half
 SLOTS = JobSlots(int(os.environ.get("AECORE_MAX_JOBS", "0") or 0) or (os.cpu_count() or 2) // 2)
 
 

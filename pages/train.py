@@ -58,13 +58,13 @@ with left:
     if st.session_state.get(state.TRAIN_MODEL) not in names:
         first = DEFAULT_MODELS.get(dataset.modality)
         st.session_state[state.TRAIN_MODEL] = first if first in names else names[0]
-        # a model picked for the user starts from its family's training settings, as a model the user picks does
-        controls.apply_train_defaults("ae.train.settings", TrainSettings,
-                                      model_spec(st.session_state[state.TRAIN_MODEL]).train_defaults, names)
     name = share.widget("model", st.selectbox, "Model", names, key=state.TRAIN_MODEL, disabled=running,
-                        format_func=lambda n: f"{n} — {model_spec(n).summary}",
-                        on_change=lambda: controls.apply_train_defaults("ae.train.settings", TrainSettings, model_spec(
-                            st.session_state[state.TRAIN_MODEL]).train_defaults, names))
+                        format_func=lambda n: f"{n} — {model_spec(n).summary}")
+    if st.session_state.get(state.TRAIN_MODEL_APPLIED) != name:
+        # a model picked by the user, for the user or by a link starts from its family's training settings (a VAE's
+        # batch 128); a link's own settings are applied after this, as their controls are drawn, so they win
+        controls.apply_train_defaults("ae.train.settings", TrainSettings, model_spec(name).train_defaults, names)
+        st.session_state[state.TRAIN_MODEL_APPLIED] = name
     spec = model_spec(name)
     prefix = f"ae.train.cfg.{name}"
     recipe = None
@@ -98,7 +98,7 @@ with left:
         if closed_form:
             st.caption("This model is fitted in closed form: no epochs or learning rate.")
         controls.config_controls(TrainSettings, "ae.train.settings", disabled=running or closed_form)
-    config, settings_values, errors = form(name, dataset)
+    _, settings_values, errors = form(name, dataset)
     if spec.builder.supports_greedy() and not settings_values["greedy"]:
         st.caption("Greedy layer-wise pretraining is available for this model (toggle above).")
 with actions:
@@ -108,7 +108,8 @@ with actions:
     b1.button("Train", type="primary", disabled=running or bool(errors), key="ae.train.start", width="stretch",
               on_click=start_training, args=(name, dataset))
     stop = b2.button("Stop", disabled=not running, key="ae.train.stop", width="stretch")
-    for err in errors + [e for e in [st.session_state.pop(state.TRAIN_ERROR, None)] if e]:
+    start_error = st.session_state.pop(state.TRAIN_ERROR, None)
+    for err in errors + ([start_error] if start_error else []):
         st.error(err)
     if stop:
         active.stop()

@@ -72,8 +72,7 @@ class _ConvDiscriminator(nn.Module):
                                  nn.Flatten(), nn.Linear(2 * w * (h // 4) * (wd // 4), 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n = len(x) // self.pack  # packs of samples side by side as channels; a batch's remainder is left out
-        return self.net(x[:n * self.pack].reshape(n, self.pack, *self.shape)).squeeze(1)  # (n,) logits / scores
+        return self.net(packs(x, self.pack).view(-1, self.pack, *self.shape)).squeeze(1)  # one logit / score a pack
 
 
 def _mlp_nets(c: GANConfig) -> tuple[nn.Module, nn.Module]:
@@ -86,16 +85,22 @@ def _mlp_nets(c: GANConfig) -> tuple[nn.Module, nn.Module]:
     return gen, disc
 
 
-class _Pack(nn.Module):
-    """(B, D) -> (B // pack, pack * D): packs of samples, each judged as one (a remainder is left out)."""
+def packs(x: torch.Tensor, pack: int) -> torch.Tensor:
+    """(B, D) -> (B // pack, pack * D): consecutive samples side by side, a pack each; a batch's remainder is left
+    out, and a batch smaller than one pack is repeated to fill it (so D never sees an empty batch)."""
+    if len(x) < pack:
+        x = x.repeat(math.ceil(pack / max(len(x), 1)), 1)
+    n = len(x) // pack
+    return x[:n * pack].reshape(n, -1)
 
+
+class _Pack(nn.Module):
     def __init__(self, pack: int):
         super().__init__()
         self.pack = pack
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n = len(x) // self.pack
-        return x[:n * self.pack].reshape(n, -1)
+        return packs(x, self.pack)
 
 
 def gradient_penalty(disc: nn.Module, real: torch.Tensor, fake: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -104,8 +109,7 @@ def gradient_penalty(disc: nn.Module, real: torch.Tensor, fake: torch.Tensor, ge
     t = torch.rand(len(real), 1, generator=gen, device=real.device)
     x_hat = (t * real + (1 - t) * fake).requires_grad_(True)
     (grad,) = torch.autograd.grad(disc(x_hat).sum(), x_hat, create_graph=True)
-    pack = getattr(disc, "pack", 1)  # D's input is a pack of samples: the norm is over the pack
-    grad = grad[:len(grad) // pack * pack].reshape(len(grad) // pack, -1)
+    grad = packs(grad, getattr(disc, "pack", 1))  # D's input is a pack of samples: the norm is over the pack
     return (grad.norm(dim=1) - 1).pow(2).mean()
 
 

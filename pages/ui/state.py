@@ -21,6 +21,7 @@ TRAIN_ACTIVE = "ae.train.active"  # the run id the Train page shows
 TRAIN_ERROR = "ae.train.error"  # why Train's callback could not start a job, for the script to show
 TRAIN_SEEN_DONE = "ae.train.seen_done"  # run ids whose end the Train page has rerun for
 TRAIN_MODEL = "ae.train.model"  # the Train page's model picker (a widget)
+TRAIN_MODEL_APPLIED = "ae.train.model_applied"  # the model whose family training settings the controls hold
 COMPARE_JOB = "ae.compare.job"
 COMPARE_SEEN_DONE = "ae.compare.seen_done"
 REC_SEED = "ae.rec.seed"
