@@ -210,11 +210,7 @@ def test_a_reloaded_tab_finds_its_running_job_again_and_can_stop_it():
 
 def test_a_link_that_names_a_preset_opens_with_the_presets_settings():
     from aecore.papers import PAPERS
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.switch_page("pages/train.py")
-    at.query_params.update({"preset": "Hinton & Salakhutdinov (784-1000-500-250-30)", "epochs": "7"})
-    at.run()
-    assert not at.exception
+    at = opened("pages/train.py", {"preset": "Hinton & Salakhutdinov (784-1000-500-250-30)", "epochs": "7"})
     assert at.text_input(key="ae.train.cfg.stacked.hidden").value == "1000,500,250"
     assert at.selectbox(key="ae.train.settings.lr_schedule").value == PAPERS["hinton"].settings["lr_schedule"]
     assert at.slider(key="ae.train.settings.epochs").value == 7  # the link's own value wins over the preset's
@@ -224,11 +220,7 @@ def test_a_link_that_names_a_model_opens_with_its_familys_training_settings():
     """``?model=vae`` starts from the VAE's own settings (batch 128, 10 epochs, mixed precision where native), as
     picking it in the menu does; the link's own values still win; going back to the seed recipe resets them."""
     from aecore import model_spec
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.switch_page("pages/train.py")
-    at.query_params.update({"model": "vae", "lr": "0.002"})
-    at.run()
-    assert not at.exception
+    at = opened("pages/train.py", {"model": "vae", "lr": "0.002"})
     assert at.selectbox(key="ae.train.model").value == "vae"
     defaults = model_spec("vae").train_defaults
     assert at.select_slider(key="ae.train.settings.batch_size").value == defaults["batch_size"]
