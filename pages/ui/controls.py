@@ -52,10 +52,9 @@ def state_values(config_cls: type, key_prefix: str) -> tuple[dict, list[str]]:
 
 
 def config_controls(config_cls: type, key_prefix: str, disabled: bool = False) -> tuple[dict, list[str]]:
-    """One control per UI field of ``config_cls``; returns (values, errors). Values come from an opened share link,
-    session state (a preset writes there, and they survive a visit to another page) or the dataclass; each is
-    published to the share link under its field's name."""
-    values, errors = {}, []
+    """One control per UI field of ``config_cls``; returns (values, errors) as :func:`state_values` reads them.
+    Values come from an opened share link, session state (a preset writes there, and they survive a visit to
+    another page) or the dataclass; each is published to the share link under its field's name."""
     for spec in param_specs(config_cls):
         if not spec.ui:
             continue
@@ -63,37 +62,30 @@ def config_controls(config_cls: type, key_prefix: str, disabled: bool = False) -
         common = dict(key=key, help=spec.help or None, disabled=disabled)
         label = _label(spec.name)
         if spec.kind == "bool":
-            values[spec.name] = share.widget(spec.name, st.toggle, label, value=spec.default, **common)
+            share.widget(spec.name, st.toggle, label, value=spec.default, **common)
         elif spec.kind == "choice":
-            values[spec.name] = share.widget(spec.name, st.selectbox, label, list(spec.choices), value=spec.default,
-                                             **common)
+            share.widget(spec.name, st.selectbox, label, list(spec.choices), value=spec.default, **common)
         elif spec.kind == "sizes":
-            text = share.widget(spec.name, st.text_input, label, value=",".join(map(str, spec.default)),
-                                parse=_sizes_parser(spec), **common)
-            try:
-                values[spec.name] = parse_sizes(text)
-            except ConfigError as e:
-                errors.append(str(e))
+            share.widget(spec.name, st.text_input, label, value=",".join(map(str, spec.default)),
+                         parse=_sizes_parser(spec), **common)
         elif spec.log:
             grid = _log_grid(spec.min, spec.max, spec.default, spec.kind == "int")
             st.session_state.setdefault(key, spec.default)
             if st.session_state[key] not in grid:
                 st.session_state[key] = min(grid, key=lambda g: abs(math.log(g) - math.log(st.session_state[key])))
-            values[spec.name] = share.widget(spec.name, st.select_slider, label, grid, format_func=lambda v: f"{v:g}",
-                                             value=spec.default, **common)
+            share.widget(spec.name, st.select_slider, label, grid, format_func=lambda v: f"{v:g}",
+                         value=spec.default, **common)
         elif spec.kind == "int" and spec.max is not None and spec.max - spec.min <= 1000:
-            values[spec.name] = share.widget(spec.name, st.slider, label, min_value=int(spec.min),
-                                             max_value=int(spec.max), step=int(spec.step or 1), value=spec.default,
-                                             **common)
+            share.widget(spec.name, st.slider, label, min_value=int(spec.min), max_value=int(spec.max),
+                         step=int(spec.step or 1), value=spec.default, **common)
         elif spec.kind == "int":
-            values[spec.name] = share.widget(spec.name, st.number_input, label, min_value=int(spec.min or 0),
-                                             max_value=int(spec.max) if spec.max else None,
-                                             step=int(spec.step or 1), value=spec.default, **common)
+            share.widget(spec.name, st.number_input, label, min_value=int(spec.min or 0),
+                         max_value=int(spec.max) if spec.max else None, step=int(spec.step or 1),
+                         value=spec.default, **common)
         else:
-            values[spec.name] = share.widget(spec.name, st.slider, label, min_value=float(spec.min),
-                                             max_value=float(spec.max), step=spec.step, format=spec.format,
-                                             value=float(spec.default), **common)
-    return values, errors
+            share.widget(spec.name, st.slider, label, min_value=float(spec.min), max_value=float(spec.max),
+                         step=spec.step, format=spec.format, value=float(spec.default), **common)
+    return state_values(config_cls, key_prefix)
 
 
 def apply_train_defaults(key_prefix: str, settings_cls: type, defaults: dict, models: list[str]) -> None:
