@@ -83,19 +83,23 @@ def _legend() -> str:
 
 
 def _scatter(xy: np.ndarray, index: np.ndarray) -> go.Figure:
-    """Points ``xy`` of the images ``index`` (test, then training): one WebGL trace per class in the live picture's
-    colours, the index as customdata for the selection events. Built with graph_objects: 30 ms for 10,000 points where
-    plotly.express takes 200-600 ms."""
+    """Points ``xy`` of the images ``index`` (test, then training): one trace per class (WebGL above
+    ``figures.SVG_POINTS``) in the live picture's colours, the index as customdata for the selection events. Built
+    with graph_objects: 30 ms for 10,000 points where plotly.express takes 200-600 ms."""
     fig = go.Figure()
     for c, name in enumerate(dataset.class_names):
         rows = np.flatnonzero(labels[index] == c)
         if len(rows):
-            fig.add_trace(go.Scattergl(x=xy[rows, 0], y=xy[rows, 1], mode="markers", name=str(name),
-                                       customdata=index[rows],
-                                       marker=dict(size=6 if ui.presenting() else 5,
-                                                   color=viz.CLASS_COLORS[c % len(viz.CLASS_COLORS)]),
-                                       hovertemplate=f"%{{customdata}} · {name}<extra></extra>"))
-    fig.update_layout(height=LIVE_HEIGHT, margin=dict(l=10, r=10, t=10, b=10), legend_title_text="label")
+            trace = go.Scattergl if len(index) > figures.SVG_POINTS else go.Scatter
+            fig.add_trace(trace(x=xy[rows, 0], y=xy[rows, 1], mode="markers", name=str(name),
+                                customdata=index[rows],
+                                marker=dict(size=6 if ui.presenting() else 5,
+                                            color=viz.CLASS_COLORS[c % len(viz.CLASS_COLORS)]),
+                                hovertemplate=f"%{{customdata}} · {name}<extra></extra>"))
+    # the legend's room fixed, not grown by Plotly's automargin, which drew the chart twice (a third of its time)
+    legend_px = 45 + 8 * max(len(str(name)) for name in dataset.class_names)
+    fig.update_layout(height=LIVE_HEIGHT, margin=dict(l=10, r=legend_px, t=10, b=10, autoexpand=False),
+                      legend_title_text="label")
     return fig
 
 
@@ -120,177 +124,200 @@ test_codes = _codes(run.id, dataset.name, "test", run.model, dataset.x_test)
 labels = np.concatenate([dataset.y_test, dataset.y_train])
 code_size = test_codes.shape[1]
 
-c1, c2, c3, c4 = st.columns(4)
-NAMES = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
-method = share.widget("method", c1.selectbox, "Projection", list(latent.PROJECTIONS), key="ae.latent.method",
-                      format_func=NAMES.get)
-n = share.widget("points", c2.slider, "Points", min_value=min(100, n_test), max_value=n_all, value=min(2000, n_test),
-                 step=100 if n_all > 1000 else 1, key="ae.latent.n",
-                 help=f"The first {n_test:,} points are the test images, the rest training images")
-codes = test_codes if n <= n_test else np.concatenate(
-    [test_codes, _codes(run.id, dataset.name, "train", run.model, dataset.x_train)])
-st.caption(f"{run.id}: {code_size}-d codes of " + (f"{n:,} of the {n_test:,} test images." if n <= n_test else
-           f"all {n_test:,} test images and {n - n_test:,} training images."))
-params: dict = {}
-if method == "tsne":
-    params["perplexity"] = share.widget("perplexity", c3.slider, "Perplexity", min_value=2, max_value=100, value=30,
-                                        key="ae.latent.perplexity")
-    params["metric"] = share.widget("metric", c4.selectbox, "Metric", ["euclidean", "cosine"], key="ae.latent.metric")
-elif method == "umap":
-    params["n_neighbors"] = share.widget("neighbours", c3.slider, "Neighbours", min_value=2, max_value=100, value=15,
-                                         key="ae.latent.neighbors")
-    params["min_dist"] = share.widget("min_dist", c4.slider, "Min dist", min_value=0.0, max_value=0.99, value=0.1,
-                                      step=0.01, key="ae.latent.min_dist")
-    params["metric"] = share.widget("metric", st.selectbox, "Metric", ["euclidean", "cosine"],
-                                    key="ae.latent.umap_metric")
-if method != "tsne":  # neighbours and affinities ready before t-SNE is picked, so it starts at its first iteration
-    tsne.prefetch(codes[:n], st.session_state.get("ae.latent.perplexity", 30),
-                  st.session_state.get("ae.latent.metric", "euclidean"), wrap=state.lowest_priority)
-try:
-    latent.check_projection(n, method, **params)
-except latent.ProjectionError as e:
-    st.error(str(e))
-    st.stop()
-xy, event = None, None
-if method == "pca":
-    xy = _pca((run.id, dataset.name, n), codes[:n])
-else:
-    task = _projection_task((run.id, dataset.name, n, method, tuple(sorted(params.items()))), codes[:n], method,
-                            params)
-    _await_first_layout(task)
-    if task.error:
-        st.error(f"{NAMES[method]} failed: {task.error}")
+# Three fragments: a control redraws its own part only, not the sidebar and the other parts (a change of Points
+# reran the whole page, its image strips included). The comparison with raw pixels follows the projection it uses.
+@st.fragment
+def projection() -> None:
+    c1, c2, c3, c4 = st.columns(4)
+    NAMES = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
+    method = share.widget("method", c1.selectbox, "Projection", list(latent.PROJECTIONS), key="ae.latent.method",
+                          format_func=NAMES.get)
+    n = share.widget("points", c2.slider, "Points", min_value=min(100, n_test), max_value=n_all,
+                     value=min(2000, n_test),
+                     step=100 if n_all > 1000 else 1, key="ae.latent.n",
+                     help=f"The first {n_test:,} points are the test images, the rest training images")
+    codes = test_codes if n <= n_test else np.concatenate(
+        [test_codes, _codes(run.id, dataset.name, "train", run.model, dataset.x_train)])
+    st.caption(f"{run.id}: {code_size}-d codes of " + (f"{n:,} of the {n_test:,} test images." if n <= n_test else
+               f"all {n_test:,} test images and {n - n_test:,} training images."))
+    params: dict = {}
+    if method == "tsne":
+        params["perplexity"] = share.widget("perplexity", c3.slider, "Perplexity", min_value=2, max_value=100, value=30,
+                                            key="ae.latent.perplexity")
+        params["metric"] = share.widget("metric", c4.selectbox, "Metric", ["euclidean", "cosine"],
+                                        key="ae.latent.metric")
+    elif method == "umap":
+        params["n_neighbors"] = share.widget("neighbours", c3.slider, "Neighbours", min_value=2, max_value=100,
+                                             value=15,
+                                             key="ae.latent.neighbors")
+        params["min_dist"] = share.widget("min_dist", c4.slider, "Min dist", min_value=0.0, max_value=0.99, value=0.1,
+                                          step=0.01, key="ae.latent.min_dist")
+        params["metric"] = share.widget("metric", st.selectbox, "Metric", ["euclidean", "cosine"],
+                                        key="ae.latent.umap_metric")
+    if method != "tsne":  # neighbours and affinities ready before t-SNE is picked, so it starts at its first iteration
+        tsne.prefetch(codes[:n], st.session_state.get("ae.latent.perplexity", 30),
+                      st.session_state.get("ae.latent.metric", "euclidean"), wrap=state.lowest_priority)
+    try:
+        latent.check_projection(n, method, **params)
+    except latent.ProjectionError as e:
+        st.error(str(e))
         st.stop()
-    if task.done:
-        xy = task.result
+    xy, event = None, None
+    if method == "pca":
+        xy = _pca((run.id, dataset.name, n), codes[:n])
     else:
-        def live() -> None:
-            """The layout as it forms, drawn as a picture: redrawing a Plotly chart of thousands of points every
-            update took the browser so much CPU that a 10,000-point t-SNE ran 1.4-2x longer beside it. Then one
-            full rerun for the interactive chart and the linked views."""
-            if task.done:
-                st.rerun()
-            if method == "tsne":
-                what = (f"t-SNE: iteration {round(task.fraction * 1000)} of at most 1,000" if task.fraction else
-                        "t-SNE: finding each point's nearest neighbours, from the PCA layout shown…")
-            else:
-                what = f"{NAMES[method]}: {'finding neighbours' if task.fraction < 0.15 else 'optimising'}…"
-            st.progress(task.fraction, text=what)
-            layout = task.partial
-            if layout is None:
-                st.caption("Finding each point's nearest neighbours…")
-                return
-            st.image(viz.scatter_raster(layout, labels[:n], height=LIVE_HEIGHT), width="stretch",
-                     caption=f"The layout so far, all {n:,} points; the interactive chart replaces it when done.")
-            st.html(_legend())
-        # poll briskly until the first layout is there, then redraw once a second
-        st.fragment(live, run_every=LIVE_EVERY if task.partial is not None else 0.5)()
+        task = _projection_task((run.id, dataset.name, n, method, tuple(sorted(params.items()))), codes[:n], method,
+                                params)
+        _await_first_layout(task)
+        if task.error:
+            st.error(f"{NAMES[method]} failed: {task.error}")
+            st.stop()
+        if task.done:
+            xy = task.result
+        else:
+            def live() -> None:
+                """The layout as it forms, drawn as a picture: redrawing a Plotly chart of thousands of points every
+                update took the browser so much CPU that a 10,000-point t-SNE ran 1.4-2x longer beside it. Then one
+                full rerun for the interactive chart and the linked views."""
+                if task.done:
+                    st.rerun()
+                if method == "tsne":
+                    what = (f"t-SNE: iteration {round(task.fraction * 1000)} of at most 1,000" if task.fraction else
+                            "t-SNE: finding each point's nearest neighbours, from the PCA layout shown…")
+                else:
+                    what = f"{NAMES[method]}: {'finding neighbours' if task.fraction < 0.15 else 'optimising'}…"
+                st.progress(task.fraction, text=what)
+                layout = task.partial
+                if layout is None:
+                    st.caption("Finding each point's nearest neighbours…")
+                    return
+                st.image(viz.scatter_raster(layout, labels[:n], height=LIVE_HEIGHT), width="stretch",
+                         caption=f"The layout so far, all {n:,} points; the interactive chart replaces it when done.")
+                st.html(_legend())
+            # poll briskly until the first layout is there, then redraw once a second
+            st.fragment(live, run_every=LIVE_EVERY if task.partial is not None else 0.5)()
 
-if xy is not None:
-    fig = _scatter(xy, np.arange(n))
-    fmt = st.session_state.get("ae.latent.imgfmt", "png")
-    event = st.plotly_chart(fig, on_select="rerun", selection_mode=("points", "box"), key="ae.latent.scatter",
-                            config={"toImageButtonOptions": {"format": fmt, "filename": f"{run.id}-{method}"}})
-    frame = pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "index": np.arange(n), "label": labels[:n]})
-    d1, d2 = st.columns([1, 3])
-    d1.download_button("Coordinates as CSV", frame.to_csv(index=False).encode(), f"{run.id}-{method}.csv",
-                       "text/csv", key="ae.latent.csv")
-    d2.radio("The chart's camera button saves", ["png", "svg"], horizontal=True, key="ae.latent.imgfmt")
+    if xy is not None:
+        fig = _scatter(xy, np.arange(n))
+        fmt = st.session_state.get("ae.latent.imgfmt", "png")
+        event = st.plotly_chart(fig, on_select="rerun", selection_mode=("points", "box"), key="ae.latent.scatter",
+                                config={"toImageButtonOptions": {"format": fmt, "filename": f"{run.id}-{method}"}})
+        frame = pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "index": np.arange(n), "label": labels[:n]})
+        d1, d2 = st.columns([1, 3])
+        d1.download_button("Coordinates as CSV", frame.to_csv(index=False).encode(), f"{run.id}-{method}.csv",
+                           "text/csv", key="ae.latent.csv")
+        d2.radio("The chart's camera button saves", ["png", "svg"], horizontal=True, key="ae.latent.imgfmt")
 
-selection = event.selection if event else None
-picked = [int(np.ravel(p["customdata"])[0]) for p in (selection.points if selection else [])
-          if p.get("customdata") is not None]
-boxes = list(selection.box) if selection else []
+    selection = event.selection if event else None
+    picked = [int(np.ravel(p["customdata"])[0]) for p in (selection.points if selection else [])
+              if p.get("customdata") is not None]
+    boxes = list(selection.box) if selection else []
 
-st.subheader("A point and its neighbours")
-if len(picked) == 1 or (picked and not boxes):
-    st.session_state[state.LATENT_POINT] = picked[0]
-point = share.widget("point", st.number_input, f"Point (0–{n - 1}: test images, then training images); or click one",
-                     min_value=0, max_value=n - 1, value=0, key=state.LATENT_POINT)
-neighbours = latent.nearest(codes[:n], point, 8)
-recon = run.model.reconstruct(__import__("torch").as_tensor(_image(point)[None])).numpy()
-figures.images(np.stack([_image(point), recon[0]] + [_image(i) for i in neighbours]), shape,
-              ["input", "recon"] + [f"{_name(i)}·{dataset.class_names[labels[i]]}" for i in neighbours])
-st.caption(f"{_name(point)} ({dataset.class_names[labels[point]]}); the 8 nearest of the {n:,} points by code "
-           f"distance follow its reconstruction.")
+    st.subheader("A point and its neighbours")
+    if len(picked) == 1 or (picked and not boxes):
+        st.session_state[state.LATENT_POINT] = picked[0]
+    point = share.widget("point", st.number_input,
+                         f"Point (0–{n - 1}: test images, then training images); or click one",
+                         min_value=0, max_value=n - 1, value=0, key=state.LATENT_POINT)
+    neighbours = latent.nearest(codes[:n], point, 8)
+    recon = run.model.reconstruct(__import__("torch").as_tensor(_image(point)[None])).numpy()
+    figures.images(np.stack([_image(point), recon[0]] + [_image(i) for i in neighbours]), shape,
+                  ["input", "recon"] + [f"{_name(i)}·{dataset.class_names[labels[i]]}" for i in neighbours])
+    st.caption(f"{_name(point)} ({dataset.class_names[labels[point]]}); the 8 nearest of the {n:,} points by code "
+               f"distance follow its reconstruction.")
 
-st.subheader("Decoder grid")
-mean, axes, coords = latent.principal_axes(codes[:n])
-raw_2d = code_size == 2
-if raw_2d:
-    mean, axes, coords = None, None, codes[:n]
-where = "code space" if raw_2d else "the plane of the codes' two principal axes, the other directions at their mean"
-box = None
-if boxes and method == "pca" and not raw_2d:
-    b = boxes[0]
-    box = (min(b["x"]), max(b["x"]), min(b["y"]), max(b["y"]))
-elif boxes and raw_2d and method == "pca":
-    st.caption("With a 2-D code, the PCA view is a rotation of code space; the grid uses the ranges below.")
-g1, g2 = st.columns([3, 1])
-if box is None:
-    lo, hi = np.percentile(coords, 2, axis=0), np.percentile(coords, 98, axis=0)
-    rx = g1.slider("Horizontal range", float(coords[:, 0].min()), float(coords[:, 0].max()),
-                   (float(lo[0]), float(hi[0])), key="ae.latent.rx")
-    ry = g1.slider("Vertical range", float(coords[:, 1].min()), float(coords[:, 1].max()),
-                   (float(lo[1]), float(hi[1])), key="ae.latent.ry")
-    box = (rx[0], rx[1], ry[0], ry[1])
-    if method != "pca":
-        g1.caption("Box-select points in the PCA view to choose the region with the mouse.")
-else:
-    g1.caption(f"Region from your box selection: x {box[0]:.2f}…{box[1]:.2f}, y {box[2]:.2f}…{box[3]:.2f}")
-if box[0] == box[1] or box[2] == box[3]:
-    st.info("The selected region is empty in one direction; select a box with some width and height.")
-else:
-    steps = share.widget("grid", g2.slider, "Grid size", min_value=3, max_value=20, value=10, key="ae.latent.grid")
-    pixels = latent.decoder_grid(run.model, box, steps, mean, axes)
-    st.image(viz.mosaic(pixels, shape, ncols=steps, scale=2),
-             caption=f"{steps}×{steps} decodes over the selected box of {where}")
+    st.subheader("Decoder grid")
+    mean, axes, coords = latent.principal_axes(codes[:n])
+    raw_2d = code_size == 2
+    if raw_2d:
+        mean, axes, coords = None, None, codes[:n]
+    where = "code space" if raw_2d else "the plane of the codes' two principal axes, the other directions at their mean"
+    box = None
+    if boxes and method == "pca" and not raw_2d:
+        b = boxes[0]
+        box = (min(b["x"]), max(b["x"]), min(b["y"]), max(b["y"]))
+    elif boxes and raw_2d and method == "pca":
+        st.caption("With a 2-D code, the PCA view is a rotation of code space; the grid uses the ranges below.")
+    g1, g2 = st.columns([3, 1])
+    if box is None:
+        lo, hi = np.percentile(coords, 2, axis=0), np.percentile(coords, 98, axis=0)
+        rx = g1.slider("Horizontal range", float(coords[:, 0].min()), float(coords[:, 0].max()),
+                       (float(lo[0]), float(hi[0])), key="ae.latent.rx")
+        ry = g1.slider("Vertical range", float(coords[:, 1].min()), float(coords[:, 1].max()),
+                       (float(lo[1]), float(hi[1])), key="ae.latent.ry")
+        box = (rx[0], rx[1], ry[0], ry[1])
+        if method != "pca":
+            g1.caption("Box-select points in the PCA view to choose the region with the mouse.")
+    else:
+        g1.caption(f"Region from your box selection: x {box[0]:.2f}…{box[1]:.2f}, y {box[2]:.2f}…{box[3]:.2f}")
+    if box[0] == box[1] or box[2] == box[3]:
+        st.info("The selected region is empty in one direction; select a box with some width and height.")
+    else:
+        steps = share.widget("grid", g2.slider, "Grid size", min_value=3, max_value=20, value=10, key="ae.latent.grid")
+        pixels = latent.decoder_grid(run.model, box, steps, mean, axes)
+        st.image(viz.mosaic(pixels, shape, ncols=steps, scale=2),
+                 caption=f"{steps}×{steps} decodes over the selected box of {where}")
 
-st.subheader("Interpolation")
-i1, i2, i3, i4 = st.columns(4)
-a = share.widget("a", i1.number_input, "From test image", min_value=0, max_value=n_test - 1, value=0, key="ae.latent.a")
-b = share.widget("b", i2.number_input, "To test image", min_value=0, max_value=n_test - 1, value=1, key="ae.latent.b")
-steps = share.widget("steps", i3.slider, "Steps", min_value=3, max_value=16, value=10, key="ae.latent.steps")
-mode = share.widget("path", i4.radio, "Path", ["linear", "slerp"], horizontal=True, key="ae.latent.mode")
-strip = latent.interpolate(run.model, dataset.x_test[a], dataset.x_test[b], steps, mode)
-st.image(viz.mosaic(strip["decoded"], shape, ncols=steps, scale=3), caption=f"decoded {mode} path between the codes")
-st.image(viz.mosaic(strip["blend"], shape, ncols=steps, scale=3), caption="pixel-space blend, for contrast")
+    st.subheader("Codes against raw pixels")
+    side = st.toggle("Compare with PCA of the raw pixels (10-NN accuracy, trustworthiness)", key="ae.latent.side")
+    if side and xy is None:
+        st.info(f"The {NAMES[method]} layout is still being computed; the comparison follows when it is done.")
+    elif side:
+        pixels = _pixels(n)
+        pix_xy = _pca(("pixels", dataset.name, n), pixels)
+        s1, s2 = st.columns(2)
+        for col, pts, high, title, key in ((s1, pix_xy, pixels, "PCA of raw pixels", ("pixels", "pca")),
+                                           (s2, xy, codes[:n], f"{NAMES[method]} of the codes",
+                                            (run.id, method, tuple(sorted(params.items()))))):
+            acc, trust = _scores((*key, dataset.name, n), high, pts, labels[:n])
+            f = _scatter(pts, np.arange(n))
+            f.update_traces(marker=dict(size=4))
+            f.update_layout(height=380, margin=dict(l=10, r=10, t=40, b=10), showlegend=False, title=title)
+            col.plotly_chart(f, key=f"ae.latent.side.{title}")
+            col.metric("10-NN label accuracy in 2-D", f"{acc:.3f}")
+            col.metric("trustworthiness (10 neighbours)", f"{trust:.3f}",
+                       help=f"over the first {min(n, TRUST_POINTS):,} points" if n > TRUST_POINTS else None)
 
-st.subheader("Retrieval")
-r1, r2 = st.columns([1, 3])
-query = share.widget("query", r1.number_input, "Query test image", min_value=0, max_value=n_test - 1, value=0,
-                     key="ae.latent.query")
-k = share.widget("k", r1.slider, "Top k", min_value=1, max_value=20, value=8, key="ae.latent.k")
-flat = dataset.x_test
-by_code, by_pixel = latent.nearest(test_codes, query, k), latent.nearest(flat, query, k)
-with r2:
-    st.markdown("**By code distance**")
-    figures.images(flat[by_code], shape, [dataset.class_names[labels[i]] for i in by_code])
-    st.markdown("**By pixel distance**")
-    figures.images(flat[by_pixel], shape, [dataset.class_names[labels[i]] for i in by_pixel])
-if st.toggle("Precision@10 over the whole test set", key="ae.latent.precision"):
-    with st.spinner("Finding every test image's 10 nearest neighbours…"):
-        p_code, p_pix = latent.precision_at_k(test_codes, dataset.y_test), latent.precision_at_k(flat, dataset.y_test)
-    m1, m2 = st.columns(2)
-    m1.metric("precision@10, codes", f"{p_code:.3f}")
-    m2.metric("precision@10, pixels", f"{p_pix:.3f}")
 
-st.subheader("Codes against raw pixels")
-side = st.toggle("Compare with PCA of the raw pixels (10-NN accuracy, trustworthiness)", key="ae.latent.side")
-if side and xy is None:
-    st.info(f"The {NAMES[method]} layout is still being computed; the comparison follows when it is done.")
-elif side:
-    pixels = _pixels(n)
-    pix_xy = _pca(("pixels", dataset.name, n), pixels)
-    s1, s2 = st.columns(2)
-    for col, pts, high, title, key in ((s1, pix_xy, pixels, "PCA of raw pixels", ("pixels", "pca")),
-                                       (s2, xy, codes[:n], f"{NAMES[method]} of the codes",
-                                        (run.id, method, tuple(sorted(params.items()))))):
-        acc, trust = _scores((*key, dataset.name, n), high, pts, labels[:n])
-        f = _scatter(pts, np.arange(n))
-        f.update_traces(marker=dict(size=4))
-        f.update_layout(height=380, margin=dict(l=10, r=10, t=40, b=10), showlegend=False, title=title)
-        col.plotly_chart(f, key=f"ae.latent.side.{title}")
-        col.metric("10-NN label accuracy in 2-D", f"{acc:.3f}")
-        col.metric("trustworthiness (10 neighbours)", f"{trust:.3f}",
-                   help=f"over the first {min(n, TRUST_POINTS):,} points" if n > TRUST_POINTS else None)
+@st.fragment
+def interpolation() -> None:
+    st.subheader("Interpolation")
+    i1, i2, i3, i4 = st.columns(4)
+    a = share.widget("a", i1.number_input, "From test image", min_value=0, max_value=n_test - 1, value=0,
+                     key="ae.latent.a")
+    b = share.widget("b", i2.number_input, "To test image", min_value=0, max_value=n_test - 1, value=1,
+                     key="ae.latent.b")
+    steps = share.widget("steps", i3.slider, "Steps", min_value=3, max_value=16, value=10, key="ae.latent.steps")
+    mode = share.widget("path", i4.radio, "Path", ["linear", "slerp"], horizontal=True, key="ae.latent.mode")
+    strip = latent.interpolate(run.model, dataset.x_test[a], dataset.x_test[b], steps, mode)
+    st.image(viz.mosaic(strip["decoded"], shape, ncols=steps, scale=3),
+             caption=f"decoded {mode} path between the codes")
+    st.image(viz.mosaic(strip["blend"], shape, ncols=steps, scale=3), caption="pixel-space blend, for contrast")
+
+
+@st.fragment
+def retrieval() -> None:
+    st.subheader("Retrieval")
+    r1, r2 = st.columns([1, 3])
+    query = share.widget("query", r1.number_input, "Query test image", min_value=0, max_value=n_test - 1, value=0,
+                         key="ae.latent.query")
+    k = share.widget("k", r1.slider, "Top k", min_value=1, max_value=20, value=8, key="ae.latent.k")
+    flat = dataset.x_test
+    by_code, by_pixel = latent.nearest(test_codes, query, k), latent.nearest(flat, query, k)
+    with r2:
+        st.markdown("**By code distance**")
+        figures.images(flat[by_code], shape, [dataset.class_names[labels[i]] for i in by_code])
+        st.markdown("**By pixel distance**")
+        figures.images(flat[by_pixel], shape, [dataset.class_names[labels[i]] for i in by_pixel])
+    if st.toggle("Precision@10 over the whole test set", key="ae.latent.precision"):
+        with st.spinner("Finding every test image's 10 nearest neighbours…"):
+            p_code = latent.precision_at_k(test_codes, dataset.y_test)
+            p_pix = latent.precision_at_k(flat, dataset.y_test)
+        m1, m2 = st.columns(2)
+        m1.metric("precision@10, codes", f"{p_code:.3f}")
+        m2.metric("precision@10, pixels", f"{p_pix:.3f}")
+
+
+projection()
+interpolation()
+retrieval()

@@ -40,51 +40,57 @@ run = runs.require_run(dataset, reconstructs=True)
 if run.training:
     st.warning("This run is still training: what you see uses its weights as of now.")
 
-n_test = len(dataset.x_test)
-c1, c2, c3, c4 = st.columns([2, 1, 2, 2])
-order = share.widget("order", c1.radio, "Samples", ["random", "chosen", "worst first"], horizontal=True,
-                     key="ae.rec.order")
-count = share.widget("count", c2.number_input, "How many", min_value=1, max_value=48, value=12, key="ae.rec.count")
-metric = share.widget("error", c3.selectbox, "Error", list(METRICS), format_func=METRICS.get, key="ae.rec.metric")
-others = [r for r in runs.usable_runs(dataset, reconstructs=True) if r != run.id]
-other_id = share.widget("other", c4.selectbox, "Compare with", ["(none)"] + others, key="ae.rec.other",
-                        help="Another run on the same inputs, for example PCA with the same code size.")
+# The controls and what they change rerun as a fragment: a change redraws this part, not the sidebar around it.
+@st.fragment
+def view() -> None:
+    n_test = len(dataset.x_test)
+    c1, c2, c3, c4 = st.columns([2, 1, 2, 2])
+    order = share.widget("order", c1.radio, "Samples", ["random", "chosen", "worst first"], horizontal=True,
+                         key="ae.rec.order")
+    count = share.widget("count", c2.number_input, "How many", min_value=1, max_value=48, value=12, key="ae.rec.count")
+    metric = share.widget("error", c3.selectbox, "Error", list(METRICS), format_func=METRICS.get, key="ae.rec.metric")
+    others = [r for r in runs.usable_runs(dataset, reconstructs=True) if r != run.id]
+    other_id = share.widget("other", c4.selectbox, "Compare with", ["(none)"] + others, key="ae.rec.other",
+                            help="Another run on the same inputs, for example PCA with the same code size.")
 
-errs = errors_for(run, dataset)
-if order == "random":
-    seed = st.session_state.setdefault(state.REC_SEED, 0)
-    if st.button("New random samples", key="ae.rec.shuffle"):
-        st.session_state[state.REC_SEED] = seed = seed + 1
-    idx = np.random.default_rng(seed).choice(n_test, size=min(count, n_test), replace=False)
-elif order == "chosen":
-    text = share.widget("indices", st.text_input, f"Test indices (0–{n_test - 1})", value="0, 1, 2, 3, 4, 5",
-                        key="ae.rec.indices", max_chars=400)
-    try:
-        idx = np.array(parse_indices(text, n_test), dtype=int)
-    except ValueError as e:
-        st.error(str(e))
-        st.stop()
-    if len(idx) == 0:
-        st.info("Type one or more test indices.")
-        st.stop()
-else:
-    idx = np.argsort(-errs[metric], kind="stable")[:count]
+    errs = errors_for(run, dataset)
+    if order == "random":
+        seed = st.session_state.setdefault(state.REC_SEED, 0)
+        if st.button("New random samples", key="ae.rec.shuffle"):
+            st.session_state[state.REC_SEED] = seed = seed + 1
+        idx = np.random.default_rng(seed).choice(n_test, size=min(count, n_test), replace=False)
+    elif order == "chosen":
+        text = share.widget("indices", st.text_input, f"Test indices (0–{n_test - 1})", value="0, 1, 2, 3, 4, 5",
+                            key="ae.rec.indices", max_chars=400)
+        try:
+            idx = np.array(parse_indices(text, n_test), dtype=int)
+        except ValueError as e:
+            st.error(str(e))
+            st.stop()
+        if len(idx) == 0:
+            st.info("Type one or more test indices.")
+            st.stop()
+    else:
+        idx = np.argsort(-errs[metric], kind="stable")[:count]
 
-other = runs.load_run(other_id) if other_id != "(none)" else None
-shown = [run] + ([other] if other is not None else [])
-cols = st.columns(len(shown))
-all_errs = [errs] + [errors_for(o, dataset) for o in shown[1:]]
-for col, r, e in zip(cols, shown, all_errs):
-    col.markdown(f"**{r.id}**")
-    a, b, c = col.columns(3)
-    a.metric("test BCE / pixel", f"{e['bce'].mean():.4f}")
-    b.metric("MSE / pixel", f"{e['mse'].mean():.4f}")
-    c.metric("squared error / image", f"{e['sse'].mean():.2f}")
+    other = runs.load_run(other_id) if other_id != "(none)" else None
+    shown = [run] + ([other] if other is not None else [])
+    cols = st.columns(len(shown))
+    all_errs = [errs] + [errors_for(o, dataset) for o in shown[1:]]
+    for col, r, e in zip(cols, shown, all_errs):
+        col.markdown(f"**{r.id}**")
+        a, b, c = col.columns(3)
+        a.metric("test BCE / pixel", f"{e['bce'].mean():.4f}")
+        b.metric("MSE / pixel", f"{e['mse'].mean():.4f}")
+        c.metric("squared error / image", f"{e['sse'].mean():.2f}")
 
-x = dataset.x_test[idx]
-st.markdown("**Input**")
-figures.images(x, dataset.image_shape, [f"#{i} · {dataset.class_names[dataset.y_test[i]]}" for i in idx])
-for r, e in zip(shown, all_errs):
-    recon = r.model.reconstruct(__import__("torch").as_tensor(x)).numpy()
-    st.markdown(f"**{r.id}** — {METRICS[metric]} under each")
-    figures.images(recon, dataset.image_shape, [f"{e[metric][i]:.3f}" for i in idx])
+    x = dataset.x_test[idx]
+    st.markdown("**Input**")
+    figures.images(x, dataset.image_shape, [f"#{i} · {dataset.class_names[dataset.y_test[i]]}" for i in idx])
+    for r, e in zip(shown, all_errs):
+        recon = r.model.reconstruct(__import__("torch").as_tensor(x)).numpy()
+        st.markdown(f"**{r.id}** — {METRICS[metric]} under each")
+        figures.images(recon, dataset.image_shape, [f"{e[metric][i]:.3f}" for i in idx])
+
+
+view()

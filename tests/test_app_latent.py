@@ -138,6 +138,18 @@ def test_two_dimensional_code_grids_in_code_space():
     assert any("of code space" in c for img in at.image for c in img.captions)
 
 
+def test_projections_of_many_points_are_drawn_with_webgl(monkeypatch):
+    from pages.ui import figures
+    monkeypatch.setattr(figures, "SVG_POINTS", 500)
+    at = _open(train_run("stacked", epochs=1, hidden=(16,), code_size=4))
+    at.slider(key="ae.latent.n").set_value(600).run()
+    chart = next(c for c in at.get("plotly_chart") if c.key == "ae.latent.scatter")
+    assert {t["type"] for t in json.loads(chart.proto.spec)["data"]} == {"scattergl"}
+    at.slider(key="ae.latent.n").set_value(500).run()
+    chart = next(c for c in at.get("plotly_chart") if c.key == "ae.latent.scatter")
+    assert {t["type"] for t in json.loads(chart.proto.spec)["data"]} == {"scatter"}
+
+
 def test_projections_take_the_training_images_too_and_a_click_shows_one():
     run = train_run("stacked", epochs=2, hidden=(32,), code_size=6)
     at = _open(run)
@@ -148,8 +160,8 @@ def test_projections_take_the_training_images_too_and_a_click_shows_one():
     assert any(f"all {n_test:,} test images and {n_all - n_test:,} training images" in c.value for c in at.caption)
     chart = next(c for c in at.get("plotly_chart") if c.key == "ae.latent.scatter")
     shown = np.concatenate([_array(t["customdata"]) for t in json.loads(chart.proto.spec)["data"]])
-    assert sorted(shown.tolist()) == list(range(n_all))  # every image is a point of the WebGL chart
-    assert {t["type"] for t in json.loads(chart.proto.spec)["data"]} == {"scattergl"}
+    assert sorted(shown.tolist()) == list(range(n_all))  # every image is a point of the chart
+    assert {t["type"] for t in json.loads(chart.proto.spec)["data"]} == {"scatter"}  # SVG: 1,797 points
     select_on_chart(at, "ae.latent.scatter", points=[{"point_index": 0, "customdata": [n_test + 5], "x": 0, "y": 0}])
     assert not at.exception, at.exception
     assert at.number_input(key="ae.latent.point").value == n_test + 5

@@ -6,6 +6,7 @@ import math
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
+from plotly.subplots import make_subplots
 
 
 def fmt_seconds(s: float) -> str:
@@ -15,6 +16,10 @@ def fmt_seconds(s: float) -> str:
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
+# Scatter charts of up to this many points are drawn as SVG, larger ones with WebGL: in headless Chromium on 2 cores
+# a change of the Latent page's 2,000 points took 0.67 s to the page idle with WebGL (it made a new GL context
+# each time) and 0.31 s with SVG; WebGL keeps 70,000 points responsive.
+SVG_POINTS = 5000
 TILE_MIN_WIDTH = 56  # px: a caption such as "#178 · 9" fits under a tile this wide (MNIST at scale 2)
 
 
@@ -26,13 +31,20 @@ def images(pixels: np.ndarray, shape: tuple[int, int], captions: list[str] | Non
     st.image(image_tiles(pixels, shape, scale=scale), caption=captions, width=shape[1] * scale)
 
 
+def warm_up() -> None:
+    """Import what the first live view draws (Plotly imports its figure classes on first use)."""
+    history = [{"step": i, "epoch": i / 2, "bce": 1.0, "kl": 0.5, "beta": 1.0} for i in range(3)]
+    cost_figure(history, [{"epoch": 1, "val_bce": 1.0, "val_kl": 0.5}], stats={"beta": "β"}).to_json()
+    image_figure(np.zeros((4, 4), np.uint8)).to_json()
+    go.Figure(go.Histogram(x=[0.0, 1.0])).to_json()
+
+
 def cost_figure(history: list[dict], epoch_rows: list[dict], units: dict[str, str] | None = None,
                 height: int = 320, stats: dict[str, str] | None = None) -> go.Figure:
     """The cost curves: running means while training (solid) and the test value per epoch (dotted). One loss term
     fills the chart; several get one panel each, on its own y scale, so a term that starts at 4.7 (a KL penalty) or
     a spike to 45,000 (a diverging run) cannot flatten the others. ``stats`` (name -> label), values logged beside
     the losses (a KL weight, D's accuracy), go dashed in a panel of their own at the bottom."""
-    from plotly.subplots import make_subplots
     units, stats = units or {}, stats or {}
     keys = [k for k in (history[-1] if history else {}) if k not in ("step", "epoch", "phase")]
     terms = [k for k in keys if k not in stats] or [""]
@@ -79,6 +91,22 @@ def filter_images(weights: np.ndarray, input_shape: tuple, per_tile: bool, n: in
     tiles = normalize_filters(w.reshape(len(w), -1), per_tile)
     scale = scale or max(1, 84 // max(tile))
     return mosaic(tiles, tile, ncols=ncols, scale=scale, pad_value=1.0)
+
+
+def image_figure(img: np.ndarray) -> go.Figure:
+    """A uint8 image as a Plotly figure that sends it as one PNG: a heatmap of a 100-tile MNIST mosaic is 84,000
+    numbers of JSON, and the browser took 0.3-0.5 s to draw two of them after every change of the Filters page."""
+    import base64
+    import io
+
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(img)).save(buf, format="PNG")
+    fig = go.Figure(go.Image(source="data:image/png;base64," + base64.b64encode(buf.getvalue()).decode(),
+                             hoverinfo="skip"))
+    fig.update_layout(xaxis_visible=False, yaxis_visible=False, yaxis_scaleanchor="x",
+                      xaxis_range=[-0.5, img.shape[1] - 0.5], yaxis_range=[img.shape[0] - 0.5, -0.5])
+    return fig
 
 
 def metrics_row(metrics: dict[str, float], labels: dict[str, str], container=None) -> None:

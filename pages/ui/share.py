@@ -15,13 +15,14 @@ import streamlit as st
 PENDING = "ae.share.pending"  # the opened link's values not yet applied, param -> text
 KEPT = "ae.share.kept"  # widget keys whose values outlive their page
 PAGE = "ae.share.page"  # the page of the last run: a link applies when a page is entered
+PUBLISHED = "ae.share.published"  # the params this run wrote (until the next run begins: the last run's)
 MAX_VALUE_CHARS = 2000  # a longer value is hostile or broken: ignored
 EMBED = ("embed", "embed_options")  # Streamlit's own
 
 
 def begin(page: str) -> None:
-    """First thing on every run of ``page``: take the values of a link just opened, clear the query string (each
-    control writes its own back), and carry the kept controls' values over from the page the user came from."""
+    """First thing on every run of ``page``: take the values of a link just opened, drop from the query string what
+    the page no longer shows, and carry the kept controls' values over from the page the user came from."""
     params = {k: st.query_params[k] for k in st.query_params if k not in EMBED}
     # a link is opened when a page is entered: a fresh session, a reload, a switch to another page. Comparing the
     # address with what the session last wrote was not enough: a rerun the browser asks for carries its address,
@@ -32,8 +33,14 @@ def begin(page: str) -> None:
     # wait, and stay in the link, until the page shows those controls or the user goes to another page
     pending = dict(params) if opened else st.session_state.get(PENDING) or {}
     st.session_state[PENDING] = pending
+    # Every write to the query string is a message the browser answers with a history.pushState: writing all
+    # of a page's controls on every run cost the browser 70 ms a control change (Filters, profiled in Chromium).
+    # So a run writes only what changed, and drops what the last run did not write: a control no longer shown.
+    last = st.session_state.get(PUBLISHED, set())
+    st.session_state[PUBLISHED] = set()
     for k in params:
-        del st.query_params[k]
+        if k not in pending and k not in last:
+            del st.query_params[k]
     for k, v in pending.items():
         publish(k, v)
     for key in st.session_state.setdefault(KEPT, set()):
@@ -60,8 +67,11 @@ def take(param: str) -> str | None:
 
 
 def publish(param: str, value: Any) -> None:
-    """Write ``param`` to the query string."""
-    st.query_params[param] = format_value(value)
+    """Write ``param`` to the query string, where it is not there already."""
+    text = format_value(value)
+    st.session_state.setdefault(PUBLISHED, set()).add(param)
+    if st.query_params.get(param) != text:
+        st.query_params[param] = text
 
 
 def format_value(value: Any) -> str:
