@@ -37,58 +37,60 @@ acts, outs = (analysis.unit_activations(run.model, dataset.x_test, outputs=o) if
 n_units = len(weights_now)
 is_conv = weights_now.dim() == 3
 
-# The controls and everything they change rerun as a fragment: a change redraws this part only, not the sidebar
-# and the page around it, which the browser otherwise rebuilt on every change.
+# Three parts: the settings every part reads (a change reruns the page), the mosaics with their own controls, and
+# one unit; the mosaics and the unit rerun as fragments, so ordering the tiles redraws the two mosaics and nothing
+# else (the browser redrew the whole page, then the unit's images and the histogram too, at every change).
+c_epoch, c_threshold = st.columns(2)
+threshold = share.widget("threshold", c_threshold.number_input, "Active when activation >", value=0.1, step=0.05,
+                         min_value=-100.0, max_value=100.0, format="%.2f", key="ae.filters.thr",
+                         help="a unit fires on a sample when its activation exceeds this")
+snaps = _snapshots()
+epochs = sorted(snaps)
+if len(epochs) > 1:
+    epoch = share.widget("epoch", c_epoch.select_slider, "Epoch", epochs + ["now"], value="now",
+                         key="ae.filters.epoch",
+                         help="replay the mosaic from snapshots saved during training (epoch 0: initial)")
+else:
+    epoch = "now"
+    c_epoch.caption("No epoch snapshots for this run.")
+weights = weights_now.detach().float().cpu().numpy() if epoch == "now" else snaps[epoch]
+stats = analysis.sparsity_stats(outs, threshold) if outs is not None else None
+shape = dataset.image_shape
+tile = tuple(weights.shape[1:]) if is_conv else tuple(shape)
+
+
+def mosaic_figure(order: np.ndarray, n_show: int, per_tile: bool, title: str) -> go.Figure:
+    shown = order[:n_show]
+    ncols = int(np.ceil(np.sqrt(len(shown))))
+    scale = max(1, 84 // max(tile)) if is_conv else 1
+    img = figures.filter_images(weights, shape, per_tile, n_show, order, ncols=ncols, scale=scale)
+    fig = figures.image_figure(img)
+    step = (tile[0] * scale + scale, tile[1] * scale + scale)  # tile plus one padding pixel, enlarged
+    rows, cols = np.divmod(np.arange(len(shown)), ncols)
+    fig.add_scatter(x=cols * step[1] + step[1] / 2, y=rows * step[0] + step[0] / 2, mode="markers",
+                    marker=dict(size=max(6, 300 // ncols), symbol="square", opacity=0.0),
+                    customdata=shown, hovertemplate="unit %{customdata}<extra></extra>", showlegend=False)
+    fig.update_layout(title=title, margin=dict(l=0, r=0, t=30, b=0), height=460)
+    return fig
+
+
 @st.fragment
-def view() -> None:
-    c1, c2, c3, c4 = st.columns(4)
+def mosaics() -> None:
+    c1, c2 = st.columns(2)
     order_by = share.widget("order", c1.radio, "Order tiles by", ["norm", "firing", "index"], horizontal=True,
                             key="ae.filters.order",
-                        help="weight norm, how often the unit fires on the test set, or unit number")
+                            help="weight norm, how often the unit fires on the test set, or unit number")
     n_show = share.widget("tiles", c2.slider, "Tiles", min_value=1, max_value=min(n_units, 256),
-                          value=min(n_units, 100),
-                          key="ae.filters.n")
-    threshold = share.widget("threshold", c3.number_input, "Active when activation >", value=0.1, step=0.05,
-                             min_value=-100.0, max_value=100.0, format="%.2f", key="ae.filters.thr",
-                                help="a unit fires on a sample when its activation exceeds this")
-    snaps = _snapshots()
-    epochs = sorted(snaps)
-    if len(epochs) > 1:
-        epoch = share.widget("epoch", c4.select_slider, "Epoch", epochs + ["now"], value="now", key="ae.filters.epoch",
-                                 help="replay the mosaic from snapshots saved during training (epoch 0: initial)")
-    else:
-        epoch = "now"
-        c4.caption("No epoch snapshots for this run.")
-    weights = weights_now.detach().float().cpu().numpy() if epoch == "now" else snaps[epoch]
-    stats = analysis.sparsity_stats(outs, threshold) if outs is not None else None
+                          value=min(n_units, 100), key="ae.filters.n")
     order = analysis.unit_order(weights, stats["fire_rate"][:len(weights)] if stats else None, order_by)
     if order_by == "firing" and stats is None:
         st.caption("This family gives no unit activations; tiles are in index order.")
-    shape = dataset.image_shape
-
-
-    def mosaic_figure(per_tile: bool, title: str) -> go.Figure:
-        shown = order[:n_show]
-        tile = tuple(weights.shape[1:]) if is_conv else tuple(shape)
-        ncols = int(np.ceil(np.sqrt(len(shown))))
-        scale = max(1, 84 // max(tile)) if is_conv else 1
-        img = figures.filter_images(weights, shape, per_tile, n_show, order, ncols=ncols, scale=scale)
-        fig = figures.image_figure(img)
-        step = (tile[0] * scale + scale, tile[1] * scale + scale)  # tile plus one padding pixel, enlarged
-        rows, cols = np.divmod(np.arange(len(shown)), ncols)
-        fig.add_scatter(x=cols * step[1] + step[1] / 2, y=rows * step[0] + step[0] / 2, mode="markers",
-                        marker=dict(size=max(6, 300 // ncols), symbol="square", opacity=0.0),
-                        customdata=shown, hovertemplate="unit %{customdata}<extra></extra>", showlegend=False)
-        fig.update_layout(title=title, margin=dict(l=0, r=0, t=30, b=0), height=460)
-        return fig
-
-
     st.caption(f"{n_units} units; showing {n_show}. Click a tile to inspect its unit below.")
     left, right = st.columns(2)
-    events = [left.plotly_chart(mosaic_figure(True, "each tile contrast-normalised"), on_select="rerun",
-                                selection_mode="points", key="ae.filters.mosaic.norm"),
-              right.plotly_chart(mosaic_figure(False, "one global scale (grey = 0)"), on_select="rerun",
-                                 selection_mode="points", key="ae.filters.mosaic.raw")]
+    events = [left.plotly_chart(mosaic_figure(order, n_show, True, "each tile contrast-normalised"),
+                                on_select="rerun", selection_mode="points", key="ae.filters.mosaic.norm"),
+              right.plotly_chart(mosaic_figure(order, n_show, False, "one global scale (grey = 0)"),
+                                 on_select="rerun", selection_mode="points", key="ae.filters.mosaic.raw")]
     for i, event in enumerate(events):
         points = event.selection.points if event else []
         if points and points[0].get("customdata") is not None:
@@ -96,38 +98,41 @@ def view() -> None:
             if st.session_state.get(state.FILTERS_CLICKED) != clicked:  # a new click, not the one still selected
                 st.session_state[state.FILTERS_CLICKED] = clicked
                 st.session_state[state.FILTERS_UNIT] = clicked[1]
+                st.rerun()  # the whole page: the unit's part shows the clicked unit
 
+
+@st.fragment
+def one_unit() -> None:
     st.subheader("One unit")
-    unit = share.widget("unit", st.number_input, f"Unit (0–{n_units - 1})", min_value=0, max_value=n_units - 1, value=0,
-                        key=state.FILTERS_UNIT)
+    unit = share.widget("unit", st.number_input, f"Unit (0–{n_units - 1})", min_value=0, max_value=n_units - 1,
+                        value=0, key=state.FILTERS_UNIT)
     u1, u2, u3 = st.columns([1, 3, 1])
-    tile = tuple(weights.shape[1:]) if is_conv else tuple(shape)
     u1.image(figures.filter_images(weights, shape, True, 1, np.array([unit]), scale=max(2, 112 // max(tile))),
              caption=f"filter of unit {unit}")
     if acts is None:
         u2.info("This family gives no unit activations to rank samples by.")
-    else:
-        top = analysis.top_activating(acts, unit, 9)
-        with u2:
-            st.markdown("**The 9 test samples that excite it most**")
-            figures.images(dataset.x_test[top], shape,
-                           [f"{acts[i, unit]:.2f} · {dataset.class_names[dataset.y_test[i]]}" for i in top])
-        norm = float(np.linalg.norm(dataset.x_test, axis=1).mean())
-        best = analysis.activation_maximization(run.model, unit, dataset.input_dim, norm) if run.training else \
-            _act_max(run.id, unit, norm, run.model)
-        u3.image(figures.filter_images(best[None], shape, True, 1, np.array([0]), scale=max(2, 112 // max(shape))),
-                 caption=f"activation maximisation (input norm {norm:.1f})")
-
-    if stats is not None:
-        st.subheader("Sparsity")
-        m1, m2, m3 = st.columns(3)
-        m1.metric("dead units", f"{stats['dead_share']:.0%}", help="never above the threshold on the test set")
-        m2.metric("active units per sample", f"{stats['active_per_sample']:.1f}", help=f"out of {acts.shape[1]}")
-        m3.metric("mean activation", f"{outs.mean():.3f}")
-        hist = go.Figure(go.Histogram(x=stats["mean_activation"], nbinsx=40))  # graph_objects: px took 40 ms a run
-        hist.update_xaxes(title_text="mean activation of a unit over the test set")
-        hist.update_layout(height=260, margin=dict(l=10, r=10, t=10, b=10), yaxis_title="units")
-        st.plotly_chart(hist, key="ae.filters.hist")
+        return
+    top = analysis.top_activating(acts, unit, 9)
+    with u2:
+        st.markdown("**The 9 test samples that excite it most**")
+        figures.images(dataset.x_test[top], shape,
+                       [f"{acts[i, unit]:.2f} · {dataset.class_names[dataset.y_test[i]]}" for i in top])
+    norm = float(np.linalg.norm(dataset.x_test, axis=1).mean())
+    best = analysis.activation_maximization(run.model, unit, dataset.input_dim, norm) if run.training else \
+        _act_max(run.id, unit, norm, run.model)
+    u3.image(figures.filter_images(best[None], shape, True, 1, np.array([0]), scale=max(2, 112 // max(shape))),
+             caption=f"activation maximisation (input norm {norm:.1f})")
 
 
-view()
+mosaics()
+one_unit()
+if stats is not None:
+    st.subheader("Sparsity")
+    m1, m2, m3 = st.columns(3)
+    m1.metric("dead units", f"{stats['dead_share']:.0%}", help="never above the threshold on the test set")
+    m2.metric("active units per sample", f"{stats['active_per_sample']:.1f}", help=f"out of {acts.shape[1]}")
+    m3.metric("mean activation", f"{outs.mean():.3f}")
+    hist = go.Figure(go.Histogram(x=stats["mean_activation"], nbinsx=40))  # graph_objects: px took 40 ms a run
+    hist.update_xaxes(title_text="mean activation of a unit over the test set")
+    hist.update_layout(height=260, margin=dict(l=10, r=10, t=10, b=10), yaxis_title="units")
+    st.plotly_chart(hist, key="ae.filters.hist")
