@@ -86,16 +86,26 @@ def _umap(codes: np.ndarray, n_neighbors: int, min_dist: float, metric: str, rep
         out = umap.UMAP(n_neighbors=n_neighbors, min_dist=min_dist, metric=metric,
                         precomputed_knn=(knn_idx, knn_dist, None)).fit_transform(codes)
     report(1.0, None)
+    global _umap_compiled
+    _umap_compiled = True
     return out.astype(np.float64)
 
 
-def warm_up() -> None:
-    """Compile the numba code that t-SNE and UMAP run (umap-learn's first call in a process otherwise spends tens
-    of seconds there), on a few random points. Meant for a background thread at server start."""
+_umap_compiled = False  # umap-learn's numba code is compiled in this process (its first UMAP also compiles it)
+
+
+def umap_compiled() -> bool:
+    return _umap_compiled
+
+
+def warm_up(umap: bool = True) -> None:
+    """Compile the numba code that t-SNE (and, with ``umap``, UMAP) run, on a few random points: umap-learn's first
+    call in a process otherwise spends 5-30 s there. Meant for a background thread at server start."""
     from .tsne import tsne
     codes = np.random.default_rng(0).normal(size=(300, 8)).astype(np.float32)
     tsne(codes, 10, early_iter=2, n_iter=2)
-    project(codes, "umap", n_neighbors=15)
+    if umap:
+        project(codes, "umap", n_neighbors=15)
 
 
 def knn_accuracy(points: np.ndarray, labels: np.ndarray, k: int = 10) -> float:
@@ -134,8 +144,12 @@ def principal_axes(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     if codes.shape[1] == 1:
         axes = np.array([[1.0], [0.0]])
     else:
-        _, _, vt = np.linalg.svd(centred, full_matrices=False)
-        axes = vt[:2]
+        # the leading eigenvectors of the K x K scatter matrix, which are the SVD's right singular vectors: the
+        # SVD of 10,000 k-sparse codes (1,000-d) raised the server's peak memory by 180 MB (its N x K factors)
+        scatter = (centred.T @ centred).astype(np.float64)
+        _, vecs = np.linalg.eigh(scatter)  # ascending eigenvalues
+        axes = vecs[:, ::-1][:, :2].T.astype(codes.dtype)
+        axes *= np.sign(axes[np.arange(2), np.abs(axes).argmax(1)])[:, None]  # a fixed sign: largest entry > 0
     return mean, axes, centred @ axes.T
 
 

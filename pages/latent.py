@@ -24,9 +24,9 @@ shape, n_test = dataset.image_shape, len(dataset.x_test)
 n_all = n_test + len(dataset.x_train)  # the projections' points: the test images, then the training images
 
 
-@st.cache_data(max_entries=8, show_spinner="Encoding the images…")
+@st.cache_resource(max_entries=8, show_spinner="Encoding the images…")
 def _codes(run_id: str, dataset_name: str, part: str, _model, _x: np.ndarray) -> np.ndarray:
-    return latent.encode_all(_model, _x)
+    return latent.encode_all(_model, _x)  # a resource, only read: no copy a run (see filters._activations)
 
 
 def _image(i: int) -> np.ndarray:
@@ -184,8 +184,12 @@ def projection() -> None:
                 if method == "tsne":
                     what = (f"t-SNE: iteration {round(task.fraction * 1000)} of at most 1,000" if task.fraction else
                             "t-SNE: finding each point's nearest neighbours, from the PCA layout shown…")
+                elif task.fraction < 0.15:
+                    what = f"{NAMES[method]}: finding neighbours…"
                 else:
-                    what = f"{NAMES[method]}: {'finding neighbours' if task.fraction < 0.15 else 'optimising'}…"
+                    what = f"{NAMES[method]}: optimising" + (
+                        "…" if latent.umap_compiled() else
+                        " (the server's first UMAP also compiles umap-learn's code, 5-30 s)…")
                 st.progress(task.fraction, text=what)
                 layout = task.partial
                 if layout is None:

@@ -11,7 +11,7 @@ from aecore import RunStore, TrainSettings, TrainingJob, create_model, load_data
 from aecore.__main__ import main
 from aecore.losses import gaussian_kl
 from aecore.models.base import StepContext
-from aecore.scores import blur, draw_samples, frechet_distance
+from aecore.scores import blur, draw_samples, frechet_distance, frechet_scale, train_classifier
 
 
 def test_kl_term_is_the_closed_form():
@@ -212,6 +212,14 @@ def test_frechet_distance_is_zero_to_itself_and_grows_with_noise():
     s1, s2 = np.cov(f, rowvar=False), np.cov(g, rowvar=False)
     direct = ((f.mean(0) - g.mean(0)) ** 2).sum() + np.trace(s1 + s2 - 2 * sqrtm(s1 @ s2).real)
     assert math.isclose(frechet_distance(f, g), direct, rel_tol=1e-6)
+
+
+def test_frechet_scale_grows_with_the_noise(digits):
+    clf, info = train_classifier(digits, steps=150)
+    assert info["test_accuracy"] > 0.8
+    rows = dict(frechet_scale(clf, digits, n=300))
+    noise = [rows[f"test images + Gaussian noise σ={s:g}"] for s in (0.1, 0.25, 0.5)]
+    assert 0 < noise[0] < noise[1] < noise[2] and rows["training images (the floor)"] > 0
 
 
 def test_blur_keeps_mass_and_spreads_it():

@@ -59,6 +59,9 @@ def test_decoder_grid_decodes_the_right_count(digits):
     mean, axes, coords = principal_axes(codes)
     assert axes.shape == (2, 6) and coords.shape == (len(codes), 2)
     np.testing.assert_allclose(axes @ axes.T, np.eye(2), atol=1e-5)
+    _, _, vt = np.linalg.svd(codes - codes.mean(0), full_matrices=False)  # the same axes as the SVD's, up to sign
+    np.testing.assert_allclose(np.abs(axes @ vt[:2].T), np.eye(2), atol=1e-4)
+    np.testing.assert_allclose(mean, codes.mean(0), atol=1e-6)
     assert decoder_grid(wide, (-1, 1, -1, 1), 3, mean, axes).shape == (9, 64)
 
 
@@ -75,6 +78,8 @@ def test_interpolation_starts_and_ends_at_the_reconstructions(digits):
 
 def test_warm_up_compiles_what_the_projections_run():
     from aecore import latent
+    latent.warm_up(umap=False)  # the server's: t-SNE's numba loop only
     latent.warm_up()  # t-SNE's numba loop and umap-learn on 300 points; raises if either path is broken
+    assert latent.umap_compiled()  # the Latent page stops saying that the first UMAP compiles
     out = project(np.random.default_rng(5).normal(size=(60, 3)).astype(np.float32), "umap", n_neighbors=5)
     assert out.shape == (60, 2) and np.isfinite(out).all()
