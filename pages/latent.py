@@ -97,8 +97,8 @@ def _scatter(xy: np.ndarray, index: np.ndarray) -> go.Figure:
                                             color=viz.CLASS_COLORS[c % len(viz.CLASS_COLORS)]),
                                 hovertemplate=f"%{{customdata}} · {name}<extra></extra>"))
     # the legend's room fixed, not grown by Plotly's automargin, which drew the chart twice (a third of its time)
-    legend_px = 45 + 8 * max(len(str(name)) for name in dataset.class_names)
-    fig.update_layout(height=LIVE_HEIGHT, margin=dict(l=10, r=legend_px, t=10, b=10, autoexpand=False),
+    legend_px = 70 + 8 * max(len(str(name)) for name in dataset.class_names)  # the marker, then the name
+    fig.update_layout(height=LIVE_HEIGHT, margin=dict(l=50, r=legend_px, t=10, b=30, autoexpand=False),
                       legend_title_text="label")
     return fig
 
