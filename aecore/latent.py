@@ -145,7 +145,7 @@ def principal_axes(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
         axes = np.array([[1.0], [0.0]])
     else:
         # the leading eigenvectors of the K x K scatter matrix, which are the SVD's right singular vectors: the
-        # SVD of 10,000 k-sparse codes (1,000-d) raised the server's peak memory by 180 MB (its N x K factors)
+        # SVD's N x K factors (10,000 x 1,000 for a k-sparse run) were part of a 180 MB rise of the server's peak
         scatter = (centred.T @ centred).astype(np.float64)
         _, vecs = np.linalg.eigh(scatter)  # ascending eigenvalues
         axes = vecs[:, ::-1][:, :2].T.astype(codes.dtype)
