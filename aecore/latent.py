@@ -63,6 +63,13 @@ def project(codes: np.ndarray, method: str, *, perplexity: float = 30.0, n_neigh
     return _umap(codes, n_neighbors, min_dist, metric, report)
 
 
+_umap_compiled = False  # umap-learn's numba code is compiled in this process (its first UMAP also compiles it)
+
+
+def umap_compiled() -> bool:
+    return _umap_compiled
+
+
 def _umap(codes: np.ndarray, n_neighbors: int, min_dist: float, metric: str, report: Progress) -> np.ndarray:
     """umap-learn given our exact neighbours, which skips its approximate search and that search's numba
     compilation. Its parallel optimisation (no random_state) is twice as fast on 2 cores, and not bitwise
@@ -89,13 +96,6 @@ def _umap(codes: np.ndarray, n_neighbors: int, min_dist: float, metric: str, rep
     global _umap_compiled
     _umap_compiled = True
     return out.astype(np.float64)
-
-
-_umap_compiled = False  # umap-learn's numba code is compiled in this process (its first UMAP also compiles it)
-
-
-def umap_compiled() -> bool:
-    return _umap_compiled
 
 
 def warm_up(umap: bool = True) -> None:
