@@ -22,6 +22,7 @@ from .config import ConfigError, param
 from .data import Batches, ImageBatches
 from .losses import reconstruction_loss
 from .models.base import StepContext
+from .native import keep_freed_pages
 from .optim import adam
 
 
@@ -403,6 +404,7 @@ def train(model: nn.Module, x_train: Any, settings: TrainSettings, *, x_val: Any
     so far; a NaN or exploding loss restores the last good weights and ends with status ``"diverged"``.
     ``callback`` receives the progress at most every 0.25 s.
     """
+    keep_freed_pages()
     device = pick_device(device if isinstance(device, str) else (str(device) if device else None))
     model.to(device)
     data, val = _as_batches(x_train, device), _as_batches(x_val, device)

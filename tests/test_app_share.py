@@ -71,9 +71,9 @@ def test_every_run_gives_the_memory_freed_before_back(monkeypatch):
     fell from 1,587 to 1,334 MB)."""
     from types import SimpleNamespace
 
-    from pages.ui import state
     calls = []
-    monkeypatch.setattr(state, "_libc", lambda: SimpleNamespace(malloc_trim=lambda pad: calls.append(pad) or 1))
+    monkeypatch.setattr("aecore.native.libc", lambda: SimpleNamespace(
+        malloc_trim=lambda pad: calls.append(pad) or 1, mallopt=lambda *a: 1))
     at = app("pages/train.py")
     at.run()
     assert len(calls) >= 3 and set(calls) == {0}

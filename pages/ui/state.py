@@ -10,6 +10,7 @@ import streamlit as st
 
 from aecore import DatasetError, RunStore, TrainingJob
 from aecore.data import DEFAULT_DATASET, dataset_info
+from aecore.native import release_free_memory
 
 DATASET = "ae.dataset"  # the sidebar's dataset (a widget)
 RUN = "ae.run"  # the sidebar's run (a widget)
@@ -97,27 +98,6 @@ def torch_threads() -> int:
     from threadpoolctl import threadpool_limits
     threadpool_limits(n, user_api="blas")
     return n
-
-
-@st.cache_resource
-def _libc():
-    """glibc, for ``malloc_trim``; None elsewhere."""
-    import ctypes
-    import ctypes.util
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return libc if hasattr(libc, "malloc_trim") else None
-    except OSError:
-        return None
-
-
-def release_free_memory() -> None:
-    """Give the memory that earlier runs freed back to the system: glibc keeps freed blocks in per-thread arenas,
-    and each script run is a new thread. Under 1 ms a call; with it, ``bench/memory.py``'s peak (five runs open in
-    six views) fell from 1,587 to 1,334 MB."""
-    libc = _libc()
-    if libc is not None:
-        libc.malloc_trim(0)
 
 
 def init_state() -> None:
