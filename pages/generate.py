@@ -152,8 +152,10 @@ def side_by_side() -> None:
                       help="Fréchet distance between the classifier's features of the samples and of the test set; "
                            "lower is closer (scale below)")
             st.plotly_chart(histogram(s["label_histogram"]), key=f"ae.gen.hist.{rid}")
-            for problem in handle.model.diagnose(history_of(handle), samples, dataset.x_test[:256], s["labels"]):
+            problems = handle.model.diagnose(history_of(handle), samples, dataset.x_test[:256], s["labels"])
+            for problem in problems:
                 st.warning(problem)
+            if problems:  # one roll-back however many problems (two would share a widget key)
                 rollback_controls(handle, f"side.{rid}")
     if clf is not None:
         st.caption(f"The numbers come from {SCORE_N:,} samples per run (the grid shows the first {n}), scored by a "

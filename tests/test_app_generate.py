@@ -38,6 +38,20 @@ def test_side_by_side_scores_and_the_seed_button():
     assert distances[1] < distances[3] and distances[4] < distances[6]  # more noise, more blur: farther
 
 
+def test_a_run_with_two_problems_gets_one_roll_back(monkeypatch):
+    """Side by side, each problem a GAN's diagnosis finds is a warning, under which one roll-back is offered (one
+    per problem gave two widgets the same key, and the page failed)."""
+    from aecore.models.gan import GAN
+    gan = train_run("gan", epochs=2, width=8)
+    monkeypatch.setattr(GAN, "diagnose", lambda self, *a, **k: ["mode collapse: one", "divergence: two"])
+    at = open_page("pages/generate.py", gan)
+    at.multiselect(key="ae.gen.runs").set_value([gan]).run()
+    rerun_until(at, _scored, timeout=120)
+    assert not at.exception
+    assert [w.value for w in at.warning] == ["mode collapse: one", "divergence: two"]
+    assert len([b for b in at.selectbox if b.key and b.key.startswith("ae.gen.rollback.side.")]) == 1
+
+
 def test_levers_move_the_decode_and_a_blank_drawing_still_decodes():
     vae = train_run("vae", epochs=2, hidden=(16,), latent_size=2)
     at = open_page("pages/generate.py", vae)
