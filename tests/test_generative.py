@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn as nn
 
 from aecore import RunStore, TrainSettings, TrainingJob, create_model, load_dataset
 from aecore.__main__ import main
@@ -171,6 +172,28 @@ def test_pacgan_discriminator_judges_packs_of_samples(architecture):
     assert torch.allclose(gp, (grad.reshape(8, 128).norm(dim=1) - 1).pow(2).mean())
     # a batch smaller than a pack (a last batch of 1) is repeated to fill one: D never judges nothing
     assert gan.discriminator(x[:1]).shape == (1,) and torch.isfinite(gan.discriminator(x[:1])).all()
+
+
+@pytest.mark.parametrize("architecture", ["dcgan", "mlp"])
+def test_spectral_norm_keeps_each_layer_of_d_at_norm_one(architecture):
+    """Miyato et al. 2018: each of D's weights is divided by its largest singular value (estimated by power
+    iteration, one step per training forward), so every layer is 1-Lipschitz: checked against an SVD of the weight
+    D actually uses (a convolution's as an (out, in*k*k) matrix)."""
+    gan = create_model("gan", input_shape=(8, 8), width=8, architecture=architecture, d_norm="spectral").train()
+    layers = [m for m in gan.discriminator.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    assert len(layers) == 3 and all(nn.utils.parametrize.is_parametrized(m, "weight") for m in layers)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in gan.discriminator.modules())
+    with torch.no_grad():
+        for m in layers:  # raw weights far from norm 1, so the check below means something
+            m.parametrizations.weight.original.mul_(5.0)
+    for _ in range(30):
+        gan.discriminator(torch.rand(16, 64))
+    for m in layers:
+        assert torch.linalg.matrix_norm(m.weight.detach().flatten(1), ord=2).item() == pytest.approx(1.0, abs=0.02)
+    batch = create_model("gan", input_shape=(8, 8), width=8, d_norm="batch")
+    assert any(isinstance(m, nn.BatchNorm2d) for m in batch.discriminator.modules())
+    critic = create_model("gan", input_shape=(8, 8), width=8, d_norm="batch", loss="wgan-gp")
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in critic.discriminator.modules())  # no batch norm in a critic
 
 
 def test_gan_learns_the_data_on_digits(digits):
