@@ -291,7 +291,7 @@ def test_starting_a_job_hands_back_the_calling_threads_openmp_workers(digits, mo
 def test_freed_blocks_are_reused_by_the_next_step_not_faulted_in_again(monkeypatch):
     """A step's gradients and casts are allocated afresh: with glibc's defaults their pages went back to the kernel
     and were faulted in again at every step (0.3 s of a VAE epoch). ``train`` asks glibc to keep them. Counted in
-    a fresh interpreter: in a long-lived one, a freed block may already sit among others and be reused anyway."""
+    a fresh interpreter, from glibc's starting thresholds."""
     import subprocess
     import sys
 
@@ -308,7 +308,10 @@ def test_freed_blocks_are_reused_by_the_next_step_not_faulted_in_again(monkeypat
                 grads = [torch.empty(400 * 784).fill_(1.0) for _ in range(8)]
                 del grads
             return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 20
-        faults_per_step()  # glibc's dynamic thresholds settle on the first steps
+        lib = native.libc()  # glibc's starting thresholds, fixed (it raises them as it goes, but not for every
+        lib.mallopt(native.M_MMAP_THRESHOLD, 128 << 10)  # pattern of frees: the VAE's steps kept faulting)
+        lib.mallopt(native.M_TRIM_THRESHOLD, 128 << 10)
+        faults_per_step()
         default = faults_per_step()
         assert native.keep_freed_pages()
         faults_per_step()
