@@ -3,10 +3,11 @@ ICLR 2016: strided convolutions, batch norm in G, LeakyReLU in D, Adam with beta
 Non-saturating loss by default; WGAN-GP (Gulrajani et al. 2017) as an option. Its own training step, as in
 pytorch/examples' dcgan: D on real, D on detached fakes, then G, each with its own optimiser.
 
-D judges packs of samples (PacGAN) and is spectrally normalised (SN-GAN) by default. On full MNIST, 14 epochs, with
-DCGAN's batch norm in D the 9s were 15.6-16.2 % of the samples in two seeds; with spectral norm every class fell
-within 5-15 % (bench/README). Training starts from ``precision=auto``: bfloat16 products where the CPU has them,
-1.3x faster a step here, which is what fits those 14 epochs in 5 minutes on 2 cores.
+D judges packs of samples (PacGAN) and is spectrally normalised (SN-GAN) by default. On full MNIST, 14-15 epochs,
+with DCGAN's batch norm in D the 9s were 15.6-16.2 % of the samples in two seeds; with spectral norm no class was
+above 14 %, and all were above 5 % in two seeds of three (the third's 6s: 4.8-4.9 %; bench/README). Training starts
+from ``precision=auto``: bfloat16 products where the CPU has them, 1.3x faster a step here, which is what fits those
+epochs in 5 minutes on 2 cores.
 
 Live it reports D's and G's losses and D's accuracy on real and on fake; each epoch it keeps the samples of a fixed
 noise batch (the page's epoch scrubber) and the generator's weights (so a collapsed run can be rolled back).
