@@ -4,10 +4,7 @@ and analyse :meth:`TrainingJob.view_model`, a copy built from the weights the jo
 from __future__ import annotations
 
 import copy
-import ctypes
 import dataclasses
-import functools
-import glob
 import os
 import threading
 import time
@@ -18,6 +15,7 @@ import torch
 
 from .config import ConfigError, config_to_dict, param_specs
 from .data import DataSource
+from .native import _openmp, release_openmp_threads  # noqa: F401 (tests reach them here)
 from .registry import create_model, make_config, model_spec
 from .seeding import seeded_init
 from .store import RunRecord, RunStore, new_run_id
@@ -65,31 +63,6 @@ class JobSlots:
         with self._changed:
             self._running -= 1
             self._changed.notify_all()
-
-
-def release_openmp_threads() -> bool:
-    """Hand back the calling thread's OpenMP worker threads (OpenMP 5's ``omp_pause_resource_all``); True if done.
-
-    GNU OpenMP keeps a team of threads for every thread that has run a parallel region, and once it manages more
-    threads than there are cores it all but stops spinning between regions. A job's worker thread then paid a
-    wake-up of ~0.2 ms on every parallel op, where the main thread paid 15 us: after the main thread had computed
-    anything (a model built, a run scored), the next job trained 1.4x slower. :meth:`TrainingJob.start` calls this
-    from the thread that starts the job."""
-    lib = _openmp()
-    return lib is not None and lib.omp_pause_resource_all(1) == 0  # omp_pause_soft
-
-
-@functools.cache
-def _openmp():
-    """The OpenMP runtime torch loaded (its symbols are global, or in torch/lib), or None."""
-    for path in [None, *glob.glob(os.path.join(os.path.dirname(torch.__file__), "lib", "lib*omp*.so*"))]:
-        try:
-            lib = ctypes.CDLL(path)
-            lib.omp_pause_resource_all.argtypes = [ctypes.c_int]
-            return lib
-        except (OSError, AttributeError):
-            continue
-    return None
 
 
 # half the cores (at least 1): on 2 cores one job trains at a time, at full speed, instead of two at half
