@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from aecore import RunStore, TrainSettings, TrainingJob, create_model, load_dataset
 from aecore.__main__ import main
@@ -125,9 +126,10 @@ class _Recorder:
                 p -= 0.1 * p.grad
 
 
-@pytest.mark.parametrize("loss", ["non-saturating", "wgan-gp"])
-def test_gan_step_updates_d_then_g_each_with_its_own_optimiser(loss):
-    gan = create_model("gan", input_shape=(8, 8), width=8, loss=loss)
+@pytest.mark.parametrize("loss,d_norm", [("non-saturating", "spectral"), ("non-saturating", "batch"),
+                                         ("wgan-gp", "none")])
+def test_gan_step_updates_d_then_g_each_with_its_own_optimiser(loss, d_norm):
+    gan = create_model("gan", input_shape=(8, 8), width=8, loss=loss, d_norm=d_norm)
     gan.train()
     gan._noise = torch.Generator().manual_seed(0)
     events = []
@@ -143,11 +145,32 @@ def test_gan_step_updates_d_then_g_each_with_its_own_optimiser(loss):
     opt_d.step = lambda: (original(), g_after_d.extend(p.clone() for p in gan.generator.parameters()))
     out = gan.training_step(torch.rand(16, 64), [opt_d, opt_g], StepContext(0, 0, 10, 10))
     gp = ["D forward"] if loss == "wgan-gp" else []  # the penalty's D pass at interpolates
-    assert events == ["G forward", "D forward", "D forward", *gp, "D step", "D forward", "G step"]
+    d_passes = ["D forward"] * (2 if d_norm == "batch" else 1)  # batch norm: real and fake batches apart
+    assert events == ["G forward", *d_passes, *gp, "D step", "D forward", "G step"]
     assert all(torch.equal(a, b) for a, b in zip(g_before, g_after_d))  # D's step leaves G alone
     assert any(not torch.equal(a, b) for a, b in zip(g_before, gan.generator.parameters()))
     assert any(not torch.equal(a, b) for a, b in zip(d_before, gan.discriminator.parameters()))
     assert {"d_loss", "g_loss"} <= set(out) and all(torch.isfinite(v) for v in out.values())
+
+
+@pytest.mark.parametrize("batch", [16, 18])
+def test_one_pass_of_d_over_real_and_fake_gives_the_loss_of_two(batch):
+    """Without batch norm in D, D judges real and fake images in one pass; the D loss is the one of two passes,
+    -log D(x) - log(1 - D(G(z))). A batch that does not divide into packs (18 with pack 4) takes two passes, so no
+    pack mixes real and fake images."""
+    gan = create_model("gan", input_shape=(8, 8), width=8, d_norm="none", pack=4).train()
+    real = torch.rand(batch, 64)
+    fake = gan.generate(torch.randn(batch, gan.config.noise_size, generator=torch.Generator().manual_seed(0)))
+    d_real, d_fake = gan.discriminator(real), gan.discriminator(fake)
+    expected = F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
+    gan._noise = torch.Generator().manual_seed(0)
+    passes = []
+    gan.discriminator.register_forward_hook(lambda m, args, out: passes.append(len(args[0])))
+    opts = [torch.optim.SGD(gan.discriminator.parameters(), 0.0), torch.optim.SGD(gan.generator.parameters(), 0.0)]
+    out = gan.training_step(real, opts, StepContext(0, 0, 10, 10))
+    assert out["d_loss"].item() == pytest.approx(expected.item(), rel=1e-5)
+    assert out["d_fake_acc"].item() == pytest.approx((d_fake < 0).float().mean().item())
+    assert passes[:-1] == ([2 * batch] if batch % 4 == 0 else [batch, batch])  # then G's pass through D
 
 
 @pytest.mark.parametrize("architecture", ["dcgan", "mlp"])
