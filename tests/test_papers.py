@@ -157,7 +157,7 @@ def test_the_logistic_stage_is_logistic_on_the_alpha_k_features(digits):
 
 def test_the_paper_command_prints_the_figure_beside_the_papers(digits, tmp_path, capsys):
     from aecore.__main__ import main
-    job = TrainingJob("contractive", {"code_size": 1000}, digits, TrainSettings(epochs=1),
+    job = TrainingJob("contractive", {"code_size": 1000, "tied": True}, digits, TrainSettings(epochs=1),
                       store=RunStore(tmp_path)).start()
     job.join()
     recipe = PAPERS["contractive"]

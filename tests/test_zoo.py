@@ -5,6 +5,7 @@ import time
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from aecore import ConfigError, StepContext, TrainSettings, create_model, train
 from aecore.losses import kl_sparsity_penalty, l1_activity_penalty, weight_decay_penalty
@@ -68,6 +69,24 @@ def test_contractive_penalty_matches_autograd_jacobian(config):
     assert out.losses["contractive"].item() == pytest.approx(0.3 * torch.stack(direct).mean().item(), rel=1e-5)
     out.loss.backward()  # the penalty is differentiable (double backward through the Jacobian)
     assert model.encoder.layers[0].weight.grad.abs().sum() > 0
+
+
+def test_tied_contractive_decodes_with_the_encoders_weights_transposed():
+    """Rifai et al.'s CAE ties the decoder to the encoder (W' = W^T): one weight matrix, used twice, so the decoder
+    cannot make up for an encoder shrunk by the penalty."""
+    torch.manual_seed(0)
+    model = create_model("contractive", input_shape=SHAPE, code_size=5, tied=True).double()
+    assert set(model.state_dict()) == {"encoder.layers.0.weight", "encoder.layers.0.bias", "decoder.layers.0.bias"}
+    x = torch.rand(4, 64, dtype=torch.float64)
+    w, b = model.encoder.layers[0].weight, model.encoder.layers[0].bias
+    h = torch.sigmoid(x @ w.T + b)
+    torch.testing.assert_close(model.decode(model.encode(x)), h @ w + model.decoder.layers[0].bias)
+    c = model.decoder.layers[0].bias
+    model(x).losses["reconstruction"].backward()
+    through_decoder = torch.autograd.grad(F.binary_cross_entropy_with_logits(h.detach() @ w + c, x), w)[0]
+    through_both = torch.autograd.grad(F.binary_cross_entropy_with_logits(h @ w + c, x), w)[0]
+    torch.testing.assert_close(w.grad, through_both)  # W gets the gradient of both its uses
+    assert (through_both - through_decoder).abs().max() > 1e-4
 
 
 def test_arora_update_matches_the_formula_on_a_small_example():

@@ -3,17 +3,24 @@ adds lambda * ||J_f(x)||_F^2, the squared Frobenius norm of the encoder's Jacobi
 
 For a single sigmoid layer the norm has a closed form (``losses.sigmoid_jacobian_norm2``); for deeper encoders or
 other activations the per-sample Jacobian comes from ``torch.func`` (vmap over jacrev) and is differentiated again.
+
+The paper ties the decoder to the encoder (W' = W^T); the Rifai preset does too. Untied, on full MNIST the encoder's
+rows shrank to norm 0.33 while the decoder's columns grew to 7.6, so the penalty was dodged rather than obeyed, and
+the fine-tuned network did no better than one from random weights (2.06 % against 2.08-2.10 % test error). Tied,
+both are 2.9, two thirds of the unit outputs saturate (the CAE's binary-like code), and fine-tuning gives 1.38 %.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
+import torch.nn as nn
 
 from ..config import param
 from ..losses import sigmoid_jacobian_norm2
 from ..registry import register_model
 from .blocks import ACTIVATIONS
+from .tied import TransposedLinear
 from .stacked import StackedAutoencoder, StackedConfig
 
 
@@ -30,12 +37,19 @@ class ContractiveConfig(StackedConfig):
     code_activation: str = param("sigmoid", choices=ACTIVATIONS, help="activation of the code layer")
     contraction: float = param(1e-3, min=1e-6, max=10.0, log=True,
                                help="lambda, the weight of the squared Frobenius norm of the encoder's Jacobian")
+    tied: bool = param(False, help="each decoder layer uses its mirror encoder layer's weights transposed (Rifai et "
+                                   "al.'s setting): the decoder cannot undo a shrunken encoder")
 
 
 @register_model("contractive", ContractiveConfig, "Contractive autoencoder: penalise the encoder's Jacobian",
                 presets={"one sigmoid layer of 256 (closed form)": {},
-                         "Rifai MNIST (1000 sigmoid units)": {"code_size": 1000}})
+                         "Rifai MNIST (1000 sigmoid units)": {"code_size": 1000, "tied": True}})
 class ContractiveAutoencoder(StackedAutoencoder):
+    def __init__(self, config: ContractiveConfig):
+        super().__init__(config)
+        if config.tied:
+            self.decoder.layers = nn.ModuleList(TransposedLinear(l) for l in reversed(self.encoder.layers))
+
     @property
     def closed_form_jacobian(self) -> bool:
         return not self.config.hidden and self.config.code_activation == "sigmoid"
