@@ -20,8 +20,8 @@ from ..config import param
 from ..losses import sigmoid_jacobian_norm2
 from ..registry import register_model
 from .blocks import ACTIVATIONS
-from .tied import TransposedLinear
 from .stacked import StackedAutoencoder, StackedConfig
+from .tied import TransposedLinear
 
 
 def encoder_jacobian(encode, x: torch.Tensor) -> torch.Tensor:

@@ -5,9 +5,9 @@ pytorch/examples' dcgan: D on real, D on detached fakes, then G, each with its o
 
 D judges packs of samples (PacGAN) and is spectrally normalised (SN-GAN) by default. On full MNIST, with DCGAN's batch
 norm in D the 9s were 15.6-16.2 % of the samples in two seeds; with spectral norm, 16 epochs (3.6-4.3 minutes), every
-class was 5.6-14.95 % of the samples in three seeds of three (bench/README). Without batch norm D judges real and fake images
-in one pass. Training starts from ``precision=auto``: bfloat16 products where the CPU has them, 1.3x faster a step
-here, which is what fits those epochs in 5 minutes on 2 cores.
+class was 5.6-14.95 % of the samples in three seeds of three (bench/README). Without batch norm, D judges real and
+fake images in one pass. Training starts from ``precision=auto``: bfloat16 products where the CPU has them, 1.3x
+faster a step here, which is what fits those epochs in 5 minutes on 2 cores.
 
 Live it reports D's and G's losses and D's accuracy on real and on fake; each epoch it keeps the samples of a fixed
 noise batch (the page's epoch scrubber) and the generator's weights (so a collapsed run can be rolled back).
