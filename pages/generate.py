@@ -1,6 +1,7 @@
 """Generate page: samples of several runs side by side with classifier scores; a VAE's latent levers from a test
 image or a drawing; interpolation between two images or two noise vectors; a VAE's KL per dimension and NLL
 bound, a GAN's samples epoch by epoch with what went wrong and a roll-back."""
+import html
 from types import SimpleNamespace
 
 import numpy as np
@@ -135,7 +136,11 @@ def side_by_side() -> None:
             handle = runs.load_run(rid)
             if handle is None:
                 continue
-            st.markdown(f"**{runs.model_of(rid)}** · {rid}" + (" (training…)" if handle.training else ""))
+            # one line, cut with an ellipsis if the column is narrow: a wrapped title pushed its grid below the others
+            title = f"<b>{html.escape(runs.model_of(rid))}</b> · {html.escape(rid)}" + (
+                " (training…)" if handle.training else "")
+            st.html(f'<div title="{html.escape(rid)}" style="white-space:nowrap;overflow:hidden;'
+                    f'text-overflow:ellipsis">{title}</div>')
             try:
                 samples = _samples(run_key(handle), seed, SCORE_N, handle.model)[:n]
             except RuntimeError as e:

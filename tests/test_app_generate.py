@@ -22,6 +22,10 @@ def test_side_by_side_scores_and_the_seed_button():
     rerun_until(at, _scored, timeout=120)  # the digit classifier trains on first use
     assert not at.exception and not at.error
     assert len(at.image) == 2
+    # each grid's title on one line (cut with an ellipsis), so that the grids start level
+    titles = [h.value for h in at.html if "white-space:nowrap" in h.value]
+    assert len(titles) == 2 and all(f"{model}</b> · {rid}" in t for model, rid, t in zip(("vae", "gan"), (vae, gan),
+                                                                                           titles))
     labels = [m.label for m in at.metric]
     assert labels.count("confident ≥ 0.9") == 2 and labels.count("classifier Fréchet") == 2
     assert len([c for c in at.get("plotly_chart") if c.key.startswith("ae.gen.hist.")]) == 2
