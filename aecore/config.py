@@ -100,6 +100,9 @@ def parse_sizes(text: str | tuple | list) -> tuple[int, ...]:
         raise ConfigError(f"layer sizes must be comma-separated integers, got {text!r}") from e
 
 
+_BOOLS = {**dict.fromkeys(("1", "true", "yes", "on"), True), **dict.fromkeys(("0", "false", "no", "off"), False)}
+
+
 def coerce(config_cls: type, values: dict[str, Any]) -> dict[str, Any]:
     """Convert strings (from the CLI's ``--set key=value``) and lists (from JSON) to each field's type."""
     specs = {s.name: s for s in param_specs(config_cls)}
@@ -113,14 +116,14 @@ def coerce(config_cls: type, values: dict[str, Any]) -> dict[str, Any]:
             if spec.kind == "sizes":
                 out[name] = parse_sizes(value)
             elif spec.kind == "bool":
-                out[name] = value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes", "on")
+                out[name] = value if isinstance(value, bool) else _BOOLS[str(value).lower()]
             elif spec.kind == "int":
                 out[name] = int(value)
             elif spec.kind == "float":
                 out[name] = float(value)
             else:
                 out[name] = type(spec.default)(value)
-        except (TypeError, ValueError) as e:
+        except (TypeError, ValueError, KeyError) as e:  # KeyError: a bool that is neither yes nor no
             raise ConfigError(f"{name}: cannot read {value!r} as {spec.kind}") from e
     return out
 

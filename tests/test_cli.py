@@ -49,6 +49,7 @@ def test_train_with_preset_and_greedy(capsys):
     (["train", "nope", "--dataset", "digits"], "valid models"),
     (["train", "stacked", "--dataset", "digits", "--set", "code_size=-1"], "code_size"),
     (["train", "stacked", "--dataset", "digits", "--set", "code_size"], "key=value"),
+    (["train", "contractive", "--dataset", "digits", "--set", "tied=maybe"], "tied: cannot read 'maybe' as bool"),
     (["train", "stacked", "--dataset", "nowhere"], "valid datasets"),
     (["eval", "missing-run"], "no run"),
     (["train", "sparse-kl", "--dataset", "digits", "--greedy"], "does not support greedy"),
