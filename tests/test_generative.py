@@ -173,6 +173,19 @@ def test_one_pass_of_d_over_real_and_fake_gives_the_loss_of_two(batch):
     assert passes[:-1] == ([2 * batch] if batch % 4 == 0 else [batch, batch])  # then G's pass through D
 
 
+@pytest.mark.parametrize("pack", [1, 4])
+def test_a_batch_of_one_image_still_trains_the_gan(pack):
+    """A batch size of 1, or a last batch of 1: G's batch norm needs two samples, so the step draws two fakes (before,
+    training failed with "Expected more than 1 value per channel")."""
+    gan = create_model("gan", input_shape=(8, 8), width=8, pack=pack).train()
+    gan._noise = torch.Generator().manual_seed(0)
+    opts = [torch.optim.SGD(gan.discriminator.parameters(), 0.1), torch.optim.SGD(gan.generator.parameters(), 0.1)]
+    g_before = [p.clone() for p in gan.generator.parameters()]
+    out = gan.training_step(torch.rand(1, 64), opts, StepContext(0, 0, 10, 10))
+    assert all(torch.isfinite(v) for v in out.values())
+    assert any(not torch.equal(a, b) for a, b in zip(g_before, gan.generator.parameters()))
+
+
 @pytest.mark.parametrize("architecture", ["dcgan", "mlp"])
 def test_pacgan_discriminator_judges_packs_of_samples(architecture):
     """PacGAN (Lin et al. 2018): D sees ``pack`` samples at once, so a batch of 16 gives 8 scores with pack 2;

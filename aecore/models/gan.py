@@ -187,9 +187,10 @@ class GAN(Model):
     def training_step(self, real: torch.Tensor, optimizers: list, ctx: StepContext) -> dict[str, torch.Tensor]:
         opt_d, opt_g = optimizers
         c = self.config
-        z = torch.randn(len(real), c.noise_size, generator=self._noise, device=real.device)
+        # at least two fakes: G's batch norm cannot train on one sample (a batch size of 1, or a last batch of 1)
+        z = torch.randn(max(len(real), 2), c.noise_size, generator=self._noise, device=real.device)
         fake = self.generate(z)
-        if self._joint_d and len(real) % c.pack == 0:  # one pass of D over both halves: 8 % faster a step
+        if self._joint_d and len(fake) == len(real) and len(real) % c.pack == 0:  # one pass of D: 8 % faster a step
             d_both = self.discriminator(torch.cat([real, fake.detach()]))
             d_real, d_fake = d_both[:len(d_both) // 2], d_both[len(d_both) // 2:]
         else:  # batch norm in D: real and fake batches keep their own statistics, as in DCGAN
