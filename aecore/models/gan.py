@@ -193,7 +193,7 @@ class GAN(Model):
         if self._joint_d and len(fake) == len(real) and len(real) % c.pack == 0:  # one pass of D: 8 % faster a step
             d_both = self.discriminator(torch.cat([real, fake.detach()]))
             d_real, d_fake = d_both[:len(d_both) // 2], d_both[len(d_both) // 2:]
-        else:  # batch norm in D: real and fake batches keep their own statistics, as in DCGAN
+        else:  # two passes: batch norm in D keeps real and fake statistics apart (DCGAN), or the halves differ
             d_real, d_fake = self.discriminator(real), self.discriminator(fake.detach())  # D on real, on fakes
         d_loss = self._d_loss(d_real, d_fake)
         if c.loss == "wgan-gp" and c.gp_weight > 0:
