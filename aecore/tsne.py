@@ -17,12 +17,13 @@ import functools
 import hashlib
 import math
 import threading
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numba
 import numpy as np
 import scipy.fft
 import scipy.sparse
+import scipy.sparse.csgraph
 import torch
 
 
@@ -198,20 +199,32 @@ def _quietly(fn, *args) -> None:
         pass
 
 
+ROWS_PER_CHUNK = 256  # rows a worker takes at a time, in turn with the others: the upper triangle's rows shrink
+
+
 @numba.njit(parallel=True, fastmath=True, cache=True)
-def _attraction(indptr, indices, values, y, out):  # pragma: no cover - compiled
-    for i in numba.prange(len(indptr) - 1):
-        f0 = 0.0
-        f1 = 0.0
-        for e in range(indptr[i], indptr[i + 1]):
-            j = indices[e]
-            d0 = y[i, 0] - y[j, 0]
-            d1 = y[i, 1] - y[j, 1]
-            q = values[e] / (1.0 + d0 * d0 + d1 * d1)
-            f0 += q * d0
-            f1 += q * d1
-        out[i, 0] = f0
-        out[i, 1] = f1
+def _attraction(indptr, indices, values, y, parts):  # pragma: no cover - compiled
+    n_parts, n = parts.shape[0], len(indptr) - 1
+    n_chunks = (n + ROWS_PER_CHUNK - 1) // ROWS_PER_CHUNK
+    for t in numba.prange(n_parts):  # each worker adds into its own part: an edge's force lands on i and on j
+        out = parts[t]
+        out[:] = 0.0
+        for c in range(t, n_chunks, n_parts):
+            for i in range(c * ROWS_PER_CHUNK, min(n, (c + 1) * ROWS_PER_CHUNK)):
+                y0, y1 = y[i, 0], y[i, 1]
+                f0 = 0.0
+                f1 = 0.0
+                for e in range(indptr[i], indptr[i + 1]):
+                    j = indices[e]
+                    d0 = y0 - y[j, 0]
+                    d1 = y1 - y[j, 1]
+                    q = values[e] / (1.0 + d0 * d0 + d1 * d1)
+                    f0 += q * d0
+                    f1 += q * d1
+                    out[j, 0] -= q * d0
+                    out[j, 1] -= q * d1
+                out[i, 0] += f0
+                out[i, 1] += f1
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True)
@@ -231,11 +244,26 @@ def kl_divergence(y: np.ndarray, p: scipy.sparse.csr_matrix, z: float) -> float:
     return float(np.sum(p.data * np.log(p.data)) + _p_log1p_d2(p.indptr, p.indices, p.data, y) + math.log(z))
 
 
-def attraction(y: np.ndarray, p: scipy.sparse.csr_matrix) -> np.ndarray:
-    """sum_j p_ij w_ij (y_i - y_j) for every point, with w_ij = 1 / (1 + |y_i - y_j|^2), over the sparse p."""
-    out = np.empty_like(y)
-    _attraction(p.indptr, p.indices, p.data, y, out)
-    return out
+class UpperTriangle(NamedTuple):
+    """The strict upper triangle of a symmetric sparse matrix, its values in float32, as CSR arrays."""
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    values: np.ndarray
+
+
+def upper_triangle(p: scipy.sparse.csr_matrix) -> UpperTriangle:
+    u = scipy.sparse.triu(p, k=1, format="csr")
+    return UpperTriangle(u.indptr, u.indices, u.data.astype(np.float32))
+
+
+def attraction(y: np.ndarray, upper: UpperTriangle) -> np.ndarray:
+    """sum_j p_ij w_ij (y_i - y_j) for every point, with w_ij = 1 / (1 + |y_i - y_j|^2), over the symmetric sparse
+    p given by its :func:`upper_triangle`. Each pair is read once and pushes both its points, from half the bytes
+    of the whole matrix in float64: 70,000 points took 8.5 ms against 18.6 ms over every row's neighbours."""
+    parts = np.empty((numba.get_num_threads(), *y.shape))
+    _attraction(upper.indptr, upper.indices, upper.values, y, parts)
+    return parts.sum(0)
 
 
 @functools.lru_cache(maxsize=4)
@@ -253,6 +281,73 @@ def _kernel_spectra(g: int, h: float, deconvolve: bool) -> np.ndarray:
     return spectra.astype(np.complex64)
 
 
+@numba.njit(fastmath=True, cache=True)
+def _spread(y, lo0, lo1, h, g, grid):  # pragma: no cover - compiled
+    """Charges 1, y_0 and y_1 of each point onto the four grid nodes around it (cloud-in-cell), one empty node
+    before the lowest point."""
+    for i in range(len(y)):
+        u0 = (y[i, 0] - lo0) / h + 1.0
+        u1 = (y[i, 1] - lo1) / h + 1.0
+        c0, c1 = int(u0), int(u1)
+        f0, f1 = u0 - c0, u1 - c1
+        b = c0 * g + c1
+        w00, w01, w10, w11 = (1 - f0) * (1 - f1), (1 - f0) * f1, f0 * (1 - f1), f0 * f1
+        for k in range(3):
+            q = 1.0 if k == 0 else y[i, k - 1]
+            grid[k, b] += w00 * q
+            grid[k, b + 1] += w01 * q
+            grid[k, b + g] += w10 * q
+            grid[k, b + g + 1] += w11 * q
+
+
+@numba.njit(parallel=True, fastmath=True, cache=True)
+def _read_back(y, lo0, lo1, h, g, fields, out):  # pragma: no cover - compiled
+    """Each field at each point, interpolated from the same four nodes with the same weights."""
+    for i in numba.prange(len(y)):
+        u0 = (y[i, 0] - lo0) / h + 1.0
+        u1 = (y[i, 1] - lo1) / h + 1.0
+        c0, c1 = int(u0), int(u1)
+        f0, f1 = u0 - c0, u1 - c1
+        b = c0 * g + c1
+        w00, w01, w10, w11 = (1 - f0) * (1 - f1), (1 - f0) * f1, f0 * (1 - f1), f0 * f1
+        for k in range(fields.shape[0]):
+            out[k, i] = (w00 * fields[k, b] + w01 * fields[k, b + 1] + w10 * fields[k, b + g]
+                         + w11 * fields[k, b + g + 1])
+
+
+@numba.njit(cache=True)
+def _bounds(y):  # pragma: no cover - compiled
+    """min and max of both columns of y (N, 2) in one pass; numpy's y.min(0) takes 1.8 ms each for 70,000 rows."""
+    lo0, lo1, hi0, hi1 = y[0, 0], y[0, 1], y[0, 0], y[0, 1]
+    for i in range(1, len(y)):
+        lo0, hi0 = min(lo0, y[i, 0]), max(hi0, y[i, 0])
+        lo1, hi1 = min(lo1, y[i, 1]), max(hi1, y[i, 1])
+    return lo0, lo1, hi0, hi1
+
+
+@numba.njit(cache=True)
+def _descend(y, update, gains, attract, rep, alpha, z, momentum, lr):  # pragma: no cover - compiled
+    """One step in place, with delta-bar-delta gains (Jacobs 1988): a gain grows by 0.2 while the gradient keeps its
+    sign against the last update and shrinks by 0.8 when it flips; then y is centred. numpy's 9 passes over
+    70,000 points took 5 ms."""
+    m0 = 0.0
+    m1 = 0.0
+    for i in range(len(y)):
+        for d in range(2):
+            grad = alpha * attract[i, d] - rep[i, d] / z
+            gain = gains[i, d] + 0.2 if update[i, d] * grad < 0.0 else gains[i, d] * 0.8
+            gains[i, d] = max(gain, 0.01)
+            update[i, d] = momentum * update[i, d] - lr * gains[i, d] * grad
+            y[i, d] += update[i, d]
+        m0 += y[i, 0]
+        m1 += y[i, 1]
+    m0 /= len(y)
+    m1 /= len(y)
+    for i in range(len(y)):
+        y[i, 0] -= m0
+        y[i, 1] -= m1
+
+
 def repulsion(y: np.ndarray, spacing: float = 0.5, max_grid: int = 384,
               deconvolve: bool = True) -> tuple[np.ndarray, float]:
     """Approximate t-SNE repulsion for every point, sum_j w_ij^2 (y_i - y_j), and the normaliser Z, the sum over
@@ -260,32 +355,26 @@ def repulsion(y: np.ndarray, spacing: float = 0.5, max_grid: int = 384,
     layout, coarser if it would need more than ``max_grid`` nodes a side), convolved with w and w^2 by FFT and read
     back.
 
-    Single-threaded on purpose (numpy, scipy.fft): with a browser or training beside it on 2 cores, torch's
+    The FFTs are single-threaded on purpose (scipy.fft): with a browser or training beside it on 2 cores, torch's
     2-thread FFTs made a whole t-SNE 2x slower than one thread does, as each parallel step waits for the core that
-    is busy elsewhere."""
+    is busy elsewhere. Spreading and reading back are compiled loops: 70,000 points took 5.8 ms against 18.5 ms in
+    numpy (its bincounts, and a gather of 4 x 4 values per point summed over an axis of 4)."""
     n = len(y)
-    lo = y.min(0)
-    span = float((y.max(0) - lo).max())
+    lo0, lo1, hi0, hi1 = _bounds(y)
+    lo = np.array([lo0, lo1])
+    span = max(hi0 - lo0, hi1 - lo1)
     h = min(spacing, span / 29 + 1e-12)  # a small layout still gets 32 nodes a side
     while span / h + 3 > max_grid:
         h *= 1.25
     g = min(max_grid, 16 * math.ceil((span / h + 3) / 16))  # few distinct sizes, so the spectra cache hits
-    u = (y - lo) / h + 1.0  # one empty node before the lowest point
-    cell = np.floor(u)
-    f = (u - cell).astype(np.float32)
-    c = cell.astype(np.int64)
-    base = c[:, 0] * g + c[:, 1]
-    idx = np.stack([base, base + 1, base + g, base + g + 1], 1)  # (N, 4)
-    fx, fy = f[:, :1], f[:, 1:]
-    w = np.concatenate([(1 - fx) * (1 - fy), (1 - fx) * fy, fx * (1 - fy), fx * fy], 1)  # (N, 4)
-    flat = idx.ravel()
-    grid = np.stack([np.bincount(flat, weights=(w * q[:, None]).ravel(), minlength=g * g)
-                     for q in (np.ones(n), y[:, 0], y[:, 1])]).astype(np.float32)
+    grid = np.zeros((3, g * g))
+    _spread(y, lo0, lo1, h, g, grid)
     spectra = _kernel_spectra(g, h, deconvolve)
-    spectrum = scipy.fft.rfft2(grid.reshape(3, g, g), s=(2 * g, 2 * g))
+    spectrum = scipy.fft.rfft2(grid.astype(np.float32).reshape(3, g, g), s=(2 * g, 2 * g))
     fields = scipy.fft.irfft2(np.concatenate([spectrum[:1] * spectra[0], spectrum * spectra[1]]), s=(2 * g, 2 * g))
     fields = np.ascontiguousarray(fields[:, :g, :g]).reshape(4, -1)  # w * 1, w^2 * 1, w^2 * y_0, w^2 * y_1
-    at = (fields[:, idx] * w).sum(-1).astype(np.float64)  # (4, N), read back bilinearly
+    at = np.empty((4, n))
+    _read_back(y, lo0, lo1, h, g, fields, at)
     z = float(at[0].sum()) - n  # each point's own w_ii = 1 is not a pair
     force = y * at[1, :, None] - at[2:].T
     return force, max(z, 1e-12)
@@ -354,6 +443,18 @@ def tsne(x: np.ndarray, perplexity: float = 30.0, *, metric: str = "euclidean", 
         if callback is not None and callback(0, total, y.copy()) is False:
             return y
     lr = learning_rate or max(200.0, n / exaggeration)
+    # the points numbered by reverse Cuthill-McKee, so that neighbours sit close in memory: the attraction's reads
+    # then hit the cache (70,000 points: 6.8 ms against 14.9 ms, for 0.06 s once)
+    order = scipy.sparse.csgraph.reverse_cuthill_mckee(p, symmetric_mode=True)
+    p = p[order][:, order].tocsr()
+    upper = upper_triangle(p)
+    y = np.ascontiguousarray(y[order])
+
+    def layout() -> np.ndarray:
+        out = np.empty_like(y)
+        out[order] = y
+        return out
+
     update = np.zeros_like(y)
     gains = np.ones_like(y)
     kl = None
@@ -369,14 +470,10 @@ def tsne(x: np.ndarray, perplexity: float = 30.0, *, metric: str = "euclidean", 
         if tolerance is not None and not early and (it - early_iter) % KL_EVERY == 0:
             kl, previous = kl_divergence(y, p, z), kl
             converged = previous is not None and previous - kl < tolerance * abs(kl)
-        grad = alpha * attraction(y, p) - rep / z
-        gains = np.maximum(np.where(update * grad < 0.0, gains + 0.2, gains * 0.8), 0.01)
-        update = momentum * update - lr * gains * grad
-        y = y + update
-        y -= y.mean(0)
+        _descend(y, update, gains, attraction(y, upper), rep, alpha, z, momentum, lr)
         if callback is not None and ((it + 1) % every == 0 or it + 1 == total or converged):
-            if callback(it + 1, total, y.copy()) is False:
+            if callback(it + 1, total, layout()) is False:
                 break
         if converged:
             break
-    return y
+    return layout()

@@ -49,7 +49,9 @@ def test_attraction_is_the_sparse_sum():
     diff = y[:, None, :] - y[None]
     w = 1 / (1 + (diff ** 2).sum(-1))
     want = ((p * w)[..., None] * diff).sum(1)
-    np.testing.assert_allclose(T.attraction(y, T.affinities(x, 10.0)), want, rtol=1e-6, atol=1e-12)
+    # p in float32: each term within 1e-7 of its size, so a sum that cancels is within 1e-7 of the largest force
+    np.testing.assert_allclose(T.attraction(y, T.upper_triangle(T.affinities(x, 10.0))), want, rtol=1e-6,
+                               atol=1e-7 * np.abs(want).max())
 
 
 @pytest.mark.parametrize("scale", [0.05, 3.0, 30.0])  # early (a blob), middle and late layouts
