@@ -98,11 +98,6 @@ class TrainSettings:
                                                    "background")
 
 
-def warm_up() -> None:
-    """Pay one-off import costs (the optimiser pulls in torch._dynamo, ~1.5 s) before the user presses Train."""
-    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
-
-
 def pick_device(name: str | None = None) -> torch.device:
     """``name`` if given (an unknown or absent device raises ``ConfigError``), else CUDA, else MPS, else CPU."""
     mps = getattr(torch.backends, "mps", None)

@@ -14,13 +14,11 @@ try:
     import hypothesis  # noqa: F401
 except ImportError:
     pass
-from aecore.training import warm_up  # noqa: E402
+import torch._dynamo  # noqa: E402,F401  (torch.optim's first optimiser imports it: the probes', the classifier's)
 
 # The app compiles t-SNE's and UMAP's numba code in a background thread at start; in the suite that thread would
 # run beside every later test (and tests/test_latent.py calls the same warm-up directly).
 os.environ["AECORE_WARM_PROJECTIONS"] = "0"
-
-warm_up()
 
 
 @pytest.fixture(autouse=True)

@@ -76,6 +76,12 @@ def test_interpolation_starts_and_ends_at_the_reconstructions(digits):
         np.testing.assert_allclose(out["blend"][[0, -1]], np.stack([xa, xb]), atol=1e-6)
 
 
+def test_the_server_compiles_the_projections_in_a_child_process(monkeypatch):
+    from pages.ui import state
+    monkeypatch.chdir("/")  # the child finds aecore wherever the server was started from
+    assert state.compile_projections() == 0
+
+
 def test_warm_up_compiles_what_the_projections_run():
     from aecore import latent
     latent.warm_up(umap=False)  # the server's: t-SNE's numba loop only
