@@ -206,10 +206,13 @@ def projection() -> None:
         fmt = st.session_state.get("ae.latent.imgfmt", "png")
         event = st.plotly_chart(fig, on_select="rerun", selection_mode=("points", "box"), key="ae.latent.scatter",
                                 config={"toImageButtonOptions": {"format": fmt, "filename": f"{run.id}-{method}"}})
-        frame = pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "index": np.arange(n), "label": labels[:n]})
+        def coordinates(xy=xy, n=n) -> bytes:  # written when the button is pressed, not on every run (4 ms)
+            return pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "index": np.arange(n), "label": labels[:n]}
+                                ).to_csv(index=False).encode()
+
         d1, d2 = st.columns([1, 3])
-        d1.download_button("Coordinates as CSV", frame.to_csv(index=False).encode(), f"{run.id}-{method}.csv",
-                           "text/csv", key="ae.latent.csv")
+        d1.download_button("Coordinates as CSV", coordinates, f"{run.id}-{method}.csv", "text/csv",
+                           key="ae.latent.csv")
         d2.radio("The chart's camera button saves", ["png", "svg"], horizontal=True, key="ae.latent.imgfmt")
 
     selection = event.selection if event else None
