@@ -392,7 +392,11 @@ def pca_init(x: np.ndarray) -> np.ndarray:
     xt = xt - xt.mean(0)
     y = xt @ _principal_directions(xt, 2)
     y = y * torch.sign(y.sum(0) + 1e-30)  # a fixed orientation
-    return (y / y[:, 0].std() * 1e-4).numpy()
+    spread = float(y[:, 0].std()) if len(y) > 1 else 0.0
+    if not spread > 0.0:  # a NaN from the scaling below failed later, as "cannot convert float NaN to integer"
+        raise ValueError("every code is the same point, so there is nothing to lay out (the encoder gives all these "
+                         "images one code)")
+    return (y / spread * 1e-4).numpy()
 
 
 def prepare(x: np.ndarray, metric: str = "euclidean") -> np.ndarray:

@@ -198,3 +198,8 @@ def test_a_failed_preparation_is_not_kept(monkeypatch):
     monkeypatch.undo()
     rows, p = T.prepared(x, 9.0)  # asked again: computed, not the stored error
     assert p.shape == (120, 120) and abs(p.sum() - 1) < 1e-6
+
+
+def test_codes_that_are_all_one_point_get_a_message_not_a_nan():
+    with pytest.raises(ValueError, match="every code is the same point"):
+        T.tsne(np.ones((40, 4), np.float32), 5.0, early_iter=5, n_iter=5)
