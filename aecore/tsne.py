@@ -282,16 +282,21 @@ def _kernel_spectra(g: int, h: float, deconvolve: bool) -> np.ndarray:
 
 
 @numba.njit(fastmath=True, cache=True)
+def _cell(y0, y1, lo0, lo1, h, g):  # pragma: no cover - compiled
+    """The flat index of the grid node below and left of a point (one empty node before the lowest point), and the
+    cloud-in-cell weights of it and of its right, upper and upper-right neighbours."""
+    u0 = (y0 - lo0) / h + 1.0
+    u1 = (y1 - lo1) / h + 1.0
+    c0, c1 = int(u0), int(u1)
+    f0, f1 = u0 - c0, u1 - c1
+    return c0 * g + c1, (1 - f0) * (1 - f1), (1 - f0) * f1, f0 * (1 - f1), f0 * f1
+
+
+@numba.njit(fastmath=True, cache=True)
 def _spread(y, lo0, lo1, h, g, grid):  # pragma: no cover - compiled
-    """Charges 1, y_0 and y_1 of each point onto the four grid nodes around it (cloud-in-cell), one empty node
-    before the lowest point."""
+    """Charges 1, y_0 and y_1 of each point onto the four grid nodes around it."""
     for i in range(len(y)):
-        u0 = (y[i, 0] - lo0) / h + 1.0
-        u1 = (y[i, 1] - lo1) / h + 1.0
-        c0, c1 = int(u0), int(u1)
-        f0, f1 = u0 - c0, u1 - c1
-        b = c0 * g + c1
-        w00, w01, w10, w11 = (1 - f0) * (1 - f1), (1 - f0) * f1, f0 * (1 - f1), f0 * f1
+        b, w00, w01, w10, w11 = _cell(y[i, 0], y[i, 1], lo0, lo1, h, g)
         for k in range(3):
             q = 1.0 if k == 0 else y[i, k - 1]
             grid[k, b] += w00 * q
@@ -304,12 +309,7 @@ def _spread(y, lo0, lo1, h, g, grid):  # pragma: no cover - compiled
 def _read_back(y, lo0, lo1, h, g, fields, out):  # pragma: no cover - compiled
     """Each field at each point, interpolated from the same four nodes with the same weights."""
     for i in numba.prange(len(y)):
-        u0 = (y[i, 0] - lo0) / h + 1.0
-        u1 = (y[i, 1] - lo1) / h + 1.0
-        c0, c1 = int(u0), int(u1)
-        f0, f1 = u0 - c0, u1 - c1
-        b = c0 * g + c1
-        w00, w01, w10, w11 = (1 - f0) * (1 - f1), (1 - f0) * f1, f0 * (1 - f1), f0 * f1
+        b, w00, w01, w10, w11 = _cell(y[i, 0], y[i, 1], lo0, lo1, h, g)
         for k in range(fields.shape[0]):
             out[k, i] = (w00 * fields[k, b] + w01 * fields[k, b + 1] + w10 * fields[k, b + g]
                          + w11 * fields[k, b + g + 1])
