@@ -399,7 +399,8 @@ def _load_idx_dataset(info: DatasetInfo) -> Dataset:
     src = info.idx
     arrays = {role: fetch_idx(src, role) for role in src.files}
     def to_float(a: np.ndarray) -> np.ndarray:
-        # one pass into one new array: astype, then a division, took 0.8 s for MNIST in a fresh process, this 0.06 s
+        # one pass into one new array: astype, then a division (two new arrays) took 0.8 s for MNIST in a fresh
+        # process, this 0.04-0.1 s
         return np.divide(a.reshape(len(a), -1), np.float32(255.0), dtype=np.float32)
 
     return Dataset(info.name, to_float(arrays["train_images"]), arrays["train_labels"].astype(np.int64),

@@ -361,7 +361,6 @@ def repulsion(y: np.ndarray, spacing: float = 0.5, max_grid: int = 384,
     numpy (its bincounts, and a gather of 4 x 4 values per point summed over an axis of 4)."""
     n = len(y)
     lo0, lo1, hi0, hi1 = _bounds(y)
-    lo = np.array([lo0, lo1])
     span = max(hi0 - lo0, hi1 - lo1)
     h = min(spacing, span / 29 + 1e-12)  # a small layout still gets 32 nodes a side
     while span / h + 3 > max_grid:

@@ -78,12 +78,11 @@ def _warm_up() -> list[threading.Thread]:
     its figure classes on first use, and a script run importing one waits for the import lock while another thread
     imports), and t-SNE's numba code compiled into numba's cache on disk.
 
-    Nothing here may hold the GIL for long while a user clicks. Left out: torch._dynamo, which torch.optim's first
-    optimiser imports (the probes', the samples' classifier's; the registry's jobs use aecore.optim's Adam), 1.2 s
-    of Python. The compilation runs in a child process: in a thread of the server at the lowest priority it held
-    the GIL while the scheduler kept it waiting, and a Train click in the first seconds after the page opened
-    showed its first picture after 1.8-2.1 s (2 of 10 fresh servers; 10 of 10 within 0.66 s when clicked 12 s
-    later). The server's first t-SNE then loads the compiled code from the cache in 0.3 s."""
+    Nothing here may hold the GIL for long while a user clicks: a Train click in the first seconds after the page
+    opened missed 1 s on 2 of 10 fresh servers, and on none of 10 when clicked 12 s later. So no torch._dynamo
+    (torch.optim's first optimiser imports it, 1.2 s of Python; the registry's jobs use aecore.optim's Adam), and
+    the compilation in a child process: a thread at the lowest priority kept the GIL while the scheduler kept the
+    thread waiting. The server's first t-SNE loads the compiled code from the cache (0.3 s)."""
     from .figures import warm_up as warm_figures
     threads = [threading.Thread(target=warm_figures, name="aecore-warm-up", daemon=True)]
     if os.environ.get("AECORE_WARM_PROJECTIONS", "1") != "0":  # the tests turn it off: it only costs them time
