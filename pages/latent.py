@@ -48,6 +48,14 @@ def _pca(key: tuple, _codes: np.ndarray) -> np.ndarray:
     return latent.project(_codes, "pca")
 
 
+@st.cache_resource(max_entries=8)
+def _frame(run_id: str, dataset_name: str, _test_codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The test codes' mean, two principal axes and coordinates on them. The PCA view and the decoder grid use this
+    plane whatever the number of points, so that adding points neither turns the view nor resets the ranges a user
+    set on the grid's sliders (whose bounds come from it)."""
+    return latent.principal_axes(_test_codes)
+
+
 @st.cache_resource
 def _projections() -> dict:
     """(run, dataset, points, method, settings) -> the BackgroundTask computing it; finished ones are the cache."""
@@ -164,7 +172,8 @@ def projection() -> None:
         st.stop()
     xy, event = None, None
     if method == "pca":
-        xy = _pca((run.id, dataset.name, n), codes[:n])
+        mean, axes, test_xy = _frame(run.id, dataset.name, test_codes)
+        xy = test_xy[:n] if n <= n_test else np.concatenate([test_xy, (codes[n_test:n] - mean) @ axes.T])
     else:
         task = _projection_task((run.id, dataset.name, n, method, tuple(sorted(params.items()))), codes[:n], method,
                                 params)
@@ -234,11 +243,12 @@ def projection() -> None:
                f"distance follow its reconstruction.")
 
     st.subheader("Decoder grid")
-    mean, axes, coords = latent.principal_axes(codes[:n])
+    mean, axes, coords = _frame(run.id, dataset.name, test_codes)
     raw_2d = code_size == 2
     if raw_2d:
-        mean, axes, coords = None, None, codes[:n]
-    where = "code space" if raw_2d else "the plane of the codes' two principal axes, the other directions at their mean"
+        mean, axes, coords = None, None, test_codes
+    where = "code space" if raw_2d else \
+        "the plane of the test codes' two principal axes, the other directions at their mean"
     box = None
     if boxes and method == "pca" and not raw_2d:
         b = boxes[0]

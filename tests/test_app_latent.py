@@ -3,6 +3,7 @@ import base64
 import json
 
 import numpy as np
+import pytest
 
 from aecore import RunStore, load_dataset
 from aecore.latent import encode_all, principal_axes
@@ -130,6 +131,32 @@ def test_clicking_a_point_shows_it_and_a_box_in_the_pca_view_drives_the_grid():
     # a box with no width: a message, not a traceback
     select_on_chart(at, "ae.latent.scatter", box=[{"xref": "x", "yref": "y", "x": [x0, x0], "y": [y0, y1]}])
     assert any("empty in one direction" in i.value for i in at.info)
+
+
+def test_more_points_keep_the_pca_view_and_the_grid_s_ranges():
+    """The PCA view and the decoder grid sit on the test codes' plane: adding points neither turns the view nor
+    resets the ranges a user set (the sliders' bounds used to follow the points, which made new sliders)."""
+    run = train_run("stacked", epochs=1, hidden=(16,), code_size=5)
+    at = _open(run)
+    at.slider(key="ae.latent.n").set_value(100).run()
+    xs = at.get("plotly_chart")[0].proto.spec
+    lo, hi = at.slider(key="ae.latent.rx").value
+    chosen = (lo + (hi - lo) / 4, hi - (hi - lo) / 4)
+    at.slider(key="ae.latent.rx").set_value(chosen).run()
+    at.slider(key="ae.latent.n").set_value(300).run()
+    assert not at.exception, at.exception
+    assert at.slider(key="ae.latent.rx").value == pytest.approx(chosen)
+    digits = load_dataset("digits")
+    codes = encode_all(RunStore().load(run)[0], digits.x_test)
+    want = principal_axes(codes)[2][:100]  # the first 100 points where they were, on the test codes' plane
+    shown = np.concatenate([np.asarray(t["x"]) if isinstance(t["x"], list) else _decode(t["x"])
+                            for t in json.loads(xs)["data"]])
+    assert np.allclose(np.sort(shown), np.sort(want[:, 0]), atol=1e-5)
+
+
+def _decode(typed: dict) -> np.ndarray:
+    """A Plotly typed array ({"dtype", "bdata"}) as numpy."""
+    return np.frombuffer(base64.b64decode(typed["bdata"]), dtype=typed["dtype"])
 
 
 def test_two_dimensional_code_grids_in_code_space():
