@@ -6,7 +6,7 @@ as pytorch/examples' script would run: aecore's training sets glibc's malloc to 
 (aecore/native.py), which would speed up a plain loop run after it in the same process.
 
     AECORE_DATA_DIR=../shared/data python bench/vae_recipe.py [--epochs 10] [--iw-samples 500] [--threads N]
-        [--precision float32 bfloat16]
+        [--precision float32 bfloat16] [--compile off on]
 
 Both are scored by aecore's own evaluation (test -ELBO with one draw of z, and the K-sample importance-weighted
 NLL), so the numbers differ only by training.
@@ -101,6 +101,9 @@ def main() -> None:
     ap.add_argument("--precision", nargs="+", default=["float32", "bfloat16"], choices=("float32", "auto", "bfloat16"),
                     help="aecore's runs, one per precision (mixed bfloat16 halves the products' time on CPUs with "
                          "AVX-512 BF16 or AMX)")
+    ap.add_argument("--compile", nargs="+", default=["off", "on"], choices=("off", "on"),
+                    help="aecore's runs without and with TrainSettings.compile (torch.compile'd step; its one-time "
+                         "compile is in the seconds, ~15 s when torch's cache is cold, ~3 s when warm)")
     ap.add_argument("--plain-out", help=argparse.SUPPRESS)  # the plain run's own process: where its weights go
     args = ap.parse_args()
     if args.threads:
@@ -112,14 +115,16 @@ def main() -> None:
         return
     ours = {}
     for precision in args.precision:
-        job = TrainingJob("vae", {}, data, TrainSettings(epochs=args.epochs, batch_size=128, lr=1e-3, seed=args.seed,
-                                                         precision=precision),
-                          store=RunStore("/tmp/aecore-bench-runs"))
-        job.start().join()
-        ours[precision] = job.progress().elapsed
-        print(json.dumps({"who": f"aecore vae, precision {precision}", "epochs": args.epochs,
-                          "seconds": round(ours[precision], 1), **scores(job.view_model(), data, args.iw_samples)}),
-              flush=True)
+        for compiled in args.compile:
+            who = f"precision {precision}, compile {compiled}"
+            job = TrainingJob("vae", {}, data, TrainSettings(epochs=args.epochs, batch_size=128, lr=1e-3,
+                                                             seed=args.seed, precision=precision,
+                                                             compile=compiled == "on"),
+                              store=RunStore("/tmp/aecore-bench-runs"))
+            job.start().join()
+            ours[who] = job.progress().elapsed
+            print(json.dumps({"who": f"aecore vae, {who}", "epochs": args.epochs, "seconds": round(ours[who], 1),
+                              **scores(job.view_model(), data, args.iw_samples)}), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "plain.pt"
         subprocess.run([sys.executable, __file__, "--plain-out", str(out), "--epochs", str(args.epochs),
