@@ -112,6 +112,7 @@ def _scatter(xy: np.ndarray, index: np.ndarray) -> go.Figure:
 
 
 TRUST_POINTS = 3000
+GRID_BOX = "ae.latent.grid_box"  # the box drawn on the PCA view, for the decoder grid
 LIVE_EVERY = 1.0  # seconds between redraws of the layout as it forms, once it has a first one
 FIRST_LAYOUT_WAIT = 1.5  # seconds a rerun waits for a projection's first layout, rather than show an empty chart
 
@@ -242,38 +243,13 @@ def projection() -> None:
     st.caption(f"{_name(point)} ({dataset.class_names[labels[point]]}); the 8 nearest of the {n:,} points by code "
                f"distance follow its reconstruction.")
 
-    st.subheader("Decoder grid")
-    mean, axes, coords = _frame(run.id, dataset.name, test_codes)
-    raw_2d = code_size == 2
-    if raw_2d:
-        mean, axes, coords = None, None, test_codes
-    where = "code space" if raw_2d else \
-        "the plane of the test codes' two principal axes, the other directions at their mean"
-    box = None
-    if boxes and method == "pca" and not raw_2d:
+    box = None  # the decoder grid's region, from a box drawn on the PCA view (its own fragment reads it)
+    if boxes and method == "pca":
         b = boxes[0]
         box = (min(b["x"]), max(b["x"]), min(b["y"]), max(b["y"]))
-    elif boxes and raw_2d and method == "pca":
-        st.caption("With a 2-D code, the PCA view is a rotation of code space; the grid uses the ranges below.")
-    g1, g2 = st.columns([3, 1])
-    if box is None:
-        lo, hi = np.percentile(coords, 2, axis=0), np.percentile(coords, 98, axis=0)
-        rx = g1.slider("Horizontal range", float(coords[:, 0].min()), float(coords[:, 0].max()),
-                       (float(lo[0]), float(hi[0])), key="ae.latent.rx")
-        ry = g1.slider("Vertical range", float(coords[:, 1].min()), float(coords[:, 1].max()),
-                       (float(lo[1]), float(hi[1])), key="ae.latent.ry")
-        box = (rx[0], rx[1], ry[0], ry[1])
-        if method != "pca":
-            g1.caption("Box-select points in the PCA view to choose the region with the mouse.")
-    else:
-        g1.caption(f"Region from your box selection: x {box[0]:.2f}…{box[1]:.2f}, y {box[2]:.2f}…{box[3]:.2f}")
-    if box[0] == box[1] or box[2] == box[3]:
-        st.info("The selected region is empty in one direction; select a box with some width and height.")
-    else:
-        steps = share.widget("grid", g2.slider, "Grid size", min_value=3, max_value=20, value=10, key="ae.latent.grid")
-        pixels = latent.decoder_grid(run.model, box, steps, mean, axes)
-        st.image(viz.mosaic(pixels, shape, ncols=steps, scale=2),
-                 caption=f"{steps}×{steps} decodes over the selected box of {where}")
+    if st.session_state.get(GRID_BOX) != box:
+        st.session_state[GRID_BOX] = box
+        st.rerun()  # the whole page, so that the grid's fragment draws the new box
 
     st.subheader("Codes against raw pixels")
     side = st.toggle("Compare with PCA of the raw pixels (10-NN accuracy, trustworthiness)", key="ae.latent.side")
@@ -294,6 +270,42 @@ def projection() -> None:
             col.metric("10-NN label accuracy in 2-D", f"{acc:.3f}")
             col.metric("trustworthiness (10 neighbours)", f"{trust:.3f}",
                        help=f"over the first {min(n, TRUST_POINTS):,} points" if n > TRUST_POINTS else None)
+
+
+@st.fragment
+def decoder_grid() -> None:
+    """Decodes over a region of the plane of the test codes' principal axes (of code space for a 2-D code): a
+    fragment of its own, as it does not depend on the projection's points, so changing them does not redraw it."""
+    st.subheader("Decoder grid")
+    mean, axes, coords = _frame(run.id, dataset.name, test_codes)
+    raw_2d = code_size == 2
+    if raw_2d:
+        mean, axes, coords = None, None, test_codes
+    where = "code space" if raw_2d else \
+        "the plane of the test codes' two principal axes, the other directions at their mean"
+    box = st.session_state.get(GRID_BOX)
+    if box is not None and raw_2d:
+        st.caption("With a 2-D code, the PCA view is a rotation of code space; the grid uses the ranges below.")
+        box = None
+    g1, g2 = st.columns([3, 1])
+    if box is None:
+        lo, hi = np.percentile(coords, 2, axis=0), np.percentile(coords, 98, axis=0)
+        rx = g1.slider("Horizontal range", float(coords[:, 0].min()), float(coords[:, 0].max()),
+                       (float(lo[0]), float(hi[0])), key="ae.latent.rx")
+        ry = g1.slider("Vertical range", float(coords[:, 1].min()), float(coords[:, 1].max()),
+                       (float(lo[1]), float(hi[1])), key="ae.latent.ry")
+        box = (rx[0], rx[1], ry[0], ry[1])
+        if st.session_state.get("ae.latent.method") != "pca":
+            g1.caption("Box-select points in the PCA view to choose the region with the mouse.")
+    else:
+        g1.caption(f"Region from your box selection: x {box[0]:.2f}…{box[1]:.2f}, y {box[2]:.2f}…{box[3]:.2f}")
+    if box[0] == box[1] or box[2] == box[3]:
+        st.info("The selected region is empty in one direction; select a box with some width and height.")
+    else:
+        steps = share.widget("grid", g2.slider, "Grid size", min_value=3, max_value=20, value=10, key="ae.latent.grid")
+        pixels = latent.decoder_grid(run.model, box, steps, mean, axes)
+        st.image(viz.mosaic(pixels, shape, ncols=steps, scale=2),
+                 caption=f"{steps}×{steps} decodes over the selected box of {where}")
 
 
 @st.fragment
@@ -336,5 +348,6 @@ def retrieval() -> None:
 
 
 projection()
+decoder_grid()
 interpolation()
 retrieval()
