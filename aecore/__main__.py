@@ -11,7 +11,7 @@ import numpy as np
 from . import data as data_mod
 from .config import ConfigError, check_ranges, coerce
 from .data import DatasetError, list_datasets, load_dataset
-from .jobs import TrainingJob, check_compile
+from .jobs import TrainingJob
 from .analysis import denoising_scores
 from .noise import NOISE_KINDS
 from .registry import list_models, model_spec
@@ -65,13 +65,11 @@ def _cmd_train(args, store: RunStore) -> int:
     config.update(_parse_sets(args.set))
     settings = coerce(TrainSettings, {**spec.train_defaults, **{k: v for k, v in {
         "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "lr_schedule": args.lr_schedule,
-        "precision": args.precision, "compile": args.compile, "seed": args.seed,
+        "precision": args.precision, "seed": args.seed,
         "greedy": args.greedy, "greedy_epochs": args.greedy_epochs,
         "output_bias_from_data": args.output_bias_from_data}.items() if v is not None}})
     settings = TrainSettings(**settings)
     check_ranges(settings)  # the Train page's ranges, before anything loads or runs
-    if settings.compile:
-        check_compile(args.model)
     pick_device(args.device)
     dataset = load_dataset(args.dataset)
     job = TrainingJob(args.model, config, dataset, settings, store=store, device=args.device)
@@ -324,9 +322,6 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--precision", choices=PRECISIONS,
                    help="float32 (default for most models), bfloat16 mixed precision, or auto: bfloat16 where the "
                         "device has it natively")
-    t.add_argument("--compile", action="store_true", default=None,
-                   help="compile the training step with torch.compile (the VAE): faster steps after a one-time "
-                        "compile; pays off in long runs")
     t.add_argument("--seed", type=int)
     t.add_argument("--preset", help="a named preset of the model (see `list`)")
     t.add_argument("--greedy", action="store_true", default=None, help="greedy layer-wise pretraining first")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
-import shutil
 import threading
 import time
 import traceback
@@ -17,7 +16,7 @@ import torch
 from .config import ConfigError, config_to_dict, param_specs
 from .data import DataSource
 from .native import _openmp, release_openmp_threads  # noqa: F401 (tests reach them here)
-from .registry import create_model, list_models, make_config, model_spec
+from .registry import create_model, make_config, model_spec
 from .seeding import seeded_init
 from .store import RunRecord, RunStore, new_run_id
 from .training import Progress, TrainSettings, pick_device, train
@@ -96,16 +95,6 @@ def model_config(model_name: str, config: dict[str, Any], dataset: DataSource) -
     return make_config(model_name, **{**config, **{k: v for k, v in dataset.model_inputs().items() if k in fields}})
 
 
-def check_compile(model_name: str) -> None:
-    """Raise ``ConfigError`` where ``TrainSettings.compile`` cannot be honoured: a family without a compiled step,
-    or no C++ compiler for torch.compile's CPU kernels."""
-    if not model_spec(model_name).builder.compiled_step:
-        have = [n for n in list_models() if model_spec(n).builder.compiled_step]
-        raise ConfigError(f"{model_name} has no compiled training step; compile is for: {', '.join(have)}")
-    if not any(shutil.which(c) for c in (os.environ.get("CXX", "g++"), "g++", "clang++")):
-        raise ConfigError("compile needs a C++ compiler (g++ or clang++) for torch.compile's kernels; none found")
-
-
 class TrainingJob:
     """Train ``model_name`` on ``dataset`` in a worker thread; the run is saved when it ends, however it ends.
 
@@ -118,8 +107,6 @@ class TrainingJob:
         self.config = model_config(model_name, config, dataset)
         if settings.greedy and not model_spec(model_name).builder.supports_greedy():
             raise ConfigError(f"{model_name} does not support greedy layer-wise pretraining")
-        if settings.compile:
-            check_compile(model_name)
         self.model_name, self.dataset, self.settings = model_name, dataset, settings
         self.store = store
         self.device = pick_device(device)

@@ -87,10 +87,6 @@ class TrainSettings:
                            help="float32; bfloat16: mixed precision, matrix products in bfloat16 with float32 "
                                 "weights and losses (about 1.4x faster for the VAE on CPUs with AVX-512 BF16 or "
                                 "AMX, slower on others); auto: bfloat16 where the device computes it natively")
-    compile: bool = param(False, ui=False,
-                          help="compile the training step with torch.compile, for families that have a compiled "
-                               "step (the VAE): ~15% faster steps on CPU after a one-time compile (~15 s on 2 "
-                               "cores, ~3 s once torch's on-disk cache holds it); needs a C++ compiler")
     seed: int = param(0, min=0, max=2**31 - 1, step=1, help="seeds weight init and batch order")
     greedy: bool = param(False, help="greedy layer-wise pretraining: train one shallow autoencoder per layer on "
                                      "the previous layer's codes, stack them, then fine-tune")

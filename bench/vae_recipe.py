@@ -1,12 +1,13 @@
 """The VAE recipe on full MNIST (784-400-20 ReLU, Bernoulli decoder, Adam 1e-3, batch 128) through aecore's job
 system, against the same network written as plain PyTorch in the style of pytorch/examples' vae/main.py (a
-DataLoader over a TensorDataset, shuffled; torch.randn_like for the noise; default init; output bias at 0), same
-epochs, both timed. Prints one JSON line each, then their ratio. The plain version trains in a process of its own,
-as pytorch/examples' script would run: aecore's training sets glibc's malloc to keep freed blocks for reuse
+DataLoader over a TensorDataset, shuffled; torch.randn_like for the noise; default init; output bias at 0; the test
+set's loss after each epoch, as the example and aecore's job both take it), same epochs, both timed. Prints one
+JSON line each, then their ratio. The plain version trains in a process of its own, as pytorch/examples' script
+would run: aecore's training sets glibc's malloc to keep freed blocks for reuse
 (aecore/native.py), which would speed up a plain loop run after it in the same process.
 
     AECORE_DATA_DIR=../shared/data python bench/vae_recipe.py [--epochs 10] [--iw-samples 500] [--threads N]
-        [--precision float32 bfloat16] [--compile off on]
+        [--precision float32 bfloat16]
 
 Both are scored by aecore's own evaluation (test -ELBO with one draw of z, and the K-sample importance-weighted
 NLL), so the numbers differ only by training.
@@ -58,11 +59,15 @@ def plain_loss(recon_x, x, mu, logvar):
 
 
 def train_plain(data, epochs: int, seed: int) -> tuple[PlainVAE, float]:
+    """pytorch/examples' loop: each epoch trains, then takes the test set's loss (aecore's job does both too; the
+    example also writes image grids, which needs torchvision, left out)."""
     torch.manual_seed(seed)
     model = PlainVAE()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.as_tensor(data.x_train)),
                                          batch_size=128, shuffle=True)
+    test_loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.as_tensor(data.x_test)),
+                                              batch_size=128)
     start = time.perf_counter()
     for _ in range(epochs):
         model.train()
@@ -71,6 +76,13 @@ def train_plain(data, epochs: int, seed: int) -> tuple[PlainVAE, float]:
             recon, mu, logvar = model(x)
             plain_loss(recon, x, mu, logvar).backward()
             opt.step()
+        model.eval()
+        test_loss = 0.0
+        with torch.no_grad():
+            for (x,) in test_loader:
+                recon, mu, logvar = model(x)
+                test_loss += plain_loss(recon, x, mu, logvar).item()
+        print(f"====> epoch test loss: {test_loss / len(test_loader.dataset):.4f}", file=sys.stderr)
     return model, time.perf_counter() - start
 
 
@@ -101,9 +113,6 @@ def main() -> None:
     ap.add_argument("--precision", nargs="+", default=["float32", "bfloat16"], choices=("float32", "auto", "bfloat16"),
                     help="aecore's runs, one per precision (mixed bfloat16 halves the products' time on CPUs with "
                          "AVX-512 BF16 or AMX)")
-    ap.add_argument("--compile", nargs="+", default=["off", "on"], choices=("off", "on"),
-                    help="aecore's runs without and with TrainSettings.compile (torch.compile'd step; its one-time "
-                         "compile is in the seconds, ~15 s when torch's cache is cold, ~3 s when warm)")
     ap.add_argument("--plain-out", help=argparse.SUPPRESS)  # the plain run's own process: where its weights go
     args = ap.parse_args()
     if args.threads:
@@ -115,16 +124,14 @@ def main() -> None:
         return
     ours = {}
     for precision in args.precision:
-        for compiled in args.compile:
-            who = f"precision {precision}, compile {compiled}"
-            job = TrainingJob("vae", {}, data, TrainSettings(epochs=args.epochs, batch_size=128, lr=1e-3,
-                                                             seed=args.seed, precision=precision,
-                                                             compile=compiled == "on"),
-                              store=RunStore("/tmp/aecore-bench-runs"))
-            job.start().join()
-            ours[who] = job.progress().elapsed
-            print(json.dumps({"who": f"aecore vae, {who}", "epochs": args.epochs, "seconds": round(ours[who], 1),
-                              **scores(job.view_model(), data, args.iw_samples)}), flush=True)
+        job = TrainingJob("vae", {}, data, TrainSettings(epochs=args.epochs, batch_size=128, lr=1e-3, seed=args.seed,
+                                                         precision=precision),
+                          store=RunStore("/tmp/aecore-bench-runs"))
+        job.start().join()
+        ours[precision] = job.progress().elapsed
+        print(json.dumps({"who": f"aecore vae, precision {precision}", "epochs": args.epochs,
+                          "seconds": round(ours[precision], 1), **scores(job.view_model(), data, args.iw_samples)}),
+              flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "plain.pt"
         subprocess.run([sys.executable, __file__, "--plain-out", str(out), "--epochs", str(args.epochs),

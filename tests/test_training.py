@@ -1,6 +1,5 @@
 """The training loop: determinism, greedy pretraining, stop, divergence guard, progress."""
 import os
-import shutil
 import threading
 
 import numpy as np
@@ -328,37 +327,3 @@ def test_freed_blocks_are_reused_by_the_next_step_not_faulted_in_again(monkeypat
     train(create_model("pca", input_shape=(4,), code_size=2), np.random.rand(20, 4).astype("float32"),
           TrainSettings(epochs=1))
     assert calls == [1]
-
-
-@pytest.mark.skipif(not any(shutil.which(c) for c in ("g++", "clang++")), reason="torch.compile needs a C++ compiler")
-def test_the_compiled_vae_step_trains_as_the_eager_one_does(digits):
-    """TrainSettings.compile runs the VAE's loss through torch.compile: from the same weights and seed, the same
-    losses and weights as the eager step, step after step, with the KL weight changing every step (warm-up) and
-    free bits on."""
-    x = digits.x_train[:256]
-    runs = {}
-    for compiled in (False, True):
-        model = build_model("vae", {"input_shape": (8, 8), "hidden": (32,), "latent_size": 4, "warmup_steps": 20,
-                                    "free_bits": 0.1}, seed=5)
-        p = train(model, x, TrainSettings(epochs=2, batch_size=32, seed=5, compile=compiled))
-        assert p.status == "finished" and model.compile_step == compiled
-        runs[compiled] = (p.history, model.state_dict())
-    (eager_curve, eager_w), (comp_curve, comp_w) = runs[False], runs[True]
-    assert [h["beta"] for h in comp_curve] == [h["beta"] for h in eager_curve] and eager_curve[-1]["beta"] < 1
-    for a, b in zip(eager_curve, comp_curve):
-        for k in ("reconstruction", "kl"):
-            assert b[k] == pytest.approx(a[k], rel=1e-4, abs=1e-5), (k, a, b)
-    for k, w in eager_w.items():
-        torch.testing.assert_close(comp_w[k], w, rtol=1e-4, atol=1e-5)
-    assert eager_curve[-1]["reconstruction"] < eager_curve[0]["reconstruction"]
-
-
-def test_compile_is_refused_for_a_family_without_a_compiled_step(digits, tmp_path, capsys):
-    from aecore import ConfigError, RunStore, TrainingJob
-    from aecore.__main__ import main
-    with pytest.raises(ConfigError, match="stacked has no compiled training step; compile is for: .*vae"):
-        TrainingJob("stacked", {}, digits, TrainSettings(epochs=1, compile=True), store=RunStore(tmp_path))
-    assert main(["--runs-dir", str(tmp_path), "train", "stacked", "--dataset", "digits", "--compile"]) == 2
-    err = capsys.readouterr().err
-    assert "no compiled training step" in err and "Traceback" not in err
-    assert not list(tmp_path.iterdir())  # refused before anything ran

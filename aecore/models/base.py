@@ -105,7 +105,6 @@ class Model(nn.Module):
     registry_name: str = ""
     capabilities = Capabilities()
     closed_form: bool = False
-    compiled_step: bool = False  # whether ``training_step`` honours TrainSettings.compile
     snapshot_kind = "filters"  # what :meth:`epoch_snapshot` holds: "filters" or "samples"
     metric_labels: dict[str, str] = {}  # metric name -> label, the headline first (see :meth:`evaluate`)
     # values a training step reports beside its loss terms (a GAN's D accuracy, the KL weight in force): logged and
@@ -128,10 +127,7 @@ class Model(nn.Module):
     def configure_optimizers(self, settings: Any, device: torch.device) -> list:
         """Adam over all parameters at ``settings.lr`` (the fused kernel where the device has one)."""
         self.seed_noise(settings.seed, device)
-        self.compile_step = bool(getattr(settings, "compile", False)) and self.compiled_step
         return [adam(self.parameters(), settings.lr, device)]
-
-    compile_step = False  # set from the run's settings: ``training_step`` runs its torch.compile'd form
 
     _noise: torch.Generator | None = None  # the training thread's own random draws (z, word dropout, fakes)
 

@@ -10,7 +10,6 @@ each dimension's batch-mean KL counts at least ``free_bits``), and reports beta_
 """
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -156,18 +155,18 @@ class VAE(Autoencoder):
         """beta_t at global step ``step``: beta, ramped from 0 over ``warmup_steps`` once or in every cycle."""
         return self.config.beta * anneal_weight(step, self.config.warmup_steps, self.config.warmup_schedule)
 
-    compiled_step = True
-
     def training_step(self, x: torch.Tensor, optimizers: list, ctx: StepContext) -> dict[str, torch.Tensor]:
         (opt,) = optimizers
-        beta = torch.tensor(self.kl_weight(ctx.step), device=x.device)  # a tensor: a new float would recompile
-        # the noise is drawn out here, from the run's generator, which compiled code cannot take
-        eps = torch.randn(x.shape[0], self.config.latent_size, generator=self.noise(x.device), device=x.device)
-        loss, rec, kl = (_compiled_loss() if self.compile_step else _training_loss)(self, x, eps, beta)
+        _, _, _, rec, kl_dims = self._terms(x)
+        kl_mean = kl_dims.mean(0)  # (K,): each dimension's KL, batch mean
+        penalised = kl_mean.clamp_min(self.config.free_bits).sum() if self.config.free_bits > 0 else kl_mean.sum()
+        beta = self.kl_weight(ctx.step)
+        loss = rec + beta * penalised
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        return {"reconstruction": rec, "kl": kl, "beta": beta}
+        return {"reconstruction": rec.detach(), "kl": kl_mean.sum().detach(),
+                "beta": torch.tensor(beta, device=rec.device)}
 
     # --- sampling, filters ------------------------------------------------------------------------------------------
     def prepare_sampling(self, data: Any) -> None:
@@ -247,27 +246,6 @@ class VAE(Autoencoder):
             kl = gaussian_kl(mu, logvar).mean(0)
         mu, std = mu.cpu().numpy(), (0.5 * logvar).exp().cpu().numpy()
         return {"mean": mu.mean(0), "spread": mu.std(0), "std": std.mean(0), "kl": kl.cpu().numpy()}
-
-
-def _training_loss(vae: VAE, x: torch.Tensor, eps: torch.Tensor, beta: torch.Tensor):
-    """(loss, reconstruction, KL) of a training step with noise ``eps`` (B, K): reconstruction + beta * KL, where
-    with free bits each dimension's batch-mean KL counts at least ``free_bits``."""
-    mu, logvar = vae.posterior_params(x)
-    logits = vae.decode(mu + (0.5 * logvar).exp() * eps)  # reparameterisation: z ~ q(z|x), differentiable
-    rec = -bernoulli_log_likelihood(logits, x).mean()
-    kl_mean = gaussian_kl(mu, logvar).mean(0)  # (K,): each dimension's KL, batch mean
-    free_bits = vae.config.free_bits
-    penalised = kl_mean.clamp_min(free_bits).sum() if free_bits > 0 else kl_mean.sum()
-    return rec + beta * penalised, rec.detach(), kl_mean.sum().detach()
-
-
-@functools.cache
-def _compiled_loss():
-    """:func:`_training_loss` through torch.compile (``TrainSettings.compile``): its elementwise work and the
-    bfloat16 casts fused into a few C++ kernels. 784-400-20, batch 128, bfloat16 on 2 cores: 1.41 s an epoch
-    against 1.68 s (eight alternated epochs in one process, bench/README). ``dynamic``: one graph for every batch
-    size, the last short batch of an epoch included, where a static one compiled a second graph for it."""
-    return torch.compile(_training_loss, dynamic=True)
 
 
 def active_units(posterior_means: np.ndarray, threshold: float = ACTIVE_UNIT_THRESHOLD) -> int:
