@@ -98,8 +98,8 @@ PAPERS: dict[str, PaperRecipe] = {r.key: r for r in (
         choices="1000 sigmoid units, tied weights and the Jacobian penalty as in the paper (untied, the encoder "
                 "shrinks its weights to dodge the penalty and the decoder makes up for it: 2.06 %). Lambda 1e-3, "
                 "the lowest validation error of 1e-4, 3e-4, 1e-3 and 3e-3 (our reconstruction term is a mean over "
-                "pixels, so it is the paper's lambda / 784). Fine-tuning as in the paper's protocol (Vincent et al. 2010): SGD with momentum on 50,000 images, the epoch of "
-                "lowest error on the other 10,000 kept."),
+                "pixels, so it is the paper's lambda / 784). Fine-tuning as in the paper's protocol (Vincent et al. "
+                "2010): SGD with momentum on 50,000 images, the epoch of lowest error on the other 10,000 kept."),
 )}
 
 
