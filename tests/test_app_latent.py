@@ -131,6 +131,11 @@ def test_clicking_a_point_shows_it_and_a_box_in_the_pca_view_drives_the_grid():
     # a box with no width: a message, not a traceback
     select_on_chart(at, "ae.latent.scatter", box=[{"xref": "x", "yref": "y", "x": [x0, x0], "y": [y0, y1]}])
     assert any("empty in one direction" in i.value for i in at.info)
+    # the selection cleared: the grid's own range sliders again
+    select_on_chart(at, "ae.latent.scatter")
+    assert not any("Region from your box selection" in c.value for c in at.caption)
+    assert at.slider(key="ae.latent.rx").value and any("decodes over the selected box" in c for img in at.image
+                                                        for c in img.captions)
 
 
 def test_more_points_keep_the_pca_view_and_the_grid_s_ranges():
