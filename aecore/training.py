@@ -369,7 +369,9 @@ class _Loop:
             row = {"epoch": len(p.epoch_rows) + 1, "phase": phase,
                    **{f"train_{k}": v / steps_per_epoch for k, v in sums.items()}}
             if self.val is not None and val_module is not None:
-                row.update({f"val_{k}": v for k, v in _val_losses(val_module, self.val).items()})
+                with torch.no_grad(), amp():  # in the steps' precision: the VAE's 10,000 test images took
+                    # 0.12 s in float32 and 0.085 s in bfloat16, of a 1.6-2.0 s epoch
+                    row.update({f"val_{k}": v for k, v in _val_losses(val_module, self.val).items()})
             p.epoch_rows.append(row)
             if val_module is not None:
                 self.check_collapse(val_module)

@@ -71,6 +71,43 @@ def test_free_bits_stop_the_kl_gradient_below_the_floor():
     assert any(not torch.allclose(a, b) for a, b in zip(plain, no_kl))
 
 
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_tape_free_step_applies_autograds_gradients(precision):
+    """The MLP VAE's step writes its gradients out by hand (aecore/models/vae.py): they must be autograd's of
+    reconstruction + beta * sum_d max(KL_d, free_bits), with two hidden layers, free bits in force on some
+    dimensions and not on others, and a log-variance past its clamp; under bfloat16 autocast, autograd's under the
+    same autocast."""
+    from aecore.training import autocast_for
+    torch.manual_seed(0)
+    vae = create_model("vae", input_shape=(4, 4), hidden=(12, 10), latent_size=3, beta=0.7, free_bits=0.3)
+    with torch.no_grad():
+        vae.encoder[1].bias[3] = 40.0  # the first dimension's log-variance is clamped at 20: no gradient through it
+    x = torch.rand(16, 16)
+    eps = torch.randn(16, 3)
+    vae._eps = lambda like: eps
+    amp = autocast_for(precision, torch.device("cpu"))
+    with amp():
+        _, _, _, rec, kl_dims = vae._terms(x)
+        kl = kl_dims.mean(0)
+        assert bool((kl < 0.3).any()) and bool((kl > 0.3).any())  # the floor matters for some dimensions only
+        loss = rec + 0.7 * kl.clamp_min(0.3).sum()
+    vae.zero_grad()
+    loss.backward()
+    expected = [p.grad.clone() for p in vae.parameters()]
+    vae.zero_grad()
+    steps = []
+    opt = type("Opt", (), {"step": lambda self: steps.append([p.grad.clone() for p in vae.parameters()])})()
+    with amp():
+        out = vae.training_step(x, [opt], StepContext(0, 0, 1, 1))
+    tol = {"float32": dict(rtol=1e-5, atol=1e-6), "bfloat16": dict(rtol=2e-2, atol=2e-3)}[precision]
+    assert len(steps) == 1
+    for (name, _), want, got in zip(vae.named_parameters(), expected, steps[0]):
+        torch.testing.assert_close(got, want, **tol, msg=name)
+    assert float(expected[4].abs().max()) > 0  # the encoder's output layer did get a gradient
+    torch.testing.assert_close(out["reconstruction"], rec.detach().float(), **tol)
+    torch.testing.assert_close(out["kl"], kl.sum().detach().float(), **tol)
+
+
 def _exact_log_likelihood(vae, x: torch.Tensor) -> torch.Tensor:
     """log p(x) = log ∫ p(x|z) N(z; 0, 1) dz for a 1-D latent, by quadrature on a fine grid."""
     z = torch.linspace(-10, 10, 20001)[:, None]

@@ -10,7 +10,8 @@ import torch
 from sklearn.linear_model import LogisticRegression
 
 from aecore import ConfigError, TrainingJob, TrainSettings, create_model, train
-from aecore.models.ksparse import KSparseAutoencoder
+from aecore.models import ksparse
+from aecore.models.base import StepContext
 from aecore.papers import PAPERS, figure_of, paper_for, reproduce
 from aecore.probe import error_rate, fine_tune, logistic_on_codes, logistic_regression, split_validation
 from aecore.store import RunStore
@@ -47,14 +48,14 @@ def test_ksparse_keeps_the_scheduled_k_while_training_and_k_afterwards():
     assert create_model("k-sparse", input_shape=(8, 8), code_size=20, k=5, k_start=30).scheduled_k(0, 100) == 20
     assert create_model("k-sparse", input_shape=(8, 8), code_size=40, k=5, k_start=3).scheduled_k(0, 100) == 5
     live = []
-    encode = KSparseAutoencoder.encode
+    keep = ksparse.keep_top_k
 
-    def spy(self, x):
-        code = encode(self, x)
+    def spy(z, k):
+        code = keep(z, k)
         live.append(int((code != 0).sum(1).max()))
         return code
 
-    KSparseAutoencoder.encode = spy
+    ksparse.keep_top_k = spy
     try:
         x = torch.rand(512, 64)
         train(model, x, TrainSettings(epochs=2, batch_size=64, output_bias_from_data=False))
@@ -62,12 +63,56 @@ def test_ksparse_keeps_the_scheduled_k_while_training_and_k_afterwards():
         live.clear()
         model.encode(x[:8])
     finally:
-        KSparseAutoencoder.encode = encode
+        ksparse.keep_top_k = keep
     steps = [model.scheduled_k(s, 16) for s in range(16)]
     assert steps[0] == 30 and steps[-1] == 5
     # every training step's codes keep that step's k (the live view's previews come between steps, with k)
     assert [n for n in during if n != 5][:len([k for k in steps if k != 5])] == [k for k in steps if k != 5]
     assert live == [5]
+
+
+def _ksparse_step_grads(aux_k: int, steps: int = 2):
+    """Two k-sparse steps on 8 images where units 4 and 5 never win the top 2 (their biases are -100); the
+    reported dead units and the encoder's gradient at the last step."""
+    torch.manual_seed(0)
+    model = create_model("k-sparse", input_shape=(4, 4), code_size=6, k=2, k_start=2, alpha=1.0, dead_after=8,
+                         aux_k=aux_k)
+    with torch.no_grad():
+        model.encoder.bias[4:] = -100.0
+    seen = []
+    opt = type("Opt", (), {"zero_grad": lambda self, set_to_none=True: model.zero_grad(),
+                           "step": lambda self: seen.append(model.encoder.weight.grad.clone())})()
+    x = torch.rand(8, 16)
+    dead = [float(model.training_step(x, [opt], StepContext(i, 0, 100, 10))["dead_units"]) for i in range(steps)]
+    assert dead[-1] == float((model.images_since_win > 8).sum())
+    return dead, seen[-1]
+
+
+def test_ksparse_reports_dead_units_and_auxk_gives_them_gradient():
+    """A unit with no place in the top k for more than dead_after images is dead (8 images: not yet after one step
+    of 8, dead after two); without AuxK a dead unit gets no gradient, with it the dead units' rows do."""
+    dead, grad = _ksparse_step_grads(aux_k=0)
+    assert dead[0] == 0.0 and dead[1] >= 2.0  # units 4 and 5 at least
+    assert float(grad[4:].abs().max()) == 0.0 and float(grad[:4].abs().max()) > 0
+    dead, grad = _ksparse_step_grads(aux_k=6)
+    assert dead[0] == 0.0 and dead[1] >= 2.0
+    assert float(grad[4:].abs().sum(1).min()) > 0
+
+
+def test_auxk_loss_is_the_dead_units_top_k_rebuilding_the_residual():
+    torch.manual_seed(0)
+    model = create_model("k-sparse", input_shape=(2, 3), code_size=5, k=1, k_start=1, alpha=1.0, aux_k=2)
+    z, residual = torch.randn(4, 5), torch.randn(4, 6)
+    dead = torch.tensor([True, False, True, True, False])
+    w = model.encoder.weight.detach().numpy()  # (K, D): tied, the decoder is its transpose
+    zn, expected = z.numpy(), 0.0
+    for row, r in zip(zn, residual.numpy()):
+        keep = sorted(np.flatnonzero(dead.numpy()), key=lambda u: -row[u])[:2]
+        expected += float((((row[keep] @ w[keep]) - r) ** 2).sum())
+    got = float(model.aux_loss(z, dead, residual).detach())
+    assert got == pytest.approx(expected / residual.numel(), rel=1e-5)
+    with pytest.raises(ConfigError, match="aux_k"):
+        create_model("k-sparse", input_shape=(2, 3), code_size=5, k=1, aux_k=2, output="sigmoid")
 
 
 def test_logistic_regression_is_scikit_learns_with_c_one_over_l2_n():

