@@ -172,7 +172,8 @@ def live_view(job: TrainingJob) -> None:
     if p.losses:
         cols = st.columns(len(p.losses))
         for col, (k, v) in zip(cols, p.losses.items()):
-            col.metric(p.stat_labels.get(k, k), f"{v:.4f}", help=p.units.get(k))
+            col.metric(p.stat_labels.get(k, k), f"{v:.4g}" if k in p.stat_labels else f"{v:.4f}",
+                       help=p.units.get(k))
     if p.history:
         st.plotly_chart(figures.cost_figure(p.history, p.epoch_rows, p.units, stats=p.stat_labels),
                         key=f"ae.train.curve.{job.run_id}")

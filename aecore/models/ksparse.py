@@ -77,7 +77,7 @@ class KSparseConfig(AEConfig):
                          "196 units, k 20 (for filters)": {"code_size": 196, "k": 20}})
 class KSparseAutoencoder(Autoencoder):
     capabilities = Capabilities(reconstructs=True, encodes=True, samples=True, filters=True)
-    stat_labels = {"dead_units": "dead units (no place in the top k for dead_after images)"}
+    stat_labels = {"dead_units": "dead units"}  # no place in the top k for dead_after images
 
     def __init__(self, config: KSparseConfig):
         super().__init__(config)
