@@ -60,13 +60,16 @@ with left:
         st.session_state[state.TRAIN_MODEL] = first if first in names else names[0]
     name = share.widget("model", st.selectbox, "Model", names, key=state.TRAIN_MODEL, disabled=running,
                         format_func=lambda n: f"{n} — {model_spec(n).summary}")
-    if st.session_state.get(state.TRAIN_MODEL_APPLIED) != name:
-        # a model picked by the user, for the user or by a link starts from its family's training settings (a VAE's
-        # batch 128); a link's own settings are applied after this, as their controls are drawn, so they win
-        controls.apply_train_defaults("ae.train.settings", TrainSettings, model_spec(name).train_defaults, names)
-        st.session_state[state.TRAIN_MODEL_APPLIED] = name
     spec = model_spec(name)
     prefix = f"ae.train.cfg.{name}"
+    if st.session_state.get(state.TRAIN_MODEL_APPLIED) != name:
+        # a model picked by the user, for the user or by a link starts from its family's training settings (a VAE's
+        # batch 128), or from its paper's recipe where the preset in force is a paper's (k-sparse's first); a
+        # link's own settings are applied after this, as their controls are drawn, so they win
+        paper = paper_for(name, preset=st.session_state.get(f"{prefix}.preset", next(iter(spec.presets), None)))
+        controls.apply_train_defaults("ae.train.settings", TrainSettings,
+                                      {**spec.train_defaults, **(paper.settings if paper else {})}, names)
+        st.session_state[state.TRAIN_MODEL_APPLIED] = name
     recipe = None
     if spec.presets:
         def _apply():

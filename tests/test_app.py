@@ -145,6 +145,24 @@ def test_train_page_preset_fills_the_controls():
     assert not any("Paper:" in c.value for c in at.caption)
 
 
+def test_a_model_whose_first_preset_is_a_papers_starts_from_the_papers_recipe():
+    """k-sparse's first preset is the paper's: picking the model must put the recipe the caption names (40 epochs,
+    cosine) in the training controls, as picking that preset does; it kept the family's 30 epochs, constant."""
+    from aecore.papers import PAPERS
+    at = app("pages/train.py")
+    at.selectbox(key="ae.train.model").select("k-sparse").run()
+    assert any("This preset trains the paper's recipe (40 epochs)" in c.value for c in at.caption)
+    assert at.slider(key="ae.train.settings.epochs").value == PAPERS["k-sparse"].settings["epochs"] == 40
+    assert at.selectbox(key="ae.train.settings.lr_schedule").value == "cosine"
+    at.selectbox(key="ae.train.cfg.k-sparse.preset").select("196 units, k 20 (for filters)").run()
+    assert at.slider(key="ae.train.settings.epochs").value == 30
+    at.selectbox(key="ae.train.model").select("stacked").run()
+    at.selectbox(key="ae.train.model").select("k-sparse").run()  # back to its non-paper preset: no recipe
+    assert at.selectbox(key="ae.train.cfg.k-sparse.preset").value == "196 units, k 20 (for filters)"
+    assert at.slider(key="ae.train.settings.epochs").value == 30
+    assert not at.exception
+
+
 def test_a_finished_run_of_a_papers_network_shows_the_papers_figure_beside_its_own():
     at = app("pages/train.py")
     at.sidebar.selectbox(key="ae.dataset").select("digits").run()
