@@ -27,6 +27,16 @@ def form(name: str, dataset) -> tuple[dict, dict, list[str]]:
     return config, settings, errors
 
 
+def _start_training_from(name: str, preset: str | None, names: list[str]) -> None:
+    """The training controls a model and preset start from: a paper's preset, the paper's recipe; otherwise the
+    family's settings, with what a paper's recipe had set back at its default."""
+    paper, plain = paper_for(name, preset=preset), TrainSettings()
+    reset = {k: getattr(plain, k) for r in PAPERS.values() for k in r.settings}
+    controls.apply_train_defaults("ae.train.settings", TrainSettings,
+                                  {**reset, **model_spec(name).train_defaults, **(paper.settings if paper else {})},
+                                  names)
+
+
 def start_training(name: str, dataset) -> None:
     """Train's callback: start a job of what the form shows (its errors are shown by the script that follows)."""
     config, settings, errors = form(name, dataset)
@@ -66,20 +76,14 @@ with left:
         # a model picked by the user, for the user or by a link starts from its family's training settings (a VAE's
         # batch 128), or from its paper's recipe where the preset in force is a paper's (k-sparse's first); a
         # link's own settings are applied after this, as their controls are drawn, so they win
-        paper = paper_for(name, preset=st.session_state.get(f"{prefix}.preset", next(iter(spec.presets), None)))
-        controls.apply_train_defaults("ae.train.settings", TrainSettings,
-                                      {**spec.train_defaults, **(paper.settings if paper else {})}, names)
+        _start_training_from(name, st.session_state.get(f"{prefix}.preset", next(iter(spec.presets), None)), names)
         st.session_state[state.TRAIN_MODEL_APPLIED] = name
     recipe = None
     if spec.presets:
         def _apply():
             chosen = st.session_state[f"{prefix}.preset"]
             controls.apply_preset(prefix, spec.config_cls, spec.presets[chosen])
-            # a paper's preset trains as the paper's recipe does; another preset goes back to the family's settings
-            paper, plain = paper_for(name, preset=chosen), TrainSettings()
-            reset = {k: getattr(plain, k) for r in PAPERS.values() for k in r.settings}
-            controls.apply_train_defaults("ae.train.settings", TrainSettings,
-                                          {**reset, **spec.train_defaults, **(paper.settings if paper else {})}, names)
+            _start_training_from(name, chosen, names)
         preset = share.widget("preset", st.selectbox, "Preset", list(spec.presets), key=f"{prefix}.preset",
                               on_change=_apply, disabled=running)
         applied = f"{prefix}.preset_applied"
