@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -396,5 +397,17 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def run_cli() -> int:
+    """``main`` as a process runs it: a reader that goes away (``list | head``) stops the output quietly, as shell
+    tools do, instead of a BrokenPipeError traceback."""
+    try:
+        code = main()
+        sys.stdout.flush()  # here rather than at exit, where the error could not be caught
+        return code
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
+        return 1
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli())

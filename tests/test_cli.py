@@ -144,3 +144,17 @@ def test_ctrl_c_stops_training_cleanly_and_saves_the_run(tmp_path):
     record = RunStore(tmp_path / "runs").record(run)
     assert record.status == "stopped" and 0 < len(record.epochs) < 500, (record.status, len(record.epochs),
                                                                          seen[-300:], err[-300:])
+
+
+def test_output_into_a_closed_pipe_stops_quietly(tmp_path):
+    """`python -m aecore list | head` printed a BrokenPipeError traceback once head had gone."""
+    import os
+    import subprocess
+    import sys
+    read, write = os.pipe()
+    os.close(read)  # the reader has gone before the first line: every write fails with EPIPE
+    env = dict(os.environ, AECORE_RUNS_DIR=str(tmp_path / "runs"))
+    p = subprocess.run([sys.executable, "-m", "aecore", "list"], stdout=write, stderr=subprocess.PIPE, env=env,
+                       timeout=120)
+    os.close(write)
+    assert p.returncode == 1 and p.stderr == b"", p.stderr.decode()[-500:]
