@@ -68,9 +68,13 @@ for r in shown:
 hist.update_layout(barmode="overlay", title="‖J‖_F at test points", xaxis_title="Frobenius norm",
                    yaxis_title="points", **LAYOUT)
 spec.update_layout(title=f"singular values of J at test #{point}", xaxis_title="rank", yaxis_title="singular value",
-                   yaxis_type="log", **LAYOUT)
-ratio.update_layout(title="contraction ratio (code distance / input distance)", xaxis_title="input distance r",
-                    yaxis_title="‖f(x+ru) − f(x)‖ / r", xaxis_type="log", **LAYOUT)
+                   yaxis_type="log", yaxis_exponentformat="power", **LAYOUT)  # 10⁻⁴, not "100µ"
+radii = np.concatenate([diags[r.id]["radii"] for r in shown])
+decades = 10.0 ** np.arange(np.floor(np.log10(radii.min())), np.ceil(np.log10(radii.max())) + 1)
+ratio.update_layout(title="contraction ratio by distance", xaxis_title="input distance r",
+                    yaxis_title="‖f(x+ru) − f(x)‖ / r", xaxis_type="log", **LAYOUT,
+                    # decades only: plotly's own log ticks read "5 0.1 2 5 1 2 5 10 2"
+                    xaxis=dict(tickvals=decades, ticktext=[f"{v:g}" for v in decades]))
 a, b, c = st.columns(3)
 a.plotly_chart(hist, key="ae.contract.hist")
 b.plotly_chart(spec, key="ae.contract.spec")

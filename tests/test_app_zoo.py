@@ -1,4 +1,6 @@
 """AppTest for the zoo's pages: Filters, Compare, Denoising, Contraction."""
+import json
+
 import numpy as np
 
 from aecore import RunStore
@@ -82,7 +84,11 @@ def test_contraction_page_compares_jacobians():
     assert not at.exception, at.exception
     labels = [m.label for m in at.metric]
     assert labels == ["contractive: mean ‖J‖_F", "stacked: mean ‖J‖_F"]
-    assert len(at.get("plotly_chart")) == 3
+    charts = at.get("plotly_chart")
+    assert len(charts) == 3
+    xaxis = json.loads(charts[2].proto.spec)["layout"]["xaxis"]  # the contraction ratio's log axis: decades only
+    assert xaxis["type"] == "log" and len(xaxis["ticktext"]) >= 2
+    assert all(float(t) > 0 and np.log10(float(t)).is_integer() for t in xaxis["ticktext"]), xaxis["ticktext"]
 
 
 def test_pages_without_runs_say_what_to_do():
