@@ -79,7 +79,8 @@ class TrainSettings:
 
     epochs: int = param(30, min=1, max=500, step=1, help="passes over the training set")
     batch_size: int = param(32, min=1, max=4096, step=1, log=True, help="samples per gradient step")
-    lr: float = param(1e-3, min=1e-5, max=1.0, log=True, help="Adam learning rate")
+    lr: float = param(1e-3, min=1e-5, max=1.0, log=True,
+                      help="learning rate (of Adam, unless the model's settings pick another optimiser)")
     lr_schedule: str = param("constant", choices=LR_SCHEDULES,
                              help="constant, or cosine: the learning rate falls along half a cosine from its value "
                                   "to 0 over each phase's steps (Loshchilov & Hutter 2017, without restarts)")

@@ -76,6 +76,8 @@ with left:
         # a model picked by the user, for the user or by a link starts from its family's training settings (a VAE's
         # batch 128), or from its paper's recipe where the preset in force is a paper's (k-sparse's first); a
         # link's own settings are applied after this, as their controls are drawn, so they win
+        if spec.presets and f"{prefix}.preset" not in st.session_state:  # the first time: its first preset's values
+            controls.apply_preset(prefix, spec.config_cls, next(iter(spec.presets.values())))
         _start_training_from(name, st.session_state.get(f"{prefix}.preset", next(iter(spec.presets), None)), names)
         st.session_state[state.TRAIN_MODEL_APPLIED] = name
     recipe = None

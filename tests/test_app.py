@@ -146,16 +146,19 @@ def test_train_page_preset_fills_the_controls():
 
 
 def test_a_model_whose_first_preset_is_a_papers_starts_from_the_papers_recipe():
-    """k-sparse's first preset is the paper's: picking the model must put the recipe the caption names (40 epochs,
-    cosine) in the training controls, as picking that preset does; it kept the family's 30 epochs, constant."""
+    """k-sparse's first preset is the paper's: picking the model must put the recipe the caption names (20 epochs,
+    SGD at lr 0.01) in the controls, as picking that preset does; it kept the family's 30 epochs at Adam's 1e-3."""
     from aecore.papers import PAPERS
     at = app("pages/train.py")
     at.selectbox(key="ae.train.model").select("k-sparse").run()
-    assert any("This preset trains the paper's recipe (40 epochs)" in c.value for c in at.caption)
-    assert at.slider(key="ae.train.settings.epochs").value == PAPERS["k-sparse"].settings["epochs"] == 40
-    assert at.selectbox(key="ae.train.settings.lr_schedule").value == "cosine"
+    assert any("This preset trains the paper's recipe (20 epochs)" in c.value for c in at.caption)
+    assert at.slider(key="ae.train.settings.epochs").value == PAPERS["k-sparse"].settings["epochs"] == 20
+    assert at.select_slider(key="ae.train.settings.lr").value == PAPERS["k-sparse"].settings["lr"] == 0.01
+    assert at.selectbox(key="ae.train.cfg.k-sparse.optimizer").value == "sgd"
     at.selectbox(key="ae.train.cfg.k-sparse.preset").select("196 units, k 20 (for filters)").run()
     assert at.slider(key="ae.train.settings.epochs").value == 30
+    assert at.select_slider(key="ae.train.settings.lr").value == 1e-3
+    assert at.selectbox(key="ae.train.cfg.k-sparse.optimizer").value == "adam"
     at.selectbox(key="ae.train.model").select("stacked").run()
     at.selectbox(key="ae.train.model").select("k-sparse").run()  # back to its non-paper preset: no recipe
     assert at.selectbox(key="ae.train.cfg.k-sparse.preset").value == "196 units, k 20 (for filters)"

@@ -115,6 +115,28 @@ def test_auxk_loss_is_the_dead_units_top_k_rebuilding_the_residual():
         create_model("k-sparse", input_shape=(2, 3), code_size=5, k=1, aux_k=2, output="sigmoid")
 
 
+def test_ksparse_sgd_steps_on_the_error_summed_over_pixels_as_the_paper():
+    """optimizer = sgd: one step with lr 0.01 (momentum 0 here) is a plain gradient step of 0.01 on the squared error
+    summed over the pixels and averaged over the batch (ours is averaged over both); init_std starts the weights
+    Gaussian with that deviation."""
+    torch.manual_seed(0)
+    model = create_model("k-sparse", input_shape=(4, 5), code_size=12, k=3, k_start=3, optimizer="sgd", momentum=0.0,
+                         init_std=0.1)
+    assert float(model.encoder.weight.detach().std()) == pytest.approx(0.1, rel=0.15)
+    (opt,) = model.configure_optimizers(TrainSettings(lr=0.01), torch.device("cpu"))
+    assert isinstance(opt, torch.optim.SGD)
+    x = torch.rand(6, 20)
+    w = model.encoder.weight.detach().clone().requires_grad_(True)
+    b, c = model.encoder.bias.detach().clone(), model.decoder_bias.detach().clone()
+    z = x @ w.t() + b
+    summed = ((ksparse.keep_top_k(z, 3) @ w + c - x) ** 2).sum(1).mean()  # tied: the decoder is W^T
+    (grad,) = torch.autograd.grad(summed, w)
+    model.training_step(x, [opt], StepContext(0, 0, 1, 1))
+    assert torch.allclose(model.encoder.weight.detach(), w.detach() - 0.01 * grad, atol=1e-6)
+    adam = create_model("k-sparse", input_shape=(4, 5), code_size=12, k=3)
+    assert not isinstance(adam.configure_optimizers(TrainSettings(), torch.device("cpu"))[0], torch.optim.SGD)
+
+
 def test_logistic_regression_is_scikit_learns_with_c_one_over_l2_n():
     rng = np.random.default_rng(0)
     y = rng.integers(0, 3, 400)
@@ -166,8 +188,10 @@ def test_each_recipe_names_a_registered_preset_and_is_found_from_it():
     hinton = PAPERS["hinton"]
     assert paper_for("stacked", config={}) is None  # the seed recipe is not the paper's network
     assert not hinton.matches("stacked", {**hinton.config(), "code_size": 20})
-    ksparse = PAPERS["k-sparse"]
-    assert ksparse.train_settings(full=True)["epochs"] > ksparse.train_settings()["epochs"]
+    cae, ksparse = PAPERS["contractive"], PAPERS["k-sparse"]
+    assert cae.train_settings(full=True)["epochs"] > cae.train_settings()["epochs"]
+    # k-sparse's optimiser, start and AuxK change its training, not its network: an Adam run is scored as the paper's
+    assert ksparse.config()["optimizer"] == "sgd" and ksparse.matches("k-sparse", {"code_size": 1000, "k": 25})
     assert hinton.train_settings(full=True) == hinton.train_settings()  # its budget version is the full one
 
 
