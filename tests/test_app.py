@@ -145,6 +145,25 @@ def test_train_page_preset_fills_the_controls():
     assert not any("Paper:" in c.value for c in at.caption)
 
 
+def test_a_familys_first_preset_is_what_its_controls_show_when_it_is_picked():
+    """The Train page names a family's first preset over its controls; where that preset is not the family's
+    defaults (k-sparse's is the paper's SGD and start), picking the family must show the preset's values."""
+    from aecore import list_models, model_spec
+    at = app("pages/train.py")
+    checked = 0
+    for name in list_models(modality="image"):
+        presets = model_spec(name).presets
+        first = next(iter(presets.values()), {})
+        if not first:
+            continue
+        at.selectbox(key="ae.train.model").select(name).run()
+        for field, value in first.items():
+            want = ",".join(map(str, value)) if isinstance(value, tuple) else value
+            assert at.session_state[f"ae.train.cfg.{name}.{field}"] == want, (name, field)
+            checked += 1
+    assert checked and not at.exception
+
+
 def test_a_model_whose_first_preset_is_a_papers_starts_from_the_papers_recipe():
     """k-sparse's first preset is the paper's: picking the model must put the recipe the caption names (20 epochs,
     SGD at lr 0.01) in the controls, as picking that preset does; it kept the family's 30 epochs at Adam's 1e-3."""

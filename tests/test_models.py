@@ -43,13 +43,6 @@ def test_output_contract(name):
         assert torch.equal(samples, again)  # the generator decides the samples
 
 
-def test_a_familys_first_preset_is_its_defaults():
-    """The Train page shows the first preset's name over the default controls: they must agree."""
-    for name in list_models():
-        presets = model_spec(name).presets
-        assert not presets or next(iter(presets.values())) == {}, name
-
-
 @pytest.mark.parametrize("name", list_models())
 def test_config_metadata_drives_controls(name):
     spec = model_spec(name)
