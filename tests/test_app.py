@@ -330,3 +330,32 @@ def test_a_queued_job_shows_its_place_and_stop_cancels_it(monkeypatch, digits):
     finally:
         other.stop()
         other.join(60)
+
+
+WARM_UP_CHILD = """
+import sys
+from pages.ui import figures, state
+seen = []
+warm = figures.warm_up
+figures.warm_up = lambda: (seen.append(hasattr(sys.modules.get("pandas"), "Series")), warm())
+for thread in state._warm_up():
+    thread.join()
+print(seen, __import__("gc").get_freeze_count())
+"""
+
+
+def test_the_warm_up_meets_pandas_whole_and_freezes_what_it_loaded():
+    """In a fresh server process, pandas is imported whole before the warm-up thread builds its figures (the page's
+    own import of it, half done, made Plotly raise in that thread), and the objects alive after it are frozen out of
+    the garbage collector's full scans."""
+    import os
+    import subprocess
+    import sys
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "AECORE_WARM_PROJECTIONS": "0", "PYTHONPATH": str(root)}
+    out = subprocess.run([sys.executable, "-c", WARM_UP_CHILD], cwd=root, env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    seen, frozen = out.stdout.strip().splitlines()[-1].rsplit(" ", 1)
+    assert seen == "[True]"
+    assert int(frozen) > 100_000  # the imported modules' objects: about 250,000 in a server

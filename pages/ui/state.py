@@ -3,6 +3,7 @@ widget keys follow ``ae.<page>.<name>``. Also the server-wide set-up (torch thre
 resources every page uses (the run store, the datasets, this session's jobs)."""
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -72,6 +73,16 @@ def compile_projections() -> int:
                           stderr=subprocess.DEVNULL, check=False).returncode
 
 
+def freeze_long_lived() -> int:
+    """Move every object alive now (the imported modules, the warm-up's figure classes: about 250,000) out of the
+    garbage collector's full scans, and return how many. Each full collection held the GIL while a script run or a
+    training step waited: 150-190 ms in a warm server (one or two amid 30 control changes), 60-80 ms once frozen
+    (what pages import later is not). Garbage of that moment is collected first, so none is kept for good."""
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
+
+
 @st.cache_resource
 def _warm_up() -> list[threading.Thread]:
     """Once per server, in the background: imports that would otherwise delay the first live view (Plotly imports
@@ -84,7 +95,19 @@ def _warm_up() -> list[threading.Thread]:
     the compilation in a child process: a thread at the lowest priority kept the GIL while the scheduler kept the
     thread waiting. The server's first t-SNE loads the compiled code from the cache (0.3 s)."""
     from .figures import warm_up as warm_figures
-    threads = [threading.Thread(target=warm_figures, name="aecore-warm-up", daemon=True)]
+    # pandas whole before any thread starts: Plotly's validators test values against pandas' types whenever pandas
+    # is in sys.modules, and the warm-up's figures met it half-imported by the page (the embedded digits' loader),
+    # an AttributeError that ended the warm-up (2 fresh servers of 2 when its start was slowed, 1 in an AppTest);
+    # a script's own figures would meet it the same way if the warm-up imported it. 0.4 s, once, that the first
+    # page mostly paid anyway.
+    import pandas  # noqa: F401
+
+    def warm() -> None:
+        try:
+            warm_figures()
+        finally:
+            freeze_long_lived()
+    threads = [threading.Thread(target=warm, name="aecore-warm-up", daemon=True)]
     if os.environ.get("AECORE_WARM_PROJECTIONS", "1") != "0":  # the tests turn it off: it only costs them time
         # t-SNE's only: importing and compiling umap-learn holds 211 MB for the server's life (measured in one
         # process), which the memory goal (1.5 GB with five runs open) cannot spare; the first UMAP compiles it
