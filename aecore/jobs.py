@@ -3,12 +3,14 @@ family says and save it to the run store. The worker never touches the UI; calle
 and analyse :meth:`TrainingJob.view_model`, a copy built from the weights the job publishes."""
 from __future__ import annotations
 
+import atexit
 import copy
 import dataclasses
 import os
 import threading
 import time
 import traceback
+import weakref
 from typing import Any
 
 import torch
@@ -79,6 +81,24 @@ def _join(thread: threading.Thread, ended: threading.Event, timeout: float | Non
     return ended.wait(timeout)
 
 
+_LIVE: "weakref.WeakSet[TrainingJob]" = weakref.WeakSet()  # started jobs not yet ended
+EXIT_WAIT_S = 60.0
+
+
+@atexit.register
+def _stop_live_jobs() -> None:
+    """At the process's exit (a server stopped, a script that returns while a job trains), stop every job still
+    training and wait for it to save its run as stopped. Left to run, the worker was killed under the exiting
+    interpreter, which aborted (SIGABRT, "terminate called without an active exception") and lost the run: 10 of 10
+    servers stopped while a job trained, 3 of 3 scripts."""
+    jobs = list(_LIVE)
+    for job in jobs:
+        job.stop()
+    deadline = time.monotonic() + EXIT_WAIT_S
+    for job in jobs:
+        job.join(max(0.0, deadline - time.monotonic()))
+
+
 def build_model(name: str, config: dict[str, Any], seed: int) -> torch.nn.Module:
     """``create_model(name, **config)`` with weights initialised from ``seed`` (bitwise repeatable on CPU)."""
     with seeded_init(seed):
@@ -125,6 +145,7 @@ class TrainingJob:
     # --- control ---------------------------------------------------------------------------------------------------
     def start(self) -> "TrainingJob":
         release_openmp_threads()
+        _LIVE.add(self)
         self._thread.start()
         return self
 
@@ -190,12 +211,14 @@ class TrainingJob:
         if not SLOTS.acquire(self, self._stop, queued):
             self._publish(Progress(status="stopped", message="cancelled while it waited for its turn; nothing was "
                                                                "trained or saved", epochs=self.settings.epochs))
+            _LIVE.discard(self)
             self._ended.set()
             return
         try:
             self._train_and_save()
         finally:
             SLOTS.release()
+            _LIVE.discard(self)
             self._ended.set()
 
     def _train_and_save(self) -> None:

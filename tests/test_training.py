@@ -327,3 +327,26 @@ def test_freed_blocks_are_reused_by_the_next_step_not_faulted_in_again(monkeypat
     train(create_model("pca", input_shape=(4,), code_size=2), np.random.rand(20, 4).astype("float32"),
           TrainSettings(epochs=1))
     assert calls == [1]
+
+
+def test_a_process_that_exits_while_a_job_trains_saves_the_run_as_stopped(tmp_path):
+    """A server stopped (or a script that returns) while a job trains: the job is stopped at its next step and its
+    run saved as stopped, and the process exits cleanly. Before, the interpreter exited under the worker and aborted
+    (SIGABRT, exit status 134), and the run was lost."""
+    import json
+    import subprocess
+    import sys
+    script = f"""if True:
+        from aecore import RunStore, TrainSettings, TrainingJob, load_dataset
+        job = TrainingJob("stacked", {{}}, load_dataset("digits"), TrainSettings(epochs=100_000, batch_size=32),
+                          store=RunStore({str(tmp_path)!r})).start()
+        assert job.wait_for_progress(60)
+        print(job.run_id, flush=True)
+    """
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=root)
+    assert out.returncode == 0, out.stderr[-2000:]
+    run_id = out.stdout.split()[-1]
+    record = json.loads((tmp_path / run_id / "run.json").read_text())
+    assert record["status"] == "stopped" and record["epochs"] is not None
+    assert (tmp_path / run_id / "model.safetensors").stat().st_size > 0
