@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -397,9 +398,15 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def run_cli() -> int:
-    """``main`` as a process runs it: a reader that goes away (``list | head``) stops the output quietly, as shell
-    tools do, instead of a BrokenPipeError traceback."""
+    """``main`` as a process runs it: SIGTERM (``kill``, ``timeout``, a scheduler) stops as Ctrl-C does, saving a
+    run in training as stopped, where it killed the process and lost the run; a reader that goes away
+    (``list | head``) stops the output quietly, as shell tools do, instead of a BrokenPipeError traceback."""
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         code = main()
         sys.stdout.flush()  # here rather than at exit, where the error could not be caught

@@ -121,8 +121,11 @@ def test_run_ids_are_confined_to_the_store_and_runs_named_by_their_folder(tmp_pa
     assert [r.record.id for r in outside.list()] == [run] and outside.record(run).id == run
 
 
-def test_ctrl_c_stops_training_cleanly_and_saves_the_run(tmp_path):
-    """Before, the interrupted Thread.join let the process exit under the training thread: SIGABRT, no run."""
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_or_kill_stops_training_cleanly_and_saves_the_run(tmp_path, signame):
+    """Ctrl-C (SIGINT), or `kill`/`timeout` (SIGTERM): the run is saved as stopped. Before, an interrupted
+    Thread.join let the process exit under the training thread (SIGABRT, no run), and SIGTERM killed it outright
+    (no run)."""
     import os
     import signal
     import subprocess
@@ -137,7 +140,7 @@ def test_ctrl_c_stops_training_cleanly_and_saves_the_run(tmp_path):
     while b"/500" not in seen and p.poll() is None:  # training is under way ("epoch N/500 ...")
         seen += p.stderr.read1(4096)
     assert p.poll() is None, f"training ended before it was interrupted: {seen[-300:]!r}"
-    p.send_signal(signal.SIGINT)
+    p.send_signal(getattr(signal, signame))
     out, err = p.communicate(timeout=120)
     assert p.returncode == 0, err.decode()[-500:]
     run = out.decode().strip().splitlines()[-1]
