@@ -81,22 +81,30 @@ def _join(thread: threading.Thread, ended: threading.Event, timeout: float | Non
     return ended.wait(timeout)
 
 
-_LIVE: "weakref.WeakSet[TrainingJob]" = weakref.WeakSet()  # started jobs not yet ended
+_LIVE: "weakref.WeakSet[TrainingJob | BackgroundTask]" = weakref.WeakSet()  # started, not yet ended
+_EXITING = threading.Event()
 EXIT_WAIT_S = 60.0
 
 
+class _Exiting(BaseException):
+    """Raised in a background task's progress report once the process exits: it unwinds the task's work, whatever
+    it catches (a BaseException, as KeyboardInterrupt is)."""
+
+
 @atexit.register
-def _stop_live_jobs() -> None:
+def _stop_live_work() -> None:
     """At the process's exit (a server stopped, a script that returns while a job trains), stop every job still
-    training and wait for it to save its run as stopped. Left to run, the worker was killed under the exiting
-    interpreter, which aborted (SIGABRT, "terminate called without an active exception") and lost the run: 10 of 10
-    servers stopped while a job trained, 3 of 3 scripts."""
-    jobs = list(_LIVE)
-    for job in jobs:
-        job.stop()
+    training and wait for it to save its run as stopped, and end background tasks at their next progress report.
+    Left to run, a worker was killed under the exiting interpreter inside torch, which aborted the process (SIGABRT,
+    "terminate called without an active exception") and lost the job's run: 10 of 10 servers stopped while a job
+    trained, 3 of 3 scripts, 1 of 1 server stopped while the Generate page's classifier trained."""
+    _EXITING.set()
+    live = list(_LIVE)
+    for work in live:
+        work.stop() if isinstance(work, TrainingJob) else work.cancel()
     deadline = time.monotonic() + EXIT_WAIT_S
-    for job in jobs:
-        job.join(max(0.0, deadline - time.monotonic()))
+    for work in live:
+        work.join(max(0.0, deadline - time.monotonic()))
 
 
 def build_model(name: str, config: dict[str, Any], seed: int) -> torch.nn.Module:
@@ -271,21 +279,27 @@ class BackgroundTask:
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def start(self) -> "BackgroundTask":
+        _LIVE.add(self)
         self._thread.start()
         return self
 
     def _run(self) -> None:
         try:
             self.result = self._fn(self._report)
+        except _Exiting:
+            self.error = "stopped: the process is exiting"
         except Exception as e:  # reported on the page, never raised into the UI
             self.error = f"{type(e).__name__}: {e}"
             traceback.print_exc()
+        _LIVE.discard(self)
         self._fn = None  # a finished task kept as a cached result should not keep what it worked on alive
         self.fraction = 1.0
         self._shown.set()
         self._ended.set()
 
     def _report(self, fraction: float, partial: Any = None) -> bool:
+        if _EXITING.is_set():
+            raise _Exiting
         self.fraction = fraction
         if partial is not None:
             self.partial = partial

@@ -12,6 +12,7 @@
 
     python bench/browser.py [--chromium /usr/bin/chromium] [--skip cold,train,load,project,controls]
 
+- the floor under a page opened by a link: a bare Streamlit app that shows one line, in a fresh browser, 8 times;
 - a control change on a computed view (Filters ordering, Reconstructions worst first, Latent space points), timed in
   the page from the user's input event to the server's script-finished message arriving in the page (decoded with
   Streamlit's own protobuf classes), 10 changes each, on a run of the seed recipe on the embedded data; the Train
@@ -44,12 +45,12 @@ def _port() -> int:
 class Server:
     """``streamlit run app.py`` on a free port with a fresh run store."""
 
-    def __init__(self, home: Path):
+    def __init__(self, home: Path, script: Path = ROOT / "app.py"):
         self.port = _port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "AECORE_RUNS_DIR": str(home / "runs"), "AECORE_CACHE_DIR": str(home / "cache")}
         self.started = time.perf_counter()
-        self.proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
+        self.proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(script),
                                       "--server.port", str(self.port), "--server.headless", "true"], cwd=ROOT,
                                      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -184,6 +185,30 @@ def cold_start(browser, home: Path) -> dict:
     server.stop()
     return {"bench": "cold start", "seconds_to_first_page": round(seconds, 2), "page_loaded_s": round(listening, 2),
             "goal_s": 5}
+
+
+def link_floor(browser, home: Path, runs: int = 8) -> dict:
+    """What any Streamlit page costs when opened by a link in a fresh browser: a bare app that shows one line of
+    text, timed as the t-SNE link is (from ``goto`` to the text on screen), its server warm."""
+    script = home / "floor" / "bare.py"
+    script.parent.mkdir(parents=True, exist_ok=True)
+    script.write_text('import streamlit as st\nst.title("Floor")\nst.caption("The layout so far")\n')
+    server = Server(home / "floor", script)
+    server.wait_healthy()
+    times = []
+    for i in range(runs + 1):
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        page = context.new_page()
+        start = time.perf_counter()
+        page.goto(server.url)
+        page.get_by_text("The layout so far").wait_for()
+        if i:  # the first opening warms the server
+            times.append(round(time.perf_counter() - start, 3))
+        context.close()
+        time.sleep(1.0)
+    server.stop()
+    return {"bench": "a bare Streamlit page opened by a link, to its text on screen", "seconds": times,
+            "median": statistics.median(times), "min": min(times)}
 
 
 def train_to_picture(browser, home: Path, runs: int = 10) -> dict:
@@ -376,7 +401,7 @@ def control_changes(browser, home: Path, repeats: int = 10) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--chromium", default="/usr/bin/chromium")
-    parser.add_argument("--skip", default="", help="comma-separated: cold, train, load, project, controls")
+    parser.add_argument("--skip", default="", help="comma-separated: cold, train, load, project, controls, floor")
     args = parser.parse_args()
     skip = set(args.skip.split(","))
     home = Path(tempfile.mkdtemp(prefix="aecore-browser-bench-"))
@@ -392,6 +417,8 @@ def main() -> None:
         if "controls" not in skip:
             for row in control_changes(browser, home):
                 print(json.dumps(row), flush=True)
+        if "floor" not in skip:
+            print(json.dumps(link_floor(browser, home)), flush=True)
         if "project" not in skip and os.environ.get("AECORE_DATA_DIR"):
             for row in projection_in_app(browser, home):
                 print(json.dumps(row), flush=True)

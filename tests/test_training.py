@@ -350,3 +350,27 @@ def test_a_process_that_exits_while_a_job_trains_saves_the_run_as_stopped(tmp_pa
     record = json.loads((tmp_path / run_id / "run.json").read_text())
     assert record["status"] == "stopped" and record["epochs"] is not None
     assert (tmp_path / run_id / "model.safetensors").stat().st_size > 0
+
+
+def test_a_process_that_exits_while_a_background_task_computes_ends_it_cleanly():
+    """The same for a background task (the Generate page's digit classifier training, a projection): it ends at its
+    next progress report and the process exits with status 0, where it aborted inside torch."""
+    import subprocess
+    import sys
+    script = """if True:
+        import threading, torch
+        from aecore.jobs import BackgroundTask
+        from aecore.scores import train_classifier
+        from aecore import load_dataset
+        started = threading.Event()
+        def work(progress):
+            return train_classifier(load_dataset("digits"), steps=1_000_000,
+                                    progress=lambda f: (started.set(), progress(f)))
+        task = BackgroundTask(work).start()
+        assert started.wait(60)
+        print("exiting", flush=True)
+    """
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=root)
+    assert out.returncode == 0 and "exiting" in out.stdout, (out.returncode, out.stderr[-2000:])
+    assert "Traceback" not in out.stderr
