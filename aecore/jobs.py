@@ -101,7 +101,10 @@ def _stop_live_work() -> None:
     _EXITING.set()
     live = list(_LIVE)
     for work in live:
-        work.stop() if isinstance(work, TrainingJob) else work.cancel()
+        if isinstance(work, TrainingJob):
+            work.stop()
+        else:
+            work.cancel()
     deadline = time.monotonic() + EXIT_WAIT_S
     for work in live:
         work.join(max(0.0, deadline - time.monotonic()))
