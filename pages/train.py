@@ -205,6 +205,12 @@ with right:
     if active is None:
         st.info("Pick a model and press **Train**. The cost curve and reconstructions of a probe batch appear here "
                 "and update live; you can leave this page while it trains.")
+        # what the first live view draws, drawn now, so the browser has fetched its code (a progress bar, an image)
+        # before Train is pressed: the image's code was fetched only once the first picture had arrived
+        st.progress(0.0, text=f"not started · {settings_values['epochs']} epochs")
+        if dataset.modality == "image" and model_spec(name).capabilities.reconstructs:
+            st.image(mosaic(np.asarray(dataset.probe(10)), dataset.image_shape, ncols=10, scale=3),
+                     caption="The probe batch: its reconstructions appear under these test images as it trains")
         # an empty chart now, so the browser has its chart library loaded before the first curve arrives
         empty = figures.cost_figure([], [])
         empty.update_xaxes(range=[0, settings_values["epochs"]]).update_yaxes(range=[0, 0.7])
