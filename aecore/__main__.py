@@ -399,6 +399,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _interrupt(signum, frame) -> None:
+    """The first Ctrl-C or SIGTERM interrupts the command; later ones are ignored while it saves and prints the run
+    (`timeout` signals the command, then its group: the second signal ended it with "interrupted", or with status
+    -15 after it had printed the run's id)."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 
@@ -407,6 +412,8 @@ def run_cli() -> int:
     run in training as stopped, where it killed the process and lost the run; a reader that goes away
     (``list | head``) stops the output quietly, as shell tools do, instead of a BrokenPipeError traceback."""
     signal.signal(signal.SIGTERM, _interrupt)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not where SIGINT is ignored (a background job)
+        signal.signal(signal.SIGINT, _interrupt)
     try:
         code = main()
         sys.stdout.flush()  # here rather than at exit, where the error could not be caught
