@@ -96,8 +96,9 @@ def _stop_live_work() -> None:
     """At the process's exit (a server stopped, a script that returns while a job trains), stop every job still
     training and wait for it to save its run as stopped, and end background tasks at their next progress report.
     Left to run, a worker was killed under the exiting interpreter inside torch, which aborted the process (SIGABRT,
-    "terminate called without an active exception") and lost the job's run: 10 of 10 servers stopped while a job
-    trained, 3 of 3 scripts, 1 of 1 server stopped while the Generate page's classifier trained."""
+    "terminate called without an active exception") and lost the job's run: 9 of 10 servers stopped by a bench while
+    a job trained, 2 of 2 by hand, 3 of 3 scripts, 1 of 1 server stopped while the Generate page's classifier
+    trained."""
     _EXITING.set()
     live = list(_LIVE)
     for work in live:
