@@ -209,7 +209,8 @@ with right:
         # before Train is pressed: the image's code was fetched only once the first picture had arrived
         st.progress(0.0, text=f"not started · {settings_values['epochs']} epochs")
         if dataset.modality == "image" and model_spec(name).capabilities.reconstructs:
-            st.image(mosaic(np.asarray(dataset.probe(10)), dataset.image_shape, ncols=10, scale=3),
+            probe = np.asarray(dataset.probe(10))
+            st.image(mosaic(probe, dataset.image_shape, ncols=max(1, len(probe)), scale=3),
                      caption="The probe batch: its reconstructions appear under these test images as it trains")
         # an empty chart now, so the browser has its chart library loaded before the first curve arrives
         empty = figures.cost_figure([], [])
