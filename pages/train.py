@@ -203,8 +203,12 @@ def live_view(job: TrainingJob) -> None:
 
 with right:
     if active is None:
-        st.info("Pick a model and press **Train**. The cost curve and reconstructions of a probe batch appear here "
-                "and update live; you can leave this page while it trains.")
+        caps = model_spec(name).capabilities
+        shows = ("decodings of a probe batch of sentences" if caps.modality == "text" and caps.reconstructs else
+                 "sentences it generates" if caps.modality == "text" else
+                 "reconstructions of a probe batch" if caps.reconstructs else "samples from a fixed noise batch")
+        st.info(f"Pick a model and press **Train**. The cost curve and {shows} appear here and update live; you can "
+                "leave this page while it trains.")
         # what the first live view draws, drawn now, so the browser has fetched its code (a progress bar, an image)
         # before Train is pressed: the image's code was fetched only once the first picture had arrived
         st.progress(0.0, text=f"not started · {settings_values['epochs']} epochs")

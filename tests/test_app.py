@@ -78,6 +78,11 @@ def test_train_page_trains_live_and_saves_a_selectable_run():
     assert at.number_input(key="ae.train.cfg.stacked.code_size").value == 30
     # before any run: the probe batch and an idle progress bar, where the live view will draw them
     assert "probe batch" in at.image[0].captions[0] and at.get("progress")[0].proto.text.startswith("not started")
+    assert "reconstructions of a probe batch" in at.info[0].value
+    at.selectbox(key="ae.train.model").select("gan").run()  # a model that samples: no probe image, samples promised
+    assert not at.image and "samples from a fixed noise batch" in at.info[0].value
+    assert "reconstructions" not in at.info[0].value
+    at.selectbox(key="ae.train.model").select("stacked").run()
     at.sidebar.selectbox(key="ae.dataset").select("digits").run()
     at.slider(key="ae.train.settings.epochs").set_value(3).run()
     at.text_input(key="ae.train.cfg.stacked.hidden").input("32").run()
