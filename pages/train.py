@@ -203,7 +203,7 @@ def live_view(job: TrainingJob) -> None:
 
 with right:
     if active is None:
-        caps = model_spec(name).capabilities
+        caps = spec.capabilities
         shows = ("decodings of a probe batch of sentences" if caps.modality == "text" and caps.reconstructs else
                  "sentences it generates" if caps.modality == "text" else
                  "reconstructions of a probe batch" if caps.reconstructs else "samples from a fixed noise batch")
@@ -212,7 +212,7 @@ with right:
         # what the first live view draws, drawn now, so the browser has fetched its code (a progress bar, an image)
         # before Train is pressed: the image's code was fetched only once the first picture had arrived
         st.progress(0.0, text=f"not started · {settings_values['epochs']} epochs")
-        if dataset.modality == "image" and model_spec(name).capabilities.reconstructs:
+        if dataset.modality == "image" and caps.reconstructs:
             probe = np.asarray(dataset.probe(10))
             st.image(mosaic(probe, dataset.image_shape, ncols=max(1, len(probe)), scale=3),
                      caption="The probe batch: its reconstructions appear under these test images as it trains")
