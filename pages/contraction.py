@@ -18,6 +18,8 @@ choices = runs.usable_runs(dataset, prefer=("contractive", "denoising", "stacked
 if not choices:
     st.info("No run on this dataset has an encoder yet. Train a **contractive**, a **denoising** and a **stacked** model (the "
             "Compare page's *regularizers* preset trains all three).")
+    runs.offer(("Compare: regularizers", runs.COMPARE_PAGE, {"preset": "regularizers"}),
+               ("Train a contractive autoencoder", runs.TRAIN_PAGE, {"model": "contractive"}))
     st.stop()
 c1, c2, c3 = st.columns([3, 1, 1])
 picked = share.widget("runs", c1.multiselect, "Runs", list(choices), value=runs.one_per_model(choices, 3),

@@ -18,6 +18,8 @@ choices = runs.usable_runs(dataset, prefer=("denoising", "stacked"), reconstruct
 if not choices:
     st.info("No run on this dataset reconstructs yet. Train a **denoising** and a **stacked** model (or use the Compare page's "
             "*regularizers* preset) first.")
+    runs.offer(("Train a denoising autoencoder", runs.TRAIN_PAGE, {"model": "denoising"}),
+               ("Compare: regularizers", runs.COMPARE_PAGE, {"preset": "regularizers"}))
     st.stop()
 
 c1, c2, c3, c4 = st.columns([3, 2, 2, 1])

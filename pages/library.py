@@ -47,6 +47,7 @@ with st.expander("Upload a run (a zip downloaded from a library like this one)")
 
 if not records:
     st.info("No saved runs yet: train one on the **Train** page, or upload a run's zip above.")
+    runs.offer(("Train a model", runs.TRAIN_PAGE, None))
 else:
     datasets = sorted({e.record.dataset for e in records})
     shown_ds = share.widget("datasets", st.multiselect, "Datasets", datasets, key="ae.library.datasets",

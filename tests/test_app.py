@@ -250,6 +250,53 @@ def test_reconstructions_page_needs_a_run():
     assert any("No run selected" in i.value for i in at.info)
 
 
+def offers(at: AppTest) -> dict[str, tuple[str, dict]]:
+    """The links an empty page offers (the navigation's left out): label -> (page, the values it opens with)."""
+    from urllib.parse import parse_qsl
+    return {e.proto.label: (e.proto.page, dict(parse_qsl(e.proto.query_string))) for e in at.get("page_link")
+            if e.proto.icon == ":material/arrow_forward:"}
+
+
+def test_empty_pages_link_to_what_fills_them_and_the_links_open_it():
+    """With no runs, each page that needs one offers a link to the page and settings that would make one; each
+    link's values are taken by the page it opens (a model or preset renamed would break it)."""
+    at = app()
+    at.sidebar.selectbox(key="ae.dataset").select("digits").run()
+    expected = {
+        "pages/reconstructions.py": {"Train a model": ("train", {})},
+        "pages/latent.py": {"Train a model": ("train", {})},
+        "pages/generate.py": {"Train a VAE": ("train", {"model": "vae"}), "Train a GAN": ("train", {"model": "gan"})},
+        "pages/denoising.py": {"Train a denoising autoencoder": ("train", {"model": "denoising"}),
+                               "Compare: regularizers": ("compare", {"preset": "regularizers"})},
+        "pages/contraction.py": {"Compare: regularizers": ("compare", {"preset": "regularizers"}),
+                                 "Train a contractive autoencoder": ("train", {"model": "contractive"})},
+        "pages/library.py": {"Train a model": ("train", {})},
+    }
+    for page, links in expected.items():
+        at.switch_page(page).run()
+        assert not at.exception, (page, at.exception)
+        assert offers(at) == links, page
+    keys = {"train": ("pages/train.py", "model", "ae.train.model"),
+            "compare": ("pages/compare.py", "preset", "ae.compare.preset")}
+    for page, values in [link for links in expected.values() for link in links.values() if link[1]]:
+        script, param, key = keys[page]
+        at.query_params.clear()
+        at.switch_page("app.py").run()  # a link applies when its page is entered: from another page
+        at.query_params.update(values)
+        at.switch_page(script).run()
+        assert not at.exception, at.exception
+        assert at.selectbox(key=key).value == values[param], (page, values)
+
+
+def test_a_text_page_on_an_image_dataset_offers_a_text_dataset():
+    at = app("pages/sentences.py")
+    assert any("is an image dataset" in i.value for i in at.info)
+    at.button(key="ae.switch_dataset").click().run()
+    assert not at.exception, at.exception
+    assert at.sidebar.selectbox(key="ae.dataset").value == "grammar"
+    assert not any("image dataset" in i.value for i in at.info)
+
+
 def test_reconstructions_page_orders_compares_and_validates():
     ae = train_run("stacked", epochs=2)
     pca = train_run("pca", code_size=8)

@@ -150,18 +150,32 @@ def _vocab(root: str, run_id: str) -> list[str]:
     return RunStore(root).artifact(run_id, "vocab")
 
 
+TRAIN_PAGE, COMPARE_PAGE = "pages/train.py", "pages/compare.py"
+
+
+def offer(*links: tuple[str, str, dict | None]) -> None:
+    """One click to what fills an empty page: a row of links, each (label, page script, the values its controls
+    open with, as a share link's)."""
+    with st.container(horizontal=True):
+        for label, page, values in links:
+            st.page_link(page, label=label, icon=":material/arrow_forward:", query_params=values)
+
+
 def require_run(dataset, **needs: bool) -> RunHandle:
     """The run picked in the sidebar, if it serves ``needs`` (``reconstructs=True``, ...) on ``dataset``; else say
     why, name the runs that would do, and stop the page."""
     run_id = st.session_state.get(state.RUN)
     if not run_id:
         st.info("No run selected. Train one on the **Train** page, or pick a saved run in the sidebar.")
+        offer(("Train a model", TRAIN_PAGE, None))
         st.stop()
     why = why_left_out(run_id, dataset, **needs)
     if why:
         fits = [rid for rid in run_choices(dataset.name) if not why_left_out(rid, dataset, **needs)]
         hint = f" Runs that would: {', '.join(fits[:5])}." if fits else " Train one on the **Train** page."
         st.info(f"Run **{run_id}** is left out on this page: {why}. Pick another run in the sidebar.{hint}")
+        if not fits:
+            offer(("Train a model", TRAIN_PAGE, None))
         st.stop()
     handle = load_run(run_id)
     if handle is None:

@@ -223,6 +223,19 @@ def load_named_dataset(name: str):
     return uploaded[name][1] if name in uploaded else _dataset(name)
 
 
+def _a(word: str) -> str:
+    return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"
+
+
+def _offer_dataset(modality: str) -> None:
+    """A button that switches the sidebar to the first dataset of ``modality`` that works offline."""
+    from aecore.data import list_datasets
+    fits = [n for n in list_datasets() if dataset_info(n).modality == modality and dataset_info(n).offline]
+    if fits:
+        st.button(f"Use {dataset_title(fits[0])}", icon=":material/swap_horiz:", key="ae.switch_dataset",
+                  on_click=lambda: st.session_state.__setitem__(DATASET, fits[0]))
+
+
 def current_dataset(modality: str | None = None):
     """The dataset picked in the sidebar; if it cannot be loaded, or is not of ``modality`` where the page needs
     one, say why and stop the page."""
@@ -232,6 +245,7 @@ def current_dataset(modality: str | None = None):
         if modality not in (None, "image"):
             st.info(f"This page shows {modality} models; **{uploaded[name][0]}** holds images. Pick a {modality} "
                     f"dataset in the sidebar.")
+            _offer_dataset(modality)
             st.stop()
         return uploaded[name][1]
     try:
@@ -240,8 +254,9 @@ def current_dataset(modality: str | None = None):
         st.error(f"Dataset **{name}** is no longer available; pick another in the sidebar.")
         st.stop()
     if modality is not None and info.modality != modality:
-        st.info(f"This page shows {modality} models; **{info.title}** is a {info.modality} dataset. Pick a "
-                f"{modality} dataset in the sidebar.")
+        st.info(f"This page shows {modality} models; **{info.title}** is {_a(info.modality)} dataset. Pick "
+                f"{_a(modality)} dataset in the sidebar.")
+        _offer_dataset(modality)
         st.stop()
     try:
         return _dataset(name)
