@@ -33,6 +33,15 @@ def open_preset(key: str) -> None:
                                               **({"present": "1"} if ui.presenting() else {})})
 
 
+@st.fragment(run_every=1.0)
+def training_progress(job, where: str) -> None:
+    """A preset's runs training, polled; the whole page reruns when they are done. Its values are arguments: a
+    closure over the gallery's loop read the last card's dataset on every poll after the first ("on grammar")."""
+    st.progress(job.fraction, text=f"training {len(job.jobs)} run(s) on {where}…")
+    if job.done:
+        st.rerun()
+
+
 def gallery() -> None:
     """One card per talk preset: open it, or train its missing runs first with a progress bar."""
     pending = st.session_state.get(state.GALLERY_JOB)
@@ -56,14 +65,7 @@ def gallery() -> None:
             missing = sum(r is None for r in found)
             where = preset.dataset_for(image)
             if pending is not None and pending[0] == preset.key:
-                job = pending[1]
-
-                @st.fragment(run_every=1.0)
-                def progress(job=job) -> None:
-                    st.progress(job.fraction, text=f"training {len(job.jobs)} run(s) on {where}…")
-                    if job.done:
-                        st.rerun()
-                progress()
+                training_progress(pending[1], where)
             elif missing:
                 st.caption(f"{missing} of {len(found)} run(s) not trained yet on {where}: the button trains them "
                            f"first (or run `python -m aecore prepare-talk` before the talk).")

@@ -250,3 +250,22 @@ def test_the_train_page_trains_what_its_form_shows_after_a_dataset_fails_to_load
     record = json.loads((new / "run.json").read_text())
     assert (record["model"], record["config"]["hidden"], record["config"]["code_size"]) == ("stacked", [100], 30)
     assert (record["settings"]["epochs"], record["settings"]["batch_size"]) == (30, 32)  # what the form showed
+
+
+def test_a_talk_presets_progress_names_its_own_dataset_until_it_opens(server, page):
+    """The gallery's progress bar polls on its own; each poll still names the preset's dataset (it named the last
+    card's, the grammar, from the second poll on), and the view opens when the runs are trained."""
+    page.goto(f"{server}/?dataset=digits")
+    _settled(page)
+    page.locator('.st-key-ae-gallery-sparse-coding button').click()
+    page.locator("[data-testid=stProgress]").first.wait_for()
+    start, seen = time.monotonic(), []
+    while "/compare" not in page.url and time.monotonic() - start < 3:  # the bar's own polls, once a second
+        texts = page.evaluate("[...document.querySelectorAll('[data-testid=stProgress]')].map(e => e.innerText)")
+        seen += [(time.monotonic() - start, t) for t in texts if "run(s) on" in t]
+        time.sleep(0.2)
+    assert any(t > 1.5 for t, _ in seen), f"no poll after the first seen: {seen}"
+    assert all(text.startswith("training 5 run(s) on digits") for _, text in seen), seen
+    page.wait_for_url(re.compile(r".*/compare\?.*"), timeout=120_000)
+    _settled(page)
+    assert page.get_by_role("heading", name="Compare", exact=True).is_visible()
