@@ -87,6 +87,7 @@ def results() -> None:
     st.plotly_chart(figure(rows), key=f"ae.pretrain.chart.{run.id}")
     table = pd.DataFrame(rows).groupby(["labels_per_class", "method"], sort=False)["accuracy"].agg(
         ["mean", "std"]).unstack("method")["mean"]
+    table.index = table.index.map(str)  # counts beside "all": one type, as Arrow needs it
     st.dataframe(table.round(4))
     if busy:
         st.rerun()

@@ -32,6 +32,22 @@ def isolated_dirs(tmp_path, monkeypatch):
     yield
 
 
+@pytest.fixture(autouse=True)
+def dataframes_arrow_ready(monkeypatch):
+    """No page hands Streamlit a table Arrow cannot take as it is: Streamlit then logs the conversion error with its
+    traceback in the server's log and converts the columns itself (the Few labels table's "all" beside counts did)."""
+    import streamlit.dataframe_util as dataframe_util
+    fixed = []
+    real = dataframe_util.fix_arrow_incompatible_column_types
+
+    def recording(df, *args, **kwargs):
+        fixed.append(list(df.columns))
+        return real(df, *args, **kwargs)
+    monkeypatch.setattr(dataframe_util, "fix_arrow_incompatible_column_types", recording)
+    yield
+    assert not fixed, f"tables Streamlit had to fix for Arrow (columns): {fixed}"
+
+
 @pytest.fixture(scope="session", autouse=True)
 def background_threads_end():
     """Let the app's background threads (warm-up, projections, training) finish before the interpreter exits: one
