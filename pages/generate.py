@@ -112,7 +112,8 @@ def side_by_side() -> None:
         st.info("No run on this dataset can sample yet. Train a **vae**, a **gan** or any autoencoder on the "
                 "**Train** page (an autoencoder samples by decoding codes drawn from a Gaussian fitted to its "
                 "training codes).")
-        runs.offer(("Train a VAE", runs.TRAIN_PAGE, {"model": "vae"}), ("Train a GAN", runs.TRAIN_PAGE, {"model": "gan"}))
+        runs.offer(("Train a VAE", runs.TRAIN_PAGE, {"model": "vae"}),
+                   ("Train a GAN", runs.TRAIN_PAGE, {"model": "gan"}))
         return
     if not set(st.session_state.get(state.GEN_RUNS, ())) <= set(choices):
         st.session_state.pop(state.GEN_RUNS, None)
