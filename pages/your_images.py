@@ -8,7 +8,7 @@ from aecore import DatasetError
 from aecore import images as user_images
 from aecore.viz import mosaic
 from pages import ui
-from pages.ui import state
+from pages.ui import runs, state
 
 ui.page_setup()
 st.title("Your images")
@@ -73,3 +73,4 @@ if SAVED in st.session_state:
     (st.success if ok else st.error)(message)
 if st.session_state.get(state.DATASET) == ds.name:
     st.success("This is the sidebar's dataset now: train on it on the **Train** page.")
+    runs.offer(("Train a model on it", runs.TRAIN_PAGE, None))

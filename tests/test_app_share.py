@@ -4,7 +4,7 @@ gallery."""
 from streamlit.testing.v1 import AppTest
 
 from aecore import RunStore
-from tests.test_app import APP, app, rerun_until, train_run
+from tests.test_app import APP, app, offers, rerun_until, train_run
 from tests.test_recipes import _bars, _zip
 
 
@@ -190,6 +190,7 @@ def test_your_images_upload_previews_and_trains_on_every_page():
     at.button(key="ae.images.use").click().run()
     name = at.sidebar.selectbox(key="ae.dataset").value
     assert name.startswith("upload-shapes")
+    assert offers(at) == {"Train a model on it": ("train", {})}
     at.switch_page("pages/train.py").run()
     at.slider(key="ae.train.settings.epochs").set_value(2).run()
     at.button(key="ae.train.start").click().run()

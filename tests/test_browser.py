@@ -169,7 +169,7 @@ def test_uploaded_images_train_end_to_end(server, page, tmp_path):
     page.get_by_text("24 images, 28×28").wait_for()
     page.get_by_role("button", name="Use it in this session").click()
     page.get_by_text("This is the sidebar's dataset now").wait_for()
-    page.get_by_role("link", name="Train", exact=True).first.click()
+    page.get_by_role("link", name="Train a model on it").click()
     _settled(page)
     page.get_by_label("Epochs").first.wait_for()
     page.get_by_role("button", name="Train", exact=True).click()
