@@ -81,7 +81,7 @@ def histogram(shares: list[float], height: int = 150) -> go.Figure:
     fig.add_hline(y=1 / len(shares), line_dash="dot", line_color="#868e96", annotation_text="uniform",
                   annotation_position="top right")
     fig.update_layout(height=height, margin=dict(l=0, r=0, t=10, b=0), yaxis=dict(tickformat=".0%"),
-                      xaxis_title=None, showlegend=False)
+                      xaxis=dict(type="category", title=None), showlegend=False)  # every class labelled
     return fig
 
 
@@ -199,44 +199,61 @@ def _drawing() -> np.ndarray:
 
 def levers() -> None:
     run = runs.require_run(dataset, encodes=True, reconstructs=True)
-    caps = model_spec(runs.model_of(run.id)).capabilities
+    posterior = model_spec(runs.model_of(run.id)).capabilities.posterior
+    st.fragment(lever_view)(run, posterior)
+    stats = _code_stats(run_key(run), run.model, posterior)
+    if len(stats["mean"]) == 2:
+        lo, hi = stats["mean"] - 3 * stats["spread"], stats["mean"] + 3 * stats["spread"]
+        grid = latent.decoder_grid(run.model, (lo[0], hi[0], lo[1], hi[1]), 15)
+        st.image(viz.mosaic(grid, shape, ncols=15, scale=2), caption="The whole decoded 2-D latent space: ±3 "
+                 "standard deviations of the test codes on each axis (z₁ left to right, z₂ bottom to top)")
+
+
+def lever_view(run, posterior: bool) -> None:
+    """The starting point and the decodes on the left, one slider per latent dimension on the right: the decode
+    stays in sight beside the sliders (below them, it was off a 1280x720 screen), and a lever or a new start reruns
+    only this view."""
     model = run.model
     left, right = st.columns([1, 2], gap="large")
     with left:
         source = share.widget("from", st.radio, "Start from", ["a test image", "a drawing"], horizontal=True,
                               key="ae.gen.source")
         if source == "a test image":
-            c1, c2 = st.columns([2, 1], vertical_alignment="bottom")
+            c1, c2 = st.columns([3, 2], vertical_alignment="bottom")
             share.widget("index", c1.number_input, "Test image", min_value=0, max_value=len(dataset.x_test) - 1,
                          value=0, key="ae.gen.index")
-            c2.button("Random", key="ae.gen.random", on_click=lambda: st.session_state.__setitem__(
-                "ae.gen.index", int(np.random.default_rng().integers(len(dataset.x_test)))))
+            c2.button("Random", key="ae.gen.random", help="a random test image",
+                      on_click=lambda: st.session_state.__setitem__(
+                          "ae.gen.index", int(np.random.default_rng().integers(len(dataset.x_test)))))
             x0 = dataset.x_test[int(st.session_state["ae.gen.index"])]
             origin = (run.id, int(st.session_state["ae.gen.index"]))
         else:
             x0 = _drawing()
             origin = (run.id, "drawing", hash(x0.tobytes()))
-        with torch.no_grad():
-            z0 = model.encode(torch.as_tensor(x0[None]))[0].numpy()
-        stats = _code_stats(run_key(run), model, caps.posterior)
+        shown = st.empty()
+    with torch.no_grad():
+        z0 = model.encode(torch.as_tensor(x0[None]))[0].numpy()
+    stats = _code_stats(run_key(run), model, posterior)
     keys = [f"ae.gen.z.{i}" for i in range(len(z0))]
     if st.session_state.get(state.GEN_ORIGIN) != origin:  # a new starting point: every lever moves to its code
         for k, v in zip(keys, z0):
             st.session_state[k] = float(v)
         st.session_state[state.GEN_ORIGIN] = origin
-    with left:
-        figures.images(x0[None], shape, ["the starting image"], scale=4)
     with right:
-        st.fragment(lever_panel)(model, z0, stats, keys)
-    if len(z0) == 2:
-        lo, hi = stats["mean"] - 3 * stats["spread"], stats["mean"] + 3 * stats["spread"]
-        grid = latent.decoder_grid(model, (lo[0], hi[0], lo[1], hi[1]), 15)
-        st.image(viz.mosaic(grid, shape, ncols=15, scale=2), caption="The whole decoded 2-D latent space: ±3 "
-                 "standard deviations of the test codes on each axis (z₁ left to right, z₂ bottom to top)")
+        z = lever_sliders(z0, stats, keys)
+    with torch.no_grad():
+        decoded = model.decode_pixels(torch.as_tensor(z[None]))[0].numpy()
+        start = model.decode_pixels(torch.as_tensor(z0[None].astype(np.float32)))[0].numpy()
+    with shown.container():
+        if source == "a test image":
+            figures.images(np.stack([x0, start]), shape, ["the start", "its decode"], scale=3)
+            figures.images(decoded[None], shape, ["decoded with the levers"], scale=6)
+        else:  # the canvas above is the start
+            figures.images(np.stack([start, decoded]), shape, ["its decode", "with the levers"], scale=4)
 
 
-def lever_panel(model, z0: np.ndarray, stats: dict, keys: list[str]) -> None:
-    """One slider per latent dimension; moving one redraws only this panel."""
+def lever_sliders(z0: np.ndarray, stats: dict, keys: list[str]) -> np.ndarray:
+    """One slider per latent dimension, each spanning ±3 standard deviations of its codes; returns their values."""
     kl = stats.get("kl")
     cols = st.columns(4)
     z = np.array(z0, dtype=np.float32)
@@ -250,13 +267,10 @@ def lever_panel(model, z0: np.ndarray, stats: dict, keys: list[str]) -> None:
         z[i] = cols[i % 4].slider(label, lo, hi, step=(hi - lo) / 200, key=key, format="%.2f",
                                   help="a dimension whose KL to the prior is ~0 is ignored by the decoder" if quiet
                                   else None)
-    with torch.no_grad():
-        decoded = model.decode_pixels(torch.as_tensor(z[None]))[0].numpy()
-        start = model.decode_pixels(torch.as_tensor(z0[None].astype(np.float32)))[0].numpy()
-    figures.images(np.stack([start, decoded]), shape, ["decoded start", "decoded with the levers"], scale=5)
     if kl is not None:
         st.caption(f"{int((kl >= 0.01).sum())} of {len(kl)} dimensions carry information (KL ≥ 0.01 nats on "
                    "average over test images); each slider spans ±3 standard deviations of its posterior means.")
+    return z
 
 
 # --- interpolation ------------------------------------------------------------------------------------------------

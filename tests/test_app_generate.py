@@ -1,5 +1,7 @@
 """AppTest for the Generate page: samples side by side with their scores and the seed button, a VAE's levers (a
 test image and a blank drawing), interpolation, and the diagnostics with the NLL bound and a GAN's roll-back."""
+import json
+
 import numpy as np
 
 from aecore import RunStore
@@ -28,7 +30,10 @@ def test_side_by_side_scores_and_the_seed_button():
                                                                                            titles))
     labels = [m.label for m in at.metric]
     assert labels.count("confident ≥ 0.9") == 2 and labels.count("classifier Fréchet") == 2
-    assert len([c for c in at.get("plotly_chart") if c.key.startswith("ae.gen.hist.")]) == 2
+    hists = [c for c in at.get("plotly_chart") if c.key.startswith("ae.gen.hist.")]
+    assert len(hists) == 2
+    # one labelled bar per class: numeric class names on a category axis (a linear one labelled 0, 2, 4, 6, 8)
+    assert all(json.loads(c.proto.spec)["layout"]["xaxis"]["type"] == "category" for c in hists)
     assert any("not an Inception FID" in c.value for c in at.caption)
     before = _images(at)
     seed = at.number_input(key="ae.gen.seed").value
@@ -63,6 +68,10 @@ def test_levers_move_the_decode_and_a_blank_drawing_still_decodes():
     assert not at.exception and not at.error
     sliders = [s for s in at.slider if s.key and s.key.startswith("ae.gen.z.")]
     assert len(sliders) == 2
+    # the decode stays in sight: in the left column beside the sliders, not below them (off a 1280x720 screen)
+    left, right = at.columns[0], at.columns[3]
+    assert any("decoded with the levers" in str(e.proto) for e in left if type(e).__name__ == "Image")
+    assert [s.key for s in right.get("slider")] == [s.key for s in sliders]
     decoded = _images(at)
     s = sliders[0]
     s.set_value(float(np.clip(s.value + 0.5 * (s.max - s.min) / 2, s.min, s.max))).run()
