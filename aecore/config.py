@@ -34,19 +34,23 @@ class ParamSpec:
     ui: bool = True
     format: str | None = None
     before: Any = None
+    when: tuple = ()  # ((field, (values...)), ...): the field is in use only while each named field has one of them
 
 
 def param(default: Any, *, help: str = "", min: float | None = None, max: float | None = None,
           step: float | None = None, log: bool = False, choices: tuple = (), ui: bool = True,
-          format: str | None = None, before: Any = None) -> Any:
+          format: str | None = None, before: Any = None, when: dict[str, Any] | None = None) -> Any:
     """A dataclass field with UI metadata. Tuples of ints are edited as layer sizes ("1000,500,250").
 
     ``ui=False`` marks a field the app sets itself (such as the input shape, taken from the dataset); ``format`` is
     a printf-style display format for a slider. ``before`` is the value that runs saved before the field existed
-    were trained with, where that differs from ``default`` (see :func:`as_saved`).
+    were trained with, where that differs from ``default`` (see :func:`as_saved`). ``when`` names the earlier
+    fields this one depends on, each with the value or tuple of values under which it is used (a VAE's ``channels``
+    only with ``architecture`` conv): the form greys it out otherwise.
     """
+    conditions = tuple((k, v if isinstance(v, tuple) else (v,)) for k, v in (when or {}).items())
     meta = {"help": help, "min": min, "max": max, "step": step, "log": log, "choices": tuple(choices), "ui": ui,
-            "format": format, "before": before}
+            "format": format, "before": before, "when": conditions}
     return dataclasses.field(default=default, metadata={"aecore": meta})
 
 
@@ -76,8 +80,15 @@ def _specs(config_cls: type) -> tuple[ParamSpec, ...]:
     specs = []
     for f in dataclasses.fields(config_cls):
         meta = f.metadata.get("aecore", {"help": "", "min": None, "max": None, "step": None, "log": False,
-                                         "choices": (), "ui": True, "format": None, "before": None})
-        specs.append(ParamSpec(name=f.name, kind=_kind(hints[f.name], meta), default=f.default, **meta))
+                                         "choices": (), "ui": True, "format": None, "before": None,
+                                         "when": ()})
+        spec = ParamSpec(name=f.name, kind=_kind(hints[f.name], meta), default=f.default, **meta)
+        earlier = {s.name: s for s in specs}
+        for name, values in spec.when:  # a typo would grey a field out for good
+            if name not in earlier or (earlier[name].choices and set(values) - set(earlier[name].choices)):
+                raise TypeError(f"{config_cls.__name__}.{f.name}: 'when' names {name} = {values}, which is not an "
+                                f"earlier field with those values")
+        specs.append(spec)
     return tuple(specs)
 
 

@@ -91,8 +91,9 @@ class TrainSettings:
     seed: int = param(0, min=0, max=2**31 - 1, step=1, help="seeds weight init and batch order")
     greedy: bool = param(False, help="greedy layer-wise pretraining: train one shallow autoencoder per layer on "
                                      "the previous layer's codes, stack them, then fine-tune")
-    greedy_epochs: int = param(2, min=1, max=100, step=1, help="epochs per layer in greedy pretraining")
-    finetune: bool = param(True, help="after greedy pretraining, fine-tune the whole stack for `epochs` epochs")
+    greedy_epochs: int = param(2, min=1, max=100, step=1, when={"greedy": True},
+                               help="epochs per layer in greedy pretraining")
+    finetune: bool = param(True, when={"greedy": True}, help="after greedy pretraining, fine-tune the whole stack for `epochs` epochs")
     output_bias_from_data: bool = param(True, help="start the output layer's bias at each pixel's mean over the "
                                                    "training images (its logit for a sigmoid output) instead of 0, "
                                                    "so training does not spend its first epochs learning the "

@@ -152,6 +152,20 @@ def test_train_page_preset_fills_the_controls():
     assert not any("Paper:" in c.value for c in at.caption)
 
 
+def test_a_field_not_in_use_is_greyed_out_and_says_when_it_is():
+    at = app("pages/train.py")
+    at.selectbox(key="ae.train.model").select("vae").run()
+    hidden, channels = (at.text_input(key=f"ae.train.cfg.vae.{f}") for f in ("hidden", "channels"))
+    assert not hidden.disabled and channels.disabled
+    assert "used only when architecture is conv" in channels.help
+    at.selectbox(key="ae.train.cfg.vae.architecture").select("conv").run()
+    hidden, channels = (at.text_input(key=f"ae.train.cfg.vae.{f}") for f in ("hidden", "channels"))
+    assert hidden.disabled and not channels.disabled and "used only when architecture is mlp" in hidden.help
+    assert at.slider(key="ae.train.settings.greedy_epochs").disabled  # greedy is off
+    at.toggle(key="ae.train.settings.greedy").set_value(True).run()
+    assert not at.slider(key="ae.train.settings.greedy_epochs").disabled and not at.exception
+
+
 def test_a_familys_first_preset_is_what_its_controls_show_when_it_is_picked():
     """The Train page names a family's first preset over its controls; where that preset is not the family's
     defaults (k-sparse's is the paper's SGD and start), picking the family must show the preset's values."""

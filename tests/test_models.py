@@ -56,6 +56,27 @@ def test_config_metadata_drives_controls(name):
         create_model(name, **preset)  # every preset builds
 
 
+def test_a_field_used_only_under_another_names_an_earlier_field_and_its_values():
+    from dataclasses import dataclass
+    from aecore.config import param
+    vae = {s.name: s for s in param_specs(model_spec("vae").config_cls)}
+    assert vae["channels"].when == (("architecture", ("conv",)),) and vae["latent_size"].when == ()
+
+    @dataclass(frozen=True)
+    class Typo:
+        kind: str = param("a", choices=("a", "b"))
+        size: int = param(1, min=1, max=9, when={"kind": "c"})  # no such choice
+    with pytest.raises(TypeError, match="Typo.size"):
+        param_specs(Typo)
+
+    @dataclass(frozen=True)
+    class Later:
+        size: int = param(1, min=1, max=9, when={"kind": "a"})  # the form draws kind after size
+        kind: str = param("a", choices=("a", "b"))
+    with pytest.raises(TypeError, match="Later.size"):
+        param_specs(Later)
+
+
 @pytest.mark.parametrize("name", list_models(modality="image", reconstructs=True))
 def test_few_steps_lower_the_loss(name, digits):
     torch.manual_seed(0)

@@ -62,7 +62,8 @@ class KSparseConfig(AEConfig):
     optimizer: str = param("adam", choices=("adam", "sgd"),
                            help="adam; or sgd: SGD with momentum as in the paper, its learning rate on the error "
                                 "summed over the pixels (the paper: 0.01)")
-    momentum: float = param(0.9, min=0.0, max=0.99, step=0.01, help="sgd: momentum (the paper: 0.9)")
+    momentum: float = param(0.9, min=0.0, max=0.99, step=0.01, when={"optimizer": "sgd"},
+                            help="sgd: momentum (the paper: 0.9)")
     init_std: float = param(0.0, min=0.0, max=0.1, step=0.005, format="%.3f",
                             help="the weights start Gaussian with this deviation (the paper: 0.01); 0: Xavier's "
                                  "uniform start")

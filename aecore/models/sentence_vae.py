@@ -55,6 +55,7 @@ class SentenceVAEConfig(SentenceLMConfig):
                            help="how the KL weight rises from 0 to 1: Bowman's logistic curve, a linear ramp, "
                                 "ramps repeated every anneal_steps (Fu et al. 2019), or 1 from the start")
     anneal_steps: int = param(2000, min=0, max=100_000, step=100,
+                              when={"kl_anneal": ("logistic", "linear", "cyclical")},
                               help="steps until the KL weight reaches 1 (logistic: 0.5 half-way)")
     free_bits: float = param(0.0, min=0.0, max=2.0, step=0.05,
                              help="nats per dimension (batch mean) below which a dimension's KL is not penalised "

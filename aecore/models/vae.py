@@ -41,9 +41,9 @@ ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2016: unit u is active if Var_x(E_q
 class VAEConfig(AEConfig):
     architecture: str = param("mlp", choices=("mlp", "conv"),
                               help="mlp: fully connected; conv: stride-2 convolutions down, transposed ones up")
-    hidden: tuple[int, ...] = param((400,), min=1, max=4096,
+    hidden: tuple[int, ...] = param((400,), min=1, max=4096, when={"architecture": "mlp"},
                                     help="mlp: hidden layer sizes from the input inwards; the decoder mirrors them")
-    channels: tuple[int, ...] = param((32, 64), min=1, max=256,
+    channels: tuple[int, ...] = param((32, 64), min=1, max=256, when={"architecture": "conv"},
                                       help="conv: channels of each stride-2 stage; the decoder mirrors them")
     latent_size: int = param(20, min=1, max=256, step=1, help="dimensions of z")
     beta: float = param(1.0, min=0.0, max=10.0, step=0.05, help="weight of the KL term (beta-VAE); 1 is the ELBO")

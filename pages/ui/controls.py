@@ -59,7 +59,9 @@ def config_controls(config_cls: type, key_prefix: str, disabled: bool = False) -
         if not spec.ui:
             continue
         key = f"{key_prefix}.{spec.name}"
-        common = dict(key=key, help=spec.help or None, disabled=disabled)
+        unused = unused_because(config_cls, spec, key_prefix)
+        help_text = "; ".join(t for t in (spec.help, unused) if t) or None
+        common = dict(key=key, help=help_text, disabled=disabled or bool(unused))
         label = _label(spec.name)
         if spec.kind == "bool":
             share.widget(spec.name, st.toggle, label, value=spec.default, **common)
@@ -86,6 +88,17 @@ def config_controls(config_cls: type, key_prefix: str, disabled: bool = False) -
             share.widget(spec.name, st.slider, label, min_value=float(spec.min), max_value=float(spec.max),
                          step=spec.step, format=spec.format, value=float(spec.default), **common)
     return state_values(config_cls, key_prefix)
+
+
+def unused_because(config_cls: type, spec, key_prefix: str) -> str:
+    """Why ``spec``'s field is not in use with the values the form holds now ("used only when architecture is
+    conv"), or "" when it is in use."""
+    defaults = {s.name: s.default for s in param_specs(config_cls)}
+    for name, values in spec.when:
+        if st.session_state.get(f"{key_prefix}.{name}", defaults[name]) not in values:
+            shown = " or ".join(("on" if v else "off") if isinstance(v, bool) else str(v) for v in values)
+            return f"used only when {_label(name).lower()} is {shown}"
+    return ""
 
 
 def apply_train_defaults(key_prefix: str, settings_cls: type, defaults: dict, models: list[str]) -> None:
