@@ -71,6 +71,12 @@ def with_parse_column(rows: dict) -> pd.DataFrame:
     return frame
 
 
+def sentence_table(rows: dict) -> None:
+    """A static table that wraps long sentences (an interactive one cut PTB's sentences at the column's edge, and
+    gave "t = 0.00" a quarter of the width)."""
+    st.table(with_parse_column(rows), hide_index=True, border="horizontal")
+
+
 # --- homotopy -----------------------------------------------------------------------------------------------------
 def homotopy_view(decoding: dict) -> None:
     if not caps.encodes:
@@ -91,8 +97,7 @@ def homotopy_view(decoding: dict) -> None:
         return
     seed = int(st.session_state.get("ae.sent.seed", 0))
     path = homotopy(model, vocab, first, second, steps, seed=seed, mode=mode, **decoding)
-    st.dataframe(with_parse_column({"t": [f"{p['t']:.2f}" for p in path], "decoded": [p["sentence"] for p in path]}),
-                 hide_index=True, width="stretch")
+    sentence_table({"t": [f"{p['t']:.2f}" for p in path], "decoded": [p["sentence"] for p in path]})
     own = [path[0]["sentence"], path[-1]["sentence"]]
     typed = [" ".join(s.lower().split()) for s in (first, second)]
     for label, text, decoded in zip(("first", "second"), typed, own):
@@ -111,8 +116,7 @@ def samples_view(decoding: dict) -> None:
                         key="ae.sent.seed")
     rows = model.sample(n, torch.Generator().manual_seed(int(seed)), **decoding)
     st.markdown("**From the prior**" if caps.posterior else "**From the language model**")
-    st.dataframe(with_parse_column({"sample": [words_of(r, vocab) for r in rows]}), hide_index=True,
-                 width="stretch")
+    sentence_table({"sample": [words_of(r, vocab) for r in rows]})
     if not caps.encodes:
         return
     st.markdown("**Decodes of one sentence**: its posterior mean, then codes drawn from its posterior q(z|x)")
@@ -127,9 +131,8 @@ def samples_view(decoding: dict) -> None:
         gen = torch.Generator().manual_seed(int(seed))
         z = torch.cat([mu, mu + (0.5 * logvar).exp() * torch.randn(k, mu.shape[1], generator=gen)])
     decoded = model.generate(z, k + 1, decoding["method"], decoding["width"], decoding["temperature"], gen)
-    st.dataframe(with_parse_column({"code": ["posterior mean"] + [f"draw {i + 1}" for i in range(k)],
-                                    "decoded": [words_of(r, vocab) for r in decoded]}), hide_index=True,
-                 width="stretch")
+    sentence_table({"code": ["posterior mean"] + [f"draw {i + 1}" for i in range(k)],
+                    "decoded": [words_of(r, vocab) for r in decoded]})
 
 
 # --- does the decoder use z? ---------------------------------------------------------------------------------------

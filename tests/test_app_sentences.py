@@ -29,21 +29,21 @@ def test_typing_two_sentences_gives_the_homotopy_and_bad_input_a_message():
     at.text_input(key="ae.sent.a").input("the cat sees a ball").run()
     at.text_input(key="ae.sent.b").input("many dogs are chasing some apples").run()
     assert not at.exception and not at.error
-    table = at.dataframe[0].value
+    table = at.table[0].value  # a static table: long sentences wrap instead of being cut
     assert list(table.columns) == ["t", "decoded", "grammatical"] and len(table) == 7
     assert table["t"].iloc[0] == "0.00" and table["t"].iloc[-1] == "1.00"
     assert any("own code" in c.value for c in at.caption)
     at.slider(key="ae.sent.steps").set_value(4).run()
-    assert len(at.dataframe[0].value) == 4
+    assert len(at.table[0].value) == 4
     at.segmented_control(key="ae.sent.decode").set_value("beam").run()
-    assert not at.exception and len(at.dataframe[0].value) == 4
+    assert not at.exception and len(at.table[0].value) == 4
     at.text_input(key="ae.sent.a").input("the zebra sees a ball").run()  # an unknown word is read as <unk>
     assert not at.exception and any("zebra" in w.value for w in at.warning)
     for bad, reason in (("", "empty"), ("zebra quux", "vocabulary"), ("the cat " * 20, "at most")):
         at.text_input(key="ae.sent.a").input(bad).run()
         assert not at.exception and any(reason in e.value for e in at.error), bad
     at.button(key="ae.sent.pick").click().run()  # two sentences from the corpus
-    assert not at.exception and not at.error and len(at.dataframe[0].value) == 4
+    assert not at.exception and not at.error and len(at.table[0].value) == 4
 
 
 def test_samples_decodes_and_whether_z_is_used():
@@ -51,7 +51,7 @@ def test_samples_decodes_and_whether_z_is_used():
     at.segmented_control(key="ae.sent.view").set_value("Samples and decodes").run()
     assert not at.exception and not at.error
     at.slider(key="ae.sent.n").set_value(6).run()
-    samples, decodes = at.dataframe[0].value, at.dataframe[1].value
+    samples, decodes = at.table[0].value, at.table[1].value
     assert len(samples) == 6 and len(decodes) == 6  # the posterior mean and five draws
     assert decodes["code"].iloc[0] == "posterior mean"
     at.segmented_control(key="ae.sent.view").set_value("Does it use z?").run()
@@ -65,7 +65,7 @@ def test_a_language_model_run_says_what_it_lacks():
     at = sentences_page(sentence_run("sentence-lm"))
     assert any("has no encoder" in i.value for i in at.info)
     at.segmented_control(key="ae.sent.view").set_value("Samples and decodes").run()
-    assert not at.exception and len(at.dataframe[0].value) == 10
+    assert not at.exception and len(at.table[0].value) == 10
 
 
 def test_image_dataset_points_to_a_text_one():
