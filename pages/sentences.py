@@ -156,9 +156,10 @@ def uses_z_view() -> None:
     c2.metric("Active units", f"{active} of {len(kl)}", help="Var over sentences of E_q[z_u] > 0.01 (Burda et al.)")
     if handle.record is not None and "nll" in handle.record.metrics:
         c3.metric("Test NLL bound", f"{handle.record.metrics['nll']:.2f}", help="−ELBO, nats per sentence")
-    fig = go.Figure(go.Bar(x=[str(i) for i in range(len(kl))], y=kl, marker_color=np.where(kl < 0.01, "#ced4da",
-                                                                                             "#4c6ef5")))
-    fig.update_layout(height=260, margin=dict(l=0, r=0, t=10, b=0), xaxis_title="dimension of z",
+    # z1, z2, ... as on the Generate page's KL bars (this chart said 0, 2, 4, ...: a linear axis, counted from 0)
+    fig = go.Figure(go.Bar(x=[f"z{i + 1}" for i in range(len(kl))], y=kl,
+                           marker_color=np.where(kl < 0.01, "#ced4da", "#4c6ef5")))
+    fig.update_layout(height=260, margin=dict(l=0, r=0, t=10, b=0), xaxis=dict(type="category", title=None),
                       yaxis_title="KL (nats)")
     st.plotly_chart(fig, key="ae.sent.kl")
     if kl.sum() < 0.1:

@@ -1,5 +1,7 @@
 """AppTest for the Sentences page (typing two sentences, bad input, samples and decodes, whether z is used) and for
 training a sentence model live on the Train page."""
+import json
+
 from aecore import RunStore, TrainSettings, TrainingJob, load_dataset
 from tests.test_app import app
 
@@ -58,6 +60,8 @@ def test_samples_decodes_and_whether_z_is_used():
     assert not at.exception and not at.error
     assert any(m.label == "Active units" for m in at.metric)
     assert [c.key for c in at.get("plotly_chart")] == ["ae.sent.kl"]
+    bars = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert bars["data"][0]["x"][:2] == ["z1", "z2"] and bars["layout"]["xaxis"]["type"] == "category"
     assert any("Its own code" in m.value for m in at.markdown)
 
 
