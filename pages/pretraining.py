@@ -70,13 +70,13 @@ def figure(rows: list[dict]) -> go.Figure:
     ticks = sorted(frame["x"].unique())  # the measured counts, not plotly's log ticks ("1 2 5 10 2 5 100")
     fig.update_xaxes(tickvals=ticks, ticktext=[f"{t:,.0f}" + (" (all)" if every and t == ticks[-1] else "")
                                                for t in ticks])
-    fig.update_layout(xaxis_type="log", xaxis_title="labels per class",
-                      yaxis_title="test accuracy", height=420, margin=dict(l=10, r=10, t=10, b=10))
+    fig.update_layout(xaxis_type="log", xaxis_title="labels per class", yaxis=dict(title="test accuracy",
+                      tickformat=".0%"), height=420, margin=dict(l=10, r=10, t=10, b=10))  # as the table: percent
     return fig
 
 
 def results() -> None:
-    st.caption(f"Latest experiment on this run: {about}.")
+    st.caption(f"Latest experiment on **{runs.model_of(run.id)}** · {run.id}: {about}.")
     if not task.done:
         st.progress(task.fraction, text=f"training classifiers… {task.fraction:.0%}")
         return
@@ -87,8 +87,9 @@ def results() -> None:
     st.plotly_chart(figure(rows), key=f"ae.pretrain.chart.{run.id}")
     table = pd.DataFrame(rows).groupby(["labels_per_class", "method"], sort=False)["accuracy"].agg(
         ["mean", "std"]).unstack("method")["mean"]
-    table.index = table.index.map(str)  # counts beside "all": one type, as Arrow needs it
-    st.dataframe(table.round(4))
+    table.index = table.index.map(str).rename("labels per class")  # counts beside "all": one type for Arrow
+    st.dataframe(100 * table, column_config={m: st.column_config.NumberColumn(m, format="%.1f %%")
+                                             for m in table.columns})
     if busy:
         st.rerun()
 

@@ -22,13 +22,14 @@ def test_pretraining_page_runs_the_experiment_and_plots_it():
     assert len(chart) == 1
     table = at.dataframe[0].value
     assert list(table.columns) == ["scratch", "frozen codes + logistic", "fine-tuned encoder", "PCA codes + logistic"]
-    assert len(table) == 2 and ((table >= 0) & (table <= 1)).all().all()
+    assert len(table) == 2 and ((table >= 0) & (table <= 100)).all().all() and table.values.max() > 1  # percent
+    assert list(table.index) == ["5", "all"] and table.index.name == "labels per class"
     ticks = json.loads(chart[0].proto.spec)["layout"]["xaxis"]["ticktext"]  # the measured counts, nothing else
     assert ticks[0] == "5" and ticks[-1].endswith("(all)") and len(ticks) == 2
     # a reload (a new session) finds the result instead of losing it
     again = _open(run)
     assert again.get("plotly_chart") and again.dataframe[0].value.equals(table)
-    assert any("5, all labels per class, 2 seeds, 100 steps" in c.value for c in again.caption)
+    assert any("5, all labels per class, 2 seeds, 100 steps" in c.value and run in c.value for c in again.caption)
     # without "all", the axis does not claim it
     at.multiselect(key="ae.pretrain.counts").set_value([5]).run()
     at.button(key="ae.pretrain.start").click().run()
