@@ -334,7 +334,8 @@ def test_reconstructions_page_orders_compares_and_validates():
     at.text_input(key="ae.rec.indices").input("3, 5, 100000").run()
     assert any("out of range" in e.value for e in at.error)
     at.text_input(key="ae.rec.indices").input("3, 5").run()
-    assert [c.split(" ")[0] for c in at.image[0].captions] == ["#3", "#5"]
+    assert [c.split("·")[0] for c in at.image[0].captions] == ["#3", "#5"]
+    assert not any(" " in c for c in at.image[0].captions)  # "#8496·0" fits under a 56-px tile, "#8496 · 0" wraps
 
 
 def test_the_server_leaves_a_core_to_the_browser(monkeypatch):
