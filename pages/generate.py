@@ -133,7 +133,18 @@ def side_by_side() -> None:
     clf = classifier()
     ref = _reference(dataset.name, clf[0]) if clf else None
     seed = int(st.session_state[state.GEN_SEED])
-    for col, rid in zip(st.columns(len(picked)), picked):
+    # at least two columns: one run's grid alone took the page's width, its 36 samples 130 px each and three screens
+    cols = st.columns(max(len(picked), 2))
+    if len(picked) == 1:  # the free column says how to fill it
+        with cols[1]:
+            if len(choices) > 1:
+                st.caption("Add another run under **Runs** to see its samples beside these, scored the same way.")
+            else:
+                st.caption("Samples of another family beside these show what each learned; train one:")
+                have = runs.model_of(picked[0])
+                runs.offer(*[(f"Train a {m.upper() if m != 'stacked' else 'plain autoencoder'}", runs.TRAIN_PAGE,
+                              {"model": m}) for m in ("vae", "gan", "stacked") if m != have])
+    for col, rid in zip(cols, picked):
         with col:
             handle = runs.load_run(rid)
             if handle is None:

@@ -47,6 +47,23 @@ def test_side_by_side_scores_and_the_seed_button():
     assert distances[1] < distances[3] and distances[4] < distances[6]  # more noise, more blur: farther
 
 
+def test_one_run_alone_takes_half_the_width_and_the_other_half_offers_more():
+    from tests.test_app import offers
+    vae = train_run("vae", epochs=1, hidden=(16,), latent_size=2)
+    at = open_page("pages/generate.py", vae)
+    assert at.multiselect(key="ae.gen.runs").value == [vae] and not at.exception
+    grid, free = at.columns[3], at.columns[4]  # after the seed row's three
+    assert grid.proto.weight == free.proto.weight == 0.5  # two halves, the grid in one
+    assert any(type(e).__name__ == "Image" for e in grid)
+    links = offers(at)
+    assert links["Train a GAN"][1]["model"] == "gan" and links["Train a plain autoencoder"][1]["model"] == "stacked"
+    assert "Train a VAE" not in links  # the family shown already
+    gan = train_run("gan", epochs=1, width=8)
+    at = open_page("pages/generate.py", gan)
+    at.multiselect(key="ae.gen.runs").set_value([gan]).run()
+    assert not offers(at) and any("Add another run" in c.value for c in at.caption)
+
+
 def test_a_run_with_two_problems_gets_one_roll_back(monkeypatch):
     """Side by side, each problem a GAN's diagnosis finds is a warning, under which one roll-back is offered (one
     per problem gave two widgets the same key, and the page failed)."""
