@@ -60,6 +60,9 @@ def _parse_sets(pairs: list[str]) -> dict[str, str]:
     return out
 
 
+POLL_S = 0.5  # seconds between looks at a training job's progress
+
+
 def _cmd_train(args, store: RunStore) -> int:
     from tqdm import tqdm
     spec = model_spec(args.model)
@@ -76,23 +79,34 @@ def _cmd_train(args, store: RunStore) -> int:
     dataset = load_dataset(args.dataset)
     job = TrainingJob(args.model, config, dataset, settings, store=store, device=args.device)
     job.start()
-    bar = tqdm(total=1, unit="step", file=sys.stderr, dynamic_ncols=True)
+    # a terminal gets a live bar; a log or a pipe one line an epoch (the bar, redrawn twice a second, wrote 600
+    # copies of itself into a log over a 5-minute run)
+    live, shown_epoch = sys.stderr.isatty(), None
+    bar = tqdm(total=1, unit="step", file=sys.stderr, dynamic_ncols=True) if live else None
     try:
-        while not job.join(timeout=0.5):
+        while not job.join(timeout=POLL_S):
             p = job.progress()
-            if p.total_steps:
+            if not p.total_steps:
+                continue
+            losses = {k: f"{v:.4f}" for k, v in p.losses.items()}
+            if bar is not None:
                 bar.total = p.total_steps
                 bar.n = p.step
                 bar.set_description(f"{p.phase} epoch {p.epoch}/{p.epochs}")
-                bar.set_postfix({k: f"{v:.4f}" for k, v in p.losses.items()}, refresh=False)
+                bar.set_postfix(losses, refresh=False)
                 bar.refresh()
+            elif p.epoch != shown_epoch:
+                shown_epoch = p.epoch
+                print(f"{p.phase} epoch {p.epoch}/{p.epochs}, step {p.step}/{p.total_steps}: "
+                      + ", ".join(f"{k} {v}" for k, v in losses.items()), file=sys.stderr, flush=True)
     except KeyboardInterrupt:  # stop after this step, keep the weights, save the run as stopped
         print("\nstopping: the run is saved as it is…", file=sys.stderr)
         job.stop()
         job.join()
     p = job.progress()
-    bar.n = p.step
-    bar.close()
+    if bar is not None:
+        bar.n = p.step
+        bar.close()
     if p.status not in ("finished", "stopped"):
         print(f"training {p.status}: {p.message}", file=sys.stderr)
     if job.record is None:  # not saved: the message above says why

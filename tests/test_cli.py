@@ -30,6 +30,19 @@ def test_train_then_eval_then_list(capsys):
     assert run_id in out and "stacked" in out and "mnist-5k" in out
 
 
+def test_train_into_a_log_writes_a_line_an_epoch(monkeypatch, capsys):
+    """Into a log or a pipe (here pytest's capture) the progress is one line an epoch: the live bar, redrawn at
+    every look at the job, wrote a copy of itself each time (hundreds over a short run, looked at every 5 ms)."""
+    import aecore.__main__ as cli
+    monkeypatch.setattr(cli, "POLL_S", 0.005)
+    assert main(["train", "stacked", "--dataset", "digits", "--epochs", "3", "--batch-size", "8"]) == 0
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if " epoch " in line]
+    epochs = [int(line.split(" epoch ")[1].split("/")[0]) for line in lines]
+    assert epochs == sorted(set(epochs)) and 1 <= len(epochs) <= 3 and lines[0].startswith("training epoch 1/3")
+    assert all("reconstruction" in line for line in lines) and "\r" not in err, err
+
+
 def test_zero_output_bias_starts_the_bias_at_zero(capsys):
     assert main(["train", "stacked", "--dataset", "digits", "--epochs", "1", "--lr", "1e-5", "--zero-output-bias"]) == 0
     run_id = capsys.readouterr().out.strip().splitlines()[-1]
