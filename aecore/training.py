@@ -93,7 +93,8 @@ class TrainSettings:
                                      "the previous layer's codes, stack them, then fine-tune")
     greedy_epochs: int = param(2, min=1, max=100, step=1, when={"greedy": True},
                                help="epochs per layer in greedy pretraining")
-    finetune: bool = param(True, when={"greedy": True}, help="after greedy pretraining, fine-tune the whole stack for `epochs` epochs")
+    finetune: bool = param(True, when={"greedy": True},
+                           help="after greedy pretraining, fine-tune the whole stack for `epochs` epochs")
     output_bias_from_data: bool = param(True, help="start the output layer's bias at each pixel's mean over the "
                                                    "training images (its logit for a sigmoid output) instead of 0, "
                                                    "so training does not spend its first epochs learning the "

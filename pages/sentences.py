@@ -64,17 +64,14 @@ def pick_pair() -> None:
     st.session_state[state.SENT_A], st.session_state[state.SENT_B] = corpus[a], corpus[b]
 
 
-def with_parse_column(rows: dict) -> pd.DataFrame:
+def sentence_table(rows: dict) -> None:
+    """A static table of ``rows``, whose last column holds sentences: it wraps them (an interactive one cut PTB's
+    sentences at the column's edge, and gave "t = 0.00" a quarter of the width); on the grammar, a column says
+    which sentences its parser accepts."""
     frame = pd.DataFrame(rows)
     if GRAMMAR:
         frame["grammatical"] = ["✓" if parses(s) else "✗" for s in frame.iloc[:, -1]]
-    return frame
-
-
-def sentence_table(rows: dict) -> None:
-    """A static table that wraps long sentences (an interactive one cut PTB's sentences at the column's edge, and
-    gave "t = 0.00" a quarter of the width)."""
-    st.table(with_parse_column(rows), hide_index=True, border="horizontal")
+    st.table(frame, hide_index=True, border="horizontal")
 
 
 # --- homotopy -----------------------------------------------------------------------------------------------------

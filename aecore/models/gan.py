@@ -41,7 +41,8 @@ class GANConfig(AEConfig):
                             "mlp: units of the smaller hidden layer (the other has twice as many)")
     loss: str = param("non-saturating", choices=("non-saturating", "wgan-gp"),
                       help="non-saturating: G maximises log D(G(z)); wgan-gp: a critic with a gradient penalty")
-    gp_weight: float = param(10.0, min=0.0, max=100.0, step=0.5, when={"loss": "wgan-gp"}, help="wgan-gp: weight λ of the gradient penalty")
+    gp_weight: float = param(10.0, min=0.0, max=100.0, step=0.5, when={"loss": "wgan-gp"},
+                             help="wgan-gp: weight λ of the gradient penalty")
     critic_steps: int = param(1, min=1, max=10, step=1, help="D updates per G update (5 is usual for wgan-gp)")
     pack: int = param(4, min=1, max=8, step=1, before=1,
                       help="PacGAN (Lin et al. 2018): D judges packs of this many samples at once, all real or all "
