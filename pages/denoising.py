@@ -22,9 +22,10 @@ if not choices:
                ("Compare: regularizers", runs.COMPARE_PAGE, {"preset": "regularizers"}))
     st.stop()
 
-c1, c2, c3, c4 = st.columns([3, 2, 2, 1])
-picked = share.widget("runs", c1.multiselect, "Runs", list(choices), value=list(choices)[:2], format_func=choices.get,
+# the runs on a row of their own: in a quarter of it, the second run's chip was hidden behind the first
+picked = share.widget("runs", st.multiselect, "Runs", list(choices), value=list(choices)[:2], format_func=choices.get,
                       key=f"ae.denoise.runs.{dataset.name}")
+c2, c3, c4 = st.columns([2, 2, 1])
 kind = share.widget("noise", c2.selectbox, "Noise", list(NOISE_KINDS), value="masking", key="ae.denoise.kind")
 level = share.widget("level", c3.slider, "Level", min_value=0.0, max_value=1.0, value=0.5, step=0.05,
                      key="ae.denoise.level",
@@ -47,7 +48,8 @@ table = [{"output of": "noisy input (no model)", "run": "",
           "mean PSNR (dB)": float(scores["psnr"]["noisy input"].mean())}]
 table += [{"output of": r.model.registry_name, "run": r.id, "mean PSNR (dB)": float(scores["psnr"][r.id].mean())}
           for r in shown]
-st.dataframe(pd.DataFrame(table), hide_index=True)
+st.dataframe(pd.DataFrame(table), hide_index=True,
+             column_config={"mean PSNR (dB)": st.column_config.NumberColumn(format="%.1f dB")})
 st.caption(f"Means over the first {len(x_all)} test images, all corrupted with the same noise.")
 
 idx = np.arange(count)

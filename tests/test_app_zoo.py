@@ -74,6 +74,8 @@ def test_denoising_page_scores_runs_against_the_noisy_baseline():
     assert psnr[1] > psnr[0]  # the denoising run cleans masked digits
     assert len(at.image) == 4  # clean, noisy, two runs
     assert all(c.endswith("dB") for c in at.image[1].captions)
+    # the runs' picker has the page's width: in a column, the second run's chip was hidden behind the first
+    assert not any(m.key == "ae.denoise.runs.digits" for c in at.columns for m in c.get("multiselect"))
 
 
 def test_contraction_page_compares_jacobians():
