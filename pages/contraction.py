@@ -21,9 +21,10 @@ if not choices:
     runs.offer(("Compare: regularizers", runs.COMPARE_PAGE, {"preset": "regularizers"}),
                ("Train a contractive autoencoder", runs.TRAIN_PAGE, {"model": "contractive"}))
     st.stop()
-c1, c2, c3 = st.columns([3, 1, 1])
-picked = share.widget("runs", c1.multiselect, "Runs", list(choices), value=runs.one_per_model(choices, 3),
+# the runs on a row of their own: in a column, the third run's chip was hidden behind the first two
+picked = share.widget("runs", st.multiselect, "Runs", list(choices), value=runs.one_per_model(choices, 3),
                       format_func=choices.get, key=f"ae.contract.runs.{dataset.name}")
+c2, c3 = st.columns([2, 1])
 n_points = share.widget("points", c2.slider, "Test points", min_value=10, max_value=500, value=100, step=10,
                         key="ae.contract.n")
 point = share.widget("index", c3.number_input, f"Spectrum at test index (0–{len(dataset.x_test) - 1})", min_value=0,

@@ -91,6 +91,7 @@ def test_contraction_page_compares_jacobians():
     xaxis = json.loads(charts[2].proto.spec)["layout"]["xaxis"]  # the contraction ratio's log axis: decades only
     assert xaxis["type"] == "log" and len(xaxis["ticktext"]) >= 2
     assert all(float(t) > 0 and np.log10(float(t)).is_integer() for t in xaxis["ticktext"]), xaxis["ticktext"]
+    assert not any(m.key == "ae.contract.runs.digits" for c in at.columns for m in c.get("multiselect"))  # full width
 
 
 def test_pages_without_runs_say_what_to_do():
