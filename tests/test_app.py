@@ -161,6 +161,12 @@ def test_a_field_not_in_use_is_greyed_out_and_says_when_it_is():
     at.selectbox(key="ae.train.cfg.vae.architecture").select("conv").run()
     hidden, channels = (at.text_input(key=f"ae.train.cfg.vae.{f}") for f in ("hidden", "channels"))
     assert hidden.disabled and not channels.disabled and "used only when architecture is mlp" in hidden.help
+    # a bad value left in a field that is now greyed out (which the user cannot mend) does not block training
+    at.selectbox(key="ae.train.cfg.vae.architecture").select("mlp").run()
+    at.text_input(key="ae.train.cfg.vae.hidden").input("abc").run()
+    assert any("layer sizes" in e.value for e in at.error) and at.button(key="ae.train.start").disabled
+    at.selectbox(key="ae.train.cfg.vae.architecture").select("conv").run()
+    assert not any("layer sizes" in e.value for e in at.error) and not at.button(key="ae.train.start").disabled
     assert at.slider(key="ae.train.settings.greedy_epochs").disabled  # greedy is off
     at.toggle(key="ae.train.settings.greedy").set_value(True).run()
     assert not at.slider(key="ae.train.settings.greedy_epochs").disabled and not at.exception

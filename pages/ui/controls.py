@@ -45,8 +45,11 @@ def state_values(config_cls: type, key_prefix: str) -> tuple[dict, list[str]]:
             try:
                 value = parse_sizes(value) if isinstance(value, str) else tuple(value)
             except ConfigError as e:
-                errors.append(str(e))
-                continue
+                if unused_because(config_cls, spec, key_prefix):  # greyed out: the user cannot mend it, nor need to
+                    value = spec.default
+                else:
+                    errors.append(str(e))
+                    continue
         values[spec.name] = value
     return values, errors
 
