@@ -178,12 +178,29 @@ def test_prepared_affinities_are_computed_once_even_when_threads_ask_together(mo
     assert (abs(results[0][1] - expected)).max() == 0
     assert T.prefetch(x, 15.0) is None  # already there: nothing started
     # other data, perplexity or metric are other entries; a prefetch computes one in the background
-    thread = T.prefetch(x, 16.0)
+    thread = T.prefetch(x, 16.0, delay=0)
     assert thread is not None
     thread.join()
     assert calls == [15.0, 16.0]
     T.prepared(x, 16.0)
     assert calls == [15.0, 16.0]
+
+
+def test_a_prefetch_asked_again_within_its_delay_gives_way_to_the_newer_one(monkeypatch):
+    """A slider moved step by step asks for a search at each step; only the last one computes."""
+    x = _points(150, seed=13)
+    calls = []
+    real = T.affinities
+    monkeypatch.setattr(T, "affinities", lambda rows, perplexity: calls.append(perplexity) or real(rows, perplexity))
+    first = T.prefetch(x, 21.0, delay=0.3)
+    second = T.prefetch(x, 22.0, delay=0.3)
+    first.join()
+    second.join()
+    assert calls == [22.0]
+    assert T.prefetch(x, 22.0) is None  # computed and kept
+    third = T.prefetch(x, 23.0, delay=0.05)
+    third.join()
+    assert calls == [22.0, 23.0]  # alone in its delay, it computes
 
 
 def test_a_failed_preparation_is_not_kept(monkeypatch):
