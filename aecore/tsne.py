@@ -140,7 +140,7 @@ def affinities(x: np.ndarray, perplexity: float) -> scipy.sparse.csr_matrix:
 
 _prepared_lock = threading.Lock()
 _prepared: collections.OrderedDict = collections.OrderedDict()  # key -> Future of (rows, affinities)
-PREPARED_KEEP = 4
+PREPARED_KEEP = 2  # the Latent page's current points and one other: 70,000 points' entry holds 136 MB
 _prefetch_latest: tuple | None = None  # the key of the newest prefetch asked for
 
 

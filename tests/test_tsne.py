@@ -220,3 +220,16 @@ def test_a_failed_preparation_is_not_kept(monkeypatch):
 def test_codes_that_are_all_one_point_get_a_message_not_a_nan():
     with pytest.raises(ValueError, match="every code is the same point"):
         T.tsne(np.ones((40, 4), np.float32), 5.0, early_iter=5, n_iter=5)
+
+
+def test_prepared_keeps_only_the_newest_entries(monkeypatch):
+    """Each entry for 70,000 points holds 136 MB: the oldest go once more than PREPARED_KEEP are made."""
+    monkeypatch.setattr(T, "_prepared", __import__("collections").OrderedDict())
+    xs = [_points(60, seed=20 + i) for i in range(T.PREPARED_KEEP + 2)]
+    for x in xs:
+        T.prepared(x, 5.0)
+    kept = list(T._prepared)
+    assert kept == [T._key(x, 5.0, "euclidean") for x in xs[-T.PREPARED_KEEP:]]
+    T.prepared(xs[-T.PREPARED_KEEP], 5.0)  # asked again: the newest now, so the other one goes first
+    T.prepared(_points(60, seed=40), 5.0)
+    assert T._key(xs[-T.PREPARED_KEEP], 5.0, "euclidean") in T._prepared
