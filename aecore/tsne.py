@@ -17,7 +17,6 @@ import functools
 import hashlib
 import math
 import threading
-import time
 from typing import Callable, NamedTuple
 
 import numba
@@ -144,7 +143,7 @@ def affinities(x: np.ndarray, perplexity: float) -> scipy.sparse.csr_matrix:
 _prepared_lock = threading.Lock()
 _prepared: collections.OrderedDict = collections.OrderedDict()  # key -> Future of (rows, affinities)
 PREPARED_KEEP = 2  # the Latent page's current points and one other: 70,000 points' entry holds 136 MB
-_prefetch_latest: tuple | None = None  # the key of the newest prefetch asked for
+_prefetch_timer: threading.Timer | None = None  # the newest prefetch, waiting out its delay or under way
 
 
 def _key(x: np.ndarray, perplexity: float, metric: str) -> tuple:
@@ -190,27 +189,21 @@ def prefetch(x: np.ndarray, perplexity: float = 30.0, metric: str = "euclidean",
              wrap: Callable[[Callable], Callable] = lambda fn: fn, delay: float = PREFETCH_DELAY
              ) -> threading.Thread | None:
     """Start :func:`prepared` for ``x`` in a daemon thread (``wrap`` may lower its priority) after ``delay``
-    seconds, unless it is already there or another prefetch was asked for in the meantime. Returns the thread, or
-    None. The wait keeps a slider's steps from each starting a search: five steps 0.4 s apart over 66,000-70,000
-    points used 128 s of CPU (65 s of both cores) without it, 26 s with it. It also keeps the search off the CPU
-    while the page that asked for it is still drawing."""
-    global _prefetch_latest
+    seconds, unless it is already there; a newer prefetch asked for within the delay replaces this one. Returns the
+    thread, or None. The delay keeps a slider's steps from each starting a search: five steps 0.4 s apart over
+    66,000-70,000 points used 128 s of CPU (65 s of both cores) without it, 26 s with it. It also keeps the search
+    off the CPU while the page that asked for it is still drawing."""
+    global _prefetch_timer
     key = _key(x, perplexity, metric)
     with _prepared_lock:
         if key in _prepared:
             return None
-        _prefetch_latest = key
-
-    def run() -> None:
-        time.sleep(delay)
-        with _prepared_lock:
-            if _prefetch_latest != key:
-                return
-        _quietly(prepared, x, perplexity, metric)
-
-    thread = threading.Thread(target=wrap(run), name="aecore-tsne-prefetch", daemon=True)
-    thread.start()
-    return thread
+        if _prefetch_timer is not None:
+            _prefetch_timer.cancel()  # still waiting: it never starts
+        timer = _prefetch_timer = threading.Timer(delay, wrap(lambda: _quietly(prepared, x, perplexity, metric)))
+    timer.name, timer.daemon = "aecore-tsne-prefetch", True
+    timer.start()
+    return timer
 
 
 def _quietly(fn, *args) -> None:
