@@ -399,6 +399,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "train" and args.preset and args.preset not in model_spec(args.model).presets:
             raise ConfigError(f"unknown preset {args.preset!r}; valid: {list(model_spec(args.model).presets)}")
+        if getattr(args, "seed", None) is not None and args.command != "train":  # train checks its settings
+            check_ranges(TrainSettings(seed=args.seed))  # the seeds the UI and `train` take
         commands = {"list": _cmd_list, "train": _cmd_train, "eval": _cmd_eval, "probe": _cmd_probe,
                     "sample": _cmd_sample, "interpolate": _cmd_interpolate, "prepare-talk": _cmd_prepare_talk,
                     "paper": _cmd_paper}

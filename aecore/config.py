@@ -150,9 +150,14 @@ def check_ranges(config: Any) -> None:
             if isinstance(v, float) and not math.isfinite(v):
                 raise ConfigError(f"{spec.name} must be a finite number, got {v}")
             if spec.min is not None and v < spec.min:
-                raise ConfigError(f"{spec.name} must be at least {spec.min:g}, got {v:g}")
+                raise ConfigError(f"{spec.name} must be at least {_number(spec.min)}, got {_number(v)}")
             if spec.max is not None and v > spec.max:
-                raise ConfigError(f"{spec.name} must be at most {spec.max:g}, got {v:g}")
+                raise ConfigError(f"{spec.name} must be at most {_number(spec.max)}, got {_number(v)}")
+
+
+def _number(v: float) -> str:
+    """Whole numbers in full (a seed's bound read 2.14748e+09), the others as %g."""
+    return f"{int(v):,}" if float(v).is_integer() and abs(v) < 1e21 else f"{v:g}"
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:

@@ -106,7 +106,7 @@ def test_probe_runs_the_few_label_experiment_on_digits(capsys):
 @pytest.mark.parametrize("args, message", [
     (["--epochs", "0"], "epochs must be at least 1"), (["--epochs", "-3"], "epochs must be at least 1"),
     (["--epochs", str(10**11)], "epochs must be at most 500"), (["--batch-size", "-1"], "batch_size"),
-    (["--batch-size", "0"], "batch_size"), (["--batch-size", "100000"], "batch_size must be at most 4096"),
+    (["--batch-size", "0"], "batch_size"), (["--batch-size", "100000"], "batch_size must be at most 4,096"),
     (["--lr", "0"], "lr must be at least"), (["--lr", "-0.01"], "lr must be at least"),
     (["--seed", "-1"], "seed must be at least 0"), (["--seed", "99999999999999999999"], "seed must be at most"),
     (["--greedy-epochs", "0"], "greedy_epochs"), (["--set", "rho=nan"], "rho must be a finite number"),
@@ -118,6 +118,20 @@ def test_cli_refuses_bad_training_settings_before_anything_runs(args, message, c
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert not RunStore().list()
+
+
+@pytest.mark.parametrize("command", [["sample", "RUN", "--out", "OUT"], ["eval", "RUN", "--samples", "10"],
+                                     ["interpolate", "RUN", "a b", "b a"]])
+def test_every_command_takes_the_seeds_training_takes(command, tmp_path, capsys):
+    """A seed is a seed wherever it is given: -1 or 10^20 is refused as `train` refuses it, in one line, before
+    anything loads (``sample`` took -1 and drew from it)."""
+    cmd = [{"RUN": "no-such-run", "OUT": str(tmp_path / "s.npy")}.get(a, a) for a in command]
+    for seed, message in (("-1", "seed must be at least 0, got -1"),
+                          ("99999999999999999999", "seed must be at most 2,147,483,647")):
+        assert main([*cmd, "--seed", seed]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "s.npy").exists()
 
 
 def test_run_ids_are_confined_to_the_store_and_runs_named_by_their_folder(tmp_path, capsys):
