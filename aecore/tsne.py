@@ -131,7 +131,8 @@ def affinities(x: np.ndarray, perplexity: float) -> scipy.sparse.csr_matrix:
     k = min(n - 1, int(3 * perplexity) + 1)
     dist2, idx = nearest_neighbours(torch.as_tensor(x, dtype=torch.float32), k)
     p = conditional_probabilities(dist2, perplexity).numpy().astype(np.float64)
-    # built as CSR directly and divided in place: for 70,000 points, a COO start and a divided copy held 150 MB more
+    # built as CSR directly and scaled in place: for 70,000 points a COO start and a scaled copy raised the peak by
+    # another 108 MB
     cond = scipy.sparse.csr_matrix((p.ravel(), idx.numpy().astype(np.int32).ravel(), np.arange(0, n * k + 1, k)),
                                    shape=(n, n))
     joint = (cond + cond.T).tocsr()
@@ -143,7 +144,7 @@ def affinities(x: np.ndarray, perplexity: float) -> scipy.sparse.csr_matrix:
 _prepared_lock = threading.Lock()
 _prepared: collections.OrderedDict = collections.OrderedDict()  # key -> Future of (rows, affinities)
 PREPARED_KEEP = 2  # the Latent page's current points and one other: 70,000 points' entry holds 136 MB
-_prefetch_timer: threading.Timer | None = None  # the newest prefetch, waiting out its delay or under way
+_prefetch: tuple = (None, None)  # the newest prefetch's timer and key, waiting out its delay or under way
 
 
 def _key(x: np.ndarray, perplexity: float, metric: str) -> tuple:
@@ -193,14 +194,16 @@ def prefetch(x: np.ndarray, perplexity: float = 30.0, metric: str = "euclidean",
     thread, or None. The delay keeps a slider's steps from each starting a search: five steps 0.4 s apart over
     66,000-70,000 points used 128 s of CPU (65 s of both cores) without it, 26 s with it. It also keeps the search
     off the CPU while the page that asked for it is still drawing."""
-    global _prefetch_timer
+    global _prefetch
     key = _key(x, perplexity, metric)
     with _prepared_lock:
-        if key in _prepared:
+        # there already, or on its way (a rerun asking again must not postpone it)
+        if key in _prepared or (_prefetch[1] == key and _prefetch[0].is_alive()):
             return None
-        if _prefetch_timer is not None:
-            _prefetch_timer.cancel()  # still waiting: it never starts
-        timer = _prefetch_timer = threading.Timer(delay, wrap(lambda: _quietly(prepared, x, perplexity, metric)))
+        if _prefetch[0] is not None:
+            _prefetch[0].cancel()  # still waiting: it never starts
+        timer = threading.Timer(delay, wrap(lambda: _quietly(prepared, x, perplexity, metric)))
+        _prefetch = (timer, key)
     timer.name, timer.daemon = "aecore-tsne-prefetch", True
     timer.start()
     return timer

@@ -198,7 +198,8 @@ def test_a_prefetch_asked_again_within_its_delay_gives_way_to_the_newer_one(monk
     second.join()
     assert calls == [22.0]
     assert T.prefetch(x, 22.0) is None  # computed and kept
-    third = T.prefetch(x, 23.0, delay=0.05)
+    third = T.prefetch(x, 23.0, delay=0.3)
+    assert T.prefetch(x, 23.0, delay=0.3) is None  # the same asked again (a rerun) neither postpones nor repeats it
     third.join()
     assert calls == [22.0, 23.0]  # alone in its delay, it computes
 
