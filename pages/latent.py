@@ -163,9 +163,6 @@ def projection() -> None:
                                           step=0.01, key="ae.latent.min_dist")
         params["metric"] = share.widget("metric", st.selectbox, "Metric", ["euclidean", "cosine"],
                                         key="ae.latent.umap_metric")
-    if method != "tsne":  # neighbours and affinities ready before t-SNE is picked, so it starts at its first iteration
-        tsne.prefetch(codes[:n], st.session_state.get("ae.latent.perplexity", 30),
-                      st.session_state.get("ae.latent.metric", "euclidean"), wrap=state.lowest_priority)
     try:
         latent.check_projection(n, method, **params)
     except latent.ProjectionError as e:
@@ -211,6 +208,10 @@ def projection() -> None:
             # poll briskly until the first layout is there, then redraw once a second
             st.fragment(live, run_every=LIVE_EVERY if task.partial is not None else 0.5)()
 
+    if xy is not None and method != "tsne":  # t-SNE's neighbours and affinities ready before it is picked, so it
+        # starts at its first iteration; not while a UMAP computes, whose time and memory the search would share
+        tsne.prefetch(codes[:n], st.session_state.get("ae.latent.perplexity", 30),
+                      st.session_state.get("ae.latent.metric", "euclidean"), wrap=state.lowest_priority)
     if xy is not None:
         fig = _scatter(xy, np.arange(n))
         fmt = st.session_state.get("ae.latent.imgfmt", "png")

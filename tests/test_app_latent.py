@@ -57,6 +57,33 @@ def test_the_pca_view_prepares_tsne_in_the_background():
     assert not at.exception and (_live_picture(at) or "ae.latent.scatter" in _scatter_keys(at))
 
 
+def test_no_tsne_search_starts_while_a_umap_computes(monkeypatch):
+    """The PCA view starts t-SNE's neighbour search ahead of a click; a UMAP still computing would share its CPU and
+    memory with it (70,000 points: the search's 412 MB on top of UMAP's), so the search waits for the UMAP."""
+    import threading
+    from aecore import latent, tsne
+    release = threading.Event()
+
+    def umap_held(codes, method, progress=None, **params):  # a UMAP that finishes when the test says so
+        assert method == "umap"
+        release.wait(30)
+        return np.random.default_rng(0).normal(size=(len(codes), 2))
+
+    asked = []
+    monkeypatch.setattr(latent, "project", umap_held)
+    monkeypatch.setattr(tsne, "prefetch", lambda x, *args, **kwargs: asked.append(len(x)))
+    run = train_run("stacked", epochs=1, hidden=(16,), code_size=5)
+    at = _open(run)
+    assert asked, "the PCA view should start the search"
+    asked.clear()
+    at.selectbox(key="ae.latent.method").select("umap").run()
+    at.run()
+    assert not at.exception and "ae.latent.scatter" not in _scatter_keys(at) and asked == []
+    release.set()
+    rerun_until(at, lambda a: "ae.latent.scatter" in _scatter_keys(a))
+    assert asked, "once the UMAP is shown, the search may start"
+
+
 def test_latent_page_tsne_refuses_a_perplexity_too_large():
     run = train_run("stacked", epochs=1, hidden=(16,), code_size=4)
     at = _open(run)
