@@ -208,11 +208,11 @@ def projection() -> None:
             # poll briskly until the first layout is there, then redraw once a second
             st.fragment(live, run_every=LIVE_EVERY if task.partial is not None else 0.5)()
 
-    if xy is not None and method != "tsne":  # t-SNE's neighbours and affinities ready before it is picked, so it
-        # starts at its first iteration; not while a UMAP computes, whose time and memory the search would share
-        tsne.prefetch(codes[:n], st.session_state.get("ae.latent.perplexity", 30),
-                      st.session_state.get("ae.latent.metric", "euclidean"), wrap=state.lowest_priority)
     if xy is not None:
+        if method != "tsne":  # t-SNE's neighbours and affinities ready before it is picked, so it starts at its first
+            # iteration; asked for only once this view is done, not beside a UMAP still computing (its CPU and memory)
+            tsne.prefetch(codes[:n], st.session_state.get("ae.latent.perplexity", 30),
+                          st.session_state.get("ae.latent.metric", "euclidean"), wrap=state.lowest_priority)
         fig = _scatter(xy, np.arange(n))
         fmt = st.session_state.get("ae.latent.imgfmt", "png")
         event = st.plotly_chart(fig, on_select="rerun", selection_mode=("points", "box"), key="ae.latent.scatter",

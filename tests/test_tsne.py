@@ -225,7 +225,8 @@ def test_codes_that_are_all_one_point_get_a_message_not_a_nan():
 
 def test_prepared_keeps_only_the_newest_entries(monkeypatch):
     """Each entry for 70,000 points holds 136 MB: the oldest go once more than PREPARED_KEEP are made."""
-    monkeypatch.setattr(T, "_prepared", __import__("collections").OrderedDict())
+    import collections
+    monkeypatch.setattr(T, "_prepared", collections.OrderedDict())
     xs = [_points(60, seed=20 + i) for i in range(T.PREPARED_KEEP + 2)]
     for x in xs:
         T.prepared(x, 5.0)
