@@ -74,14 +74,17 @@ def test_no_tsne_search_starts_while_a_umap_computes(monkeypatch):
     monkeypatch.setattr(tsne, "prefetch", lambda x, *args, **kwargs: asked.append(len(x)))
     run = train_run("stacked", epochs=1, hidden=(16,), code_size=5)
     at = _open(run)
-    assert asked, "the PCA view should start the search"
-    asked.clear()
-    at.selectbox(key="ae.latent.method").select("umap").run()
+    n = at.slider(key="ae.latent.n").value
+    assert asked == [n], "the PCA view should start the search"
     at.run()
-    assert not at.exception and "ae.latent.scatter" not in _scatter_keys(at) and asked == []
+    assert asked == [n], "asked once per settings, not at every run"
+    at.selectbox(key="ae.latent.method").select("umap").run()
+    at.slider(key="ae.latent.n").set_value(n - 100).run()
+    at.run()
+    assert not at.exception and "ae.latent.scatter" not in _scatter_keys(at) and asked == [n]
     release.set()
     rerun_until(at, lambda a: "ae.latent.scatter" in _scatter_keys(a))
-    assert asked, "once the UMAP is shown, the search may start"
+    assert asked == [n, n - 100], "once the UMAP is shown, the search for its points may start"
 
 
 def test_latent_page_tsne_refuses_a_perplexity_too_large():
