@@ -235,3 +235,33 @@ def test_projections_take_the_training_images_too_and_a_click_shows_one():
     want = [f"{name(i)}·{digits.class_names[labels[i]]}"
             for i in np.argsort(np.linalg.norm(codes - codes[n_test + 5], axis=1))[1:9]]
     assert at.image[0].captions[2:] == want
+
+
+def test_the_comparison_with_pixels_joins_no_pixels_once_computed(monkeypatch):
+    """With the training images among the points, the comparison's pixels are a join of two arrays (188 MB for full
+    MNIST); it is made when its PCA and scores are computed, not again at every rerun of the page."""
+    run = train_run("stacked", epochs=2, hidden=(32,), code_size=6)
+    at = _open(run)
+    digits = load_dataset("digits")
+    n_all, width = len(digits.x_test) + len(digits.x_train), digits.x_test.shape[1]
+    at.slider(key="ae.latent.n").set_value(n_all).run()
+    joins = []
+    concatenate = np.concatenate
+
+    def spy(arrays, *args, **kwargs):
+        arrays = list(arrays)
+        if any(np.ndim(a) == 2 and np.shape(a)[1] == width for a in arrays):
+            joins.append([np.shape(a) for a in arrays])
+        return concatenate(arrays, *args, **kwargs)
+
+    monkeypatch.setattr(np, "concatenate", spy)
+    at.toggle(key="ae.latent.side").set_value(True).run()
+    assert not at.exception, at.exception
+    assert len([m for m in at.metric if m.label == "10-NN label accuracy in 2-D"]) == 2
+    assert joins  # the first time, the pixels of all points
+    joins.clear()
+    at.number_input(key="ae.latent.point").set_value(3).run()
+    at.run()
+    assert not at.exception, at.exception
+    assert len([m for m in at.metric if m.label == "10-NN label accuracy in 2-D"]) == 2
+    assert joins == []
