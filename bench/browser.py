@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import socket
 import statistics
 import subprocess
@@ -419,6 +420,15 @@ def main() -> None:
     args = parser.parse_args()
     skip = set(args.skip.split(","))
     home = Path(tempfile.mkdtemp(prefix="aecore-browser-bench-"))
+    try:
+        measure(args, skip, home)
+    except BaseException:
+        print(f"runs, logs and screenshots kept in {home}", file=sys.stderr)
+        raise
+    shutil.rmtree(home, ignore_errors=True)  # up to 18 MB of runs a bench
+
+
+def measure(args, skip: set, home: Path) -> None:
     from playwright.sync_api import sync_playwright
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=args.chromium, args=["--no-sandbox", "--disable-gpu"])
