@@ -16,6 +16,8 @@ except ImportError:
     pass
 import torch._dynamo  # noqa: E402,F401  (torch.optim's first optimiser imports it: the probes', the classifier's)
 
+from tests.toys import toys  # noqa: E402,F401  (the fixture, for tests/test_spine.py)
+
 # The app compiles t-SNE's and UMAP's numba code in a background thread at start; in the suite that thread would
 # run beside every later test (and tests/test_latent.py calls the same warm-up directly).
 os.environ["AECORE_WARM_PROJECTIONS"] = "0"

@@ -12,7 +12,7 @@ from aecore import (Capabilities, ConfigError, RunStore, RunStoreError, StepCont
 from aecore.data import TokenBatch
 from aecore.store import SCHEMA_VERSION
 from tests.test_app import app
-from tests.toys import toy_text, toys  # noqa: F401  (the fixture)
+from tests.toys import toy_text
 
 RUN_PAGES = ("pages/reconstructions.py", "pages/filters.py", "pages/denoising.py", "pages/contraction.py",
              "pages/latent.py", "pages/pretraining.py")
