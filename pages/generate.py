@@ -107,7 +107,9 @@ def rollback_controls(handle, key: str) -> None:
 
 # --- side by side -------------------------------------------------------------------------------------------------
 def side_by_side() -> None:
-    choices = runs.usable_runs(dataset, samples=True)
+    # a GAN's, a VAE's and a plain autoencoder's samples side by side by default, the newest of each, whatever
+    # other families were trained since (a contractive and a denoising run had pushed the VAE out)
+    choices = runs.usable_runs(dataset, prefer=("gan", "vae", "stacked"), samples=True)
     if not choices:
         st.info("No run on this dataset can sample yet. Train a **vae**, a **gan** or any autoencoder on the "
                 "**Train** page (an autoencoder samples by decoding codes drawn from a Gaussian fitted to its "

@@ -177,3 +177,16 @@ def test_train_page_reports_a_collapsing_gan_live(monkeypatch):
     at.button(key="ae.train.start").click().run()
     rerun_until(at, lambda a: any("finished" in s.value for s in a.success), timeout=120)
     assert any("mode collapse" in w.value.lower() and "roll" in w.value for w in at.warning)
+
+
+def test_side_by_side_starts_with_a_gan_a_vae_and_a_plain_autoencoder():
+    """The brief's comparison by default: the newest GAN, VAE and plain autoencoder, even where other families
+    were trained after them."""
+    vae = train_run("vae", epochs=1, hidden=(16,), latent_size=2)
+    stacked = train_run("stacked", epochs=1, hidden=(16,), code_size=4)
+    gan = train_run("gan", epochs=1, width=8)
+    train_run("contractive", epochs=1, code_size=16)
+    train_run("denoising", epochs=1, hidden=(16,), code_size=4)
+    at = open_page("pages/generate.py", gan)
+    assert not at.exception
+    assert at.multiselect(key="ae.gen.runs").value == [gan, vae, stacked]
