@@ -1,4 +1,6 @@
 """Train page: pick a model, set its hyperparameters, train in the background and watch it learn."""
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -165,8 +167,31 @@ def paper_line(record) -> None:
                     f"page, or `python -m aecore paper {paper.key} --run {record.id}`.{other}")
 
 
+def previous_of(job: TrainingJob) -> TrainingJob | None:
+    """This session's last saved run of the same model on the same data before ``job``: what a change of the
+    controls is judged against."""
+    earlier = list(state.jobs().values())
+    earlier = earlier[:earlier.index(job)] if job in earlier else []
+    return next((j for j in reversed(earlier) if j.model_name == job.model_name and
+                 j.dataset.name == job.dataset.name and j.record is not None), None)
+
+
+def _shown(v) -> str:
+    if isinstance(v, (tuple, list)):
+        return ",".join(map(str, v)) or "none"
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def changes(old: TrainingJob, new: TrainingJob) -> list[str]:
+    """The settings of ``new`` that differ from ``old``'s, as "name old → new"."""
+    a = {**vars(old.config), **dataclasses.asdict(old.settings)}
+    b = {**vars(new.config), **dataclasses.asdict(new.settings)}
+    return [f"{k} {_shown(a.get(k))} → {_shown(v)}" for k, v in b.items() if a.get(k) != v]
+
+
 def live_view(job: TrainingJob) -> None:
     p = job.progress()
+    previous = previous_of(job)
     if p.phase.startswith("queued"):  # the server trains a few jobs at a time; Stop cancels a waiting one
         st.info(f"Waiting for a free slot ({p.phase}); it starts by itself. **Stop** cancels it.")
     elif p.status == "pending" or (p.status == "running" and p.phase == "starting"):
@@ -184,8 +209,17 @@ def live_view(job: TrainingJob) -> None:
             col.metric(p.stat_labels.get(k, k), f"{v:.4g}" if k in p.stat_labels else f"{v:.4f}",
                        help=p.units.get(k))
     if p.history:
-        st.plotly_chart(figures.cost_figure(p.history, p.epoch_rows, p.units, stats=p.stat_labels),
+        reference = None
+        if previous is not None:
+            reference = (f"previous run, test ({previous.run_id[-4:]})", previous.progress().epoch_rows)
+        st.plotly_chart(figures.cost_figure(p.history, p.epoch_rows, p.units, stats=p.stat_labels,
+                                            reference=reference),
                         key=f"ae.train.curve.{job.run_id}")
+        if previous is not None:
+            diff = changes(previous, job)
+            st.caption(f"Grey: the test curve of this session's previous {job.model_name} run, {previous.run_id}"
+                       + (", trained with the same settings." if not diff else ". Changed since: "
+                          + "; ".join(diff[:6]) + (f" and {len(diff) - 6} more." if len(diff) > 6 else ".")))
     if p.done:
         msg = {"finished": st.success, "stopped": st.warning, "diverged": st.error, "failed": st.error}[p.status]
         text = f"Run **{job.run_id}** {p.status}"
@@ -193,7 +227,10 @@ def live_view(job: TrainingJob) -> None:
             text += ". Saved: it is selectable in the sidebar on every page."
         msg(text + (f"\n\n{p.message}" if p.message else ""))
         if job.record is not None:
-            figures.metrics_row(job.record.metrics, job.record.metric_labels)
+            figures.metrics_row(job.record.metrics, job.record.metric_labels,
+                                previous=previous.record.metrics if previous is not None else None)
+            if previous is not None:
+                st.caption(f"Under each figure, its change from the previous run ({previous.run_id}).")
             paper_line(job.record)
         seen = st.session_state[state.TRAIN_SEEN_DONE]
         if job.run_id not in seen:  # one full rerun, so the sidebar lists the saved run

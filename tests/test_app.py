@@ -3,6 +3,8 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
+
 from streamlit.testing.v1 import AppTest
 
 from aecore import RunStore, TrainSettings, TrainingJob, list_models, load_dataset
@@ -110,6 +112,38 @@ def test_train_page_trains_live_and_saves_a_selectable_run():
         at.sidebar.selectbox(key="ae.run").value == job.run_id
     record = RunStore().record(job.run_id)
     assert record.config["hidden"] == [32] and len(record.epochs) == 3
+
+
+def test_a_second_run_is_drawn_against_the_previous_one():
+    """Tweak a control and train again: the new curve comes with the previous run's test curve in grey, what
+    changed, and each metric's change from the previous run."""
+    at = app("pages/train.py")
+    at.sidebar.selectbox(key="ae.dataset").select("digits").run()
+    at.slider(key="ae.train.settings.epochs").set_value(2).run()
+    at.text_input(key="ae.train.cfg.stacked.hidden").input("16").run()
+    at.button(key="ae.train.start").click().run()
+    first = next(iter(at.session_state["ae.jobs"].values()))
+    assert first.join(timeout=120)
+    at.run()
+    assert not any("previous" in c.value for c in at.caption)  # nothing to compare the first run with
+    assert [m.delta for m in at.metric if m.label == "test BCE"] == [""]
+    at.number_input(key="ae.train.cfg.stacked.code_size").set_value(4).run()
+    at.button(key="ae.train.start").click().run()
+    second = list(at.session_state["ae.jobs"].values())[-1]
+    assert second is not first and second.join(timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    caption = next(c.value for c in at.caption if "previous" in c.value)
+    assert first.run_id in caption and "code_size 30 → 4" in caption and "hidden" not in caption
+    chart = next(c for c in at.get("plotly_chart") if c.key == f"ae.train.curve.{second.run_id}")
+    traces = json.loads(chart.proto.spec)["data"]
+    grey = [t for t in traces if t["name"].startswith("previous run, test")]
+    assert len(grey) == 1
+    want = [r["val_reconstruction"] for r in first.progress().epoch_rows]
+    assert np.allclose(grey[0]["y"], want)
+    bce = next(m for m in at.metric if m.label == "test BCE")
+    delta = second.record.metrics["bce"] - first.record.metrics["bce"]
+    assert bce.delta == f"{delta:+.3g}" and bce.value == f"{second.record.metrics['bce']:.4g}"
 
 
 def test_train_page_refuses_bad_settings_at_the_control():

@@ -40,11 +40,13 @@ def warm_up() -> None:
 
 
 def cost_figure(history: list[dict], epoch_rows: list[dict], units: dict[str, str] | None = None,
-                height: int = 320, stats: dict[str, str] | None = None) -> go.Figure:
+                height: int = 320, stats: dict[str, str] | None = None,
+                reference: tuple[str, list[dict]] | None = None) -> go.Figure:
     """The cost curves: running means while training (solid) and the test value per epoch (dotted). One loss term
     fills the chart; several get one panel each, on its own y scale, so a term that starts at 4.7 (a KL penalty) or
     a spike to 45,000 (a diverging run) cannot flatten the others. ``stats`` (name -> label), values logged beside
-    the losses (a KL weight, D's accuracy), go dashed in a panel of their own at the bottom."""
+    the losses (a KL weight, D's accuracy), go dashed in a panel of their own at the bottom. ``reference`` (name,
+    epoch rows): another run's test values, drawn grey under each term it shares, for a tweak to be judged against."""
     units, stats = units or {}, stats or {}
     keys = [k for k in (history[-1] if history else {}) if k not in ("step", "epoch", "phase")]
     terms = [k for k in keys if k not in stats] or [""]
@@ -60,6 +62,11 @@ def cost_figure(history: list[dict], epoch_rows: list[dict], units: dict[str, st
         color = _PALETTE[(row - 1) % len(_PALETTE)]
         fig.add_scatter(x=epochs, y=[h.get(term) for h in history], mode="lines", name=f"{term}, train",
                         line=dict(color=color), row=row, col=1, legendgroup=term)
+        ref = [(r["epoch"], r[f"val_{term}"]) for r in (reference[1] if reference else []) if f"val_{term}" in r]
+        if ref:
+            fig.add_scatter(x=[v[0] for v in ref], y=[v[1] for v in ref], mode="lines+markers", name=reference[0],
+                            line=dict(color="#adb5bd", dash="dot"), marker=dict(size=4), row=row, col=1,
+                            legendgroup="reference", showlegend=row == 1)
         val = [(r["epoch"], r[f"val_{term}"]) for r in epoch_rows if f"val_{term}" in r]
         if val:
             fig.add_scatter(x=[v[0] for v in val], y=[v[1] for v in val], mode="lines+markers", name=f"{term}, test",
@@ -109,10 +116,16 @@ def image_figure(img: np.ndarray) -> go.Figure:
     return fig
 
 
-def metrics_row(metrics: dict[str, float], labels: dict[str, str], container=None) -> None:
-    """One ``st.metric`` per metric a run's record holds, labelled as its family labels them."""
+def metrics_row(metrics: dict[str, float], labels: dict[str, str], container=None,
+                previous: dict[str, float] | None = None) -> None:
+    """One ``st.metric`` per metric a run's record holds, labelled as its family labels them; with ``previous``
+    (another run's metrics), each one's change from it (grey: for some metrics lower is better, for others not)."""
     shown = [k for k in labels if isinstance(metrics.get(k), (int, float))]
     if not shown:
         return
+    previous = previous or {}
     for col, key in zip((container or st).columns(len(shown)), shown):
-        col.metric(labels[key], f"{metrics[key]:.4g}")
+        before = previous.get(key)
+        both = isinstance(before, (int, float)) and math.isfinite(before) and math.isfinite(metrics[key])
+        delta = f"{metrics[key] - before:+.3g}" if both else None
+        col.metric(labels[key], f"{metrics[key]:.4g}", delta=delta, delta_color="off")
