@@ -82,7 +82,7 @@ class RunRecord:
         if self.name:
             return self.name
         changed = _changed_config(self.model, self.config)
-        key = " " + ", ".join(f"{k}={_short(v)}" for k, v in list(changed.items())[:2]) if changed else ""
+        key = " " + ", ".join(f"{k}={short_value(v)}" for k, v in list(changed.items())[:2]) if changed else ""
         return f"{self.model}{key} · {self.dataset}"
 
     @property
@@ -340,7 +340,8 @@ def _changed_config(model: str, config: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _short(value: Any) -> str:
+def short_value(value: Any) -> str:
+    """A setting's value as a run's title shows it: 100-30 for a layer list, 0.001 for a float."""
     if isinstance(value, (list, tuple)):
         return "-".join(map(str, value)) or "none"
     return f"{value:g}" if isinstance(value, float) else str(value)

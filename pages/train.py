@@ -9,6 +9,7 @@ from aecore import ConfigError, TrainSettings, TrainingJob, list_models, model_s
 from aecore.jobs import model_config
 from aecore.papers import PAPERS, paper_for
 from aecore.registry import DEFAULT_MODELS
+from aecore.store import short_value
 from aecore.viz import mosaic
 from pages import ui
 from pages.ui import controls, figures, share, state
@@ -176,17 +177,11 @@ def previous_of(job: TrainingJob) -> TrainingJob | None:
                  j.dataset.name == job.dataset.name and j.record is not None), None)
 
 
-def _shown(v) -> str:
-    if isinstance(v, (tuple, list)):
-        return ",".join(map(str, v)) or "none"
-    return f"{v:g}" if isinstance(v, float) else str(v)
-
-
 def changes(old: TrainingJob, new: TrainingJob) -> list[str]:
     """The settings of ``new`` that differ from ``old``'s, as "name old → new"."""
     a = {**vars(old.config), **dataclasses.asdict(old.settings)}
     b = {**vars(new.config), **dataclasses.asdict(new.settings)}
-    return [f"{k} {_shown(a.get(k))} → {_shown(v)}" for k, v in b.items() if a.get(k) != v]
+    return [f"{k} {short_value(a.get(k))} → {short_value(v)}" for k, v in b.items() if a.get(k) != v]
 
 
 def live_view(job: TrainingJob) -> None:
