@@ -7,6 +7,7 @@ from aecore.data import DEFAULT_DATASET, dataset_info, list_datasets
 from aecore.talk import TALK_PRESETS
 from pages import ui
 from pages.ui import state
+from pages.ui.runs import runs_word
 
 ui.page_setup()
 st.title("Autoencoder Explorer")
@@ -37,7 +38,7 @@ def open_preset(key: str) -> None:
 def training_progress(job, where: str) -> None:
     """A preset's runs training, polled; the whole page reruns when they are done. Its values are arguments: a
     closure over the gallery's loop read the last card's dataset on every poll after the first ("on grammar")."""
-    st.progress(job.fraction, text=f"training {len(job.jobs)} run(s) on {where}…")
+    st.progress(job.fraction, text=f"training {len(job.jobs)} {runs_word(len(job.jobs))} on {where}…")
     if job.done:
         st.rerun()
 
@@ -51,7 +52,7 @@ def gallery() -> None:
             st.session_state.pop(state.GALLERY_JOB)
             failed = [j.run_id for j in job.jobs if j.record is None or j.record.status != "finished"]
             if failed:
-                st.error(f"**{TALK_PRESETS[key].title}**: {len(failed)} run(s) did not finish "
+                st.error(f"**{TALK_PRESETS[key].title}**: {len(failed)} {runs_word(len(failed))} did not finish "
                          f"({', '.join(failed)}); see the Train page's messages, or try again.")
             else:
                 open_preset(key)
@@ -67,7 +68,7 @@ def gallery() -> None:
             if pending is not None and pending[0] == preset.key:
                 training_progress(pending[1], where)
             elif missing:
-                st.caption(f"{missing} of {len(found)} run(s) not trained yet on {where}: the button trains them "
+                st.caption(f"{missing} of {len(found)} {runs_word(len(found))} not trained yet on {where}: the button trains them "
                            f"first (or run `python -m aecore prepare-talk` before the talk).")
                 if st.button("Train and open", key=f"ae.gallery.{preset.key}", disabled=pending is not None):
                     try:

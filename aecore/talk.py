@@ -115,7 +115,8 @@ def prepare_talk(image_dataset: DataSource, load: Callable[[str], DataSource], s
         dataset = image_dataset if preset.modality == "image" else load(preset.dataset_for(image_dataset.name))
         start = time.perf_counter()
         job = preset.trainer(dataset, store, missing_only=not force)
-        report(f"{preset.title}: training {len(job.jobs)} of {len(preset.runs)} run(s) on {dataset.name}…")
+        runs = "run" if len(preset.runs) == 1 else "runs"
+        report(f"{preset.title}: training {len(job.jobs)} of {len(preset.runs)} {runs} on {dataset.name}…")
         job.start()
         job.join()
         failed = [j.run_id for j in job.jobs if j.record is None or j.record.status != "finished"]

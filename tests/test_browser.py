@@ -263,10 +263,10 @@ def test_a_talk_presets_progress_names_its_own_dataset_until_it_opens(server, pa
     start, seen = time.monotonic(), []
     while "/compare" not in page.url and time.monotonic() - start < 3:  # the bar's own polls, once a second
         texts = page.evaluate("[...document.querySelectorAll('[data-testid=stProgress]')].map(e => e.innerText)")
-        seen += [(time.monotonic() - start, t) for t in texts if "run(s) on" in t]
+        seen += [(time.monotonic() - start, t) for t in texts if "runs on" in t]
         time.sleep(0.2)
     assert any(t > 1.5 for t, _ in seen), f"no poll after the first seen: {seen}"
-    assert all(text.startswith("training 5 run(s) on mnist-5k") for _, text in seen), seen
+    assert all(text.startswith("training 5 runs on mnist-5k") for _, text in seen), seen
     page.wait_for_url(re.compile(r".*/compare\?.*"), timeout=120_000)
     _settled(page)
     assert page.get_by_role("heading", name="Compare", exact=True).is_visible()

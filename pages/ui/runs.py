@@ -43,6 +43,10 @@ def _running(dataset: str) -> dict[str, TrainingJob]:
 PIN_SECONDS = 5.0  # how long a run a page selected for the user outweighs what the browser sends back
 
 
+def runs_word(n: int) -> str:
+    return "run" if n == 1 else "runs"
+
+
 def unique_labels(labels: dict[str, str]) -> dict[str, str]:
     """Labels that name one run each: a label two runs share gets the run's id. Streamlit's pickers send back the
     label, not the run: two runs of one recipe, seed and minute had the same label, and picking (or keeping) either
@@ -297,4 +301,4 @@ def sidebar() -> None:
             share.publish("recipe", recipe.to_json())
         damaged = [e for e in state.run_store().list() if e.record is None]
         if damaged:
-            st.caption(f"{len(damaged)} damaged run(s) skipped: " + "; ".join(e.error for e in damaged[:3]))
+            st.caption(f"{len(damaged)} damaged {runs_word(len(damaged))} skipped: " + "; ".join(e.error for e in damaged[:3]))
