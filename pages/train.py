@@ -45,6 +45,7 @@ def start_training(name: str, dataset) -> None:
     config, settings, errors = form(name, dataset)
     if errors:
         return
+    st.session_state[state.TRAIN_STARTED] = (dataset.name, name, config, settings)
     try:
         job = TrainingJob(name, config, dataset, TrainSettings(**settings), store=state.run_store())
     except ConfigError as e:
@@ -61,6 +62,8 @@ dataset = state.current_dataset()
 jobs = state.jobs()
 active = jobs.get(st.session_state.get(state.TRAIN_ACTIVE))
 running = active is not None and not active.progress().done
+auto = bool(st.session_state.get(state.TRAIN_AUTO))  # "Retrain on change": the controls stay live while it trains
+locked = running and not auto
 
 left, right = st.columns([1, 2], gap="large")
 with left:
@@ -71,7 +74,7 @@ with left:
     if st.session_state.get(state.TRAIN_MODEL) not in names:
         first = DEFAULT_MODELS.get(dataset.modality)
         st.session_state[state.TRAIN_MODEL] = first if first in names else names[0]
-    name = share.widget("model", st.selectbox, "Model", names, key=state.TRAIN_MODEL, disabled=running,
+    name = share.widget("model", st.selectbox, "Model", names, key=state.TRAIN_MODEL, disabled=locked,
                         format_func=lambda n: f"{n} — {model_spec(n).summary}")
     spec = model_spec(name)
     prefix = f"ae.train.cfg.{name}"
@@ -90,7 +93,7 @@ with left:
             controls.apply_preset(prefix, spec.config_cls, spec.presets[chosen])
             _start_training_from(name, chosen, names)
         preset = share.widget("preset", st.selectbox, "Preset", list(spec.presets), key=f"{prefix}.preset",
-                              on_change=_apply, disabled=running)
+                              on_change=_apply, disabled=locked)
         applied = f"{prefix}.preset_applied"
         if st.session_state.get(applied, list(spec.presets)[0]) != preset:
             _apply()  # a link chose it: the controls follow as when the user picks it (the link's own values win)
@@ -104,13 +107,13 @@ with left:
     # at the top of the right column is in sight when Train is pressed
     actions = st.container()
     with st.expander("Model hyperparameters", expanded=not ui.presenting()):  # a projector shows what it learns
-        controls.config_controls(spec.config_cls, prefix, disabled=running)
+        controls.config_controls(spec.config_cls, prefix, disabled=locked)
     closed_form = spec.builder.closed_form
     with st.expander("Training", expanded=not closed_form and not ui.presenting()):
         if closed_form:
             st.caption("This model is fitted in closed form: no epochs or learning rate.")
-        controls.config_controls(TrainSettings, "ae.train.settings", disabled=running or closed_form)
-    _, settings_values, errors = form(name, dataset)
+        controls.config_controls(TrainSettings, "ae.train.settings", disabled=locked or closed_form)
+    config_values, settings_values, errors = form(name, dataset)
     if spec.builder.supports_greedy() and not settings_values["greedy"]:
         st.caption("Greedy layer-wise pretraining is available for this model (toggle above).")
 with actions:
@@ -120,11 +123,22 @@ with actions:
     b1.button("Train", type="primary", disabled=running or bool(errors), key="ae.train.start", width="stretch",
               on_click=start_training, args=(name, dataset))
     stop = b2.button("Stop", disabled=not running, key="ae.train.stop", width="stretch")
+    st.toggle("Retrain on change", key=state.TRAIN_AUTO,
+              help="Each change of a setting stops the run in progress (it is kept, as stopped) and trains the new "
+                   "settings at once; the curve shows the last finished run's beside it. Made for small data: the "
+                   "embedded digits train the seed recipe in seconds.")
     start_error = st.session_state.pop(state.TRAIN_ERROR, None)
     for err in errors + ([start_error] if start_error else []):
         st.error(err)
     if stop:
         active.stop()
+    elif auto and not errors and \
+            st.session_state.get(state.TRAIN_STARTED) != (dataset.name, name, config_values, settings_values):
+        if running:  # its stop saves it; waited for, so that the new run does not queue behind it
+            active.stop()
+            active.join(timeout=10)
+        start_training(name, dataset)
+        st.rerun()  # the sidebar and the controls as they are with the new job
 
 
 def preview(job: TrainingJob, shown) -> None:
@@ -169,12 +183,13 @@ def paper_line(record) -> None:
 
 
 def previous_of(job: TrainingJob) -> TrainingJob | None:
-    """This session's last saved run of the same model on the same data before ``job``: what a change of the
-    controls is judged against."""
+    """This session's last finished run of the same model on the same data before ``job``: what a change of the
+    controls is judged against (not a run stopped part way, as "Retrain on change" stops them)."""
     earlier = list(state.jobs().values())
     earlier = earlier[:earlier.index(job)] if job in earlier else []
     return next((j for j in reversed(earlier) if j.model_name == job.model_name and
-                 j.dataset.name == job.dataset.name and j.record is not None), None)
+                 j.dataset.name == job.dataset.name and j.record is not None and j.record.status == "finished"),
+                None)
 
 
 def changes(old: TrainingJob, new: TrainingJob) -> list[str]:

@@ -146,6 +146,44 @@ def test_a_second_run_is_drawn_against_the_previous_one():
     assert bce.delta == f"{delta:+.3g}" and bce.value == f"{second.record.metrics['bce']:.4g}"
 
 
+def test_retrain_on_change_starts_a_run_for_each_change_and_stops_the_one_in_progress():
+    at = app("pages/train.py")
+    at.sidebar.selectbox(key="ae.dataset").select("digits").run()
+    at.slider(key="ae.train.settings.epochs").set_value(2).run()
+    at.text_input(key="ae.train.cfg.stacked.hidden").input("16").run()
+    assert not at.session_state["ae.jobs"]
+    at.toggle(key="ae.train.auto").set_value(True).run()  # the form differs from what last trained (nothing): go
+    jobs = at.session_state["ae.jobs"]
+    assert len(jobs) == 1
+    first = list(jobs.values())[0]
+    assert first.join(timeout=120)
+    at.run()
+    at.run()
+    assert len(at.session_state["ae.jobs"]) == 1  # no change, no new run
+    at.number_input(key="ae.train.cfg.stacked.code_size").set_value(4).run()
+    jobs = list(at.session_state["ae.jobs"].values())
+    assert len(jobs) == 2 and jobs[1].config.code_size == 4 and jobs[1].config.hidden == (16,)
+    assert jobs[1].join(timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    assert any("code_size 30 → 4" in c.value for c in at.caption)
+    # a long run, then a change while it trains: it is stopped (and kept), the new settings train at once
+    at.slider(key="ae.train.settings.epochs").set_value(200).run()
+    long = list(at.session_state["ae.jobs"].values())[-1]
+    assert long.config.code_size == 4 and long.settings.epochs == 200 and not long.progress().done
+    assert not at.number_input(key="ae.train.cfg.stacked.code_size").disabled  # the controls stay live
+    at.number_input(key="ae.train.cfg.stacked.code_size").set_value(6).run()
+    jobs = list(at.session_state["ae.jobs"].values())
+    assert len(jobs) == 4 and jobs[-1].config.code_size == 6
+    assert long.progress().status == "stopped" and long.record is not None and long.record.status == "stopped"
+    jobs[-1].stop()
+    assert jobs[-1].join(timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    # the grey curve is the last finished run's (code size 4, 2 epochs), not the stopped one's
+    assert any(f"previous stacked run, {jobs[1].run_id}" in c.value for c in at.caption)
+
+
 def test_train_page_refuses_bad_settings_at_the_control():
     at = app("pages/train.py")
     at.text_input(key="ae.train.cfg.stacked.hidden").input("100, abc").run()
