@@ -11,6 +11,8 @@ from aecore.recipe import Recipe
 from pages import ui
 from pages.ui import figures, runs, share, state
 
+STOPPED = "stopped runs"  # LIB_CONFIRM's value while the delete of this session's stopped runs awaits confirmation
+
 ui.page_setup()
 st.title("Model library")
 store = state.run_store()
@@ -61,6 +63,31 @@ else:
         for e in rows])
     st.dataframe(table, hide_index=True, width="stretch")
     st.caption(f"{len(rows)} of {len(records)} saved runs, newest first, in {store.root}.")
+    # the runs this session stopped part way (Stop, or Retrain on change, which stops one run a change): theirs to
+    # clear in one go; other sessions' runs are never in this list
+    saved = {e.id: e.record for e in records}
+    stopped = [rid for rid in state.jobs() if rid in saved and saved[rid].status == "stopped"]
+    if stopped:
+        if st.session_state.get(state.LIB_CONFIRM) == STOPPED:
+            st.warning(f"Delete the {len(stopped)} {runs.runs_word(len(stopped))} this session stopped part way "
+                       f"({', '.join(stopped[:4])}{' …' if len(stopped) > 4 else ''}) for good?")
+            d1, d2, _ = st.columns([1, 1, 4])
+            if d1.button("Yes, delete", key="ae.library.delete_stopped_yes", type="primary"):
+                st.session_state.pop(state.LIB_CONFIRM, None)
+                try:
+                    for rid in stopped:
+                        store.delete(rid)
+                except (OSError, RunStoreError) as e:
+                    st.error(f"Not all were deleted: {e}")
+                else:
+                    st.rerun()
+            if d2.button("Cancel", key="ae.library.delete_stopped_no"):
+                st.session_state.pop(state.LIB_CONFIRM, None)
+                st.rerun()
+        elif st.button(f"Delete the {len(stopped)} {runs.runs_word(len(stopped))} this session stopped part way…",
+                       key="ae.library.delete_stopped"):
+            st.session_state[state.LIB_CONFIRM] = STOPPED
+            st.rerun()
 
     ids = [e.id for e in rows]
     if ids:

@@ -182,6 +182,22 @@ def test_retrain_on_change_starts_a_run_for_each_change_and_stops_the_one_in_pro
     assert not at.exception, at.exception
     # the grey curve is the last finished run's (code size 4, 2 epochs), not the stopped one's
     assert any(f"previous stacked run, {jobs[1].run_id}" in c.value for c in at.caption)
+    # the library clears this session's stopped runs in one go, after a confirmation, and nothing else
+    job = TrainingJob("stacked", {"hidden": (8,)}, load_dataset("digits"), TrainSettings(epochs=50), store=RunStore())
+    job.start().stop()
+    assert job.join(timeout=60)
+    other = job.run_id
+    assert RunStore().record(other).status == "stopped"  # another session's stopped run
+    at.switch_page("pages/library.py").run()
+    assert not at.exception, at.exception
+    ask = at.button(key="ae.library.delete_stopped")
+    assert "Delete the 2 runs this session stopped part way" in ask.label
+    ask.click().run()
+    at.button(key="ae.library.delete_stopped_yes").click().run()
+    assert not at.exception, at.exception
+    left = {e.id for e in RunStore().list()}
+    assert long.run_id not in left and jobs[-1].run_id not in left
+    assert {jobs[0].run_id, jobs[1].run_id, other} <= left
 
 
 def test_train_page_refuses_bad_settings_at_the_control():
