@@ -106,7 +106,8 @@ with left:
     # Train and Stop sit above the settings (filled in below, once the settings are read), so that the live view
     # at the top of the right column is in sight when Train is pressed
     actions = st.container()
-    with st.expander("Model hyperparameters", expanded=not ui.presenting()):  # a projector shows what it learns
+    # a projector shows what it learns; with Retrain on change, the controls are what the presenter moves
+    with st.expander("Model hyperparameters", expanded=not ui.presenting() or auto):
         controls.config_controls(spec.config_cls, prefix, disabled=locked)
     closed_form = spec.builder.closed_form
     with st.expander("Training", expanded=not closed_form and not ui.presenting()):

@@ -200,6 +200,21 @@ def test_retrain_on_change_starts_a_run_for_each_change_and_stops_the_one_in_pro
     assert {jobs[0].run_id, jobs[1].run_id, other} <= left
 
 
+def test_presenter_mode_opens_the_hyperparameters_when_retraining_on_change():
+    """A projector shows what the model learns, so presenter mode folds the settings; with Retrain on change the
+    controls are what the presenter moves, so they are open."""
+    at = app("pages/train.py")
+    at.sidebar.selectbox(key="ae.dataset").select("digits").run()
+    at.sidebar.toggle(key="ae.present").set_value(True).run()
+    panel = lambda: next(e for e in at.expander if e.label == "Model hyperparameters")  # noqa: E731
+    assert panel().proto.expanded is False
+    at.toggle(key="ae.train.auto").set_value(True).run()
+    assert panel().proto.expanded is True
+    for job in at.session_state["ae.jobs"].values():
+        job.stop()
+        assert job.join(timeout=60)
+
+
 def test_train_page_refuses_bad_settings_at_the_control():
     at = app("pages/train.py")
     at.text_input(key="ae.train.cfg.stacked.hidden").input("100, abc").run()
