@@ -68,8 +68,8 @@ def gallery() -> None:
             if pending is not None and pending[0] == preset.key:
                 training_progress(pending[1], where)
             elif missing:
-                st.caption(f"{missing} of {len(found)} {runs_word(len(found))} not trained yet on {where}: the button trains them "
-                           f"first (or run `python -m aecore prepare-talk` before the talk).")
+                st.caption(f"{missing} of {len(found)} {runs_word(len(found))} not trained yet on {where}: the "
+                           f"button trains them first (or run `python -m aecore prepare-talk` before the talk).")
                 if st.button("Train and open", key=f"ae.gallery.{preset.key}", disabled=pending is not None):
                     try:
                         job = preset.trainer(state.load_named_dataset(where), state.run_store())
