@@ -301,4 +301,5 @@ def sidebar() -> None:
             share.publish("recipe", recipe.to_json())
         damaged = [e for e in state.run_store().list() if e.record is None]
         if damaged:
-            st.caption(f"{len(damaged)} damaged {runs_word(len(damaged))} skipped: " + "; ".join(e.error for e in damaged[:3]))
+            st.caption(f"{len(damaged)} damaged {runs_word(len(damaged))} skipped: "
+                       + "; ".join(e.error for e in damaged[:3]))
