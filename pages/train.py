@@ -124,6 +124,7 @@ with actions:
     b1.button("Train", type="primary", disabled=running or bool(errors), key="ae.train.start", width="stretch",
               on_click=start_training, args=(name, dataset))
     stop = b2.button("Stop", disabled=not running, key="ae.train.stop", width="stretch")
+    st.session_state.setdefault(share.KEPT, set()).add(state.TRAIN_AUTO)  # on when the user comes back; not in links
     st.toggle("Retrain on change", key=state.TRAIN_AUTO,
               help="Each change of a setting stops the run in progress (it is kept, as stopped) and trains the new "
                    "settings at once; the curve shows the last finished run's beside it. Made for small data: the "

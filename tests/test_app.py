@@ -158,7 +158,9 @@ def test_retrain_on_change_starts_a_run_for_each_change_and_stops_the_one_in_pro
     first = list(jobs.values())[0]
     assert first.join(timeout=120)
     at.run()
-    at.run()
+    at.switch_page("pages/filters.py").run()
+    at.switch_page("pages/train.py").run()
+    assert at.toggle(key="ae.train.auto").value is True  # kept across pages, as the other controls are
     assert len(at.session_state["ae.jobs"]) == 1  # no change, no new run
     at.number_input(key="ae.train.cfg.stacked.code_size").set_value(4).run()
     jobs = list(at.session_state["ae.jobs"].values())
