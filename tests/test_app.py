@@ -4,6 +4,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from streamlit.testing.v1 import AppTest
 
@@ -475,6 +476,42 @@ def test_the_server_leaves_a_core_to_the_browser(monkeypatch):
     finally:
         state.torch_threads.clear()
         torch.set_num_threads(before)
+
+
+def test_a_new_script_thread_makes_no_openmp_team_on_its_first_op():
+    """Streamlit runs every rerun and fragment in a new thread. GNU OpenMP keeps the thread count per thread, so a
+    new thread's first exp made a team of the machine's size (3-30 ms) whatever torch.set_num_threads said in
+    another thread. Counted in a fresh interpreter, inside the new thread, before and after its first exp."""
+    import os
+    import subprocess
+    import sys
+    if (os.cpu_count() or 1) < 2 or not os.path.isdir("/proc/self/task"):
+        pytest.skip("one core (no team to make), or no /proc")
+    script = """
+import os, threading, torch
+from pages.ui import state
+torch.set_num_threads(1)
+def grew():
+    out = []
+    def first_op():
+        before = len(os.listdir("/proc/self/task"))
+        torch.rand(100).exp()
+        out.append(len(os.listdir("/proc/self/task")) - before)
+    t = threading.Thread(target=first_op, name="ScriptRunner.scriptThread")  # Streamlit's name for them
+    t.start()
+    t.join()
+    return out[0]
+print(grew(), end=" ")
+state.torch_threads()
+print(grew(), grew())
+"""
+    done = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).resolve().parents[1],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    before, *after = map(int, done.stdout.split())
+    if before == 0:
+        pytest.skip("this OpenMP runtime makes no team for a new thread's first op")
+    assert after == [0, 0]
 
 
 def test_reconstruction_tiles_of_small_images_share_one_width(monkeypatch):

@@ -122,7 +122,7 @@ def _warm_up() -> list[threading.Thread]:
 @st.cache_resource
 def torch_threads() -> int:
     """Once per server: torch computes on one core fewer than the machine has (at least one), leaving a core to the
-    browser and to Streamlit; threads started later (training jobs, projections, script runs) inherit it. With both
+    browser and to Streamlit; Streamlit's script threads set it themselves (below). With both
     of 2 cores, every parallel op of a training step waited for the core the browser was drawing on: 8 epochs of the
     seed recipe on full MNIST took 24-30 s with the Train page watching, 17 s with one thread, 14.5 s with two and
     no page open. ``AECORE_TORCH_THREADS`` overrides it, say for a server whose users browse from elsewhere."""
@@ -133,6 +133,16 @@ def torch_threads() -> int:
         n = 0
     n = n if n > 0 else max(1, (os.cpu_count() or 2) - 1)
     torch.set_num_threads(n)
+
+    # GNU OpenMP keeps the thread count per thread, and a new thread starts from the machine's: its first exp, tanh
+    # or GELU made an OpenMP team of 2 on 2 cores, 3-30 ms (12 new threads: 92-104 ms against 3.3-3.9 ms, /tmp
+    # script). Streamlit runs every rerun and fragment in a new thread, so each of its script threads sets the count
+    # first. Training jobs are left as they were measured (their products on the machine's count).
+    def first_call(*_) -> None:
+        sys.setprofile(None)
+        if threading.current_thread().name == "ScriptRunner.scriptThread":
+            torch.set_num_threads(n)
+    threading.setprofile(first_call)
     # numpy's OpenBLAS too (threadpoolctl comes with scikit-learn): with two threads on 2 cores beside the browser,
     # the Latent page's SVD of 2,000 codes took 0.1-0.4 s a run in the server, against 2 ms alone
     from threadpoolctl import threadpool_limits
