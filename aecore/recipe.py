@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .config import ConfigError, check_ranges, coerce, config_to_dict, param_specs
-from .registry import make_config, model_spec
+from .registry import describe_config, model_spec
 from .training import TrainSettings
 
 MAX_RECIPE_CHARS = 2000  # a share link's recipe; the longest real one (layer sizes of a deep net) is ~300
@@ -46,7 +46,8 @@ class Recipe:
             spec = model_spec(model)
         except KeyError as e:
             raise ConfigError(e.args[0]) from e
-        full = config_to_dict(make_config(model, **(config or {})))  # a run's dataset fields are checked too
+        # a run's dataset fields are checked too; its size is checked where it is trained
+        full = config_to_dict(describe_config(model, **(config or {})))
         values = coerce(TrainSettings, settings or {})
         train = TrainSettings(**values)
         check_ranges(train)
