@@ -138,8 +138,12 @@ def torch_threads() -> int:
     # or GELU made an OpenMP team of 2 on 2 cores, 3-30 ms (12 new threads: 92-104 ms against 3.3-3.9 ms, /tmp
     # script). Streamlit runs every rerun and fragment in a new thread, so each of its script threads sets the count
     # first. Training jobs are left as they were measured (their products on the machine's count).
-    def first_call(*_) -> None:
-        sys.setprofile(None)
+    previous = threading.getprofile()  # a profiler's, kept
+
+    def first_call(*args) -> None:
+        sys.setprofile(previous)
+        if previous is not None:
+            previous(*args)
         if threading.current_thread().name == "ScriptRunner.scriptThread":
             torch.set_num_threads(n)
     threading.setprofile(first_call)
