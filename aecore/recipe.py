@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .config import ConfigError, check_ranges, coerce, config_to_dict, param_specs
-from .registry import describe_config, model_spec
+from .registry import describe_config, make_config, model_spec
 from .training import TrainSettings
 
 MAX_RECIPE_CHARS = 2000  # a share link's recipe; the longest real one (layer sizes of a deep net) is ~300
@@ -81,7 +81,9 @@ class Recipe:
                 not all(isinstance(data.get(k, {}), dict) for k in ("config", "settings")):
             raise ConfigError("a recipe is an object with a model and a dataset name and config and settings objects")
         try:
-            return cls.make(data["model"], data["dataset"], data.get("config"), data.get("settings"))
+            recipe = cls.make(data["model"], data["dataset"], data.get("config"), data.get("settings"))
+            make_config(recipe.model, **recipe.config)  # someone's input: its size too, before it is offered
+            return recipe
         except (TypeError, ValueError) as e:  # ConfigError is a ValueError
             raise ConfigError(str(e)) from e
 

@@ -42,6 +42,7 @@ def test_a_recipe_keeps_only_what_differs_and_round_trips(digits):
     ('{"model": "stacked", "dataset": "d", "config": {"code_size": -1}}', "at least"),
     ('{"model": "stacked", "dataset": "d", "config": {"__class__": 1}}', "unknown setting"),
     ('{"model": "stacked", "dataset": "d", "config": {"hidden": [100000, 100000, 100000]}}', "at most"),
+    ('{"model": "stacked", "dataset": "d", "config": {"hidden": [' + ", ".join(["4096"] * 20) + ']}}', "weights"),
     ("[" * 100_000, "at most 2000"),
     ('{"model": "stacked", "dataset": "d", "config": ' + "[" * 950 + "]" * 950 + "}", "settings objects|not valid"),
 ])
