@@ -130,10 +130,14 @@ def precision_at_k(codes: np.ndarray, labels: np.ndarray, k: int = 10) -> float:
     return float((labels[idx] == labels[:, None]).mean())
 
 
-def nearest(codes: np.ndarray, query: int, k: int) -> np.ndarray:
-    """Indices of the ``k`` points nearest to point ``query`` (itself excluded), nearest first."""
-    d = np.linalg.norm(codes - codes[query], axis=1)
-    d[query] = np.inf
+def nearest(codes: np.ndarray, query: int | np.ndarray, k: int, exclude: int | None = None) -> np.ndarray:
+    """Indices of the ``k`` points nearest to ``query``, nearest first: a point's index (itself excluded) or a code
+    (point ``exclude`` left out, if given)."""
+    if np.ndim(query) == 0:
+        query, exclude = codes[int(query)], int(query)
+    d = np.linalg.norm(codes - query, axis=1)
+    if exclude is not None:
+        d[exclude] = np.inf
     return np.argsort(d, kind="stable")[:k]
 
 

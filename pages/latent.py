@@ -127,6 +127,7 @@ def _scatter(xy: np.ndarray, index: np.ndarray) -> go.Figure:
 
 TRUST_POINTS = 3000
 GRID_BOX = "ae.latent.grid_box"  # the box drawn on the PCA view, for the decoder grid
+PICKED = "ae.latent.picked"  # the point last clicked on the chart
 PREFETCHED = "ae.latent.prefetched"  # the settings of the t-SNE search this session last asked for
 LIVE_EVERY = 1.0  # seconds between redraws of the layout as it forms, once it has a first one
 FIRST_LAYOUT_WAIT = 1.5  # seconds a rerun waits for a projection's first layout, rather than show an empty chart
@@ -249,19 +250,12 @@ def projection() -> None:
     picked = [int(np.ravel(p["customdata"])[0]) for p in (selection.points if selection else [])
               if p.get("customdata") is not None]
     boxes = list(selection.box) if selection else []
-
-    st.subheader("A point and its neighbours")
-    if len(picked) == 1 or (picked and not boxes):
-        st.session_state[state.LATENT_POINT] = picked[0]
-    point = share.widget("point", st.number_input,
-                         f"Point (0–{n - 1}: test images, then training images); or click one",
-                         min_value=0, max_value=n - 1, value=0, key=state.LATENT_POINT)
-    neighbours = latent.nearest(codes[:n], point, 8)
-    recon = run.model.reconstruct(__import__("torch").as_tensor(_image(point)[None])).numpy()
-    figures.images(np.stack([_image(point), recon[0]] + [_image(i) for i in neighbours]), shape,
-                  ["input", "recon"] + [f"{_name(i)}·{dataset.class_names[labels[i]]}" for i in neighbours])
-    st.caption(f"{_name(point)} ({dataset.class_names[labels[point]]}); the 8 nearest of the {n:,} points by code "
-               f"distance follow its reconstruction.")
+    click = picked[0] if len(picked) == 1 or (picked and not boxes) else None
+    if st.session_state.get(PICKED) != click:  # a new click, not one a typed point has replaced since
+        st.session_state[PICKED] = click
+        if click is not None and st.session_state.get(state.LATENT_POINT) != click:
+            st.session_state[state.LATENT_POINT] = click
+            st.rerun()  # the whole page, so that the point's own fragment shows it
 
     box = None  # the decoder grid's region, from a box drawn on the PCA view (its own fragment reads it)
     if boxes and method == "pca":
@@ -290,6 +284,25 @@ def projection() -> None:
             col.metric("10-NN label accuracy in 2-D", f"{acc:.3f}")
             col.metric("trustworthiness (10 neighbours)", f"{trust:.3f}",
                        help=f"over the first {min(n, TRUST_POINTS):,} points" if n > TRUST_POINTS else None)
+
+
+@st.fragment
+def point_and_neighbours() -> None:
+    """A point's image, reconstruction and nearest test images: a fragment of its own, which a click on the chart
+    reruns and a change of Points does not (it redrew these images with the chart, about half the browser's work
+    of that change: bench/README)."""
+    st.subheader("A point and its neighbours")
+    point = share.widget("point", st.number_input,
+                         f"Point (0–{n_all - 1}: test images, then training images); or click one",
+                         min_value=0, max_value=n_all - 1, value=0, key=state.LATENT_POINT)
+    query = test_codes[point] if point < n_test else latent.encode_all(run.model, _image(point)[None])[0]
+    neighbours = latent.nearest(test_codes, query, 8, exclude=point if point < n_test else None)
+    recon = run.model.reconstruct(__import__("torch").as_tensor(_image(point)[None])).numpy()
+    figures.images(np.stack([_image(point), recon[0]] + [_image(i) for i in neighbours]), shape,
+                  ["input", "recon"] + [f"{_name(i)}·{dataset.class_names[labels[i]]}" for i in neighbours])
+    st.caption(f"{_name(point)} ({dataset.class_names[labels[point]]}); the 8 test images nearest to it by code "
+               f"distance follow its reconstruction.")
+
 
 
 @st.fragment
@@ -368,6 +381,7 @@ def retrieval() -> None:
 
 
 projection()
+point_and_neighbours()
 decoder_grid()
 interpolation()
 retrieval()

@@ -232,8 +232,8 @@ def test_projections_take_the_training_images_too_and_a_click_shows_one():
     labels = np.concatenate([digits.y_test, digits.y_train])
     name = lambda i: f"#{i}" if i < n_test else f"train #{i - n_test}"  # noqa: E731
     assert any(c.value.startswith(f"train #5 ({digits.class_names[digits.y_train[5]]})") for c in at.caption)
-    want = [f"{name(i)}·{digits.class_names[labels[i]]}"
-            for i in np.argsort(np.linalg.norm(codes - codes[n_test + 5], axis=1))[1:9]]
+    want = [f"{name(i)}·{digits.class_names[labels[i]]}"  # the nearest test images
+            for i in np.argsort(np.linalg.norm(codes[:n_test] - codes[n_test + 5], axis=1))[:8]]
     assert at.image[0].captions[2:] == want
 
 

@@ -125,12 +125,26 @@ def test_journey_train_watch_and_open_every_page(server, page):
     page.get_by_text("firing", exact=True).click()  # a control on a computed view
     _settled(page)
     assert "order=firing" in page.url
+    frames: list = []  # what the server sends this page, for what a change redraws
+    page.on("websocket", lambda ws: ws.on("framereceived", lambda f: frames.append(f)))
     page.goto(f"{server}/latent?dataset=digits&points=1797")  # every image, test and training
     _settled(page)
     index = click_a_point(page)  # a projected point: its image, reconstruction and neighbours
     _settled(page)
     assert f"point={index}" in page.url
     name = f"#{index}" if index < 359 else f"train #{index - 359}"
+    assert page.get_by_text(f"{name} (").first.is_visible()
+    # a change of Points redraws the chart, not the point and its neighbours (half the browser's work of it)
+    frames.clear()
+    page.locator("[data-testid=stSlider]").filter(has_text="Points").get_by_role("slider").focus()
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_url(lambda url: "points=1797" not in url)
+    _settled(page)
+    points = int(re.search(r"points=(\d+)", page.url).group(1))
+    sent = b"".join(f if isinstance(f, bytes) else f.encode() for f in frames)
+    assert f"of all 359 test images and {points - 359:,} training images".encode() in sent, "the chart's part"
+    redrawn = b"A point and its neighbours" in sent
+    assert not redrawn, "a change of Points redrew the point's part"
     assert page.get_by_text(f"{name} (").first.is_visible()
 
 
