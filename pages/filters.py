@@ -61,23 +61,18 @@ shape = dataset.image_shape
 tile = tuple(weights.shape[1:]) if is_conv else tuple(shape)
 
 
-def mosaics_figure(order: np.ndarray, n_show: int) -> go.Figure:
-    """The mosaic with each tile contrast-normalised and on one global scale, side by side in one chart, a tile's
-    unit in its hover and click. One chart, not two: each is mounted anew at every change of the tiles, and one
-    mount fewer put every ordering change within 150 ms in the browser (bench/README)."""
+def mosaic_figure(order: np.ndarray, n_show: int, per_tile: bool, title: str) -> go.Figure:
     shown = order[:n_show]
     ncols = int(np.ceil(np.sqrt(len(shown))))
     scale = max(1, 84 // max(tile)) if is_conv else 1
-    fig = figures.image_figure(*(figures.filter_images(weights, shape, per_tile, n_show, order, ncols=ncols,
-                                                       scale=scale) for per_tile in (True, False)),
-                               titles=("each tile contrast-normalised", "one global scale (grey = 0)"))
+    img = figures.filter_images(weights, shape, per_tile, n_show, order, ncols=ncols, scale=scale)
+    fig = figures.image_figure(img)
     step = (tile[0] * scale + scale, tile[1] * scale + scale)  # tile plus one padding pixel, enlarged
     rows, cols = np.divmod(np.arange(len(shown)), ncols)
-    for side in (1, 2):
-        fig.add_scatter(x=cols * step[1] + step[1] / 2, y=rows * step[0] + step[0] / 2, mode="markers",
-                        marker=dict(size=max(6, 300 // ncols), symbol="square", opacity=0.0), customdata=shown,
-                        hovertemplate="unit %{customdata}<extra></extra>", showlegend=False, row=1, col=side)
-    fig.update_layout(margin=dict(l=0, r=0, t=30, b=0), height=460)
+    fig.add_scatter(x=cols * step[1] + step[1] / 2, y=rows * step[0] + step[0] / 2, mode="markers",
+                    marker=dict(size=max(6, 300 // ncols), symbol="square", opacity=0.0),
+                    customdata=shown, hovertemplate="unit %{customdata}<extra></extra>", showlegend=False)
+    fig.update_layout(title=title, margin=dict(l=0, r=0, t=30, b=0), height=460)
     return fig
 
 
@@ -93,13 +88,22 @@ def mosaics() -> None:
     if order_by == "firing" and stats is None:
         st.caption("This family gives no unit activations; tiles are in index order.")
     st.caption(f"{n_units} units; showing {n_show}. Click a tile to inspect its unit below.")
-    event = st.plotly_chart(mosaics_figure(order, n_show), on_select="rerun", selection_mode="points",
-                            key="ae.filters.mosaics")
-    points = [p for p in (event.selection.points if event else []) if p.get("customdata") is not None]
-    clicked = (points[0].get("curve_number"), int(np.ravel(points[0]["customdata"])[0])) if points else None
-    if clicked is not None and st.session_state.get(state.FILTERS_CLICKED) != clicked:  # a new click, not the last
-        st.session_state[state.FILTERS_CLICKED] = clicked
-        st.session_state[state.FILTERS_UNIT] = clicked[1]
+    left, right = st.columns(2)
+    events = [left.plotly_chart(mosaic_figure(order, n_show, True, "each tile contrast-normalised"),
+                                on_select="rerun", selection_mode="points", key="ae.filters.mosaic.norm"),
+              right.plotly_chart(mosaic_figure(order, n_show, False, "one global scale (grey = 0)"),
+                                 on_select="rerun", selection_mode="points", key="ae.filters.mosaic.raw")]
+    # each mosaic keeps its own selection: only one that changed since the last run picks the unit (the newer
+    # selection of one mosaic and the older one of the other used to take turns, rerunning the page without end)
+    seen, clicked = st.session_state.setdefault(state.FILTERS_CLICKED, {}), None
+    for i, event in enumerate(events):
+        points = [p for p in (event.selection.points if event else []) if p.get("customdata") is not None]
+        unit = int(np.ravel(points[0]["customdata"])[0]) if points else None
+        if seen.get(i) != unit:
+            seen[i] = unit
+            clicked = unit if unit is not None else clicked
+    if clicked is not None:
+        st.session_state[state.FILTERS_UNIT] = clicked
         st.rerun()  # the whole page: the unit's part shows the clicked unit
 
 

@@ -11,14 +11,12 @@ def test_filters_page_shows_mosaics_unit_views_and_sparsity():
     run = train_run("sparse-kl", epochs=2, hidden=(), code_size=16)
     at = _open("pages/filters.py", run)
     charts = at.get("plotly_chart")
-    assert len(charts) == 2  # the two mosaics in one chart, the activation histogram
-    mosaics = json.loads(next(c for c in charts if c.key == "ae.filters.mosaics").proto.spec)
-    assert [t["type"] for t in mosaics["data"]].count("image") == 2
+    assert len(charts) == 3  # two mosaics, the activation histogram
     assert at.slider(key="ae.filters.n").value == 16
     # a click on a tile of either mosaic inspects its unit
-    for side, unit in ((2, 11), (3, 4)):
-        select_on_chart(at, "ae.filters.mosaics", points=[{"curve_number": side, "point_index": 0,
-                                                            "customdata": unit, "x": 0, "y": 0}])
+    for chart, unit in (("ae.filters.mosaic.norm", 11), ("ae.filters.mosaic.raw", 4)):
+        select_on_chart(at, chart, points=[{"curve_number": 1, "point_index": 0, "customdata": unit, "x": 0,
+                                            "y": 0}])
         assert at.number_input(key="ae.filters.unit").value == unit
         assert any(f"filter of unit {unit}" in c for img in at.image for c in img.captions)
     # the chosen unit: its filter, its 9 strongest test samples (captions sorted by activation), its act-max image
@@ -128,7 +126,7 @@ def test_filters_page_shows_conv_kernels():
     at = _open("pages/filters.py", run)
     assert not at.error
     assert at.slider(key="ae.filters.n").value == 6  # one tile per first-layer channel
-    assert len(at.get("plotly_chart")) == 2
+    assert len(at.get("plotly_chart")) == 3
     assert any("filter of unit 0" in c for img in at.image for c in img.captions)
 
 

@@ -35,7 +35,7 @@ def warm_up() -> None:
     """Import what the first live view draws (Plotly imports its figure classes on first use)."""
     history = [{"step": i, "epoch": i / 2, "bce": 1.0, "kl": 0.5, "beta": 1.0} for i in range(3)]
     cost_figure(history, [{"epoch": 1, "val_bce": 1.0, "val_kl": 0.5}], stats={"beta": "β"}).to_json()
-    image_figure(np.zeros((4, 4), np.uint8), np.zeros((4, 4), np.uint8), titles=("a", "b")).to_json()
+    image_figure(np.zeros((4, 4), np.uint8)).to_json()
     go.Figure(go.Histogram(x=[0.0, 1.0])).to_json()
 
 
@@ -100,8 +100,8 @@ def filter_images(weights: np.ndarray, input_shape: tuple, per_tile: bool, n: in
     return mosaic(tiles, tile, ncols=ncols, scale=scale, pad_value=1.0)
 
 
-def png_source(img: np.ndarray) -> str:
-    """A uint8 image as a PNG data URI, for a Plotly image trace: a heatmap of a 100-tile MNIST mosaic is 84,000
+def image_figure(img: np.ndarray) -> go.Figure:
+    """A uint8 image as a Plotly figure that sends it as one PNG: a heatmap of a 100-tile MNIST mosaic is 84,000
     numbers of JSON, and the browser took 0.3-0.5 s to draw two of them after every change of the Filters page."""
     import base64
     import io
@@ -109,21 +109,10 @@ def png_source(img: np.ndarray) -> str:
     from PIL import Image
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(img)).save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
-
-
-def image_figure(*imgs: np.ndarray, titles: tuple[str, ...] = ()) -> go.Figure:
-    """uint8 images side by side in one Plotly figure, each sent as one PNG, each on axes of its own pixels (the
-    y axis down, square pixels); their i-th axes are ``x{i+1}``/``y{i+1}`` (``x``/``y`` for the first)."""
-    from plotly.subplots import make_subplots
-    fig = make_subplots(rows=1, cols=len(imgs), subplot_titles=titles or None, horizontal_spacing=0.03) \
-        if len(imgs) > 1 else go.Figure()
-    for i, img in enumerate(imgs):
-        where = dict(row=1, col=i + 1) if len(imgs) > 1 else {}
-        fig.add_trace(go.Image(source=png_source(img), hoverinfo="skip"), **where)
-        fig.update_xaxes(visible=False, range=[-0.5, img.shape[1] - 0.5], **where)
-        fig.update_yaxes(visible=False, range=[img.shape[0] - 0.5, -0.5], scaleanchor=f"x{i + 1 if i else ''}",
-                         **where)
+    fig = go.Figure(go.Image(source="data:image/png;base64," + base64.b64encode(buf.getvalue()).decode(),
+                             hoverinfo="skip"))
+    fig.update_layout(xaxis_visible=False, yaxis_visible=False, yaxis_scaleanchor="x",
+                      xaxis_range=[-0.5, img.shape[1] - 0.5], yaxis_range=[img.shape[0] - 0.5, -0.5])
     return fig
 
 
