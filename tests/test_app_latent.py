@@ -168,6 +168,20 @@ def test_clicking_a_point_shows_it_and_a_box_in_the_pca_view_drives_the_grid():
                                                         for c in img.captions)
 
 
+def test_a_typed_point_replaces_a_clicked_one_and_stays():
+    """The click stays selected on the chart; it used to be applied again at every run, so a point typed after a
+    click was put back to the clicked one at once."""
+    run = train_run("stacked", epochs=1, hidden=(16,), code_size=4)
+    at = _open(run)
+    select_on_chart(at, "ae.latent.scatter", points=[{"point_index": 0, "customdata": [42], "x": 0, "y": 0}])
+    assert at.number_input(key="ae.latent.point").value == 42
+    at.number_input(key="ae.latent.point").set_value(7).run()
+    assert at.number_input(key="ae.latent.point").value == 7
+    at.slider(key="ae.latent.n").set_value(200).run()
+    assert at.number_input(key="ae.latent.point").value == 7
+    assert any(c.value.startswith("#7 (") for c in at.caption)
+
+
 def test_more_points_keep_the_pca_view_and_the_grid_s_ranges():
     """The PCA view and the decoder grid sit on the test codes' plane: adding points neither turns the view nor
     resets the ranges a user set (the sliders' bounds used to follow the points, which made new sliders)."""
