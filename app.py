@@ -2,19 +2,23 @@
 pages/. Run with `streamlit run app.py`."""
 import streamlit as st
 
-from aecore import ConfigError, DatasetError, list_models, model_spec
-from aecore.data import DEFAULT_DATASET, dataset_info, list_datasets
-from aecore.talk import TALK_PRESETS
-from pages import ui
-from pages.ui import state
-from pages.ui.runs import runs_word
-
-ui.page_setup()
+# The title and the introduction before the imports below: on a fresh server they import torch and the engine,
+# 1.3-1.7 s of its first run, and the page stayed blank until they were done (bench/README).
+st.set_page_config(page_title="Autoencoder Explorer", page_icon=":material/hub:", layout="wide")
 st.title("Autoencoder Explorer")
 st.markdown(
     "Train autoencoders in your browser and see what they learn: reconstructions next to their inputs, live cost "
     "curves, first-layer filters, and how sparse, denoising and contractive autoencoders differ. Everything runs "
     "locally on PyTorch; the default dataset ships inside an installed package, so it works offline.")
+
+from aecore import ConfigError, DatasetError, list_models, model_spec  # noqa: E402
+from aecore.data import DEFAULT_DATASET, dataset_info, list_datasets  # noqa: E402
+from aecore.talk import TALK_PRESETS  # noqa: E402
+from pages import ui  # noqa: E402
+from pages.ui import state  # noqa: E402
+from pages.ui.runs import runs_word  # noqa: E402
+
+ui.page_setup()
 
 
 def image_dataset() -> str:
