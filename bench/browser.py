@@ -80,7 +80,7 @@ def _first_visit(browser, server: "Server") -> None:
     context = browser.new_context()
     page = context.new_page()
     page.goto(server.url)
-    page.wait_for_selector("h1", timeout=60_000)
+    page.get_by_text("Presets for a talk").wait_for(timeout=60_000)  # drawn after the set-up that starts the warm-up
     context.close()
 
 
