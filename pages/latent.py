@@ -253,9 +253,9 @@ def projection() -> None:
     click = picked[0] if len(picked) == 1 or (picked and not boxes) else None
     if st.session_state.get(PICKED) != click:  # a new click, not one a typed point has replaced since
         st.session_state[PICKED] = click
-        if click is not None and st.session_state.get(state.LATENT_POINT) != click:
+        if click is not None:
             st.session_state[state.LATENT_POINT] = click
-            st.rerun()  # the whole page, so that the point's own fragment shows it
+    point_and_neighbours()
 
     box = None  # the decoder grid's region, from a box drawn on the PCA view (its own fragment reads it)
     if boxes and method == "pca":
@@ -286,11 +286,12 @@ def projection() -> None:
                        help=f"over the first {min(n, TRUST_POINTS):,} points" if n > TRUST_POINTS else None)
 
 
-@st.fragment
 def point_and_neighbours() -> None:
-    """A point's image, reconstruction and nearest test images: a fragment of its own, which a click on the chart
-    reruns and a change of Points does not (redrawn with the chart, they held a Points change's end in the browser
-    at a median of 0.12-0.15 s, against 0.08 s now: bench/README)."""
+    """A point's image, reconstruction and nearest test images, drawn by the projection's fragment so that a click
+    shows them at once. What they show does not depend on Points (the neighbours are test images, whatever the
+    chart holds), so a Points change draws them unchanged: 8 and 7 of 10 changes within 150 ms in the browser,
+    against 6 and 5 when they changed with Points. A fragment of their own did better there (8 and 10) but a click
+    then reran the whole page: 0.21-0.25 s to the point's images against 0.13 s (bench/README)."""
     st.subheader("A point and its neighbours")
     point = share.widget("point", st.number_input,
                          f"Point (0–{n_all - 1}: test images, then training images); or click one",
@@ -381,7 +382,6 @@ def retrieval() -> None:
 
 
 projection()
-point_and_neighbours()
 decoder_grid()
 interpolation()
 retrieval()
