@@ -305,7 +305,6 @@ def point_and_neighbours() -> None:
                f"distance follow its reconstruction.")
 
 
-
 @st.fragment
 def decoder_grid() -> None:
     """Decodes over a region of the plane of the test codes' principal axes (of code space for a 2-D code): a
