@@ -81,7 +81,7 @@ def test_every_run_gives_the_memory_freed_before_back(monkeypatch):
 
 def test_hostile_link_values_fall_back_to_defaults_with_a_notice():
     at = opened("pages/train.py", {
-        "dataset": "../../etc/passwd", "model": "nope", "epochs": "1e12", "lr": "abc", "seed": "-5",
+        "dataset": "../../etc/passwd", "model": "nope", "epochs": "1e12", "lr": "abc", "seed": "a5",
         "hidden": "100000,x", "run": "r" * 5000, "recipe": "{" * 3000, "present": "maybe", "unknown": "1"})
     assert at.sidebar.selectbox(key="ae.dataset").value == "mnist-5k"
     assert at.selectbox(key="ae.train.model").value == "stacked"
@@ -92,6 +92,7 @@ def test_hostile_link_values_fall_back_to_defaults_with_a_notice():
     for param in ("dataset", "model", "epochs", "lr", "seed", "hidden", "present"):
         assert f"**{param}**" in shown, param
     assert "over 2000 characters" in shown
+    assert "`a5` was ignored (not a number)" in shown  # not Python's "could not convert string to float: 'a5'"
     assert not at.error and not at.exception
 
 

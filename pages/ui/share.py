@@ -101,7 +101,10 @@ def _many_of(options: list) -> Callable[[str], list]:
 
 def _number(lo: float | None, hi: float | None, integer: bool) -> Callable[[str], Any]:
     def parse(raw: str) -> Any:
-        value = float(raw)
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ValueError("not a number") from None  # Python's own words quoted the text back in a code's terms
         if not math.isfinite(value):
             raise ValueError("not a finite number")
         if integer:
