@@ -12,7 +12,7 @@ st.markdown(
     "locally on PyTorch; the default dataset ships inside an installed package, so it works offline.")
 
 from aecore import ConfigError, DatasetError, list_models, model_spec  # noqa: E402
-from aecore.data import DEFAULT_DATASET, dataset_info, list_datasets  # noqa: E402
+from aecore.data import DEFAULT_DATASET, dataset_info, is_available_offline, list_datasets  # noqa: E402
 from aecore.talk import TALK_PRESETS  # noqa: E402
 from pages import ui  # noqa: E402
 from pages.ui import state  # noqa: E402
@@ -22,12 +22,17 @@ ui.page_setup()
 
 
 def image_dataset() -> str:
-    """The image dataset the presets use: the sidebar's, unless it holds sentences."""
+    """The image dataset the presets use: the sidebar's, unless it holds sentences or needs the network. Read from
+    the registry: loading the dataset to ask took a fresh server's Home page 0.2-0.5 s (the embedded digits' CSV),
+    and a download where the sidebar named one not yet fetched."""
     name = st.session_state[state.DATASET]
+    uploaded = st.session_state.get(state.USER_DATASETS, {})
     try:
-        return name if state.load_named_dataset(name).modality == "image" else DEFAULT_DATASET
-    except (DatasetError, KeyError):
-        return DEFAULT_DATASET
+        usable = uploaded[name][1].modality == "image" if name in uploaded else \
+            dataset_info(name).modality == "image" and is_available_offline(name)
+    except KeyError:
+        usable = False
+    return name if usable else DEFAULT_DATASET
 
 
 def open_preset(key: str) -> None:

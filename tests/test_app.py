@@ -514,6 +514,24 @@ print(grew(), grew())
     assert after == [0, 0]
 
 
+def test_the_home_page_loads_no_dataset_to_pick_the_gallery_s(monkeypatch):
+    """The talk gallery takes the sidebar's dataset where it holds images and needs no download, as the registry
+    says: loading it to ask took a fresh server's Home page 0.2-0.5 s, and started a download for one not fetched."""
+    import aecore
+    from pages.ui import state
+    loaded = []
+    real = aecore.load_dataset
+    monkeypatch.setattr(aecore, "load_dataset", lambda name: loaded.append(name) or real(name))
+    state._dataset.clear()
+    at = app()
+    assert any("on mnist-5k" in c.value for c in at.caption)
+    for name, shown in (("digits", "digits"), ("mnist", "mnist-5k"), ("grammar", "mnist-5k")):
+        at.sidebar.selectbox(key="ae.dataset").select(name).run()  # mnist: not downloaded here; grammar: text
+        assert not at.exception, at.exception
+        assert any(f"not trained yet on {shown}" in c.value for c in at.caption), name
+    assert loaded == []
+
+
 def test_the_home_page_draws_its_title_before_torch_and_imports_no_torch_dynamo(tmp_path):
     """A fresh server's first run of the Home page imports torch and the engine (1.3-1.7 s): its title and
     introduction come first, so the page is not blank meanwhile. And the talk presets' recipes were checked by building
