@@ -130,12 +130,11 @@ def precision_at_k(codes: np.ndarray, labels: np.ndarray, k: int = 10) -> float:
     return float((labels[idx] == labels[:, None]).mean())
 
 
-def nearest(codes: np.ndarray, query: int | np.ndarray, k: int, exclude: int | None = None) -> np.ndarray:
+def nearest(codes: np.ndarray, query: int | np.ndarray, k: int) -> np.ndarray:
     """Indices of the ``k`` points nearest to ``query``, nearest first: a point's index (itself excluded) or a code
-    (point ``exclude`` left out, if given)."""
-    if np.ndim(query) == 0:
-        query, exclude = codes[int(query)], int(query)
-    d = np.linalg.norm(codes - query, axis=1)
+    from elsewhere."""
+    exclude = int(query) if np.ndim(query) == 0 else None
+    d = np.linalg.norm(codes - (codes[exclude] if exclude is not None else query), axis=1)
     if exclude is not None:
         d[exclude] = np.inf
     return np.argsort(d, kind="stable")[:k]

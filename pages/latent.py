@@ -296,8 +296,8 @@ def point_and_neighbours() -> None:
     point = share.widget("point", st.number_input,
                          f"Point (0–{n_all - 1}: test images, then training images); or click one",
                          min_value=0, max_value=n_all - 1, value=0, key=state.LATENT_POINT)
-    query = test_codes[point] if point < n_test else latent.encode_all(run.model, _image(point)[None])[0]
-    neighbours = latent.nearest(test_codes, query, 8, exclude=point if point < n_test else None)
+    query = point if point < n_test else latent.encode_all(run.model, _image(point)[None])[0]  # a training image's code
+    neighbours = latent.nearest(test_codes, query, 8)
     recon = run.model.reconstruct(__import__("torch").as_tensor(_image(point)[None])).numpy()
     figures.images(np.stack([_image(point), recon[0]] + [_image(i) for i in neighbours]), shape,
                   ["input", "recon"] + [f"{_name(i)}·{dataset.class_names[labels[i]]}" for i in neighbours])

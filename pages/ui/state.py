@@ -122,10 +122,10 @@ def _warm_up() -> list[threading.Thread]:
 @st.cache_resource
 def torch_threads() -> int:
     """Once per server: torch computes on one core fewer than the machine has (at least one), leaving a core to the
-    browser and to Streamlit; Streamlit's script threads set it themselves (below). With both
-    of 2 cores, every parallel op of a training step waited for the core the browser was drawing on: 8 epochs of the
-    seed recipe on full MNIST took 24-30 s with the Train page watching, 17 s with one thread, 14.5 s with two and
-    no page open. ``AECORE_TORCH_THREADS`` overrides it, say for a server whose users browse from elsewhere."""
+    browser and to Streamlit; Streamlit's script threads set it themselves (below). With both of 2 cores, every
+    parallel op of a training step waited for the core the browser was drawing on: 8 epochs of the seed recipe on
+    full MNIST took 24-30 s with the Train page watching, 17 s with one thread, 14.5 s with two and no page open.
+    ``AECORE_TORCH_THREADS`` overrides it, say for a server whose users browse from elsewhere."""
     import torch
     try:
         n = int(os.environ.get("AECORE_TORCH_THREADS", "0"))
