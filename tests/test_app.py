@@ -376,6 +376,21 @@ def test_reconstructions_page_needs_a_run():
     assert any("No run selected" in i.value for i in at.info)
 
 
+def test_a_page_that_leaves_the_sidebars_run_out_switches_to_one_that_fits_in_one_click():
+    """A GAN picked in the sidebar left the Reconstructions page with a list of run ids to copy into the picker."""
+    ae = train_run("stacked", epochs=1, hidden=(16,), code_size=4)
+    gan = train_run("gan", epochs=1)
+    at = open_page("pages/reconstructions.py", gan)
+    assert any(gan in i.value and "left out" in i.value for i in at.info)
+    assert not at.get("plotly_chart") and not at.get("image")
+    at.button(key=f"ae.use_run.{ae}").click().run()
+    assert not at.exception, at.exception
+    assert at.sidebar.selectbox(key="ae.run").value == ae
+    assert not any("left out" in i.value for i in at.info)
+    assert at.get("plotly_chart") or at.get("image"), "the run's reconstructions are shown"
+    assert not [b for b in at.button if b.key.startswith("ae.use_run.")]
+
+
 def offers(at: AppTest) -> dict[str, tuple[str, dict]]:
     """The links an empty page offers (the navigation's left out): label -> (page, the values it opens with)."""
     from urllib.parse import parse_qsl

@@ -165,6 +165,10 @@ def offer(*links: tuple[str, str, dict | None]) -> None:
             st.page_link(page, label=label, icon=":material/arrow_forward:", query_params=values)
 
 
+def _use_run(run_id: str) -> None:
+    st.session_state[state.PENDING_RUN] = run_id
+
+
 def require_run(dataset, **needs: bool) -> RunHandle:
     """The run picked in the sidebar, if it serves ``needs`` (``reconstructs=True``, ...) on ``dataset``; else say
     why, name the runs that would do, and stop the page."""
@@ -176,9 +180,14 @@ def require_run(dataset, **needs: bool) -> RunHandle:
     why = why_left_out(run_id, dataset, **needs)
     if why:
         fits = [rid for rid in run_choices(dataset.name) if not why_left_out(rid, dataset, **needs)]
-        hint = f" Runs that would: {', '.join(fits[:5])}." if fits else " Train one on the **Train** page."
-        st.info(f"Run **{run_id}** is left out on this page: {why}. Pick another run in the sidebar.{hint}")
-        if not fits:
+        hint = ", or one of these that would show here:" if fits else ", or train one on the **Train** page."
+        st.info(f"Run **{run_id}** is left out on this page: {why}. Pick another run in the sidebar{hint}")
+        if fits:  # one click to a run that fits, as the sidebar would select it
+            with st.container(horizontal=True):
+                for rid in fits[:5]:
+                    st.button(rid, icon=":material/swap_horiz:", key=f"ae.use_run.{rid}", on_click=_use_run,
+                              args=(rid,))
+        else:
             offer(("Train a model", TRAIN_PAGE, None))
         st.stop()
     handle = load_run(run_id)
