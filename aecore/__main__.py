@@ -361,7 +361,8 @@ def main(argv: list[str] | None = None) -> int:
     pr.add_argument("run")
     pr.add_argument("--labels-per-class", default="1,5,10,50,100,all", help="comma-separated, 'all' for every label")
     pr.add_argument("--seeds", type=int, default=3, help="random labelled subsets per point")
-    pr.add_argument("--steps", type=int, default=300, help="optimiser steps for the networks trained on the labels")
+    pr.add_argument("--steps", type=int, default=300,
+                    help="optimiser steps for the networks trained on the labels (at least 5 passes over them)")
     pr.add_argument("--dataset", help="another dataset of the same image size")
     s = sub.add_parser("sample", help="N samples of a run that samples: images to a .png grid or an (N, H*W) .npy "
                                       "array; sentences printed, one JSON line each")

@@ -31,6 +31,9 @@ def labelled_subset(labels: np.ndarray, per_class: int | None, seed: int) -> np.
                                       replace=False) for c in np.unique(labels)])
 
 
+MIN_EPOCHS = 5  # passes over the labelled images, at least, for the networks of the few-label experiment
+
+
 def _fit_network(encoder_model, x: torch.Tensor, y: torch.Tensor, n_classes: int, steps: int, seed: int,
                  lr: float = 1e-3, batch_size: int = 64,
                  progress: Callable[[float], None] | None = None) -> nn.Module:
@@ -76,10 +79,18 @@ def _logistic(train_codes: np.ndarray, y: np.ndarray, test_codes: np.ndarray, y_
     return float(clf.score((test_codes - centre) / scale, y_test))
 
 
+def network_steps(n_labelled: int, steps: int, min_epochs: int = MIN_EPOCHS, batch_size: int = 64) -> int:
+    """Optimiser steps for a network trained on ``n_labelled`` images: ``steps``, or ``min_epochs`` passes over them
+    if that is more. 300 steps of 64 were a third of a pass over MNIST's 60,000: its "all" point scored 90.8 %
+    from scratch and 88.5 % fine-tuned, against 97.1 % and 96.8 % after 5 passes (the seed recipe, bench/README)."""
+    return max(steps, -(-min_epochs * n_labelled // batch_size))
+
+
 def few_label_experiment(model, dataset, labels_per_class: list[int | None], seeds: int = 3, steps: int = 300,
                          progress: Callable[[float], None] | None = None) -> list[dict]:
     """One row per (method, labels per class, seed): ``accuracy`` on the test set. ``model`` is a trained
-    autoencoder (left untouched); the from-scratch network is the same family and config, freshly initialised."""
+    autoencoder (left untouched); the from-scratch network is the same family and config, freshly initialised.
+    Each network trains :func:`network_steps` steps."""
     from .latent import encode_all
     device = _device(model)
     x_tr, y_tr = dataset.x_train, dataset.y_train
@@ -90,34 +101,37 @@ def few_label_experiment(model, dataset, labels_per_class: list[int | None], see
     pca = PCA(n_components=min(codes_tr.shape[1], x_tr.shape[1]), random_state=0).fit(x_tr)  # unsupervised, as the AE
     pca_tr, pca_te = pca.transform(x_tr), pca.transform(dataset.x_test)
     n_classes = int(max(y_tr.max(), dataset.y_test.max())) + 1
-    rows, total, done = [], len(labels_per_class) * seeds, 0
+    subsets = {pc: [labelled_subset(y_tr, pc, seed) for seed in range(seeds)] for pc in labels_per_class}
+    # progress counted in network steps (two networks a point), plus a little for each point's logistic fits
+    cost = {pc: 2 * network_steps(len(subsets[pc][0]), steps) + 50 for pc in labels_per_class}
+    total, rows, done = sum(cost.values()) * seeds, [], 0.0
 
-    def report(start: float, width: float):
-        """Progress within the current point: the networks' steps take most of its time, the logistic fits little."""
+    def report(start: float, width: float, of: float):
+        """Progress within the current point: its networks' steps take most of its time, the logistic fits little."""
         if progress is None:
             return None
-        return lambda fraction: progress((done + start + width * fraction) / total)
+        return lambda fraction: progress((done + of * (start + width * fraction)) / total)
 
     for per_class in labels_per_class:
-        for seed in range(seeds):
-            idx = labelled_subset(y_tr, per_class, seed)
+        for seed, idx in enumerate(subsets[per_class]):
             x = torch.as_tensor(x_tr[idx]).to(device)
             y = torch.as_tensor(y_tr[idx]).long().to(device)
+            n_steps, of = network_steps(len(idx), steps), cost[per_class]
             tag = {"labels_per_class": per_class if per_class is not None else "all", "seed": seed, "n": len(idx)}
             with seeded_init(seed):
                 scratch = create_model(model.registry_name, **vars(model.config)).to(device)
-            head = _fit_network(scratch, x, y, n_classes, steps, seed, progress=report(0.0, 0.45))
+            head = _fit_network(scratch, x, y, n_classes, n_steps, seed, progress=report(0.0, 0.48, of))
             rows.append({"method": "scratch", **tag, "accuracy": _accuracy(scratch, head, x_te_t, y_te_t)})
             rows.append({"method": "frozen codes + logistic", **tag,
                          "accuracy": _logistic(codes_tr[idx], y_tr[idx], codes_te, dataset.y_test)})
             tuned = copy.deepcopy(model)
-            head = _fit_network(tuned, x, y, n_classes, steps, seed, progress=report(0.5, 0.45))
+            head = _fit_network(tuned, x, y, n_classes, n_steps, seed, progress=report(0.5, 0.48, of))
             rows.append({"method": "fine-tuned encoder", **tag, "accuracy": _accuracy(tuned, head, x_te_t, y_te_t)})
             rows.append({"method": "PCA codes + logistic", **tag,
                          "accuracy": _logistic(pca_tr[idx], y_tr[idx], pca_te, dataset.y_test)})
-            done += 1
+            done += of
             if progress is not None:
-                progress(done / total)
+                progress(min(done / total, 1.0))
     return rows
 
 

@@ -7,7 +7,7 @@ import streamlit as st
 
 from aecore.jobs import BackgroundTask
 from aecore.papers import STAGES, figure_of, paper_for
-from aecore.probe import METHODS, few_label_experiment
+from aecore.probe import METHODS, MIN_EPOCHS, few_label_experiment, labelled_subset, network_steps
 from pages import ui
 from pages.ui import runs, share, state
 
@@ -42,14 +42,19 @@ seeds = share.widget("seeds", c2.slider, "Seeds", min_value=1, max_value=5, valu
                      disabled=busy)
 steps = share.widget("steps", c3.select_slider, "Steps", [100, 200, 300, 500, 1000], value=300,
                      key="ae.pretrain.steps", disabled=busy,
-                         help="optimiser steps for the networks trained on the labels")
+                     help=f"Optimiser steps (batches of 64) for the networks trained on the labels, or "
+                          f"{MIN_EPOCHS} passes over the labelled images where that takes more: all "
+                          f"{len(dataset.y_train):,} labels take {network_steps(len(dataset.y_train), 0):,} steps.")
 if st.button("Run the experiment", type="primary", disabled=busy or not counts, key="ae.pretrain.start"):
     per_class = [None if c == "all" else int(c) for c in counts]
     model = run.model
     task = BackgroundTask(lambda progress: few_label_experiment(model, dataset, per_class, seeds=seeds, steps=steps,
                                                                 progress=progress), name=f"probe-{run.id}").start()
+    most = max(len(labelled_subset(dataset.y_train, c, 0)) for c in per_class)
+    longest = network_steps(most, steps)
     about = (f"{', '.join(map(str, counts))} labels per class, {seeds} seed{'s' * (seeds > 1)}, {steps} steps for "
-             f"the networks")
+             f"the networks" + (f" (up to {longest:,}: {MIN_EPOCHS} passes over {most:,} images)"
+                                if longest > steps else ""))
     experiments[key] = task, about
     state.keep_newest_finished(experiments, lambda entry: entry[0].done)
     st.rerun()
