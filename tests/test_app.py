@@ -588,6 +588,14 @@ def test_reconstruction_tiles_of_small_images_share_one_width(monkeypatch):
     (small, kw_small), (mnist, kw_mnist) = calls
     assert {t.shape for t in small} == {(56, 56)} and kw_small["width"] == 56
     assert {t.shape for t in mnist} == {(56, 56)} and kw_mnist["width"] == 56  # MNIST keeps its scale of 2
+    # presenter mode: a projector's tiles, wide enough for its larger captions ("#8496·0" wrapped under 56 px)
+    from pages.ui import state
+    monkeypatch.setattr(figures.st, "session_state", {state.PRESENT: True})
+    figures.images(np.random.rand(5, 784), (28, 28), [f"#{i} · 9" for i in range(5)])
+    figures.images(np.random.rand(5, 64), (8, 8), [f"#{i} · 9" for i in range(5)])
+    (big, kw_big), (small_big, kw_small_big) = calls[2:]
+    assert {t.shape for t in big} == {(84, 84)} and kw_big["width"] == 84
+    assert {t.shape for t in small_big} == {(88, 88)} and kw_small_big["width"] == 88
 
 
 def test_a_queued_job_shows_its_place_and_stop_cancels_it(monkeypatch, digits):

@@ -21,13 +21,17 @@ def fmt_seconds(s: float) -> str:
 # each time) and 0.31 s with SVG; WebGL keeps 70,000 points responsive.
 SVG_POINTS = 5000
 TILE_MIN_WIDTH = 56  # px: a caption such as "#178 · 9" fits under a tile this wide (MNIST at scale 2)
+# presenter mode: a projector's digits, and its larger type ("#8496·0" wrapped under 56 px tiles at 1280x720)
+TILE_MIN_WIDTH_PRESENTING = 84
 
 
 def images(pixels: np.ndarray, shape: tuple[int, int], captions: list[str] | None = None, scale: int = 2) -> None:
     """A row of images in [0, 1], enlarged without blur, every tile the same width whatever its caption (8x8 digits
     at scale 2 were narrower than their captions, and each tile took its caption's width)."""
     from aecore.viz import image_tiles
-    scale = max(scale, -(-TILE_MIN_WIDTH // shape[1]))
+    from . import state
+    least = TILE_MIN_WIDTH_PRESENTING if st.session_state.get(state.PRESENT) else TILE_MIN_WIDTH
+    scale = max(scale, -(-least // shape[1]))
     st.image(image_tiles(pixels, shape, scale=scale), caption=captions, width=shape[1] * scale)
 
 
