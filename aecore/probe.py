@@ -211,7 +211,8 @@ def fine_tune(encoder_model, dataset, epochs: int = 100, patience: int = 15, lr:
     paper does it (following Vincent et al. 2010): SGD with momentum on the training set less a validation split,
     the epoch of lowest validation error kept (early stopping, ``patience`` epochs without a better one), and that
     epoch's test error reported. ``encoder_model`` is changed in place. Returns ``test_error``,
-    ``validation_error``, ``train_error`` (on the images it trained on), ``best_epoch``, ``epochs`` (trained) and per-epoch ``validation_errors``."""
+    ``validation_error``, ``train_error`` (on the images it trained on), ``best_epoch``, ``epochs`` (trained) and
+    per-epoch ``validation_errors``."""
     device = _device(encoder_model)
     x_all = torch.as_tensor(dataset.x_train).to(device)
     y_all = torch.as_tensor(dataset.y_train).long().to(device)
