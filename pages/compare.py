@@ -90,14 +90,18 @@ class SavedComparison:
         return cls(handles, contenders) if handles else None
 
 
-def column(col, contender, run, shape, inputs) -> None:
+SECTIONS = ("head", "progress", "filters", "filters_raw", "recon", "curve", "metric")
+
+
+def column(cells: dict, contender, run, shape, inputs) -> None:
+    """One contender's part of each row: ``cells`` maps each of SECTIONS to its cell."""
     p = run.progress()
-    col.markdown(f"**{contender.label}**  \n`{contender.model}`")
+    cells["head"].markdown(f"**{contender.label}**  \n`{contender.model}`")
     if p.status == "pending":
-        col.caption("skipped" if job.done else "waiting…")
+        cells["progress"].caption("skipped" if job.done else "waiting…")
         return
     if not (p.done and ui.presenting()):
-        col.progress(p.fraction, text=f"{p.status} · epoch {p.epoch}/{p.epochs}")
+        cells["progress"].progress(p.fraction, text=f"{p.status} · epoch {p.epoch}/{p.epochs}")
     model = run.view_model()  # a copy of the published weights: the worker trains the live model
     if model is None:
         return
@@ -106,26 +110,26 @@ def column(col, contender, run, shape, inputs) -> None:
         w = weights.detach().float().cpu().numpy()
         n = min(len(w), 100)
         order = np.arange(len(w))
-        col.image(figures.filter_images(w, shape, True, n, order, scale=2 if w.ndim == 2 else 6),
-                  caption="filters, each normalised")
-        col.image(figures.filter_images(w, shape, False, n, order, scale=2 if w.ndim == 2 else 6),
-                  caption="filters, one scale")
+        cells["filters"].image(figures.filter_images(w, shape, True, n, order, scale=2 if w.ndim == 2 else 6),
+                               caption="filters, each normalised")
+        cells["filters_raw"].image(figures.filter_images(w, shape, False, n, order, scale=2 if w.ndim == 2 else 6),
+                                   caption="filters, one scale")
     else:
-        col.caption("no first-layer filters")
+        cells["filters"].caption("no first-layer filters")
     if not p.done:  # weights change under the worker: read reconstructions from the published probe
         recon = p.probe[:N_RECON] if p.probe is not None else None
     else:
         recon = model.reconstruct(torch.as_tensor(inputs)).numpy()
     if recon is not None:
-        col.image(mosaic(recon, shape, ncols=4, scale=2), caption="reconstructions")
+        cells["recon"].image(mosaic(recon, shape, ncols=4, scale=2), caption="reconstructions")
     if p.history:
-        col.plotly_chart(figures.cost_figure(p.history, p.epoch_rows, p.units, height=260, stats=p.stat_labels),
-                         key=f"ae.compare.curve.{run.run_id}")
+        cells["curve"].plotly_chart(figures.cost_figure(p.history, p.epoch_rows, p.units, height=260,
+                                                        stats=p.stat_labels), key=f"ae.compare.curve.{run.run_id}")
     if run.record is not None and run.record.headline:
         label, value = run.record.headline
-        col.metric(label, f"{value:.4f}")
+        cells["metric"].metric(label, f"{value:.4f}")
     if p.message:
-        col.caption(p.message)
+        cells["metric"].caption(p.message)
 
 
 def results() -> None:
@@ -135,9 +139,11 @@ def results() -> None:
         st.progress(job.fraction, text="training…" if not job.done else "done")
     if not ui.presenting():  # a projector keeps the filters in sight; each column's reconstructions remain
         st.image(mosaic(inputs, shape, ncols=N_RECON, scale=3), caption="the same test inputs for every column")
-    cols = st.columns(len(job.jobs))
-    for col, contender, run in zip(cols, job.contenders, job.jobs):
-        column(col, contender, run, shape, inputs)
+    # a row of columns per section, so that each section starts level across the contenders (one column each
+    # drifted down where a heading wrapped: "neural-sparse-coding" at 1280 px)
+    rows = {section: st.columns(len(job.jobs)) for section in SECTIONS}
+    for i, (contender, run) in enumerate(zip(job.contenders, job.jobs)):
+        column({section: cols[i] for section, cols in rows.items()}, contender, run, shape, inputs)
     if job.done and not any(r.progress().status == "pending" for r in job.jobs):  # a link shows the same columns
         share.publish("runs", [r.run_id for r in job.jobs])
     if job.done and not st.session_state.get(state.COMPARE_SEEN_DONE) is job:

@@ -59,6 +59,11 @@ def test_compare_page_trains_a_preset_in_aligned_columns():
     assert captions.count("filters, each normalised") == 3 and captions.count("filters, one scale") == 3
     assert captions.count("reconstructions") == 3
     assert len(at.get("plotly_chart")) == 3
+    # aligned: each section is a row of its own, so a column holding a contender's reconstructions holds only them
+    # (one column per contender held everything, and a wrapped heading pushed that column's figures down)
+    recon_cols = [c for c in at.columns if any("reconstructions" in img.captions for img in c.get("image"))]
+    assert len(recon_cols) == 3
+    assert all(len(c.children) == 1 and not c.get("plotly_chart") and not c.get("markdown") for c in recon_cols)
     # same data and seed, all saved
     records = [RunStore().record(j.run_id) for j in job.jobs]
     assert {r.seed for r in records} == {0} and {r.dataset for r in records} == {"digits"}
