@@ -255,9 +255,16 @@ def _decoding_args(p) -> None:
     p.add_argument("--temperature", type=float, default=1.0, help="--decode sample: below 1 sharper, above flatter")
 
 
+MAX_PROBE_SEEDS, MAX_PROBE_STEPS = 5, 100_000  # --seeds 0 gave no rows, --steps -5 a network of one step
+
+
 def _cmd_probe(args, store: RunStore) -> int:
     from tqdm import tqdm
     from .probe import few_label_experiment
+    if not 1 <= args.seeds <= MAX_PROBE_SEEDS:  # the Few labels page's range
+        raise ConfigError(f"--seeds must be between 1 and {MAX_PROBE_SEEDS}")
+    if not 1 <= args.steps <= MAX_PROBE_STEPS:
+        raise ConfigError(f"--steps must be between 1 and {MAX_PROBE_STEPS:,}")
     model, record, dataset = _run_and_dataset(args, store, encodes=True)
     per_class = []
     for part in args.labels_per_class.split(","):

@@ -101,6 +101,11 @@ def test_probe_runs_the_few_label_experiment_on_digits(capsys):
     assert mean("frozen codes + logistic", "all") > mean("frozen codes + logistic", 2)
     assert main(["probe", run_id, "--labels-per-class", "0"]) == 2
     assert "positive whole numbers" in capsys.readouterr().err
+    for bad in (["--seeds", "0"], ["--seeds", "6"], ["--steps", "-5"], ["--steps", "0"], ["--steps", "100001"]):
+        capsys.readouterr()
+        assert main(["probe", run_id, "--labels-per-class", "1", *bad]) == 2, bad
+        err = capsys.readouterr().err.strip()
+        assert bad[0] in err and "\n" not in err and "Traceback" not in err, (bad, err)
 
 
 @pytest.mark.parametrize("args, message", [
