@@ -29,8 +29,8 @@ def images(pixels: np.ndarray, shape: tuple[int, int], captions: list[str] | Non
     """A row of images in [0, 1], enlarged without blur, every tile the same width whatever its caption (8x8 digits
     at scale 2 were narrower than their captions, and each tile took its caption's width)."""
     from aecore.viz import image_tiles
-    from . import state
-    least = TILE_MIN_WIDTH_PRESENTING if st.session_state.get(state.PRESENT) else TILE_MIN_WIDTH
+    from . import presenting
+    least = TILE_MIN_WIDTH_PRESENTING if presenting() else TILE_MIN_WIDTH
     scale = max(scale, -(-least // shape[1]))
     st.image(image_tiles(pixels, shape, scale=scale), caption=captions, width=shape[1] * scale)
 
