@@ -172,8 +172,12 @@ def test_retrain_on_change_starts_a_run_for_each_change_and_stops_the_one_in_pro
     assert any("code_size 30 → 4" in c.value for c in at.caption)
     # a long run, then a change while it trains: it is stopped (and kept), the new settings train at once
     at.slider(key="ae.train.settings.epochs").set_value(200).run()
+    assert not at.exception, at.exception
     long = list(at.session_state["ae.jobs"].values())[-1]
-    assert long.config.code_size == 4 and long.settings.epochs == 200 and not long.progress().done
+    # (failed once in CI, not reproduced in 165 tries since: the state that decides, said in full if it recurs)
+    assert long.config.code_size == 4 and long.settings.epochs == 200 and not long.progress().done, (
+        long.run_id, long.settings.epochs, long.progress().status, at.session_state["ae.train.settings.epochs"],
+        at.session_state["ae.train.started"], [e.value for e in at.error], dict(at.query_params))
     assert not at.number_input(key="ae.train.cfg.stacked.code_size").disabled  # the controls stay live
     at.number_input(key="ae.train.cfg.stacked.code_size").set_value(6).run()
     jobs = list(at.session_state["ae.jobs"].values())
@@ -383,12 +387,32 @@ def test_a_page_that_leaves_the_sidebars_run_out_switches_to_one_that_fits_in_on
     at = open_page("pages/reconstructions.py", gan)
     assert any(gan in i.value and "left out" in i.value for i in at.info)
     assert not at.get("plotly_chart") and not at.get("image")
-    at.button(key=f"ae.use_run.{ae}").click().run()
+    button = at.button(key=f"ae.use_run.{ae}")
+    assert button.label == RunStore().record(ae).label  # named as the sidebar names it, not by a bare id
+    button.click().run()
     assert not at.exception, at.exception
     assert at.sidebar.selectbox(key="ae.run").value == ae
     assert not any("left out" in i.value for i in at.info)
     assert at.get("plotly_chart") or at.get("image"), "the run's reconstructions are shown"
     assert not [b for b in at.button if b.key.startswith("ae.use_run.")]
+
+
+def test_a_fresh_session_selects_the_newest_run_that_reconstructs():
+    """After ``prepare-talk`` the newest run was a GAN, and a first visit to Filters, Latent space or
+    Reconstructions said only that it was left out; the sidebar now starts on a run most pages can show."""
+    ae = train_run("stacked", epochs=1, hidden=(16,), code_size=4)
+    train_run("gan", epochs=1)
+    at = open_page("pages/filters.py")
+    assert at.sidebar.selectbox(key="ae.run").value == ae
+    assert not any("left out" in i.value for i in at.info)
+    gan_only = RunStore()
+    gan_only.delete(ae)
+    at = open_page("pages/generate.py")  # only a GAN on the dataset: it is selected, as before
+    assert model_of_selected(at) == "gan"
+
+
+def model_of_selected(at: AppTest) -> str:
+    return RunStore().record(at.sidebar.selectbox(key="ae.run").value).model
 
 
 def offers(at: AppTest) -> dict[str, tuple[str, dict]]:

@@ -77,6 +77,19 @@ def _model_and_config(run_id: str) -> tuple[str, dict] | None:
     return record.model, record.config
 
 
+def default_run(choices: dict[str, str]) -> str:
+    """The run the sidebar selects when the user has not picked one: the newest that reconstructs its input, which
+    most pages can show (after ``prepare-talk`` the newest was a GAN, which Reconstructions, Filters, Latent space,
+    Denoising, Contraction and Few labels all leave out), else the newest."""
+    for rid in choices:
+        try:
+            if model_spec(model_of(rid)).capabilities.reconstructs:
+                return rid
+        except KeyError:  # a model this version does not know
+            continue
+    return next(iter(choices))
+
+
 def model_of(run_id: str) -> str:
     """The model name of run ``run_id`` ("" if it cannot be read)."""
     return (_model_and_config(run_id) or ("",))[0]
@@ -179,14 +192,15 @@ def require_run(dataset, **needs: bool) -> RunHandle:
         st.stop()
     why = why_left_out(run_id, dataset, **needs)
     if why:
-        fits = [rid for rid in run_choices(dataset.name) if not why_left_out(rid, dataset, **needs)]
+        choices = run_choices(dataset.name)
+        fits = [rid for rid in choices if not why_left_out(rid, dataset, **needs)]
         hint = ", or one of these that would show here:" if fits else ", or train one on the **Train** page."
         st.info(f"Run **{run_id}** is left out on this page: {why}. Pick another run in the sidebar{hint}")
-        if fits:  # one click to a run that fits, as the sidebar would select it
+        if fits:  # one click to a run that fits, as the sidebar would select it, named as the sidebar names it
             with st.container(horizontal=True):
                 for rid in fits[:5]:
-                    st.button(rid, icon=":material/swap_horiz:", key=f"ae.use_run.{rid}", on_click=_use_run,
-                              args=(rid,))
+                    st.button(choices[rid], icon=":material/swap_horiz:", key=f"ae.use_run.{rid}",
+                              on_click=_use_run, args=(rid,), help=f"Run {rid}")
         else:
             offer(("Train a model", TRAIN_PAGE, None))
         st.stop()
@@ -300,7 +314,7 @@ def sidebar() -> None:
             st.session_state[state.RUN] = shown[current]
         shown.update({label: rid for rid, label in choices.items()})
         if st.session_state.get(state.RUN) not in choices:
-            st.session_state[state.RUN] = next(iter(choices))
+            st.session_state[state.RUN] = default_run(choices)
         run_id = st.selectbox("Run", list(choices), key=state.RUN, format_func=choices.get,
                               help="Saved runs on this dataset, and this session's runs still training. Rename, "
                                    "download or delete them in the **Model library**.")
