@@ -282,3 +282,26 @@ def test_a_talk_presets_progress_names_its_own_dataset_until_it_opens(server, pa
     page.wait_for_url(re.compile(r".*/compare\?.*"), timeout=120_000)
     _settled(page)
     assert page.get_by_role("heading", name="Compare", exact=True).is_visible()
+
+
+def test_a_page_left_while_the_train_page_polls_keeps_the_dataset_and_the_run(server, page):
+    """A ``run_every`` fragment's rerun drops every widget value outside it (Streamlit issue 10805): a click on
+    another page while the Train page watched a run reset the sidebar to the default dataset and its newest run,
+    4 of 4 times, and every kept control with them."""
+    page.goto(f"{server}/train?dataset=digits&epochs=200&hidden=16&code_size=4")
+    _settled(page)
+    page.get_by_role("button", name="Train", exact=True).click()
+    page.get_by_text("Probe batch from the test set").wait_for()
+    page.wait_for_url(lambda url: "run=" in url)
+    run = re.search(r"run=([^&]+)", page.url).group(1)
+    time.sleep(2.5)  # the live view polls (its fragment reruns) while the user reads it
+    page.get_by_role("link", name="Few labels").first.click()
+    _settled(page)
+    assert "dataset=digits" in page.url and f"run={run}" in page.url, page.url
+    page.get_by_role("link", name="Train", exact=True).first.click()
+    _settled(page)
+    assert _slider_value(page, "Epochs") == "200"  # a kept control of the page left, as it was
+    stop = page.get_by_role("button", name="Stop", exact=True)
+    if stop.is_enabled():  # still training (200 epochs of the 8x8 digits take 10-20 s): not left to the next test
+        stop.click()
+    page.get_by_text(f"Run {run}").first.wait_for()  # ended, stopped or finished, and saved

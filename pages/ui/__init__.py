@@ -55,8 +55,10 @@ def page_setup() -> None:
     linked = st.query_params.get("present") in ("1", "true")  # a presenter's link opens with the sidebar folded
     st.set_page_config(page_title="Autoencoder Explorer", page_icon=":material/hub:", layout="wide",
                        initial_sidebar_state="collapsed" if linked or st.session_state.get(state.PRESENT) else "auto")
+    page = sys._getframe(1).f_globals.get("__file__", "")  # the page script that called us
+    share.restore_kept(page, (state.DATASET, state.RUN))
     state.init_state()
-    share.begin(sys._getframe(1).f_globals.get("__file__", ""))  # the page script that called us
+    share.begin(page)
     with st.sidebar:
         for path, label, icon in NAV:
             st.page_link(path, label=label, icon=icon)
