@@ -129,6 +129,7 @@ with actions:
               help="Each change of a setting stops the run in progress (it is kept, as stopped) and trains the new "
                    "settings at once; the curve shows the last finished run's beside it. Made for small data: the "
                    "embedded digits train the seed recipe in seconds.")
+    share.remember(state.TRAIN_AUTO)
     start_error = st.session_state.pop(state.TRAIN_ERROR, None)
     for err in errors + ([start_error] if start_error else []):
         st.error(err)

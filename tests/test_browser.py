@@ -284,10 +284,10 @@ def test_a_talk_presets_progress_names_its_own_dataset_until_it_opens(server, pa
     assert page.get_by_role("heading", name="Compare", exact=True).is_visible()
 
 
-def test_a_page_left_while_the_train_page_polls_keeps_the_dataset_and_the_run(server, page):
-    """A ``run_every`` fragment's rerun drops every widget value outside it (Streamlit issue 10805): a click on
-    another page while the Train page watched a run reset the sidebar to the default dataset and its newest run,
-    4 of 4 times, and every kept control with them."""
+def test_a_page_left_after_a_fragment_reran_keeps_the_dataset_and_the_run(server, page):
+    """A fragment's rerun drops every widget value outside it (Streamlit issue 10805): a click on another page
+    while the Train page watched a run (its live view polls), or after Filters' ordering changed (a control in a
+    fragment), reset the sidebar to the default dataset and its newest run, and every kept control with them."""
     page.goto(f"{server}/train?dataset=digits&epochs=200&hidden=16&code_size=4")
     _settled(page)
     page.get_by_role("button", name="Train", exact=True).click()
@@ -305,3 +305,10 @@ def test_a_page_left_while_the_train_page_polls_keeps_the_dataset_and_the_run(se
     if stop.is_enabled():  # still training (200 epochs of the 8x8 digits take 10-20 s): not left to the next test
         stop.click()
     page.get_by_text(f"Run {run}").first.wait_for()  # ended, stopped or finished, and saved
+    page.goto(f"{server}/filters?dataset=digits&run={run}&order=index")
+    _settled(page)
+    page.get_by_text("firing", exact=True).click()  # reruns the mosaics' fragment only
+    _settled(page)
+    page.get_by_role("link", name="Reconstructions").first.click()
+    _settled(page)
+    assert "dataset=digits" in page.url and f"run={run}" in page.url, page.url

@@ -318,6 +318,7 @@ def sidebar() -> None:
         run_id = st.selectbox("Run", list(choices), key=state.RUN, format_func=choices.get,
                               help="Saved runs on this dataset, and this session's runs still training. Rename, "
                                    "download or delete them in the **Model library**.")
+        share.remember(state.RUN)
         share.publish("run", run_id)
         recipe = recipe_of(run_id)
         if recipe is not None:

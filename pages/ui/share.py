@@ -16,17 +16,18 @@ PENDING = "ae.share.pending"  # the opened link's values not yet applied, param 
 KEPT = "ae.share.kept"  # widget keys whose values outlive their page
 PAGE = "ae.share.page"  # the page of the last run: a link applies when a page is entered
 PUBLISHED = "ae.share.published"  # the params this run wrote (until the next run begins: the last run's)
-KEPT_VALUES = "ae.share.kept_values"  # the kept controls' values when the last full run began
+KEPT_VALUES = "ae.share.kept_values"  # the kept controls' last values, as their widgets last drew them
 MAX_VALUE_CHARS = 2000  # a longer value is hostile or broken: ignored
 EMBED = ("embed", "embed_options")  # Streamlit's own
 
 
 def restore_kept(page: str, keys: tuple[str, ...] = ()) -> None:
     """Before anything else on a run of ``page``: when the page has just been entered, put back the kept controls'
-    values (and ``keys``, kept from now on too) that Streamlit dropped. A ``run_every`` fragment's rerun (the Train
-    page's live view, the Generate page's classifier) drops every widget value outside the fragment (Streamlit
-    issue 10805), so a click on another page while one polled reset the dataset, the run and every kept control
-    to their defaults: 4 of 4 times from the Train page while it trained."""
+    values (and ``keys``, kept from now on too) that Streamlit dropped. A fragment's rerun (a control inside one,
+    such as Filters' ordering, or a ``run_every`` poll, such as the Train page's live view) drops every widget
+    value outside the fragment (Streamlit issue 10805), so the next page opened with the dataset, the run and
+    every kept control at their defaults: every time after Filters' ordering was changed, and 4 of 4 times from
+    the Train page while it trained."""
     kept = st.session_state.setdefault(KEPT, set())
     kept.update(keys)
     if st.session_state.get(PAGE) == page:
@@ -62,7 +63,6 @@ def begin(page: str) -> None:
     for key in st.session_state.setdefault(KEPT, set()):
         if key in st.session_state:  # Streamlit's documented way to keep a widget's value across pages
             st.session_state[key] = st.session_state[key]
-    st.session_state[KEPT_VALUES] = {k: st.session_state[k] for k in st.session_state[KEPT] if k in st.session_state}
 
 
 def notice(param: str, raw: str, why: str) -> None:
@@ -199,5 +199,14 @@ def widget(param: str, fn: Callable, label: str, options: list | None = None, *,
     if keep:
         st.session_state.setdefault(KEPT, set()).add(key)
     result = fn(label, options, key=key, **kw) if options is not None else fn(label, key=key, **kw)
+    if keep:
+        remember(key)
     publish(param, result)
     return result
+
+
+def remember(key: str) -> None:
+    """Note the kept widget ``key``'s value as drawn now, for :func:`restore_kept` (taken when the run began, it
+    missed what a link set during the run: the dataset came back as the default)."""
+    if key in st.session_state:
+        st.session_state.setdefault(KEPT_VALUES, {})[key] = st.session_state[key]
