@@ -312,3 +312,9 @@ def test_a_page_left_after_a_fragment_reran_keeps_the_dataset_and_the_run(server
     page.get_by_role("link", name="Reconstructions").first.click()
     _settled(page)
     assert "dataset=digits" in page.url and f"run={run}" in page.url, page.url
+    # Back returns to Filters as it was: one history entry a page (Streamlit pushed one for every query-string
+    # write, so Back went to the same page's previous address and stayed there)
+    page.go_back()
+    _settled(page)
+    assert "/filters?" in page.url and "order=firing" in page.url, page.url
+    assert page.get_by_role("radio", name="firing").is_checked()

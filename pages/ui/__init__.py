@@ -39,6 +39,23 @@ html { font-size: 19px; }
 [data-testid="stCaptionContainer"], [data-testid="stImageCaption"] { font-size: 0.95rem !important; }
 [data-testid="stElementToolbar"] { display: none; }
 </style>"""
+# Streamlit pushes a browser-history entry for every write to the query string, and the pages write one for each
+# control that changed: a visit to Reconstructions left 9 entries, so Back stayed on the page (each press went to
+# the same page's previous address, which the page then wrote again). A write that keeps the path now replaces the
+# entry; going to another page still pushes one, so Back returns to the page before, as it last looked.
+ONE_HISTORY_ENTRY_A_PAGE = """<style>[data-testid="stElementContainer"]:has(#ae-history) { display: none; }</style>
+<script id="ae-history">
+(() => {
+  if (window.aeOneHistoryEntryAPage) return;
+  window.aeOneHistoryEntryAPage = true;
+  const push = history.pushState.bind(history);
+  history.pushState = (state, unused, url) => {
+    const same = url !== undefined && url !== null && new URL(url, location.href).pathname === location.pathname;
+    return same ? history.replaceState(state, unused, url) : push(state, unused, url);
+  };
+})();
+</script>"""
+
 # Always: captions one step larger than Streamlit's 12 px, and Plotly's toolbar only on hover, off the legend.
 BASE_CSS = """<style>
 [data-testid="stCaptionContainer"], [data-testid="stImageCaption"] { font-size: 0.9rem; }
@@ -66,5 +83,5 @@ def page_setup() -> None:
                      help="Larger type and figures for a projector, fewer controls. A link with ?present=1 opens "
                           "in it.")
         st.divider()
-    st.html(PRESENTER_CSS if presenting() else BASE_CSS)
+    st.html((PRESENTER_CSS if presenting() else BASE_CSS) + ONE_HISTORY_ENTRY_A_PAGE, unsafe_allow_javascript=True)
     sidebar()
