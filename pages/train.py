@@ -209,10 +209,13 @@ def live_view(job: TrainingJob) -> None:
         st.info(f"Waiting for a free slot ({p.phase}); it starts by itself. **Stop** cancels it.")
     elif p.status == "pending" or (p.status == "running" and p.phase == "starting"):
         st.info("Starting…")
+    # the sidebar's dataset changed since it started: the form is the new dataset's, this run is still the old one's
+    other = job.dataset.name if job.dataset.name != st.session_state.get(state.DATASET) else ""
     rate = f" · {p.samples_per_s:,.0f} samples/s" if p.samples_per_s else ""
     when = f"took {figures.fmt_seconds(p.elapsed)}" if p.done else \
         f"elapsed {figures.fmt_seconds(p.elapsed)} · ETA {figures.fmt_seconds(p.eta)}"
-    st.progress(p.fraction, text=f"{p.status if p.done else p.phase or p.status} · epoch {p.epoch}/{p.epochs} · "
+    st.progress(p.fraction, text=f"{other + ' · ' if other else ''}"
+                                 f"{p.status if p.done else p.phase or p.status} · epoch {p.epoch}/{p.epochs} · "
                                  f"step {p.step:,}/{p.total_steps:,}{rate} · {when}")
     if p.probe is not None:  # what it learns first: in sight at 1280x720 while it trains
         preview(job, p.probe)
@@ -235,7 +238,7 @@ def live_view(job: TrainingJob) -> None:
                           + "; ".join(diff[:6]) + (f" and {len(diff) - 6} more." if len(diff) > 6 else ".")))
     if p.done:
         msg = {"finished": st.success, "stopped": st.warning, "diverged": st.error, "failed": st.error}[p.status]
-        text = f"Run **{job.run_id}** {p.status}"
+        text = f"Run **{job.run_id}**{f' on **{other}**' if other else ''} {p.status}"
         if job.record is not None:
             text += ". Saved: it is selectable in the sidebar on every page."
         msg(text + (f"\n\n{p.message}" if p.message else ""))

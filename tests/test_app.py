@@ -113,6 +113,11 @@ def test_train_page_trains_live_and_saves_a_selectable_run():
         at.sidebar.selectbox(key="ae.run").value == job.run_id
     record = RunStore().record(job.run_id)
     assert record.config["hidden"] == [32] and len(record.epochs) == 3
+    # another dataset picked in the sidebar: the form is its, the run shown is still the last one, and says where
+    at.sidebar.selectbox(key="ae.dataset").select("mnist-5k").run()
+    assert not at.exception, at.exception
+    assert any(f"Run {job.run_id} on digits finished" in s.value.replace("*", "") for s in at.success)
+    assert at.get("progress")[0].proto.text.startswith("digits · finished")
 
 
 def test_a_second_run_is_drawn_against_the_previous_one():
