@@ -196,10 +196,9 @@ def widget(param: str, fn: Callable, label: str, options: list | None = None, *,
         st.session_state[key] = min(max(current, lo if lo is not None else current), hi if hi is not None else current)
     if key not in st.session_state and value is not None:
         st.session_state[key] = value
-    if keep:
-        st.session_state.setdefault(KEPT, set()).add(key)
     result = fn(label, options, key=key, **kw) if options is not None else fn(label, key=key, **kw)
     if keep:
+        st.session_state.setdefault(KEPT, set()).add(key)
         remember(key)
     publish(param, result)
     return result

@@ -163,9 +163,6 @@ def init_state() -> None:
     st.session_state.setdefault(JOBS, {})
     st.session_state.setdefault(TRAIN_SEEN_DONE, set())
     st.session_state.setdefault(USER_DATASETS, {})
-    for key in (DATASET, RUN):  # the sidebar's widgets keep their values across pages (Streamlit's documented way:
-        if key in st.session_state:  # a page's widgets are new widgets, and a key set by hand outlives them)
-            st.session_state[key] = st.session_state[key]
 
 
 def jobs() -> dict[str, TrainingJob]:
