@@ -116,7 +116,8 @@ with left:
         controls.config_controls(TrainSettings, "ae.train.settings", disabled=locked or closed_form)
     config_values, settings_values, errors = form(name, dataset)
     if spec.builder.supports_greedy() and not settings_values["greedy"]:
-        st.caption("Greedy layer-wise pretraining is available for this model (toggle above).")
+        st.caption("Greedy layer-wise pretraining is available for this model: the *Greedy* toggle under "
+                   "**Training**.")  # "toggle above" pointed at a section presenter mode folds
 with actions:
     b1, b2 = st.columns(2)
     # the job starts in the click's callback, before this script runs: the same run draws the page with the job

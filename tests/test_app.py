@@ -220,6 +220,9 @@ def test_presenter_mode_opens_the_hyperparameters_when_retraining_on_change():
     at.sidebar.toggle(key="ae.present").set_value(True).run()
     panel = lambda: next(e for e in at.expander if e.label == "Model hyperparameters")  # noqa: E731
     assert panel().proto.expanded is False
+    training = next(e for e in at.expander if e.label == "Training")
+    assert training.proto.expanded is False  # folded: the greedy hint names it rather than pointing "above"
+    assert any("Greedy* toggle under **Training**" in c.value for c in at.caption)
     at.toggle(key="ae.train.auto").set_value(True).run()
     assert panel().proto.expanded is True
     for job in at.session_state["ae.jobs"].values():
