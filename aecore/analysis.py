@@ -104,6 +104,15 @@ def jacobian_spectrum(model, x: np.ndarray | torch.Tensor) -> np.ndarray:
     return torch.linalg.svdvals(jac.double()).cpu().numpy()
 
 
+def nonzero_spectrum(values: np.ndarray, rtol: float = 1e-6) -> tuple[np.ndarray, int]:
+    """The singular values above ``rtol`` of the largest, and how many are below: those are zero but for float32's
+    rounding (a code unit that is off at the point, or a layer narrower than the code), and on a log axis one of them
+    (3.6e-17 for a GELU code unit) squashed every other value into the top of the plot."""
+    values = np.asarray(values)
+    kept = values[values > rtol * values.max()] if len(values) and values.max() > 0 else values[:0]
+    return kept, len(values) - len(kept)
+
+
 @torch.no_grad()
 def contraction_curve(model, x: np.ndarray | torch.Tensor, radii: np.ndarray, n_dirs: int = 4,
                       seed: int = 0) -> np.ndarray:

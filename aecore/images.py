@@ -85,9 +85,12 @@ def _resize(gray: np.ndarray, side: int) -> np.ndarray:
     return np.clip(gray, 0.0, 1.0)
 
 
-def images_from_zip(data: bytes, side: int = 28) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+def images_from_zip(data: bytes, side: int = 28, skipped: list[str] | None = None,
+                    ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     """(N, side*side) images, (N,) labels and class names from a zip of PNG/JPEG files; a file's label is its
-    folder's name (one class, "unlabelled", when no file is in a folder). Other files are skipped."""
+    folder's name (one class, "unlabelled", when no file is in a folder). Other files are skipped. A picture that
+    cannot be read (damaged, not an image, too many pixels) refuses the zip, or, given a ``skipped`` list, is left
+    out and named there as "file: why", so one bad file among thousands does not lose the rest."""
     from PIL import Image, UnidentifiedImageError
     zf, infos = _zip_members(data, "the zip")
     if any(i.filename.startswith("/") or ".." in i.filename.split("/") for i in infos):
@@ -98,10 +101,10 @@ def images_from_zip(data: bytes, side: int = 28) -> tuple[np.ndarray, np.ndarray
         raise DatasetError(f"the zip holds {len(pictures):,} images; at most {MAX_IMAGES:,} are read")
     if len(pictures) < MIN_IMAGES:
         raise DatasetError(f"the zip holds {len(pictures)} PNG or JPEG files; at least {MIN_IMAGES} are needed")
-    images, folders = [], []
+    images, folders, left_out = [], [], []
     for info in sorted(pictures, key=lambda i: i.filename):
-        raw = _read_member(zf, info)
         try:
+            raw = _read_member(zf, info)
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 img = Image.open(io.BytesIO(raw))  # reads the header only
@@ -109,10 +112,26 @@ def images_from_zip(data: bytes, side: int = 28) -> tuple[np.ndarray, np.ndarray
                     raise DatasetError(f"{info.filename} is {img.size[0]}x{img.size[1]} pixels; at most "
                                        f"{MAX_IMAGE_PIXELS:,} pixels an image are decoded")
                 images.append(_to_square(img, side))
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError,
+        except (DatasetError, UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError,
                 Image.DecompressionBombWarning) as e:
-            raise DatasetError(f"{info.filename} is not a readable PNG or JPEG ({e})") from e
+            # PIL's own message names an io.BytesIO object, which tells a user nothing
+            if isinstance(e, DatasetError):
+                why = str(e)
+            elif isinstance(e, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+                why = f"{info.filename} has more pixels than PIL decodes safely"
+            else:
+                why = f"{info.filename} is not a readable PNG or JPEG" + (
+                    "" if isinstance(e, UnidentifiedImageError) else f" ({e})")
+            if skipped is None:
+                raise DatasetError(why) from e
+            left_out.append(why)
+            continue
         folders.append(info.filename.rsplit("/", 2)[-2] if "/" in info.filename else "")
+    if skipped is not None:
+        skipped.extend(left_out)
+    if len(images) < MIN_IMAGES:
+        raise DatasetError(f"only {len(images)} of the {len(pictures)} PNG or JPEG files could be read (first "
+                           f"left out: {left_out[0]}); at least {MIN_IMAGES} are needed")
     names = tuple(sorted(set(folders)))
     if names == ("",):
         names = ("unlabelled",)
@@ -180,16 +199,17 @@ def _bright_strokes(x: np.ndarray, side: int) -> np.ndarray:
 
 
 def dataset_from_upload(data: bytes, filename: str, title: str = "", side: int = 28,
-                        invert: str = "auto") -> Dataset:
+                        invert: str = "auto", skipped: list[str] | None = None) -> Dataset:
     """A :class:`Dataset` from an uploaded ``.zip`` of images or ``.npz`` file, split 5:1 into train and test,
-    stratified by class. ``invert``: "auto" (light grounds become dark), "yes" or "no"."""
+    stratified by class. ``invert``: "auto" (light grounds become dark), "yes" or "no". ``skipped``: see
+    :func:`images_from_zip`."""
     if len(data) > MAX_UPLOAD_BYTES:
         raise DatasetError(f"the file is {len(data) / 2**20:.0f} MB; at most {MAX_UPLOAD_BYTES >> 20} MB")
     if side not in SIDES:
         raise DatasetError(f"the image size must be one of {SIDES}")
     suffix = Path(filename).suffix.lower()
     if suffix == ".zip":
-        x, y, names = images_from_zip(data, side)
+        x, y, names = images_from_zip(data, side, skipped)
     elif suffix == ".npz":
         x, y, names = images_from_npz(data, side)
     else:

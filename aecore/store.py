@@ -86,9 +86,14 @@ class RunRecord:
         return f"{self.model}{key} · {self.dataset}"
 
     @property
+    def headline_text(self) -> str:
+        """The headline metric as every list shows it (the library's table had 0.09025 where the sidebar had
+        0.0903); "" when the run has none."""
+        return f"{self.headline[0]} {self.headline[1]:.4f}" if self.headline else ""
+
+    @property
     def label(self) -> str:
-        head = self.headline
-        score = f" · {head[0]} {head[1]:.4f}" if head else ""
+        score = f" · {self.headline_text}" if self.headline else ""
         when = time.strftime("%d %b %H:%M", time.localtime(self.created))
         status = "" if self.status == "finished" else f" · {self.status}"
         return f"{self.title}{score}{status} · {when}"

@@ -63,10 +63,14 @@ for col, r in zip(cols, shown):
 
 hist, spec, ratio = go.Figure(), go.Figure(), go.Figure()
 LAYOUT = dict(height=380, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.3))
+zeros = []
 for r in shown:
     d, name = diags[r.id], f"{r.model.registry_name} ({r.id[-4:]})"
     hist.add_histogram(x=d["norms"], name=name, opacity=0.6, nbinsx=30)
-    spec.add_scatter(y=d["spectrum"], x=np.arange(1, len(d["spectrum"]) + 1), mode="lines+markers", name=name)
+    values, n_zero = analysis.nonzero_spectrum(d["spectrum"])
+    spec.add_scatter(y=values, x=np.arange(1, len(values) + 1), mode="lines+markers", name=name)
+    if n_zero:
+        zeros.append(f"{name}: {n_zero} of {len(d['spectrum'])}")
     ratio.add_scatter(x=d["radii"], y=d["ratio"], mode="lines+markers", name=name)
 hist.update_layout(barmode="overlay", title="‖J‖_F at test points", xaxis_title="Frobenius norm",
                    yaxis_title="points", **LAYOUT)
@@ -82,3 +86,6 @@ a, b, c = st.columns(3)
 a.plotly_chart(hist, key="ae.contract.hist")
 b.plotly_chart(spec, key="ae.contract.spec")
 c.plotly_chart(ratio, key="ae.contract.ratio")
+if zeros:
+    b.caption("Singular values that are 0 (below 10⁻⁶ of the largest: a code unit off at this point, or a layer "
+              "narrower than the code) are left off the log axis: " + "; ".join(zeros) + ".")

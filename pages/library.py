@@ -70,7 +70,7 @@ else:
     rows = [e for e in records if not shown_ds or e.record.dataset in shown_ds]
     table = pd.DataFrame([{
         "name": e.record.title, "model": e.record.model, "dataset": e.record.dataset,
-        "metric": f"{e.record.headline[0]} {e.record.headline[1]:.4g}" if e.record.headline else "",
+        "metric": e.record.headline_text,
         "status": e.record.status, "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(e.record.created)),
         "size (MB)": round(_size(e.id), 2), "training time": figures.fmt_seconds(e.record.seconds), "id": e.id}
         for e in rows])

@@ -16,7 +16,7 @@ st.caption(f"A **.zip** of PNG or JPEG files (put each class in its own folder, 
            f"them) or an **.npz** with an array `x` (N×H×W, values 0–1 or 0–255) and optional integer labels `y`. "
            f"Limits: {user_images.MAX_UPLOAD_BYTES >> 20} MB a file, {user_images.MAX_IMAGES:,} images, "
            f"{user_images.MAX_IMAGE_PIXELS:,} pixels an image. Nothing is kept unless you save it.")
-PREVIEW = "ae.images.preview"  # (file name, Dataset, title) of the last upload converted
+PREVIEW = "ae.images.preview"  # (file name, Dataset, title, files left out) of the last upload converted
 
 upload = st.file_uploader("Images", type=["zip", "npz"], key="ae.images.file")
 c1, c2, c3 = st.columns([2, 2, 3])
@@ -28,19 +28,23 @@ title = c3.text_input("Name", value=upload.name.rsplit(".", 1)[0] if upload else
                       key="ae.images.title")
 if upload is not None and st.button("Convert", type="primary", key="ae.images.convert"):
     with st.spinner("Reading the images…"):
+        skipped: list[str] = []  # one damaged picture among many is left out, not the reason to refuse them all
         try:
-            ds = user_images.dataset_from_upload(upload.getvalue(), upload.name, title, side, invert)
+            ds = user_images.dataset_from_upload(upload.getvalue(), upload.name, title, side, invert, skipped)
         except DatasetError as e:
             st.error(f"Not loaded: {e}")
             st.session_state.pop(PREVIEW, None)
         else:
-            st.session_state[PREVIEW] = (upload.name, ds, title or upload.name)
+            st.session_state[PREVIEW] = (upload.name, ds, title or upload.name, skipped)
 
 found = st.session_state.get(PREVIEW)
 if found is None:
     st.info("Upload a file and press **Convert** to see a preview.")
     st.stop()
-name, ds, shown_title = found
+name, ds, shown_title, skipped = found
+if skipped:
+    st.warning(f"**{len(skipped)} {'file' if len(skipped) == 1 else 'files'} left out**, the rest loaded: "
+               + "; ".join(skipped[:5]) + (f"; and {len(skipped) - 5} more" if len(skipped) > 5 else ""))
 counts = np.bincount(np.concatenate([ds.y_train, ds.y_test]), minlength=len(ds.class_names))
 st.subheader(f"{shown_title}: {len(ds.x_train) + len(ds.x_test):,} images, {ds.image_shape[0]}×{ds.image_shape[1]}")
 st.image(mosaic(ds.x_train[:48], ds.image_shape, ncols=16, scale=max(1, 56 // ds.image_shape[1])),

@@ -1,5 +1,6 @@
 """AppTest: share links, settings that survive, presenter mode, the model library, your own images and the talk
 gallery."""
+import json
 
 from streamlit.testing.v1 import AppTest
 
@@ -152,10 +153,14 @@ def test_the_compare_page_shows_the_saved_runs_a_link_names():
 def test_the_model_library_renames_deletes_after_confirming_exports_and_imports():
     first = train_run("stacked", epochs=1, hidden=(16,), code_size=4)
     store = RunStore()
+    path = store.root / first / "run.json"  # a score below 0.1, where 4 significant digits and 4 decimals differ
+    path.write_text(json.dumps({**json.loads(path.read_text()), "metrics": {"bce": 0.090254}}))
     blob = store.export(first)
     at = app("pages/library.py")
     table = at.dataframe[0].value
     assert list(table["id"]) == [first] and table["model"][0] == "stacked" and table["size (MB)"][0] > 0
+    assert table["metric"][0] == "test BCE 0.0903" and "test BCE 0.0903 ·" in store.record(first).label  # as the
+    # sidebar reads it: the table had 0.09025
     assert [b.label for b in at.get("download_button")] == ["Download (zip)", "Export as script (.py)"]
     at.text_input(key=f"ae.library.name.{first}").input("tiny digits AE")
     at.button[0].click().run()  # the form's Rename submits the name
@@ -181,12 +186,15 @@ def test_the_model_library_renames_deletes_after_confirming_exports_and_imports(
 
 def test_your_images_upload_previews_and_trains_on_every_page():
     at = app("pages/your_images.py")
-    at.file_uploader(key="ae.images.file").set_value(("shapes.zip", _zip(_bars()), "application/zip"))
+    files = {**_bars(), "shapes/wide/damaged.png": b"\x89PNG cut short"}  # left out, named; the rest load
+    at.file_uploader(key="ae.images.file").set_value(("shapes.zip", _zip(files), "application/zip"))
     at.run()
     at.selectbox(key="ae.images.side").select(16).run()
     at.button(key="ae.images.convert").click().run()
     assert not at.error, [e.value for e in at.error]
     assert "24 images, 16×16" in at.subheader[0].value
+    assert [w.value for w in at.warning] == ["**1 file left out**, the rest loaded: shapes/wide/damaged.png is not "
+                                             "a readable PNG or JPEG"]
     assert list(at.dataframe[0].value["class"]) == ["tall", "wide"]
     at.button(key="ae.images.use").click().run()
     name = at.sidebar.selectbox(key="ae.dataset").value

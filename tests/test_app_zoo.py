@@ -5,6 +5,7 @@ import numpy as np
 
 from aecore import RunStore
 from tests.test_app import app, open_page as _open, select_on_chart, train_run
+from tests.test_app_latent import _array
 
 
 def test_filters_page_shows_mosaics_unit_views_and_sparsity():
@@ -90,7 +91,10 @@ def test_denoising_page_scores_runs_against_the_noisy_baseline():
 
 
 def test_contraction_page_compares_jacobians():
-    runs = [train_run("contractive", epochs=2, code_size=16), train_run("stacked", epochs=2)]
+    # the stacked run's 32 code units read a 16-unit layer: J has rank 16 at most, so 16 of its 32 singular values
+    # are 0, which a log axis cannot show (drawn as 1e-16 they squashed the rest into the top of the plot)
+    runs = [train_run("contractive", epochs=2, code_size=16), train_run("stacked", epochs=2, hidden=(16,),
+                                                                        code_size=32)]
     at = _open("pages/contraction.py")
     at.multiselect(key="ae.contract.runs.digits").set_value(runs).run()
     at.slider(key="ae.contract.n").set_value(20).run()
@@ -99,6 +103,10 @@ def test_contraction_page_compares_jacobians():
     assert labels == ["contractive: mean ‖J‖_F", "stacked: mean ‖J‖_F"]
     charts = at.get("plotly_chart")
     assert len(charts) == 3
+    spectra = json.loads(charts[1].proto.spec)["data"]
+    assert [len(_array(t["y"])) for t in spectra] == [16, 16]
+    assert min(_array(t["y"]).min() for t in spectra) > 1e-5
+    assert any(f"stacked ({runs[1][-4:]}): 16 of 32" in c.value for c in at.caption)
     xaxis = json.loads(charts[2].proto.spec)["layout"]["xaxis"]  # the contraction ratio's log axis: decades only
     assert xaxis["type"] == "log" and len(xaxis["ticktext"]) >= 2
     assert all(float(t) > 0 and np.log10(float(t)).is_integer() for t in xaxis["ticktext"]), xaxis["ticktext"]

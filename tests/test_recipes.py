@@ -143,11 +143,11 @@ def test_an_npz_becomes_a_dataset_and_is_read_without_pickle():
     assert 0 <= ds.x_train.min() and ds.x_train.max() <= 1
 
 
-def _bomb_png() -> bytes:
-    """A small PNG that decodes to 10,000 x 10,000 pixels."""
+def _bomb_png(side: int = 10_000) -> bytes:
+    """A small PNG that decodes to side x side pixels."""
     from PIL import Image
     buf = io.BytesIO()
-    Image.new("L", (10_000, 10_000)).save(buf, "PNG")
+    Image.new("L", (side, side)).save(buf, "PNG")
     return buf.getvalue()
 
 
@@ -188,6 +188,24 @@ def test_hostile_uploads_are_refused_and_nothing_is_written(name, make, why, mon
     with pytest.raises(DatasetError, match=why):
         user_images.dataset_from_upload(make(), name)
     assert not folder.exists() or not any(folder.iterdir())
+
+
+def test_unreadable_pictures_are_left_out_and_named_when_asked_and_the_rest_load(monkeypatch):
+    monkeypatch.setattr(user_images, "MAX_IMAGE_PIXELS", 1000 * 1000)
+    files = {**_bars(6), "shapes/tall/cut.png": b"\x89PNG cut short", "shapes/wide/huge.png": _bomb_png(2000),
+             "shapes/wide/bomb.png": _bomb_png()}  # over PIL's own limit
+    with pytest.raises(DatasetError, match="cut.png is not a readable PNG or JPEG$"):  # no list: refused, as before
+        user_images.dataset_from_upload(_zip(files), "x.zip")
+    skipped: list[str] = []
+    ds = user_images.dataset_from_upload(_zip(files), "x.zip", skipped=skipped)
+    assert len(ds.x_train) + len(ds.x_test) == 12 and ds.class_names == ("tall", "wide")
+    assert skipped == ["shapes/tall/cut.png is not a readable PNG or JPEG",
+                       "shapes/wide/bomb.png has more pixels than PIL decodes safely",
+                       "shapes/wide/huge.png is 2000x2000 pixels; at most 1,000,000 pixels an image are decoded"]
+    skipped = []
+    with pytest.raises(DatasetError, match=r"only 0 of the 10 .* \(first left out: a/0.png is not a readable PNG"):
+        user_images.dataset_from_upload(_zip({f"a/{i}.png": b"not a png" for i in range(10)}), "x.zip",
+                                        skipped=skipped)
 
 
 def test_too_many_images_and_too_large_a_file_are_refused(monkeypatch):

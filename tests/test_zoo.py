@@ -71,6 +71,16 @@ def test_contractive_penalty_matches_autograd_jacobian(config):
     assert model.encoder.layers[0].weight.grad.abs().sum() > 0
 
 
+def test_the_spectrum_leaves_out_the_singular_values_of_a_rank_deficient_jacobian():
+    from aecore import analysis
+    rng = np.random.default_rng(0)
+    jac = rng.normal(size=(6, 3)) @ rng.normal(size=(3, 10))  # rank 3
+    values = np.linalg.svd(jac, compute_uv=False)
+    kept, n_zero = analysis.nonzero_spectrum(values)
+    assert n_zero == 3 and np.allclose(kept, values[:3]) and values[3:].max() < 1e-12
+    assert analysis.nonzero_spectrum(np.zeros(4))[1] == 4 and analysis.nonzero_spectrum(np.ones(4))[1] == 0
+
+
 def test_tied_contractive_decodes_with_the_encoders_weights_transposed():
     """Rifai et al.'s CAE ties the decoder to the encoder (W' = W^T): one weight matrix, used twice, so the decoder
     cannot make up for an encoder shrunk by the penalty."""
