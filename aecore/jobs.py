@@ -218,11 +218,12 @@ class TrainingJob:
 
     def _run(self) -> None:
         def queued(position: int) -> None:
-            self._publish(Progress(status="pending", phase=f"queued: {position - 1} job(s) ahead of this one"
-                                   if position > 1 else "queued: next to start", epochs=self.settings.epochs))
+            ahead = position - 1
+            self._publish(Progress(status="pending", phase=f"queued: {ahead} {'job' if ahead == 1 else 'jobs'} ahead "
+                                   f"of this one" if ahead else "queued: next to start", epochs=self.settings.epochs))
         if not SLOTS.acquire(self, self._stop, queued):
-            self._publish(Progress(status="stopped", message="cancelled while it waited for its turn; nothing was "
-                                                               "trained or saved", epochs=self.settings.epochs))
+            self._publish(Progress(status="stopped", phase="cancelled", epochs=self.settings.epochs,
+                                   message="cancelled while it waited for its turn; nothing was trained or saved"))
             _LIVE.discard(self)
             self._ended.set()
             return

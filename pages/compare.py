@@ -98,7 +98,7 @@ def column(cells: dict, contender, run, shape, inputs) -> None:
     p = run.progress()
     cells["head"].markdown(f"**{contender.label}**  \n`{contender.model}`")
     if p.status == "pending":
-        cells["progress"].caption("skipped" if job.done else "waiting…")
+        cells["progress"].caption("skipped" if job.done else p.phase if p.phase.startswith("queued") else "waiting…")
         return
     if not (p.done and ui.presenting()):
         cells["progress"].progress(p.fraction, text=f"{p.status} · epoch {p.epoch}/{p.epochs}")

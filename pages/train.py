@@ -215,9 +215,13 @@ def live_view(job: TrainingJob) -> None:
     rate = f" · {p.samples_per_s:,.0f} samples/s" if p.samples_per_s else ""
     when = f"took {figures.fmt_seconds(p.elapsed)}" if p.done else \
         f"elapsed {figures.fmt_seconds(p.elapsed)} · ETA {figures.fmt_seconds(p.eta)}"
-    st.progress(p.fraction, text=f"{other + ' · ' if other else ''}"
-                                 f"{p.status if p.done else p.phase or p.status} · epoch {p.epoch}/{p.epochs} · "
-                                 f"step {p.step:,}/{p.total_steps:,}{rate} · {when}")
+    if p.phase.startswith("queued") or p.phase == "cancelled":  # no step, no clock: it has not started
+        st.progress(0.0, text=f"{other + ' · ' if other else ''}{p.phase} · {p.epochs} "
+                              f"{'epoch' if p.epochs == 1 else 'epochs'}")
+    else:
+        st.progress(p.fraction, text=f"{other + ' · ' if other else ''}"
+                                     f"{p.status if p.done else p.phase or p.status} · epoch {p.epoch}/{p.epochs} · "
+                                     f"step {p.step:,}/{p.total_steps:,}{rate} · {when}")
     if p.probe is not None:  # what it learns first: in sight at 1280x720 while it trains
         preview(job, p.probe)
     if p.losses:
@@ -242,7 +246,10 @@ def live_view(job: TrainingJob) -> None:
         text = f"Run **{job.run_id}**{f' on **{other}**' if other else ''} {p.status}"
         if job.record is not None:
             text += ". Saved: it is selectable in the sidebar on every page."
-        msg(text + (f"\n\n{p.message}" if p.message else ""))
+        text += f"\n\n{p.message}" if p.message else ""
+        if p.phase == "cancelled":  # it never ran: there is no run to speak of
+            text = f"Cancelled before it started ({job.run_id}): nothing was trained or saved."
+        msg(text)
         if job.record is not None:
             figures.metrics_row(job.record.metrics, job.record.metric_labels,
                                 previous=previous.record.metrics if previous is not None else None)

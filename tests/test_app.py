@@ -642,9 +642,13 @@ def test_a_queued_job_shows_its_place_and_stop_cancels_it(monkeypatch, digits):
         at.button(key="ae.train.start").click().run()
         rerun_until(at, lambda a: any("Waiting for a free slot" in i.value for i in a.info), timeout=30)
         assert any("next to start" in i.value for i in at.info) and not at.button(key="ae.train.stop").disabled
+        assert [p.proto.text for p in at.get("progress")] == ["queued: next to start · 1 epoch"]  # not "step 0/0"
         at.button(key="ae.train.stop").click().run()
         job = next(iter(at.session_state["ae.jobs"].values()))
         assert job.join(30) and job.progress().status == "stopped" and job.record is None
+        at.run()
+        assert [w.value for w in at.warning] == [f"Cancelled before it started ({job.run_id}): nothing was trained or "
+                                                 f"saved."]
     finally:
         other.stop()
         other.join(60)

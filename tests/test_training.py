@@ -218,7 +218,7 @@ def test_jobs_beyond_the_limit_queue_in_order_and_can_be_cancelled(digits, monke
     assert first.wait_for_progress(30) and first.progress().status == "running"
     second.start()
     third.start()
-    for job, ahead in ((second, "next to start"), (third, "1 job(s) ahead")):
+    for job, ahead in ((second, "next to start"), (third, "queued: 1 job ahead of this one")):
         while ahead not in job.progress().phase:  # published as soon as the job joins the queue
             assert job.join(0.05) is False
         assert job.progress().status == "pending" and job.model is None  # nothing built while it waits
