@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import re
 import typing
 from dataclasses import dataclass
 from typing import Any
@@ -101,10 +102,11 @@ def as_saved(config_cls: type, values: dict[str, Any]) -> dict[str, Any]:
 
 
 def parse_sizes(text: str | tuple | list) -> tuple[int, ...]:
-    """Layer sizes from ``"1000,500,250"`` or a sequence; an empty string gives ``()``."""
+    """Layer sizes from ``"1000,500,250"`` (or ``"1000 500 250"``) or a sequence; an empty string gives ``()``.
+    Spaces separate sizes too: they were dropped, and "100 50" became one layer of 10,050 units."""
     if isinstance(text, (tuple, list)):
         return tuple(int(v) for v in text)
-    parts = [p for p in str(text).replace(" ", "").split(",") if p]
+    parts = [p for p in re.split(r"[,\s]+", str(text)) if p]
     try:
         return tuple(int(p) for p in parts)
     except ValueError as e:

@@ -237,6 +237,10 @@ def test_train_page_refuses_bad_settings_at_the_control():
     assert at.button(key="ae.train.start").disabled
     at.text_input(key="ae.train.cfg.stacked.hidden").input("100").run()
     assert not at.error and not at.button(key="ae.train.start").disabled
+    at.text_input(key="ae.train.cfg.stacked.hidden").input("100 50").run()  # two layers, not one of 10,050 units
+    assert not at.error and at.session_state["ae.train.cfg.stacked.hidden"] == "100 50"
+    from aecore.config import parse_sizes
+    assert parse_sizes("100 50") == parse_sizes("100, 50") == parse_sizes(" 100 ,50 ") == (100, 50)
 
 
 def test_train_and_stop_sit_above_the_settings():
