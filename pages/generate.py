@@ -408,8 +408,21 @@ def diagnostics() -> None:
     if getattr(run.model, "snapshot_kind", "") == "samples":
         sample_snapshots(run)
     if not caps.posterior and getattr(run.model, "snapshot_kind", "") != "samples":
+        choices = runs.run_choices(dataset.name)
+        fits = [rid for rid in choices if _diagnosed(runs.model_of(rid))]
         st.info("This run's family has no diagnostics beyond its cost curve: a VAE shows its KL per dimension and "
-                "NLL bound here, a GAN its samples epoch by epoch.")
+                "NLL bound here, a GAN its samples epoch by epoch" + (": switch to one of these runs." if fits else
+                                                                        "; train one on the **Train** page."))
+        runs.run_buttons(fits, choices)
+
+
+def _diagnosed(model_name: str) -> bool:
+    """Whether the Diagnostics tab shows more than a cost curve for runs of ``model_name`` (a VAE, a GAN)."""
+    try:
+        builder = model_spec(model_name).builder
+    except KeyError:
+        return False
+    return builder.capabilities.posterior or getattr(builder, "snapshot_kind", "") == "samples"
 
 
 view = share.widget("view", st.segmented_control, "View", list(VIEWS), key=state.GEN_VIEW, value=VIEWS[0],

@@ -148,6 +148,18 @@ def test_diagnostics_show_kl_bars_the_nll_gap_and_roll_back_a_gan():
     assert any((r.record and r.record.message.startswith(f"rolled back from {gan}")) for r in RunStore().list())
 
 
+def test_diagnostics_of_a_plain_autoencoder_offer_the_runs_that_have_them():
+    vae = train_run("vae", epochs=1, hidden=(16,), latent_size=3)
+    plain = train_run("stacked", epochs=1, hidden=(16,), code_size=4)
+    at = open_page("pages/generate.py", plain)
+    at.segmented_control(key="ae.gen.view").set_value("Diagnostics").run()
+    assert any("switch to one of these runs" in i.value for i in at.info)
+    assert [b.key for b in at.button if b.key.startswith("ae.use_run.")] == [f"ae.use_run.{vae}"]
+    at.button(key=f"ae.use_run.{vae}").click().run()
+    assert not at.exception and at.sidebar.selectbox(key="ae.run").value == vae
+    assert any(c.key == "ae.gen.kl" for c in at.get("plotly_chart"))
+
+
 def test_train_page_switches_to_a_familys_training_settings_and_trains_a_gan():
     at = open_page("pages/train.py")
     at.selectbox(key="ae.train.model").select("gan").run()

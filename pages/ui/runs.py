@@ -182,6 +182,15 @@ def _use_run(run_id: str) -> None:
     st.session_state[state.PENDING_RUN] = run_id
 
 
+def run_buttons(fits: list[str], choices: dict[str, str]) -> None:
+    """One click to a run that fits (the first five of ``fits``), selected as the sidebar would select it and named
+    as the sidebar names it (``choices``: run id -> label)."""
+    with st.container(horizontal=True):
+        for rid in fits[:5]:
+            st.button(choices[rid], icon=":material/swap_horiz:", key=f"ae.use_run.{rid}", on_click=_use_run,
+                      args=(rid,), help=f"Run {rid}")
+
+
 def require_run(dataset, **needs: bool) -> RunHandle:
     """The run picked in the sidebar, if it serves ``needs`` (``reconstructs=True``, ...) on ``dataset``; else say
     why, name the runs that would do, and stop the page."""
@@ -196,11 +205,8 @@ def require_run(dataset, **needs: bool) -> RunHandle:
         fits = [rid for rid in choices if not why_left_out(rid, dataset, **needs)]
         hint = ", or one of these that would show here:" if fits else ", or train one on the **Train** page."
         st.info(f"Run **{run_id}** is left out on this page: {why}. Pick another run in the sidebar{hint}")
-        if fits:  # one click to a run that fits, as the sidebar would select it, named as the sidebar names it
-            with st.container(horizontal=True):
-                for rid in fits[:5]:
-                    st.button(choices[rid], icon=":material/swap_horiz:", key=f"ae.use_run.{rid}",
-                              on_click=_use_run, args=(rid,), help=f"Run {rid}")
+        if fits:
+            run_buttons(fits, choices)
         else:
             offer(("Train a model", TRAIN_PAGE, None))
         st.stop()
