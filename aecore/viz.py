@@ -36,6 +36,26 @@ def mosaic(images: np.ndarray, image_shape: tuple[int, int], ncols: int | None =
     return upscale(to_uint8(out), scale)
 
 
+def mark_grid_point(picture: np.ndarray, box: tuple[float, float, float, float], n: int,
+                    image_shape: tuple[int, int], point: tuple[float, float], pad: int = 1, scale: int = 2,
+                    color: tuple[int, int, int] = (255, 50, 30)) -> np.ndarray:
+    """A ring on a :func:`mosaic` of an n x n decoder grid over ``box`` = (x0, x1, y0, y1) (rows from y1 at the top,
+    as :func:`aecore.latent.decoder_grid` lays them out) at the code ``point``, clipped to the grid: where a 2-D
+    code's levers sit on its manifold. Returns an RGB (H, W, 3) uint8 copy."""
+    x0, x1, y0, y1 = box
+    h, w = image_shape
+    fx = np.clip((point[0] - x0) / (x1 - x0), 0, 1) if x1 > x0 else 0.5
+    fy = np.clip((y1 - point[1]) / (y1 - y0), 0, 1) if y1 > y0 else 0.5
+    cx = (pad + w / 2 + fx * (n - 1) * (w + pad)) * scale  # tile i's centre sits at pad + w/2 + i (w + pad)
+    cy = (pad + h / 2 + fy * (n - 1) * (h + pad)) * scale
+    rgb = np.repeat(picture[..., None], 3, axis=2) if picture.ndim == 2 else picture.copy()
+    yy, xx = np.ogrid[:rgb.shape[0], :rgb.shape[1]]
+    dist = np.hypot(yy + 0.5 - cy, xx + 0.5 - cx)
+    radius = 0.6 * max(h, w) * scale
+    rgb[(dist > radius - 3.5 * scale) & (dist <= radius)] = color  # ~3 px wide where a page shrinks the grid
+    return rgb
+
+
 # the classes' colours, in the raster and the interactive chart alike: D3's category10: ten colours that stay apart on white, none pale (Streamlit's light blue and light grey, digits 1
 # and 9, nearly vanished on a projector)
 CLASS_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",

@@ -214,12 +214,15 @@ def levers() -> None:
     run = runs.require_run(dataset, encodes=True, reconstructs=True)
     posterior = model_spec(runs.model_of(run.id)).capabilities.posterior
     st.fragment(lever_view)(run, posterior)
-    stats = _code_stats(run_key(run), run.model, posterior)
-    if len(stats["mean"]) == 2:
-        lo, hi = stats["mean"] - 3 * stats["spread"], stats["mean"] + 3 * stats["spread"]
-        grid = latent.decoder_grid(run.model, (lo[0], hi[0], lo[1], hi[1]), 15)
-        st.image(viz.mosaic(grid, shape, ncols=15, scale=2), caption="The whole decoded 2-D latent space: ±3 "
-                 "standard deviations of the test codes on each axis (z₁ left to right, z₂ bottom to top)")
+
+
+MANIFOLD_N = 15  # tiles a side of a 2-D code's decoded manifold
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _manifold(key: tuple, _model, box: tuple[float, float, float, float]) -> np.ndarray:
+    """The decoded n x n grid over ``box`` as one picture (drawn once a run, not at every lever move)."""
+    return viz.mosaic(latent.decoder_grid(_model, box, MANIFOLD_N), shape, ncols=MANIFOLD_N, scale=2)
 
 
 def lever_view(run, posterior: bool) -> None:
@@ -254,6 +257,13 @@ def lever_view(run, posterior: bool) -> None:
         st.session_state[state.GEN_ORIGIN] = origin
     with right:
         z = lever_sliders(z0, stats, keys)
+        if len(z) == 2:  # the whole manifold beside the levers (below the page, it was off a 1280x720 screen),
+            # a ring where they sit on it
+            lo, hi = stats["mean"] - 3 * stats["spread"], stats["mean"] + 3 * stats["spread"]
+            box = (float(lo[0]), float(hi[0]), float(lo[1]), float(hi[1]))
+            st.image(viz.mark_grid_point(_manifold(run_key(run), model, box), box, MANIFOLD_N, shape, tuple(z)),
+                     width=360, caption="The whole decoded 2-D latent space, ±3 standard deviations of the test "
+                     "codes on each axis (z₁ left to right, z₂ bottom to top); the ring: the levers")
     with torch.no_grad():
         decoded = model.decode_pixels(torch.as_tensor(z[None]))[0].numpy()
         start = model.decode_pixels(torch.as_tensor(z0[None].astype(np.float32)))[0].numpy()

@@ -94,7 +94,16 @@ def test_levers_move_the_decode_and_a_blank_drawing_still_decodes():
     s.set_value(float(np.clip(s.value + 0.5 * (s.max - s.min) / 2, s.min, s.max))).run()
     assert not at.exception
     assert _images(at) != decoded  # the decode under the levers changed
-    assert any("whole decoded 2-D latent space" in str(img.proto) for img in at.image)
+    # the 2-D manifold beside the levers, in their column (below the page it was off a 1280x720 screen), its ring
+    # moved with them
+    manifold = [e for e in right if type(e).__name__ == "Image" and "whole decoded 2-D latent space" in str(e.proto)]
+    assert len(manifold) == 1
+    before = str(manifold[0].proto)
+    s.set_value(s.min).run()
+    after = [str(e.proto) for e in at.columns[3] if type(e).__name__ == "Image"]
+    assert len(after) == 1 and after[0] != before
+    at.run()
+    assert [str(e.proto) for e in at.columns[3] if type(e).__name__ == "Image"] == after  # the same picture, the same
     at.number_input(key="ae.gen.index").set_value(5).run()  # a new start moves every lever to its code
     assert not at.exception
     at.radio(key="ae.gen.source").set_value("a drawing").run()

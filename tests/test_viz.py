@@ -32,3 +32,23 @@ def test_mosaic_tiles_images_with_padding():
     out = mosaic(images, (2, 2), ncols=2, pad=1, scale=1, pad_value=1.0)
     assert out.shape == (2 * 3 + 1, 2 * 3 + 1)
     assert (out[1:3, 1:3] == 0).all() and (out[1:3, 4:6] == 255).all() and (out[4:6, 1:3] == 128).all()
+
+
+def test_the_manifold_ring_circles_the_tile_decoded_nearest_the_levers():
+    from aecore.viz import mark_grid_point
+    n, shape, box = 3, (4, 4), (0.0, 2.0, 0.0, 2.0)  # tiles at codes 0, 1, 2 on each axis; rows from y = 2 down
+    picture = mosaic(np.zeros((n * n, 16)), shape, ncols=n, pad=1, scale=2)
+    red = (255, 50, 30)
+
+    def ring_centre(point):
+        rgb = mark_grid_point(picture, box, n, shape, point)
+        ys, xs = np.nonzero(np.all(rgb == red, axis=2))
+        assert len(ys) and np.array_equal(rgb[~np.all(rgb == red, axis=2)][:, 0], picture[~np.all(rgb == red,
+                                                                                               axis=2)])
+        return (ys.min() + ys.max() + 1) / 2, (xs.min() + xs.max() + 1) / 2
+
+    # tile (row r, column c) spans pixels 2 * (1 + 5 r) to 2 * (5 + 5 r): its centre is 2 * (3 + 5 r)
+    assert ring_centre((1.0, 1.0)) == (16.0, 16.0)  # the middle tile
+    assert ring_centre((2.0, 2.0))[1] > 20 and ring_centre((2.0, 2.0))[0] < 12  # top right: z2 high is up
+    assert ring_centre((0.0, 0.0)) == (26.0, 6.0)  # bottom left
+    assert ring_centre((-5.0, 9.0)) == ring_centre((0.0, 2.0))  # outside the box: clipped to its edge
