@@ -52,7 +52,7 @@ def mark_grid_point(picture: np.ndarray, box: tuple[float, float, float, float],
     yy, xx = np.ogrid[:rgb.shape[0], :rgb.shape[1]]
     dist = np.hypot(yy + 0.5 - cy, xx + 0.5 - cx)
     radius = 0.6 * max(h, w) * scale
-    rgb[(dist > radius - 3.5 * scale) & (dist <= radius)] = color  # ~3 px wide where a page shrinks the grid
+    rgb[(dist > radius - 3.5 * max(scale, 1)) & (dist <= radius)] = color  # ~3 px wide where a page shrinks it
     return rgb
 
 
