@@ -131,6 +131,20 @@ def test_settings_survive_a_visit_to_another_page_and_presenter_mode_opens_from_
     assert any("font-size: 19px" in h.proto.body for h in shown.get("html"))
 
 
+def test_presenter_mode_fits_the_worst_reconstructions_under_their_inputs():
+    run = train_run("stacked", epochs=1, hidden=(16,), code_size=4)
+    train_run("gan", epochs=1, width=8)  # left out of the page: said to a user, not to an audience
+    params = {"dataset": "digits", "run": run, "order": "worst first"}
+    plain = opened("pages/reconstructions.py", params)
+    assert [m.label for m in plain.metric] == ["test BCE / pixel", "MSE / pixel", "squared error / image"]
+    assert any(c.value.startswith("Left out here") for c in plain.caption)
+    shown = opened("pages/reconstructions.py", {**params, "present": "1"})
+    assert not shown.metric and not any(c.value.startswith("Left out here") for c in shown.caption)
+    # one line instead of a row of metrics (they pushed the reconstructions off a 1280x720 projector)
+    line = next(m.value for m in shown.markdown if m.value.startswith(f"**{run}** · test BCE"))
+    assert f"squared error {plain.metric[2].value} / image" in line and len(shown.image) == 2
+
+
 def test_a_link_restores_the_latent_and_generate_views():
     run = train_run("vae", epochs=1, latent_size=2, hidden=(32,))
     at = opened("pages/latent.py", {"dataset": "digits", "run": run, "point": "17", "grid": "5", "path": "slerp"})

@@ -116,7 +116,7 @@ def usable_runs(dataset, prefer: tuple[str, ...] = (), **needs: bool) -> dict[st
     first; a caption on the page lists the runs left out and why."""
     choices = run_choices(dataset.name)
     left_out = {rid: why for rid in choices if (why := why_left_out(rid, dataset, **needs))}
-    if left_out:
+    if left_out and not st.session_state.get(state.PRESENT):  # not for an audience
         st.caption("Left out here: " + "; ".join(f"{rid} ({why})" for rid, why in list(left_out.items())[:4])
                    + (f" and {len(left_out) - 4} more" if len(left_out) > 4 else ""))
     models = {rid: model_of(rid) for rid in choices}
