@@ -25,7 +25,7 @@ if not choices:
 # the runs on a row of their own: in a quarter of it, the second run's chip was hidden behind the first
 picked = share.widget("runs", st.multiselect, "Runs", list(choices), value=list(choices)[:2], format_func=choices.get,
                       key=f"ae.denoise.runs.{dataset.name}")
-c2, c3, c4 = st.columns([2, 2, 1])
+c2, c3, c4, c5 = st.columns([2, 2, 1, 1], vertical_alignment="bottom")  # New noise beside them: a row saved
 kind = share.widget("noise", c2.selectbox, "Noise", list(NOISE_KINDS), value="masking", key="ae.denoise.kind")
 level = share.widget("level", c3.slider, "Level", min_value=0.0, max_value=1.0, value=0.5, step=0.05,
                      key="ae.denoise.level",
@@ -39,7 +39,7 @@ shown = [r for r in (runs.load_run(i) for i in picked) if r is not None]
 if not shown:
     st.stop()
 seed = st.session_state.setdefault(state.DENOISE_SEED, 0)
-if st.button("New noise", key="ae.denoise.reseed"):
+if c5.button("New noise", key="ae.denoise.reseed"):
     st.session_state[state.DENOISE_SEED] = seed = seed + 1
 x_all = dataset.x_test[:1000]
 scores = denoising_scores({r.id: r.model for r in shown}, x_all, kind, level, seed=seed)
@@ -48,16 +48,28 @@ table = [{"output of": "noisy input (no model)", "run": "",
           "mean PSNR (dB)": float(scores["psnr"]["noisy input"].mean())}]
 table += [{"output of": r.model.registry_name, "run": r.id, "mean PSNR (dB)": float(scores["psnr"][r.id].mean())}
           for r in shown]
-st.dataframe(pd.DataFrame(table), hide_index=True,
-             column_config={"mean PSNR (dB)": st.column_config.NumberColumn(format="%.1f dB")})
-st.caption(f"Means over the first {len(x_all)} test images, all corrupted with the same noise.")
+if not ui.presenting():  # for an audience, the means go in the rows' headings and the images come first
+    st.dataframe(pd.DataFrame(table), hide_index=True,
+                 column_config={"mean PSNR (dB)": st.column_config.NumberColumn(format="%.1f dB")})
+    st.caption(f"Means over the first {len(x_all)} test images, all corrupted with the same noise.")
 
 idx = np.arange(count)
 shape = dataset.image_shape
-st.markdown("**Clean**")
-figures.images(x_all[idx], shape, [dataset.class_names[dataset.y_test[i]] for i in idx])
-st.markdown(f"**Noisy input** ({kind} {level:g}) — PSNR under each")
+
+
+def clean_row() -> None:
+    st.markdown("**Clean**")
+    figures.images(x_all[idx], shape, [dataset.class_names[dataset.y_test[i]] for i in idx])
+
+
+if not ui.presenting():
+    clean_row()
+st.markdown(f"**Noisy input** ({kind} {level:g}) — mean PSNR {table[0]['mean PSNR (dB)']:.1f} dB; each image's "
+            f"under it")
 figures.images(scores["noisy"][idx], shape, [f"{scores['psnr']['noisy input'][i]:.1f} dB" for i in idx])
-for r in shown:
-    st.markdown(f"**{r.id}** — PSNR under each")
+for r, row in zip(shown, table[1:]):
+    st.markdown(f"**{r.model.registry_name}** · {r.id} — mean PSNR {row['mean PSNR (dB)']:.1f} dB; each image's "
+                f"under it")
     figures.images(scores["outputs"][r.id][idx], shape, [f"{scores['psnr'][r.id][i]:.1f} dB" for i in idx])
+if ui.presenting():  # noisy in, cleaned out, on a 1280x720 projector; the originals after them
+    clean_row()

@@ -145,6 +145,19 @@ def test_presenter_mode_fits_the_worst_reconstructions_under_their_inputs():
     assert f"squared error {plain.metric[2].value} / image" in line and len(shown.image) == 2
 
 
+def test_presenter_mode_shows_noisy_inputs_then_their_denoised_outputs_first():
+    dae = train_run("denoising", epochs=1, hidden=(), code_size=8)
+    params = {"dataset": "digits", "runs": dae}
+    plain = opened("pages/denoising.py", params)
+    psnr = plain.dataframe[0].value["mean PSNR (dB)"]
+    assert len(plain.image) == 3 and not plain.image[0].captions[0].endswith("dB")  # clean, noisy, denoised
+    shown = opened("pages/denoising.py", {**params, "present": "1"})
+    assert not shown.dataframe and len(shown.image) == 3  # the table's means in the rows' headings instead
+    assert [c[0].endswith("dB") for c in (i.captions for i in shown.image)] == [True, True, False]
+    headings = [m.value for m in shown.markdown if "mean PSNR" in m.value]
+    assert [h.split("mean PSNR ")[1].split(";")[0] for h in headings] == [f"{v:.1f} dB" for v in psnr]
+
+
 def test_a_link_restores_the_latent_and_generate_views():
     run = train_run("vae", epochs=1, latent_size=2, hidden=(32,))
     at = opened("pages/latent.py", {"dataset": "digits", "run": run, "point": "17", "grid": "5", "path": "slerp"})
