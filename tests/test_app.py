@@ -230,6 +230,15 @@ def test_presenter_mode_opens_the_hyperparameters_when_retraining_on_change():
         assert job.join(timeout=60)
 
 
+def test_controls_read_their_field_names_out():
+    at = app("pages/train.py")
+    assert at.select_slider(key="ae.train.settings.lr").label == "Learning rate"  # was "Lr"
+    assert at.selectbox(key="ae.train.settings.lr_schedule").label == "Learning rate schedule"
+    at.selectbox(key="ae.train.model").select("k-sparse").run()
+    labels = {w.key.rsplit(".", 1)[-1]: w.label for w in [*at.number_input, *at.slider] if w.key}
+    assert labels["aux_k"] == "AuxK" and labels["init_std"] == "Initial deviation", labels
+
+
 def test_train_page_refuses_bad_settings_at_the_control():
     at = app("pages/train.py")
     at.text_input(key="ae.train.cfg.stacked.hidden").input("100, abc").run()

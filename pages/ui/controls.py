@@ -11,8 +11,19 @@ from aecore.config import parse_sizes
 from . import share
 
 
+# field names read out in labels: "Lr schedule" and "Kl anneal" read as typos
+_WORDS = {"lr": "learning rate", "kl": "KL", "l1": "L1", "l2": "L2", "gp": "GP", "d": "D", "init": "initial",
+          "std": "deviation"}
+_NAMES = {"aux_k": "AuxK"}
+
+
+def _words(name: str) -> str:
+    return _NAMES.get(name) or " ".join(_WORDS.get(w, w) for w in name.split("_"))
+
+
 def _label(name: str) -> str:
-    return name.replace("_", " ").capitalize()
+    text = _words(name)
+    return text[:1].upper() + text[1:]
 
 
 def _log_grid(lo: float, hi: float, default: float, integer: bool) -> list:
@@ -100,7 +111,7 @@ def unused_because(config_cls: type, spec, key_prefix: str) -> str:
     for name, values in spec.when:
         if st.session_state.get(f"{key_prefix}.{name}", defaults[name]) not in values:
             shown = " or ".join(("on" if v else "off") if isinstance(v, bool) else str(v) for v in values)
-            return f"used only when {_label(name).lower()} is {shown}"
+            return f"used only when {_words(name)} is {shown}"
     return ""
 
 
