@@ -230,6 +230,14 @@ def test_presenter_mode_opens_the_hyperparameters_when_retraining_on_change():
         assert job.join(timeout=60)
 
 
+def test_greedy_pretraining_is_greyed_out_for_a_family_without_it():
+    at = app("pages/train.py")
+    assert not at.toggle(key="ae.train.settings.greedy").disabled  # the seed recipe's stack has layers
+    at.selectbox(key="ae.train.model").select("gan").run()
+    greedy = at.toggle(key="ae.train.settings.greedy")
+    assert greedy.disabled and "no greedy layer-wise pretraining" in greedy.help  # it did nothing when toggled
+
+
 def test_controls_read_their_field_names_out():
     at = app("pages/train.py")
     assert at.select_slider(key="ae.train.settings.lr").label == "Learning rate"  # was "Lr"

@@ -65,15 +65,17 @@ def state_values(config_cls: type, key_prefix: str) -> tuple[dict, list[str]]:
     return values, errors
 
 
-def config_controls(config_cls: type, key_prefix: str, disabled: bool = False) -> tuple[dict, list[str]]:
+def config_controls(config_cls: type, key_prefix: str, disabled: bool = False,
+                    unavailable: dict[str, str] | None = None) -> tuple[dict, list[str]]:
     """One control per UI field of ``config_cls``; returns (values, errors) as :func:`state_values` reads them.
     Values come from an opened share link, session state (a preset writes there, and they survive a visit to
-    another page) or the dataclass; each is published to the share link under its field's name."""
+    another page) or the dataclass; each is published to the share link under its field's name. ``unavailable``:
+    fields greyed out whatever their values, each with the reason shown in its help."""
     for spec in param_specs(config_cls):
         if not spec.ui:
             continue
         key = f"{key_prefix}.{spec.name}"
-        unused = unused_because(config_cls, spec, key_prefix)
+        unused = (unavailable or {}).get(spec.name) or unused_because(config_cls, spec, key_prefix)
         help_text = "; ".join(t for t in (spec.help, unused) if t) or None
         common = dict(key=key, help=help_text, disabled=disabled or bool(unused))
         label = _label(spec.name)
