@@ -306,6 +306,7 @@ def test_a_field_not_in_use_is_greyed_out_and_says_when_it_is():
     assert any("layer sizes" in e.value for e in at.error) and at.button(key="ae.train.start").disabled
     at.selectbox(key="ae.train.cfg.vae.architecture").select("conv").run()
     assert not any("layer sizes" in e.value for e in at.error) and not at.button(key="ae.train.start").disabled
+    at.selectbox(key="ae.train.model").select("stacked").run()  # a family with greedy pretraining
     assert at.slider(key="ae.train.settings.greedy_epochs").disabled  # greedy is off
     at.toggle(key="ae.train.settings.greedy").set_value(True).run()
     assert not at.slider(key="ae.train.settings.greedy_epochs").disabled and not at.exception
