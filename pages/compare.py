@@ -101,7 +101,8 @@ def column(cells: dict, contender, run, shape, inputs) -> None:
         cells["progress"].caption("skipped" if job.done else p.phase if p.phase.startswith("queued") else "waiting…")
         return
     if not (p.done and ui.presenting()):
-        cells["progress"].progress(p.fraction, text=f"{p.status} · epoch {p.epoch}/{p.epochs}")
+        cells["progress"].progress(p.fraction, text=f"{p.status} · " + (f"epoch {p.epoch}/{p.epochs}" if p.epochs
+                                                                        else "fitted in closed form"))
     model = run.view_model()  # a copy of the published weights: the worker trains the live model
     if model is None:
         return

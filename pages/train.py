@@ -223,9 +223,10 @@ def live_view(job: TrainingJob) -> None:
         st.progress(0.0, text=f"{other + ' · ' if other else ''}{p.phase} · {p.epochs} "
                               f"{'epoch' if p.epochs == 1 else 'epochs'}")
     else:
+        steps = f"epoch {p.epoch}/{p.epochs} · step {p.step:,}/{p.total_steps:,}" if p.epochs else \
+            "fitted in closed form"  # not "epoch 0/0 · step 1/1"
         st.progress(p.fraction, text=f"{other + ' · ' if other else ''}"
-                                     f"{p.status if p.done else p.phase or p.status} · epoch {p.epoch}/{p.epochs} · "
-                                     f"step {p.step:,}/{p.total_steps:,}{rate} · {when}")
+                                     f"{p.status if p.done else p.phase or p.status} · {steps}{rate} · {when}")
     if p.probe is not None:  # what it learns first: in sight at 1280x720 while it trains
         preview(job, p.probe)
     if p.losses:
@@ -272,20 +273,23 @@ with right:
         shows = ("decodings of a probe batch of sentences" if caps.modality == "text" and caps.reconstructs else
                  "sentences it generates" if caps.modality == "text" else
                  "reconstructions of a probe batch" if caps.reconstructs else "samples from a fixed noise batch")
-        st.info(f"Pick a model and press **Train**. The cost curve and {shows} appear here and update live; you can "
-                "leave this page while it trains.")
+        st.info("Pick a model and press **Train**. " + (
+            f"It is fitted in closed form, at once: its {shows} appear here." if closed_form else
+            f"The cost curve and {shows} appear here and update live; you can leave this page while it trains."))
         # what the first live view draws, drawn now, so the browser has fetched its code (a progress bar, an image)
         # before Train is pressed: the image's code was fetched only once the first picture had arrived
-        st.progress(0.0, text=f"not started · {settings_values['epochs']} epochs")
+        st.progress(0.0, text="not started · fitted in closed form, no epochs" if closed_form else
+                    f"not started · {settings_values['epochs']} epochs")
         if dataset.modality == "image" and caps.reconstructs:
             probe = np.asarray(dataset.probe(10))
             st.image(mosaic(probe, dataset.image_shape, ncols=max(1, len(probe)), scale=3),
                      caption="The probe batch: its reconstructions appear under these test images as it trains")
-        # an empty chart now, so the browser has its chart library loaded before the first curve arrives
-        empty = figures.cost_figure([], [])
-        empty.update_xaxes(range=[0, settings_values["epochs"]]).update_yaxes(range=[0, 0.7])
-        empty.add_annotation(text="the cost curve appears here", showarrow=False, x=settings_values["epochs"] / 2,
-                             y=0.35, font=dict(color="#868e96"))
-        st.plotly_chart(empty, key="ae.train.curve.empty")
+        if not closed_form:  # a fit in closed form draws no cost curve
+            # an empty chart now, so the browser has its chart library loaded before the first curve arrives
+            empty = figures.cost_figure([], [])
+            empty.update_xaxes(range=[0, settings_values["epochs"]]).update_yaxes(range=[0, 0.7])
+            empty.add_annotation(text="the cost curve appears here", showarrow=False,
+                                 x=settings_values["epochs"] / 2, y=0.35, font=dict(color="#868e96"))
+            st.plotly_chart(empty, key="ae.train.curve.empty")
     else:
         st.fragment(live_view, run_every=0.5 if running else None)(active)

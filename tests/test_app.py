@@ -238,6 +238,19 @@ def test_greedy_pretraining_is_greyed_out_for_a_family_without_it():
     assert greedy.disabled and "no greedy layer-wise pretraining" in greedy.help  # it did nothing when toggled
 
 
+def test_a_closed_form_model_promises_no_epochs_and_no_cost_curve():
+    at = app("pages/train.py")
+    assert [c.key for c in at.get("plotly_chart")] == ["ae.train.curve.empty"]
+    at.selectbox(key="ae.train.model").select("pca").run()
+    assert [p.proto.text for p in at.get("progress")] == ["not started · fitted in closed form, no epochs"]
+    assert not at.get("plotly_chart") and "closed form" in at.info[0].value  # it said "30 epochs" and drew 0-30
+    at.button(key="ae.train.start").click().run()
+    job = next(iter(at.session_state["ae.jobs"].values()))
+    assert job.join(60)
+    at.run()
+    assert [p.proto.text.split(" · took")[0] for p in at.get("progress")] == ["finished · fitted in closed form"]
+
+
 def test_controls_read_their_field_names_out():
     at = app("pages/train.py")
     assert at.select_slider(key="ae.train.settings.lr").label == "Learning rate"  # was "Lr"
