@@ -236,6 +236,10 @@ def test_greedy_pretraining_is_greyed_out_for_a_family_without_it():
     at.selectbox(key="ae.train.model").select("gan").run()
     greedy = at.toggle(key="ae.train.settings.greedy")
     assert greedy.disabled and "no greedy layer-wise pretraining" in greedy.help  # it did nothing when toggled
+    assert not at.select_slider(key="ae.train.settings.lr").disabled
+    at.selectbox(key="ae.train.model").select("neural-sparse-coding").run()  # Arora et al.'s rule steps by eta
+    lr = at.select_slider(key="ae.train.settings.lr")
+    assert lr.disabled and "eta" in lr.help and at.selectbox(key="ae.train.settings.lr_schedule").disabled
 
 
 def test_a_closed_form_model_promises_no_epochs_and_no_cost_curve():

@@ -110,6 +110,9 @@ class Model(nn.Module):
     # values a training step reports beside its loss terms (a GAN's D accuracy, the KL weight in force): logged and
     # plotted, never added to the loss; name -> label
     stat_labels: dict[str, str] = {}
+    # training settings the family does not use, each with why (a rule with its own step size has no use for
+    # ``lr``): the Train page greys them out, where moving them did nothing
+    unused_settings: dict[str, str] = {}
 
     def __init__(self, config: Any):
         super().__init__()

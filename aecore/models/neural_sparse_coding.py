@@ -50,6 +50,8 @@ def arora_update(a: torch.Tensor, y: torch.Tensor, code: torch.Tensor, eta: floa
 class NeuralSparseCoding(Autoencoder):
     capabilities = Capabilities(reconstructs=True, encodes=True, samples=True, filters=True)
     output_kind = "linear"
+    unused_settings = dict.fromkeys(("lr", "lr_schedule"), "not for this model: its update rule has its own "
+                                                             "step size, eta, under Model hyperparameters")
 
     def __init__(self, config: NeuralSparseCodingConfig):
         super().__init__(config)
