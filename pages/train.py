@@ -113,13 +113,8 @@ with left:
     with st.expander("Training", expanded=not closed_form and not ui.presenting()):
         if closed_form:
             st.caption("This model is fitted in closed form: no epochs or learning rate.")
-        # a toggle that did nothing: the form drops greedy for a family without layers to pretrain one by one
-        no_greedy = "not for this model: it has no greedy layer-wise pretraining"
-        unavailable = {**({} if spec.builder.supports_greedy() else
-                          dict.fromkeys(("greedy", "greedy_epochs", "finetune"), no_greedy)),
-                       **spec.builder.unused_settings}
         controls.config_controls(TrainSettings, "ae.train.settings", disabled=locked or closed_form,
-                                 unavailable=unavailable)
+                                 unavailable=spec.builder.settings_unused())
     config_values, settings_values, errors = form(name, dataset)
     if spec.builder.supports_greedy() and not settings_values["greedy"]:
         st.caption("Greedy layer-wise pretraining is available for this model: the *Greedy* toggle under "

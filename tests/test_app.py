@@ -240,6 +240,10 @@ def test_greedy_pretraining_is_greyed_out_for_a_family_without_it():
     at.selectbox(key="ae.train.model").select("neural-sparse-coding").run()  # Arora et al.'s rule steps by eta
     lr = at.select_slider(key="ae.train.settings.lr")
     assert lr.disabled and "eta" in lr.help and at.selectbox(key="ae.train.settings.lr_schedule").disabled
+    bias = lambda: at.toggle(key="ae.train.settings.output_bias_from_data")  # noqa: E731
+    assert not bias().disabled
+    at.selectbox(key="ae.train.model").select("recurrent").run()  # no output bias to start
+    assert bias().disabled and "no output bias" in bias().help
 
 
 def test_a_closed_form_model_promises_no_epochs_and_no_cost_curve():

@@ -268,3 +268,17 @@ def test_views_and_jobs_never_sleep_to_wait():
     offenders = [str(p) for p in [*root.glob("aecore/*.py"), *root.glob("pages/*.py"), *root.glob("pages/ui/*.py")]
                  if "time.sleep(" in p.read_text()]
     assert offenders == []
+
+
+def test_the_settings_a_family_says_it_ignores_are_those_it_ignores():
+    """What the Train page greys out (:meth:`Model.settings_unused`) against what a built model has: an output bias
+    to start at the pixels' mean, stages for greedy pretraining."""
+    from aecore import create_model
+    for name in list_models(modality="image"):
+        builder = model_spec(name).builder
+        unused = builder.settings_unused()
+        model = create_model(name, input_shape=(28, 28))
+        assert ("output_bias_from_data" in unused) == (model.output_bias() is None), name
+        assert ("greedy" in unused) == (not model.greedy_stages()), name
+    assert {"lr", "lr_schedule"} <= set(model_spec("neural-sparse-coding").builder.settings_unused())
+    assert "output_bias_from_data" in model_spec("sentence-vae").builder.settings_unused()

@@ -159,8 +159,21 @@ class Model(nn.Module):
 
     @classmethod
     def supports_greedy(cls) -> bool:
-        """Whether :meth:`greedy_stages` gives stages (the Train page shows the Greedy toggle only then)."""
+        """Whether :meth:`greedy_stages` gives stages (the Train page greys the Greedy toggle out otherwise)."""
         return cls.greedy_stages is not Model.greedy_stages
+
+    @classmethod
+    def settings_unused(cls) -> dict[str, str]:
+        """The training settings this family does not use, each with why: its own :attr:`unused_settings`, the
+        greedy ones without :meth:`greedy_stages`, the output bias's start without :meth:`output_bias` or images.
+        The Train page greys them out: a GAN's Greedy toggle and a recurrent model's output bias did nothing."""
+        out = {}
+        if not cls.supports_greedy():
+            out.update(dict.fromkeys(("greedy", "greedy_epochs", "finetune"),
+                                     "not for this model: it has no greedy layer-wise pretraining"))
+        if cls.output_bias is Model.output_bias or cls.capabilities.modality != "image":
+            out["output_bias_from_data"] = "not for this model: it has no output bias to start at the pixels' mean"
+        return {**out, **cls.unused_settings}
 
     def greedy_stages(self) -> list[tuple[nn.Module, nn.Module]]:
         """(encoder layer, mirrored decoder layer) pairs, outermost first, for greedy layer-wise pretraining: each
