@@ -73,6 +73,12 @@ def _cmd_train(args, store: RunStore) -> int:
         "precision": args.precision, "seed": args.seed,
         "greedy": args.greedy, "greedy_epochs": args.greedy_epochs,
         "output_bias_from_data": args.output_bias_from_data}.items() if v is not None}})
+    given = {"lr": ("--lr", args.lr), "lr_schedule": ("--lr-schedule", args.lr_schedule),
+             "output_bias_from_data": ("--zero-output-bias", args.output_bias_from_data)}
+    for key, why in spec.builder.settings_unused().items():  # taken, and ignored: said, as the Train page says it
+        flag, value = given.get(key, ("", None))
+        if value is not None:
+            print(f"note: {flag} is ignored, {why}", file=sys.stderr)
     settings = TrainSettings(**settings)
     check_ranges(settings)  # the Train page's ranges, before anything loads or runs
     pick_device(args.device)

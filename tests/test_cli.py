@@ -51,6 +51,14 @@ def test_zero_output_bias_starts_the_bias_at_zero(capsys):
     assert float(model.output_bias().detach().abs().max()) < 1e-3  # a pixel that is always 0 would start at -6.9
 
 
+def test_a_setting_the_family_ignores_is_named_as_ignored(capsys):
+    assert main(["train", "neural-sparse-coding", "--dataset", "digits", "--epochs", "1", "--lr", "0.5"]) == 0
+    assert "note: --lr is ignored, not for this model: its update rule has its own step size, eta" in \
+        capsys.readouterr().err  # taken without a word before
+    assert main(["train", "stacked", "--dataset", "digits", "--epochs", "1", "--lr", "0.01"]) == 0
+    assert "ignored" not in capsys.readouterr().err
+
+
 def test_train_with_preset_and_greedy(capsys):
     assert main(["train", "tied", "--dataset", "digits", "--epochs", "1", "--greedy", "--greedy-epochs", "1"]) == 0
     run_id = capsys.readouterr().out.strip().splitlines()[-1]
