@@ -240,6 +240,19 @@ def save_dataset(dataset: Dataset, title: str, folder: Path | None = None) -> Pa
     return path
 
 
+def delete_saved_dataset(name: str, folder: Path | None = None) -> None:
+    """Remove the saved upload ``name`` (one :func:`saved_datasets` lists); a name that is not one, or that would
+    reach outside the folder, is refused. Runs trained on it stay; no page can show them without it."""
+    folder = folder or datasets_dir()
+    path = folder / f"{name}.npz"
+    if not re.fullmatch(rf"{PREFIX}[a-z0-9-]+", name) or not path.is_file():
+        raise DatasetError(f"there is no saved dataset {name!r}")
+    try:
+        path.unlink()
+    except OSError as e:
+        raise DatasetError(f"{name} could not be deleted ({e})") from e
+
+
 def _load_saved(info: DatasetInfo) -> Dataset:
     path = datasets_dir() / f"{info.name}.npz"
     try:

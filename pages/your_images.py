@@ -18,6 +18,47 @@ st.caption(f"A **.zip** of PNG or JPEG files (put each class in its own folder, 
            f"{user_images.MAX_IMAGE_PIXELS:,} pixels an image. Nothing is kept unless you save it.")
 PREVIEW = "ae.images.preview"  # (file name, Dataset, title, files left out) of the last upload converted
 
+CONFIRM = "ae.images.confirm"  # the saved dataset whose delete awaits confirmation
+DELETED = "ae.images.deleted"  # the message of the last delete
+
+
+def saved_datasets() -> None:
+    """The uploads saved for later, with a delete (confirmed): one saved by mistake stayed in every session's
+    sidebar for good."""
+    saved = user_images.saved_datasets()
+    if DELETED in st.session_state:
+        ok, message = st.session_state.pop(DELETED)
+        (st.success if ok else st.error)(message)
+    if not saved:
+        return
+    with st.expander(f"Your saved datasets ({len(saved)})", expanded=CONFIRM in st.session_state):
+        titles = {info.name: info.title for info in saved}
+        name = st.selectbox("Saved dataset", list(titles), format_func=titles.get, key="ae.images.saved_pick")
+        if st.session_state.get(CONFIRM) != name:
+            if st.button("Delete…", key="ae.images.delete"):
+                st.session_state[CONFIRM] = name
+                st.rerun()
+            return
+        trained = sum(1 for e in state.run_store().list() if e.record is not None and e.record.dataset == name)
+        st.warning(f"Delete **{titles[name]}** for good?" + (
+            f" The {trained} {runs.runs_word(trained)} trained on it stay in the library, but no page can show "
+            f"them without it." if trained else ""))
+        d1, d2, _ = st.columns([1, 1, 4])
+        if d1.button("Yes, delete", key="ae.images.delete_yes", type="primary"):
+            try:
+                user_images.delete_saved_dataset(name)
+            except DatasetError as e:
+                st.session_state[DELETED] = (False, f"Not deleted: {e}")
+            else:
+                st.session_state[DELETED] = (True, f"Deleted {titles[name]}.")
+            st.session_state.pop(CONFIRM, None)
+            st.rerun()
+        if d2.button("Cancel", key="ae.images.delete_no"):
+            st.session_state.pop(CONFIRM, None)
+            st.rerun()
+
+
+saved_datasets()
 upload = st.file_uploader("Images", type=["zip", "npz"], key="ae.images.file")
 c1, c2, c3 = st.columns([2, 2, 3])
 side = c1.selectbox("Size (pixels a side)", user_images.SIDES, index=user_images.SIDES.index(28),

@@ -243,6 +243,22 @@ def test_your_images_upload_previews_and_trains_on_every_page():
     assert any("Not loaded" in e.value for e in at.error)
 
 
+def test_a_saved_dataset_is_deleted_from_your_images_after_a_confirmation():
+    from aecore import images as user_images
+    ds = user_images.dataset_from_upload(_zip(_bars()), "shapes.zip", "My shapes", side=16)
+    path = user_images.save_dataset(ds, "My shapes")
+    at = app("pages/your_images.py")
+    assert at.expander[0].label == "Your saved datasets (1)"
+    at.button(key="ae.images.delete").click().run()
+    assert path.exists() and "Delete **My shapes (uploaded)** for good?" in at.warning[0].value
+    at.button(key="ae.images.delete_no").click().run()
+    assert path.exists() and not at.warning
+    at.button(key="ae.images.delete").click().run()
+    at.button(key="ae.images.delete_yes").click().run()
+    assert not path.exists() and [s.value for s in at.success] == ["Deleted My shapes (uploaded)."]
+    assert not at.expander and ds.name not in at.sidebar.selectbox(key="ae.dataset").options
+
+
 def test_the_gallery_trains_a_missing_preset_then_opens_its_view():
     at = app()
     at.sidebar.selectbox(key="ae.dataset").select("digits").run()

@@ -208,6 +208,19 @@ def test_unreadable_pictures_are_left_out_and_named_when_asked_and_the_rest_load
                                         skipped=skipped)
 
 
+def test_a_saved_dataset_can_be_deleted_and_nothing_outside_the_folder_can():
+    ds = user_images.dataset_from_upload(_zip(_bars()), "shapes.zip", "My shapes", side=16)
+    path = user_images.save_dataset(ds, "My shapes")
+    outside = path.parent.parent / "keep.npz"
+    outside.write_bytes(b"x")
+    for name in ("../keep", "keep", "upload-../../keep", "upload-nothing-here", ""):
+        with pytest.raises(DatasetError, match="no saved dataset"):
+            user_images.delete_saved_dataset(name)
+    assert ds.name in list_datasets()
+    user_images.delete_saved_dataset(ds.name)
+    assert not path.exists() and ds.name not in list_datasets() and outside.exists()
+
+
 def test_too_many_images_and_too_large_a_file_are_refused(monkeypatch):
     monkeypatch.setattr(user_images, "MAX_IMAGES", 15)
     with pytest.raises(DatasetError, match="at most 15"):
