@@ -72,7 +72,8 @@ def mosaic_figure(order: np.ndarray, n_show: int, per_tile: bool, title: str) ->
     fig.add_scatter(x=cols * step[1] + step[1] / 2, y=rows * step[0] + step[0] / 2, mode="markers",
                     marker=dict(size=max(6, 300 // ncols), symbol="square", opacity=0.0),
                     customdata=shown, hovertemplate="unit %{customdata}<extra></extra>", showlegend=False)
-    fig.update_layout(title=title, margin=dict(l=0, r=0, t=30, b=0), height=460)
+    # presenter mode: the whole mosaic above a 1280x720 projector's edge (at 460 px its last rows were cut)
+    fig.update_layout(title=title, margin=dict(l=0, r=0, t=30, b=0), height=340 if ui.presenting() else 460)
     return fig
 
 

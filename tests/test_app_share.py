@@ -145,6 +145,16 @@ def test_presenter_mode_fits_the_worst_reconstructions_under_their_inputs():
     assert f"squared error {plain.metric[2].value} / image" in line and len(shown.image) == 2
 
 
+def test_presenter_mode_fits_the_filter_mosaics_on_a_projector():
+    run = train_run("stacked", epochs=1, hidden=(), code_size=16)
+    heights = {}
+    for present in ("0", "1"):
+        at = opened("pages/filters.py", {"dataset": "digits", "run": run, "present": present})
+        heights[present] = {json.loads(c.proto.spec)["layout"]["height"] for c in at.get("plotly_chart")
+                            if "contrast-normalised" in c.proto.spec or "global scale" in c.proto.spec}
+    assert heights == {"0": {460}, "1": {340}}  # at 460 px the mosaics' last rows were below 720
+
+
 def test_presenter_mode_shows_noisy_inputs_then_their_denoised_outputs_first():
     dae = train_run("denoising", epochs=1, hidden=(), code_size=8)
     params = {"dataset": "digits", "runs": dae}
