@@ -63,19 +63,25 @@ for col, r in zip(cols, shown):
 
 hist, spec, ratio = go.Figure(), go.Figure(), go.Figure()
 LAYOUT = dict(height=380, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.3))
-zeros = []
+zeros, nonzero = [], []
 for r in shown:
     d, name = diags[r.id], f"{r.model.registry_name} ({r.id[-4:]})"
     hist.add_histogram(x=d["norms"], name=name, opacity=0.6, nbinsx=30)
     values, n_zero = analysis.nonzero_spectrum(d["spectrum"])
+    nonzero.append(values)
     spec.add_scatter(y=values, x=np.arange(1, len(values) + 1), mode="lines+markers", name=name)
     if n_zero:
         zeros.append(f"{name}: {n_zero} of {len(d['spectrum'])}")
     ratio.add_scatter(x=d["radii"], y=d["ratio"], mode="lines+markers", name=name)
 hist.update_layout(barmode="overlay", title="‖J‖_F at test points", xaxis_title="Frobenius norm",
                    yaxis_title="points", **LAYOUT)
+kept = np.concatenate(nonzero)
+powers = np.arange(np.floor(np.log10(kept.min())), np.ceil(np.log10(kept.max())) + 1) if kept.size else np.zeros(1)
 spec.update_layout(title=f"singular values of J at test #{point}", xaxis_title="rank", yaxis_title="singular value",
-                   yaxis_type="log", yaxis_exponentformat="power", **LAYOUT)  # 10⁻⁴, not "100µ"
+                   yaxis_type="log", **LAYOUT,
+                   # decades only, as 10⁻⁴ (not "100µ"); within two decades plotly read "2 10 5 2" down the axis
+                   yaxis=dict(tickvals=10.0 ** powers,
+                              ticktext=[{0: "1", 1: "10"}.get(int(p), f"10<sup>{int(p)}</sup>") for p in powers]))
 radii = np.concatenate([diags[r.id]["radii"] for r in shown])
 decades = 10.0 ** np.arange(np.floor(np.log10(radii.min())), np.ceil(np.log10(radii.max())) + 1)
 ratio.update_layout(title="contraction ratio by distance", xaxis_title="input distance r",

@@ -107,6 +107,9 @@ def test_contraction_page_compares_jacobians():
     assert [len(_array(t["y"])) for t in spectra] == [16, 16]
     assert min(_array(t["y"]).min() for t in spectra) > 1e-5
     assert any(f"stacked ({runs[1][-4:]}): 16 of 32" in c.value for c in at.caption)
+    yaxis = json.loads(charts[1].proto.spec)["layout"]["yaxis"]  # decades only: plotly read "2 10 5 2" down it
+    assert yaxis["type"] == "log" and all(np.log10(v).is_integer() for v in _array(yaxis["tickvals"]))
+    assert all(t in ("1", "10") or t.startswith("10<sup>") for t in yaxis["ticktext"])
     xaxis = json.loads(charts[2].proto.spec)["layout"]["xaxis"]  # the contraction ratio's log axis: decades only
     assert xaxis["type"] == "log" and len(xaxis["ticktext"]) >= 2
     assert all(float(t) > 0 and np.log10(float(t)).is_integer() for t in xaxis["ticktext"]), xaxis["ticktext"]
