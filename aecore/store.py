@@ -93,7 +93,7 @@ class RunRecord:
 
     @property
     def label(self) -> str:
-        score = f" · {self.headline_text}" if self.headline else ""
+        score = f" · {text}" if (text := self.headline_text) else ""
         when = time.strftime("%d %b %H:%M", time.localtime(self.created))
         status = "" if self.status == "finished" else f" · {self.status}"
         return f"{self.title}{score}{status} · {when}"

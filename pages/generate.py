@@ -419,7 +419,7 @@ def diagnostics() -> None:
         posterior_diagnostics(run)
     if getattr(run.model, "snapshot_kind", "") == "samples":
         sample_snapshots(run)
-    if not caps.posterior and getattr(run.model, "snapshot_kind", "") != "samples":
+    if not _diagnosed(runs.model_of(run.id)):
         choices = runs.run_choices(dataset.name)
         fits = [rid for rid in choices if _diagnosed(runs.model_of(rid))]
         st.info("This run's family has no diagnostics beyond its cost curve: a VAE shows its KL per dimension and "

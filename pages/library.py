@@ -34,19 +34,6 @@ def _size(run_id: str) -> float:
         return float("nan")
 
 
-def _confirmed(question: str, key: str) -> bool:
-    """The pending delete's question with Yes and Cancel: True once Yes is pressed (the confirmation then ends);
-    Cancel ends it and redraws the page."""
-    st.warning(question)
-    d1, d2, _ = st.columns([1, 1, 4])
-    yes = d1.button("Yes, delete", key=f"{key}_yes", type="primary")
-    if yes or d2.button("Cancel", key=f"{key}_no"):
-        st.session_state.pop(state.LIB_CONFIRM, None)
-        if not yes:
-            st.rerun()
-    return yes
-
-
 with st.expander("Upload a run (a zip downloaded from a library like this one)"):
     upload = st.file_uploader("Run zip", type=["zip"], key="ae.library.upload", label_visibility="collapsed")
     if upload is not None and st.button("Add it to the library", key="ae.library.import", type="primary"):
@@ -83,9 +70,9 @@ else:
     stopped = [rid for rid in state.jobs() if rid in saved and saved[rid].status == "stopped"]
     if stopped:
         if st.session_state.get(state.LIB_CONFIRM) == STOPPED:
-            if _confirmed(f"Delete the {len(stopped)} {runs.runs_word(len(stopped))} this session stopped part way "
-                          f"({', '.join(stopped[:4])}{' …' if len(stopped) > 4 else ''}) for good?",
-                          "ae.library.delete_stopped"):
+            if ui.confirmed(f"Delete the {len(stopped)} {runs.runs_word(len(stopped))} this session stopped part way "
+                            f"({', '.join(stopped[:4])}{' …' if len(stopped) > 4 else ''}) for good?",
+                            "ae.library.delete_stopped", state.LIB_CONFIRM):
                 try:
                     for rid in stopped:
                         store.delete(rid)
@@ -127,7 +114,8 @@ else:
                                mime="text/x-python", key="ae.library.script", width="stretch", on_click="ignore",
                                help="A short Python file that retrains this run with aecore: same seed, same numbers")
         if st.session_state.get(state.LIB_CONFIRM) == run_id:
-            if _confirmed(f"Delete **{record.title}** ({run_id}) for good?", "ae.library.delete"):
+            if ui.confirmed(f"Delete **{record.title}** ({run_id}) for good?", "ae.library.delete",
+                            state.LIB_CONFIRM):
                 store.delete(run_id)
                 st.rerun()
         elif st.button("Delete…", key="ae.library.delete"):

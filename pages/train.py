@@ -245,12 +245,13 @@ def live_view(job: TrainingJob) -> None:
                           + "; ".join(diff[:6]) + (f" and {len(diff) - 6} more." if len(diff) > 6 else ".")))
     if p.done:
         msg = {"finished": st.success, "stopped": st.warning, "diverged": st.error, "failed": st.error}[p.status]
-        text = f"Run **{job.run_id}**{f' on **{other}**' if other else ''} {p.status}"
-        if job.record is not None:
-            text += ". Saved: it is selectable in the sidebar on every page."
-        text += f"\n\n{p.message}" if p.message else ""
         if p.phase == "cancelled":  # it never ran: there is no run to speak of
             text = f"Cancelled before it started ({job.run_id}): nothing was trained or saved."
+        else:
+            text = f"Run **{job.run_id}**{f' on **{other}**' if other else ''} {p.status}"
+            if job.record is not None:
+                text += ". Saved: it is selectable in the sidebar on every page."
+            text += f"\n\n{p.message}" if p.message else ""
         msg(text)
         if job.record is not None:
             figures.metrics_row(job.record.metrics, job.record.metric_labels,

@@ -22,7 +22,7 @@ CONFIRM = "ae.images.confirm"  # the saved dataset whose delete awaits confirmat
 DELETED = "ae.images.deleted"  # the message of the last delete
 
 
-def saved_datasets() -> None:
+def saved_section() -> None:
     """The uploads saved for later, with a delete (confirmed): one saved by mistake stayed in every session's
     sidebar for good."""
     saved = user_images.saved_datasets()
@@ -40,25 +40,20 @@ def saved_datasets() -> None:
                 st.rerun()
             return
         trained = sum(1 for e in state.run_store().list() if e.record is not None and e.record.dataset == name)
-        st.warning(f"Delete **{titles[name]}** for good?" + (
+        question = f"Delete **{titles[name]}** for good?" + (
             f" The {trained} {runs.runs_word(trained)} trained on it stay in the library, but no page can show "
-            f"them without it." if trained else ""))
-        d1, d2, _ = st.columns([1, 1, 4])
-        if d1.button("Yes, delete", key="ae.images.delete_yes", type="primary"):
+            f"them without it." if trained else "")
+        if ui.confirmed(question, "ae.images.delete", CONFIRM):
             try:
                 user_images.delete_saved_dataset(name)
             except DatasetError as e:
                 st.session_state[DELETED] = (False, f"Not deleted: {e}")
             else:
                 st.session_state[DELETED] = (True, f"Deleted {titles[name]}.")
-            st.session_state.pop(CONFIRM, None)
-            st.rerun()
-        if d2.button("Cancel", key="ae.images.delete_no"):
-            st.session_state.pop(CONFIRM, None)
             st.rerun()
 
 
-saved_datasets()
+saved_section()
 upload = st.file_uploader("Images", type=["zip", "npz"], key="ae.images.file")
 c1, c2, c3 = st.columns([2, 2, 3])
 side = c1.selectbox("Size (pixels a side)", user_images.SIDES, index=user_images.SIDES.index(28),

@@ -76,6 +76,19 @@ BASE_CSS = """<style>
 </style>"""
 
 
+def confirmed(question: str, key: str, pending: str) -> bool:
+    """A pending delete's ``question`` with Yes and Cancel: True once Yes is pressed; either ends the confirmation
+    (the session key ``pending`` that holds it), and Cancel redraws the page."""
+    st.warning(question)
+    d1, d2, _ = st.columns([1, 1, 4])
+    yes = d1.button("Yes, delete", key=f"{key}_yes", type="primary")
+    if yes or d2.button("Cancel", key=f"{key}_no"):
+        st.session_state.pop(pending, None)
+        if not yes:
+            st.rerun()
+    return yes
+
+
 def presenting() -> bool:
     """Whether presenter mode is on (the sidebar's toggle, or ``?present=1`` in a link)."""
     return bool(st.session_state.get(state.PRESENT))
