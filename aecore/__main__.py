@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import sys
@@ -83,6 +84,13 @@ def _cmd_train(args, store: RunStore) -> int:
     check_ranges(settings)  # the Train page's ranges, before anything loads or runs
     pick_device(args.device)
     dataset = load_dataset(args.dataset)
+    size = len(getattr(dataset, "x_train", ()))
+    enough = spec.epochs_for(settings.epochs, size, settings.batch_size)
+    if enough > settings.epochs:  # as the Train page says it; what was asked is trained
+        word = "epoch" if settings.epochs == 1 else "epochs"
+        print(f"note: {settings.epochs} {word} of {size:,} training images are "
+              f"{settings.epochs * math.ceil(size / settings.batch_size):,} steps; a {args.model} shows what it "
+              f"learns after about {spec.min_steps:,} (--epochs {enough})", file=sys.stderr)
     job = TrainingJob(args.model, config, dataset, settings, store=store, device=args.device)
     job.start()
     # a terminal gets a live bar; a log or a pipe one line an epoch (the bar, redrawn twice a second, wrote 600

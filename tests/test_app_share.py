@@ -168,6 +168,25 @@ def test_presenter_mode_shows_noisy_inputs_then_their_denoised_outputs_first():
     assert [h.split("mean PSNR ")[1].split(";")[0] for h in headings] == [f"{v:.1f} dB" for v in psnr]
 
 
+def test_presenter_mode_fits_the_samples_side_by_side_on_a_projector(monkeypatch):
+    """At 1280x720 the picker's long labels took two lines and each grid the column's 390 px, its last rows below
+    the screen: on a projector the picker is folded (named by its runs) and each grid 300 px wide. (AppTest does not
+    expose an image's display width, so the page's calls to st.image are checked.)"""
+    import streamlit as st
+    vae = train_run("vae", epochs=1, hidden=(16,), latent_size=2)
+    gan = train_run("gan", epochs=1, width=8)
+    params = {"dataset": "digits", "run": gan, "view": "Side by side", "runs": f"{vae},{gan}"}
+    widths, image = [], st.image
+    monkeypatch.setattr(st, "image", lambda *a, **kw: (widths.append(kw.get("width")), image(*a, **kw))[1])
+    plain = opened("pages/generate.py", params)
+    plain_widths, widths[:] = widths[:], []
+    shown = opened("pages/generate.py", {**params, "present": "1"})
+    for at in (plain, shown):
+        assert at.multiselect(key="ae.gen.runs").value == [vae, gan] and not at.exception and len(at.image) == 2
+    assert not plain.expander and shown.expander[0].label == "Runs: vae, gan"
+    assert plain_widths == ["stretch"] * 2 and widths == [300] * 2
+
+
 def test_a_link_restores_the_latent_and_generate_views():
     run = train_run("vae", epochs=1, latent_size=2, hidden=(32,))
     at = opened("pages/latent.py", {"dataset": "digits", "run": run, "point": "17", "grid": "5", "path": "slerp"})

@@ -59,6 +59,18 @@ def test_a_setting_the_family_ignores_is_named_as_ignored(capsys):
     assert "ignored" not in capsys.readouterr().err
 
 
+def test_too_few_steps_for_a_gan_are_said_with_the_epochs_that_give_enough(capsys):
+    assert main(["train", "vae", "--dataset", "digits", "--epochs", "2", "--set", "hidden=16",
+                 "--set", "latent_size=2"]) == 0
+    err = capsys.readouterr().err
+    assert "note: 2 epochs of 1,438 training images are 24 steps; a vae shows what it learns after about 4,500 " \
+           "(--epochs 375)" in err
+    run_id = RunStore().list()[0].record.id
+    assert RunStore().record(run_id).settings["epochs"] == 2  # what was asked is what trains
+    assert main(["train", "stacked", "--dataset", "digits", "--epochs", "1"]) == 0
+    assert "steps" not in capsys.readouterr().err
+
+
 def test_train_with_preset_and_greedy(capsys):
     assert main(["train", "tied", "--dataset", "digits", "--epochs", "1", "--greedy", "--greedy-epochs", "1"]) == 0
     run_id = capsys.readouterr().out.strip().splitlines()[-1]

@@ -13,7 +13,7 @@ import torch
 
 from aecore import ConfigError, DatasetError, RunStore, RunStoreError, TrainSettings, TrainingJob, load_dataset
 from aecore import images as user_images
-from aecore.data import list_datasets
+from aecore.data import dataset_info, list_datasets
 from aecore.recipe import Recipe
 from aecore.talk import TALK_PRESETS, prepare_talk
 
@@ -128,6 +128,7 @@ def test_a_zip_of_images_becomes_a_labelled_dataset_that_trains_and_can_be_saved
     assert job.progress().status == "finished"
     path = user_images.save_dataset(ds, "My shapes")
     assert ds.name in list_datasets()
+    assert dataset_info(ds.name).train_size == len(ds.x_train) == 20  # read from the file's header
     again = load_dataset(ds.name)
     assert np.array_equal(again.x_train, ds.x_train) and again.class_names == ds.class_names
     assert path.parent == Path(os.environ["AECORE_DATASETS_DIR"])
@@ -249,6 +250,38 @@ def test_prepare_talk_trains_what_is_missing_and_the_presets_then_find_their_run
     rows = prepare_talk(digits, load_dataset, store, report=lambda s: None, keys=keys)  # nothing left to do
     assert [r["trained"] for r in rows] == [0, 0]
     assert main(["prepare-talk", "--only", "nope"]) == 2
+
+
+def test_prepare_talk_trains_the_digit_classifier_a_scored_preset_shows(digits, monkeypatch):
+    """Samples side by side scores its samples with the dataset's classifier: prepare-talk trains it with the runs,
+    where the page trained it in front of the audience, behind a progress bar."""
+    import dataclasses
+    from aecore import scores, talk
+    assert talk.TALK_PRESETS["samples"].scored and not talk.TALK_PRESETS["seed-recipe"].scored
+    monkeypatch.setitem(talk.TALK_PRESETS, "scored", dataclasses.replace(talk.TALK_PRESETS["seed-recipe"], scored=True))
+    store = RunStore()
+    prepare_talk(digits, load_dataset, store, report=lambda s: None, keys=["seed-recipe"])
+    assert not (store.root / ".classifiers").exists()
+    prepare_talk(digits, load_dataset, store, report=lambda s: None, keys=["scored"])
+    monkeypatch.setattr(scores, "train_classifier", lambda *a, **k: pytest.fail("trained again"))
+    monkeypatch.setattr(scores, "_TRAINED", {})
+    clf, info = scores.classifier_for(digits, store.root)  # from the store's cache
+    assert info["test_accuracy"] > 0.8
+
+
+def test_runs_that_need_their_steps_get_them_on_a_smaller_dataset(digits):
+    """A GAN given the samples preset's 10 epochs of the 4,000 embedded digits took 630 steps and drew blobs: a
+    family's ``min_steps`` now set the epochs where the dataset is smaller (the autoencoder has none)."""
+    preset = TALK_PRESETS["samples"]
+    epochs = {n: {r.model: r.train_settings().epochs for r in preset.recipes(n)} for n in ("mnist", "mnist-5k")}
+    assert epochs["mnist"] == {"stacked": 10, "vae": 10, "gan": 16}  # 10 x 469 steps >= 4,500; 16 x 938 >= 15,000
+    assert epochs["mnist-5k"] == {"stacked": 10, "vae": 141, "gan": 239}  # ceil(4,500 / 32), ceil(15,000 / 63)
+    assert {r.train_settings().epochs for r in preset.recipes("digits")} == {10, 375, 500}  # the GAN capped at 500
+    assert TALK_PRESETS["manifold"].recipes("mnist-5k")[0].train_settings().epochs == 141
+    assert TALK_PRESETS["manifold"].recipes("mnist")[0].train_settings().epochs == 30  # more than it needs
+    assert TALK_PRESETS["manifold"].recipes("/no/such/file.npz")[0].train_settings().epochs == 30  # size unknown
+    # what the trainer trains is what the gallery looks for
+    assert [j.settings.epochs for j in preset.trainer(digits, RunStore()).jobs] == [10, 375, 500]
 
 
 def test_every_talk_preset_has_valid_recipes_and_a_page():
