@@ -98,7 +98,8 @@ def column(cells: dict, contender, run, shape, inputs) -> None:
     p = run.progress()
     cells["head"].markdown(f"**{contender.label}**  \n`{contender.model}`")
     if p.status == "pending":
-        cells["progress"].caption("skipped" if job.done else p.phase if p.phase.startswith("queued") else "waiting…")
+        cells["progress"].caption("skipped" if job.done else p.phase if p.phase.startswith("queued") else
+                                  "waiting its turn: the columns train one after another, left to right")
         return
     if not (p.done and ui.presenting()):
         cells["progress"].progress(p.fraction, text=f"{p.status} · " + (f"epoch {p.epoch}/{p.epochs}" if p.epochs

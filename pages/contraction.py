@@ -10,9 +10,10 @@ from pages.ui import runs, share, state
 
 ui.page_setup()
 st.title("Contraction")
-st.caption("The encoder's Jacobian J = ∂code/∂input at test points: its Frobenius norm, its singular values at one "
-           "point, and the contraction ratio ‖f(x + r·u) − f(x)‖ / r over random directions u as the input distance "
-           "r grows. A contractive encoder has a small norm and few large singular values.")
+if not ui.presenting():  # on a projector the charts come first; their titles say what each is
+    st.caption("The encoder's Jacobian J = ∂code/∂input at test points: its Frobenius norm, its singular values at "
+               "one point, and the contraction ratio ‖f(x + r·u) − f(x)‖ / r over random directions u as the input "
+               "distance r grows. A contractive encoder has a small norm and few large singular values.")
 dataset = state.current_dataset(modality="image")
 choices = runs.usable_runs(dataset, prefer=("contractive", "denoising", "stacked"), encodes=True)
 if not choices:
@@ -22,8 +23,7 @@ if not choices:
                ("Train a contractive autoencoder", runs.TRAIN_PAGE, {"model": "contractive"}))
     st.stop()
 # the runs on a row of their own: in a column, the third run's chip was hidden behind the first two
-picked = share.widget("runs", st.multiselect, "Runs", list(choices), value=runs.one_per_model(choices, 3),
-                      format_func=choices.get, key=f"ae.contract.runs.{dataset.name}")
+picked = runs.picker(choices, f"ae.contract.runs.{dataset.name}", value=runs.one_per_model(choices, 3))
 c2, c3 = st.columns([2, 1])
 n_points = share.widget("points", c2.slider, "Test points", min_value=10, max_value=500, value=100, step=10,
                         key="ae.contract.n")
@@ -58,11 +58,16 @@ progress.empty()
 cols = st.columns(len(shown))
 for col, r in zip(cols, shown):
     d = diags[r.id]
+    if ui.presenting():  # one line each: as metrics with captions they pushed the charts below a 1280x720 screen
+        col.markdown(f"**{r.model.registry_name}** · mean ‖J‖_F **{d['norms'].mean():.3f}** · median "
+                     f"{np.median(d['norms']):.3f}")
+        continue
     col.metric(f"{r.model.registry_name}: mean ‖J‖_F", f"{d['norms'].mean():.3f}", help=r.id)
     col.caption(f"{r.id} · median {np.median(d['norms']):.3f} over {len(d['norms'])} test points")
 
 hist, spec, ratio = go.Figure(), go.Figure(), go.Figure()
-LAYOUT = dict(height=380, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.3))
+LAYOUT = dict(height=340 if ui.presenting() else 380, margin=dict(l=10, r=10, t=40, b=10),
+              legend=dict(orientation="h", y=-0.3))
 zeros, nonzero = [], []
 for r in shown:
     d, name = diags[r.id], f"{r.model.registry_name} ({r.id[-4:]})"

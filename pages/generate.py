@@ -123,15 +123,7 @@ def side_by_side() -> None:
     if state.GEN_RUNS not in st.session_state:  # the newest run of each of up to three models
         st.session_state[state.GEN_RUNS] = runs.one_per_model(choices, 3)
     presenting = ui.presenting()
-
-    def folded(label, options, key, **kw):  # named by the runs as a link has just set them
-        with st.expander("Runs: " + ", ".join(runs.model_of(r) for r in st.session_state.get(key, []))):
-            return st.multiselect(label, options, key=key, **kw)
-
-    # on a 1280x720 projector the picker's three long labels took two lines and pushed the grids off screen
-    share.widget("runs", folded if presenting else st.multiselect, "Runs", list(choices), key=state.GEN_RUNS,
-                 format_func=choices.get, max_selections=4,
-                 parse=share.parser_for(st.multiselect, list(choices), {"max_selections": 4}))
+    runs.picker(choices, state.GEN_RUNS, max_selections=4)
     c1, c2, c3 = st.columns([2, 1, 1], vertical_alignment="bottom")
     n = share.widget("n", c1.select_slider, "Samples per run", [16, 25, 36, 49, 64, 100], value=36, key="ae.gen.n")
     share.widget("seed", c2.number_input, "Seed", min_value=0, max_value=2**31 - 1, value=0, key=state.GEN_SEED)

@@ -300,7 +300,8 @@ with right:
         if dataset.modality == "image" and caps.reconstructs:
             probe = np.asarray(dataset.probe(10))
             st.image(mosaic(probe, dataset.image_shape, ncols=max(1, len(probe)), scale=3),
-                     caption="The probe batch: its reconstructions appear under these test images as it trains")
+                     caption="The probe batch: its reconstructions appear under these test images " +
+                             ("once it is fitted" if closed_form else "as it trains"))
         if not closed_form:  # a fit in closed form draws no cost curve
             # an empty chart now, so the browser has its chart library loaded before the first curve arrives
             empty = figures.cost_figure([], [])

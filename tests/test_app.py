@@ -268,6 +268,7 @@ def test_a_closed_form_model_promises_no_epochs_and_no_cost_curve():
     at.selectbox(key="ae.train.model").select("pca").run()
     assert [p.proto.text for p in at.get("progress")] == ["not started · fitted in closed form, no epochs"]
     assert not at.get("plotly_chart") and "closed form" in at.info[0].value  # it said "30 epochs" and drew 0-30
+    assert at.image[0].captions[0].endswith("once it is fitted")  # "as it trains"
     at.button(key="ae.train.start").click().run()
     job = next(iter(at.session_state["ae.jobs"].values()))
     assert job.join(60)

@@ -187,6 +187,26 @@ def test_presenter_mode_fits_the_samples_side_by_side_on_a_projector(monkeypatch
     assert plain_widths == ["stretch"] * 2 and widths == [300] * 2
 
 
+def test_presenter_mode_fits_the_contraction_charts_on_a_projector():
+    """At 1280x720 the introduction, the picker's two lines and the metrics with their captions put the three
+    charts' tops at the screen's edge: on a projector the introduction goes, the picker folds and each run's norms
+    are one line."""
+    plain_run = train_run("stacked", epochs=1, hidden=(), code_size=8)
+    dae = train_run("denoising", epochs=1, hidden=(), code_size=8)
+    params = {"dataset": "digits", "runs": f"{dae},{plain_run}"}
+    plain, shown = opened("pages/contraction.py", params), opened("pages/contraction.py", {**params, "present": "1"})
+    for at in (plain, shown):
+        assert at.multiselect(key="ae.contract.runs.digits").value == [dae, plain_run] and not at.exception
+        assert len(at.get("plotly_chart")) == 3
+    assert len(plain.metric) == 2 and not plain.expander and any("Jacobian" in c.value for c in plain.caption)
+    assert not shown.metric and shown.expander[0].label == "Runs: denoising, stacked"
+    assert not any("Jacobian" in c.value for c in shown.caption)
+    lines = [m.value for m in shown.markdown if "mean ‖J‖_F" in m.value]
+    assert [line.split("**")[1] for line in lines] == ["denoising", "stacked"]
+    assert [line.split("**")[3] for line in lines] == [m.value for m in plain.metric]  # the same norms
+    assert {json.loads(c.proto.spec)["layout"]["height"] for c in shown.get("plotly_chart")} == {340}
+
+
 def test_a_link_restores_the_latent_and_generate_views():
     run = train_run("vae", epochs=1, latent_size=2, hidden=(32,))
     at = opened("pages/latent.py", {"dataset": "digits", "run": run, "point": "17", "grid": "5", "path": "slerp"})

@@ -135,6 +135,18 @@ def one_per_model(choices: dict[str, str], n: int) -> list[str]:
     return picked[:n]
 
 
+def picker(choices: dict[str, str], key: str, value: list[str] | None = None, **kw) -> list[str]:
+    """The runs a page shows side by side, published as ``runs``; in presenter mode folded, named by its runs: at
+    1280x720 three runs' long labels took two lines and pushed the figures below the screen."""
+    def folded(label, options, key, **kw):  # named as a link has just set them
+        with st.expander("Runs: " + ", ".join(model_of(r) for r in st.session_state.get(key, []))):
+            return st.multiselect(label, options, key=key, **kw)
+
+    fn = folded if st.session_state.get(state.PRESENT) else st.multiselect
+    return share.widget("runs", fn, "Runs", list(choices), key=key, value=value, format_func=choices.get,
+                        parse=share.parser_for(st.multiselect, list(choices), kw), **kw)
+
+
 def load_run(run_id: str) -> RunHandle | None:
     """A run by id: a copy of the published weights of this session's job while it trains, else the saved run; a
     run that cannot be read is reported and gives ``None``."""
