@@ -55,9 +55,11 @@ class TalkPreset:
         dataset = self.dataset_for(image_dataset)
         return [Recipe.make(c.model, dataset, c.config, c.settings) for c in self.contenders(dataset)]
 
-    def find_runs(self, store: RunStore, dataset: str) -> list[str | None]:
-        """The newest finished run of each recipe in ``store`` (None where there is none)."""
-        records = [e.record for e in store.list() if e.record is not None and e.record.status == "finished"]
+    def find_runs(self, store: RunStore, dataset: str, since: float = 0.0) -> list[str | None]:
+        """The newest finished run of each recipe in ``store`` created at ``since`` or later (None where there is
+        none)."""
+        records = [e.record for e in store.list() if e.record is not None and e.record.status == "finished"
+                   and e.record.created >= since]
         return [next((r.id for r in records if recipe.matches(r)), None) for recipe in self.recipes(dataset)]
 
     def link(self, run_ids: list[str]) -> dict[str, str]:
@@ -65,9 +67,9 @@ class TalkPreset:
         fill = {"{runs}": ",".join(run_ids), "{run}": run_ids[0] if run_ids else ""}
         return {k: fill.get(v, v) for k, v in {"run": "{run}", **self.view}.items()}
 
-    def trainer(self, dataset: DataSource, store: RunStore, missing_only: bool = True) -> CompareJob:
-        """A job that trains the preset's runs the store lacks (all of them with ``missing_only=False``)."""
-        found = self.find_runs(store, dataset.name) if missing_only else [None] * len(self.runs)
+    def trainer(self, dataset: DataSource, store: RunStore, since: float = 0.0) -> CompareJob:
+        """A job that trains the preset's runs the store lacks (those created before ``since`` count as lacking)."""
+        found = self.find_runs(store, dataset.name, since)
         todo = [c for c, rid in zip(self.contenders(dataset.name), found) if rid is None]
         return CompareJob(todo, dataset, TrainSettings(**{**self.settings}), store=store)
 
@@ -129,10 +131,13 @@ def prepare_talk(image_dataset: DataSource, load: Callable[[str], DataSource], s
     ``image_dataset`` (text presets on their own, through ``load``); one row per preset: key, seconds, how many runs
     were trained and are ready."""
     rows = []
+    # with force, runs older than this call are trained again, once each: the seed recipe is also the denoising
+    # demo's plain run and the samples' autoencoder, and was trained three times
+    since = time.time() if force else 0.0
     for preset in (TALK_PRESETS[k] for k in (keys or TALK_PRESETS)):
         dataset = image_dataset if preset.modality == "image" else load(preset.dataset_for(image_dataset.name))
         start = time.perf_counter()
-        job = preset.trainer(dataset, store, missing_only=not force)
+        job = preset.trainer(dataset, store, since)
         runs = "run" if len(preset.runs) == 1 else "runs"
         report(f"{preset.title}: training {len(job.jobs)} of {len(preset.runs)} {runs} on {dataset.name}…")
         job.start()

@@ -11,8 +11,10 @@ from pages.ui import figures, runs, share, state
 
 ui.page_setup()
 st.title("Denoising")
-st.caption("A plain autoencoder next to a denoising one shows what training on corrupted inputs buys. "
-           "PSNR (dB) is measured against the clean image; higher is better.")
+presenting = ui.presenting()
+if not presenting:  # on a projector the rows' headings say it
+    st.caption("A plain autoencoder next to a denoising one shows what training on corrupted inputs buys. "
+               "PSNR (dB) is measured against the clean image; higher is better.")
 dataset = state.current_dataset(modality="image")
 choices = runs.usable_runs(dataset, prefer=("denoising", "stacked"), reconstructs=True)
 if not choices:
@@ -22,10 +24,15 @@ if not choices:
                ("Compare: regularizers", runs.COMPARE_PAGE, {"preset": "regularizers"}))
     st.stop()
 
-# the runs on a row of their own: in a quarter of it, the second run's chip was hidden behind the first
-picked = share.widget("runs", st.multiselect, "Runs", list(choices), value=list(choices)[:2], format_func=choices.get,
-                      key=f"ae.denoise.runs.{dataset.name}")
-c2, c3, c4, c5 = st.columns([2, 2, 1, 1], vertical_alignment="bottom")  # New noise beside them: a row saved
+# the runs on a row of their own: in a quarter of it, the second run's chip was hidden behind the first; on a
+# projector folded beside the noise's controls, so that the plain run's row is on a 1280x720 screen too
+if presenting:
+    c1, c2, c3, c4, c5 = st.columns([2, 2, 2, 1, 1], vertical_alignment="bottom")
+    with c1:
+        picked = runs.picker(choices, f"ae.denoise.runs.{dataset.name}", value=list(choices)[:2])
+else:
+    picked = runs.picker(choices, f"ae.denoise.runs.{dataset.name}", value=list(choices)[:2])
+    c2, c3, c4, c5 = st.columns([2, 2, 1, 1], vertical_alignment="bottom")  # New noise beside them: a row saved
 kind = share.widget("noise", c2.selectbox, "Noise", list(NOISE_KINDS), value="masking", key="ae.denoise.kind")
 level = share.widget("level", c3.slider, "Level", min_value=0.0, max_value=1.0, value=0.5, step=0.05,
                      key="ae.denoise.level",
@@ -64,12 +71,14 @@ def clean_row() -> None:
 
 if not ui.presenting():
     clean_row()
-st.markdown(f"**Noisy input** ({kind} {level:g}) — mean PSNR {table[0]['mean PSNR (dB)']:.1f} dB; each image's "
-            f"under it")
-figures.images(scores["noisy"][idx], shape, [f"{scores['psnr']['noisy input'][i]:.1f} dB" for i in idx])
+# on a projector the means only, in the headings: each image's PSNR under it put the plain run below 720
+each = "" if presenting else "; each image's under it"
+st.markdown(f"**Noisy input** ({kind} {level:g}) — mean PSNR {table[0]['mean PSNR (dB)']:.1f} dB{each}")
+figures.images(scores["noisy"][idx], shape,
+               None if presenting else [f"{scores['psnr']['noisy input'][i]:.1f} dB" for i in idx])
 for r, row in zip(shown, table[1:]):
-    st.markdown(f"**{r.model.registry_name}** · {r.id} — mean PSNR {row['mean PSNR (dB)']:.1f} dB; each image's "
-                f"under it")
-    figures.images(scores["outputs"][r.id][idx], shape, [f"{scores['psnr'][r.id][i]:.1f} dB" for i in idx])
-if ui.presenting():  # noisy in, cleaned out, on a 1280x720 projector; the originals after them
+    st.markdown(f"**{r.model.registry_name}** · {r.id} — mean PSNR {row['mean PSNR (dB)']:.1f} dB{each}")
+    figures.images(scores["outputs"][r.id][idx], shape,
+                   None if presenting else [f"{scores['psnr'][r.id][i]:.1f} dB" for i in idx])
+if presenting:  # noisy in, cleaned out, on a 1280x720 projector; the originals after them
     clean_row()

@@ -13,9 +13,10 @@ from pages.ui import runs, share, state
 
 ui.page_setup()
 st.title("Pretraining with few labels")
-st.caption("Does what an autoencoder learned without labels help a classifier that has only a few? Each point is "
-           "the mean test accuracy over several random labelled subsets; bars show one standard deviation. Pick a "
-           "run trained with greedy layer-wise pretraining to compare that too.")
+if not ui.presenting():  # on a projector the chart comes first; its legend says what each line is
+    st.caption("Does what an autoencoder learned without labels help a classifier that has only a few? Each point is "
+               "the mean test accuracy over several random labelled subsets; bars show one standard deviation. Pick "
+               "a run trained with greedy layer-wise pretraining to compare that too.")
 dataset = state.current_dataset(modality="image")
 run = runs.require_run(dataset, encodes=True)
 if run.training:

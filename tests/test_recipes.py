@@ -249,6 +249,11 @@ def test_prepare_talk_trains_what_is_missing_and_the_presets_then_find_their_run
     assert link["run"] == found[0] and link["runs"] == ",".join(found)
     rows = prepare_talk(digits, load_dataset, store, report=lambda s: None, keys=keys)  # nothing left to do
     assert [r["trained"] for r in rows] == [0, 0]
+    # forced, every run again, but once: the denoising demo's plain run is the seed recipe trained a moment before
+    rows = prepare_talk(digits, load_dataset, store, report=lambda s: None, keys=keys, force=True)
+    assert [r["trained"] for r in rows] == [1, 1]  # it was [1, 2]: the seed recipe twice
+    again = TALK_PRESETS["denoising"].find_runs(store, "digits")
+    assert again[1] == TALK_PRESETS["seed-recipe"].find_runs(store, "digits")[0] and not set(again) & set(found)
     assert main(["prepare-talk", "--only", "nope"]) == 2
 
 
