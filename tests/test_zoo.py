@@ -275,6 +275,22 @@ def test_compare_job_trains_in_turn_and_stop_skips_the_rest(digits):
         CompareJob([Contender("bad", "k-sparse", {"code_size": 4, "k": 9})], digits, TrainSettings())
 
 
+def test_a_comparison_s_bar_weighs_each_run_by_its_steps(digits):
+    """A talk preset's GAN (15,000 steps) after an autoencoder (1,250) held the bar at two thirds for minutes when
+    each run counted alike."""
+    from types import SimpleNamespace
+    from aecore.compare import Contender, CompareJob
+    contenders = [Contender("a", "stacked", {"hidden": (8,), "code_size": 4}, {"epochs": 1}),
+                  Contender("b", "stacked", {"hidden": (8,), "code_size": 4}, {"epochs": 3, "batch_size": 64})]
+    job = CompareJob(contenders, digits, TrainSettings(batch_size=32))
+    assert job.weights == [45, 69]  # 1 x ceil(1,438 / 32), 3 x ceil(1,438 / 64)
+    assert job.fraction == 0.0
+    job.jobs[0].progress = lambda: SimpleNamespace(status="finished", fraction=1.0)
+    assert job.fraction == pytest.approx(45 / 114)  # not one half
+    job.jobs[1].progress = lambda: SimpleNamespace(status="training", fraction=0.5)
+    assert job.fraction == pytest.approx((45 + 34.5) / 114)
+
+
 def test_code_l2_penalty_and_it_pulls_codes_in(digits):
     from aecore.models.code_l2 import code_l2_penalty
     assert code_l2_penalty(torch.tensor([[3.0, 4.0], [0.0, 1.0]]), 0.5).item() == pytest.approx(0.5 * 13)
