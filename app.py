@@ -74,8 +74,11 @@ def gallery() -> None:
             found = preset.find_runs(state.run_store(), preset.dataset_for(image))
             missing = sum(r is None for r in found)
             where = preset.dataset_for(image)
+            shared = state.preset_jobs().get((preset.key, where))
             if pending is not None and pending[0] == preset.key:
                 training_progress(pending[1], where)
+            elif shared is not None and not shared.done:  # started by another tab, or this one before a reload
+                training_progress(shared, where)
             elif missing:
                 st.caption(f"{missing} of {len(found)} {runs_word(len(found))} not trained yet on {where}: the "
                            f"button trains them first (or run `python -m aecore prepare-talk` before the talk).")
@@ -86,6 +89,7 @@ def gallery() -> None:
                         st.error(f"This preset cannot run on {where}: {e}")
                     else:
                         st.session_state[state.GALLERY_JOB] = (preset.key, job.start())
+                        state.preset_jobs()[(preset.key, where)] = job
                         st.rerun()
             elif st.button("Open", key=f"ae.gallery.{preset.key}", type="primary"):
                 open_preset(preset.key)

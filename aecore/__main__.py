@@ -87,8 +87,8 @@ def _cmd_train(args, store: RunStore) -> int:
     size = len(getattr(dataset, "x_train", ()))
     enough = spec.epochs_for(settings.epochs, size, settings.batch_size)
     if enough > settings.epochs:  # as the Train page says it; what was asked is trained
-        word = "epoch" if settings.epochs == 1 else "epochs"
-        print(f"note: {settings.epochs} {word} of {size:,} training images are "
+        word, verb = ("epoch", "is") if settings.epochs == 1 else ("epochs", "are")
+        print(f"note: {settings.epochs} {word} of {size:,} training images {verb} "
               f"{settings.epochs * math.ceil(size / settings.batch_size):,} steps; a {args.model} shows what it "
               f"learns after about {spec.min_steps:,} (--epochs {enough})", file=sys.stderr)
     job = TrainingJob(args.model, config, dataset, settings, store=store, device=args.device)

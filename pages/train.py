@@ -66,8 +66,8 @@ def steps_hint(name: str, dataset, settings: dict, locked: bool) -> None:
     if epochs == settings["epochs"]:
         return
     steps = settings["epochs"] * math.ceil(size / settings["batch_size"])
-    word = "epoch" if settings["epochs"] == 1 else "epochs"
-    st.caption(f"{settings['epochs']} {word} of these {size:,} training images are {steps:,} steps; a `{name}` "
+    word, verb = ("epoch", "is") if settings["epochs"] == 1 else ("epochs", "are")
+    st.caption(f"{settings['epochs']} {word} of these {size:,} training images {verb} {steps:,} steps; a `{name}` "
                f"shows what it learns after about {spec.min_steps:,}.")
     st.button(f"Set {epochs} epochs", key="ae.train.enough_steps", disabled=locked,
               on_click=lambda: st.session_state.update({"ae.train.settings.epochs": epochs}))

@@ -332,6 +332,23 @@ def test_the_gallery_trains_a_missing_preset_then_opens_its_view():
     assert at.button(key="ae.gallery.seed-recipe").label == "Open"
 
 
+def test_a_preset_training_in_another_tab_shows_its_progress_instead_of_training_again(digits):
+    """A reloaded tab (or a second visitor) found "Train and open" while the preset's runs trained, and trained
+    them a second time."""
+    from aecore.talk import TALK_PRESETS
+    from pages.ui import state
+    job = TALK_PRESETS["seed-recipe"].trainer(digits, RunStore())  # not started: training as far as a page knows
+    state.preset_jobs()[("seed-recipe", "digits")] = job
+    try:
+        at = app()
+        at.sidebar.selectbox(key="ae.dataset").select("digits").run()
+        assert not at.exception and not [b for b in at.button if b.key == "ae.gallery.seed-recipe"]
+        assert "training 1 run on digits" in [p.proto.text for p in at.get("progress")][0]
+        assert any(b.key == "ae.gallery.denoising" for b in at.button)  # the other presets as they were
+    finally:
+        state.preset_jobs().clear()
+
+
 def test_a_reloaded_tab_finds_its_running_job_again_and_can_stop_it():
     at = app("pages/train.py")
     at.sidebar.selectbox(key="ae.dataset").select("digits").run()

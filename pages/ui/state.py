@@ -177,6 +177,13 @@ def _running_jobs() -> dict[str, TrainingJob]:
     return {}
 
 
+@st.cache_resource
+def preset_jobs() -> dict:
+    """Talk presets training, by (preset key, dataset), for every session: a preset's runs are everyone's once
+    saved, and a reloaded tab found only "Train and open" mid-way, which trained the runs a second time."""
+    return {}
+
+
 def start_job(job: TrainingJob) -> TrainingJob:
     """Start ``job`` as this session's, findable by its run id after a reload; the Train page shows it."""
     running = _running_jobs()
