@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import signal
 import sys
@@ -17,7 +16,7 @@ from .data import DatasetError, list_datasets, load_dataset
 from .jobs import TrainingJob
 from .analysis import denoising_scores
 from .noise import NOISE_KINDS
-from .registry import list_models, model_spec
+from .registry import list_models, model_spec, steps
 from .store import RunStore, RunStoreError
 from .training import LR_SCHEDULES, PRECISIONS, TrainSettings, pick_device
 
@@ -89,7 +88,7 @@ def _cmd_train(args, store: RunStore) -> int:
     if enough > settings.epochs:  # as the Train page says it; what was asked is trained
         word, verb = ("epoch", "is") if settings.epochs == 1 else ("epochs", "are")
         print(f"note: {settings.epochs} {word} of {size:,} training images {verb} "
-              f"{settings.epochs * math.ceil(size / settings.batch_size):,} steps; a {args.model} shows what it "
+              f"{steps(settings.epochs, size, settings.batch_size):,} steps; a {args.model} shows what it "
               f"learns after about {spec.min_steps:,} (--epochs {enough})", file=sys.stderr)
     job = TrainingJob(args.model, config, dataset, settings, store=store, device=args.device)
     job.start()

@@ -3,13 +3,13 @@ Compare page; seed 003's "sparse coding, five ways")."""
 from __future__ import annotations
 
 import dataclasses
-import math
 import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 from .data import Dataset
 from .jobs import BackgroundTask, TrainingJob
+from .registry import steps
 from .store import RunStore
 from .training import TrainSettings
 
@@ -55,7 +55,7 @@ class CompareJob:
         # each job's share of the bar, its steps: a talk preset's GAN (15,000 steps) beside an autoencoder (1,250)
         # held the bar at two thirds for five minutes when each job counted alike
         n = len(getattr(dataset, "x_train", ())) or 1
-        self.weights = [j.settings.epochs * math.ceil(n / j.settings.batch_size) for j in self.jobs]
+        self.weights = [steps(j.settings.epochs, n, j.settings.batch_size) for j in self.jobs]
         self._stop = threading.Event()
         self._task = BackgroundTask(self._run, name="compare")
 

@@ -35,12 +35,17 @@ class ModelSpec:
         as given), within the 500 that training allows."""
         if not self.min_steps or not train_size:
             return epochs
-        return max(epochs, min(500, math.ceil(self.min_steps / math.ceil(train_size / batch_size))))
+        return max(epochs, min(500, math.ceil(self.min_steps / steps(1, train_size, batch_size))))
 
     @property
     def capabilities(self):
         """What the family can do (:class:`aecore.models.base.Capabilities`), declared on its class."""
         return self.builder.capabilities
+
+
+def steps(epochs: int, train_size: int, batch_size: int) -> int:
+    """Optimiser steps of ``epochs`` over ``train_size`` images in batches of ``batch_size`` (the last one short)."""
+    return epochs * math.ceil(train_size / batch_size)
 
 
 _REGISTRY: dict[str, ModelSpec] = {}

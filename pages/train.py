@@ -1,6 +1,5 @@
 """Train page: pick a model, set its hyperparameters, train in the background and watch it learn."""
 import dataclasses
-import math
 
 import numpy as np
 import pandas as pd
@@ -9,7 +8,7 @@ import streamlit as st
 from aecore import ConfigError, TrainSettings, TrainingJob, list_models, model_spec
 from aecore.jobs import model_config
 from aecore.papers import PAPERS, paper_for
-from aecore.registry import DEFAULT_MODELS
+from aecore.registry import DEFAULT_MODELS, steps
 from aecore.store import short_value
 from aecore.viz import mosaic
 from pages import ui
@@ -65,9 +64,9 @@ def steps_hint(name: str, dataset, settings: dict, locked: bool) -> None:
     epochs = spec.epochs_for(settings["epochs"], size, settings["batch_size"])
     if epochs == settings["epochs"]:
         return
-    steps = settings["epochs"] * math.ceil(size / settings["batch_size"])
+    taken = steps(settings["epochs"], size, settings["batch_size"])
     word, verb = ("epoch", "is") if settings["epochs"] == 1 else ("epochs", "are")
-    st.caption(f"{settings['epochs']} {word} of these {size:,} training images {verb} {steps:,} steps; a `{name}` "
+    st.caption(f"{settings['epochs']} {word} of these {size:,} training images {verb} {taken:,} steps; a `{name}` "
                f"shows what it learns after about {spec.min_steps:,}.")
     st.button(f"Set {epochs} epochs", key="ae.train.enough_steps", disabled=locked,
               on_click=lambda: st.session_state.update({"ae.train.settings.epochs": epochs}))
