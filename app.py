@@ -16,7 +16,7 @@ from aecore.data import DEFAULT_DATASET, dataset_info, is_available_offline, lis
 from aecore.talk import TALK_PRESETS  # noqa: E402
 from pages import ui  # noqa: E402
 from pages.ui import state  # noqa: E402
-from pages.ui.runs import runs_word  # noqa: E402
+from pages.ui.runs import fmt_left, runs_word  # noqa: E402
 
 ui.page_setup()
 
@@ -47,7 +47,9 @@ def open_preset(key: str) -> None:
 def training_progress(job, where: str) -> None:
     """A preset's runs training, polled; the whole page reruns when they are done. Its values are arguments: a
     closure over the gallery's loop read the last card's dataset on every poll after the first ("on grammar")."""
-    st.progress(job.fraction, text=f"training {len(job.jobs)} {runs_word(len(job.jobs))} on {where}…")
+    left = fmt_left(job.seconds_left())
+    st.progress(job.fraction, text=f"training {len(job.jobs)} {runs_word(len(job.jobs))} on {where}…"
+                                   + (f" {left}" if left else ""))
     if job.done:
         st.rerun()
 

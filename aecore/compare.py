@@ -3,6 +3,7 @@ Compare page; seed 003's "sparse coding, five ways")."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -89,3 +90,18 @@ class CompareJob:
         parts = [j.progress() for j in self.jobs]
         done = sum(w * p.fraction for w, p in zip(self.weights, parts) if p.status != "pending")
         return done / max(sum(self.weights), 1)
+
+    def seconds_left(self) -> float | None:
+        """An estimate of the seconds until every run is trained: the running run's own ETA, and the steps of those
+        not started at the seconds a step has taken so far (runs of other families step at other speeds, so the
+        figure firms up as it goes); None before any step is timed or once done."""
+        if self.done:
+            return None
+        parts = [j.progress() for j in self.jobs]
+        started = [p for p in parts if p.status != "pending" and p.step > 0]
+        spent, stepped = sum(p.elapsed for p in started), sum(p.step for p in started)
+        if stepped == 0 or spent <= 0:
+            return None
+        running = sum(p.eta for p in started if not p.done and math.isfinite(p.eta))
+        waiting = sum(w for w, p in zip(self.weights, parts) if p.status == "pending")
+        return running + waiting * spent / stepped

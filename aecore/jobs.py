@@ -6,6 +6,7 @@ from __future__ import annotations
 import atexit
 import copy
 import dataclasses
+import math
 import os
 import threading
 import time
@@ -282,11 +283,20 @@ class BackgroundTask:
         self._shown = threading.Event()  # set once there is a partial result or the task has ended
         self._ended = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._started = math.nan
 
     def start(self) -> "BackgroundTask":
         _LIVE.add(self)
+        self._started = time.perf_counter()
         self._thread.start()
         return self
+
+    def seconds_left(self) -> float | None:
+        """The seconds left at the pace so far (None until 2 % is done and a second has passed, or once ended)."""
+        elapsed, f = time.perf_counter() - self._started, self.fraction
+        if self.done or not elapsed >= 1.0 or f < 0.02:
+            return None
+        return elapsed * (1.0 - f) / f
 
     def _run(self) -> None:
         try:

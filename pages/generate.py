@@ -42,7 +42,7 @@ def classifier():
     @st.fragment(run_every=0.5)
     def wait() -> None:
         st.progress(task.fraction, text="Training the digit classifier that scores samples (once per dataset, "
-                                        "then cached)…")
+                                        f"then cached)… {runs.fmt_left(task.seconds_left())}".strip())
         if task.done:
             st.rerun()
     wait()
@@ -375,7 +375,8 @@ def posterior_diagnostics(run) -> None:
     @st.fragment(run_every=0.5 if not task.done else None)
     def show() -> None:
         if not task.done:
-            st.progress(task.fraction, text=f"{k} samples per image on {key[2]:,} test images…")
+            st.progress(task.fraction, text=f"{k} samples per image on {key[2]:,} test images… "
+                                            f"{runs.fmt_left(task.seconds_left())}".strip())
             return
         if task.error:
             st.error(task.error)

@@ -84,7 +84,8 @@ def figure(rows: list[dict]) -> go.Figure:
 def results() -> None:
     st.caption(f"Latest experiment on **{runs.model_of(run.id)}** · {run.id}: {about}.")
     if not task.done:
-        st.progress(task.fraction, text=f"training classifiers… {task.fraction:.0%}")
+        st.progress(task.fraction, text=f"training classifiers… {task.fraction:.0%} "
+                                        f"{runs.fmt_left(task.seconds_left())}".strip())
         return
     if task.error:
         st.error(f"The experiment failed: {task.error}")

@@ -741,3 +741,23 @@ def test_the_warm_up_meets_pandas_whole_and_freezes_what_it_loaded():
     seen, frozen = out.stdout.strip().splitlines()[-1].rsplit(" ", 1)
     assert seen == "[True]"
     assert int(frozen) > 100_000  # the imported modules' objects: about 250,000 in a server
+
+
+def _contrast_on_white(color: str) -> float:
+    """WCAG 2 contrast ratio of ``color`` ("#rrggbb") against white."""
+    channels = [int(color[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+    r, g, b = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 1.05 / (0.2126 * r + 0.7152 * g + 0.0722 * b + 0.05)
+
+
+def test_every_chart_colour_stands_out_on_a_projector_and_no_deploy_button_shows():
+    import tomllib
+
+    from pages.ui import figures
+
+    config = tomllib.loads((Path(APP).parent / ".streamlit" / "config.toml").read_text())
+    palette = config["theme"]["chartCategoricalColors"]
+    assert len(palette) >= 8
+    assert _contrast_on_white("#83c9ff") < 2  # Streamlit's own second colour: what this replaces
+    assert [c for c in palette + figures._PALETTE if _contrast_on_white(c) < 3.0] == []
+    assert config["client"]["toolbarMode"] == "viewer"

@@ -374,3 +374,32 @@ def test_a_process_that_exits_while_a_background_task_computes_ends_it_cleanly()
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=root)
     assert out.returncode == 0 and "exiting" in out.stdout, (out.returncode, out.stderr[-2000:])
     assert "Traceback" not in out.stderr
+
+
+def test_a_background_task_s_time_left_is_its_elapsed_time_at_the_pace_so_far():
+    """Few labels and the digit classifier showed a bare percentage for up to a minute."""
+    import threading
+    import time as clock
+    from aecore.jobs import BackgroundTask
+    go, finish, reported = threading.Event(), threading.Event(), threading.Event()
+
+    def work(progress):
+        progress(0.01)
+        reported.set()
+        go.wait(30)
+        progress(0.25)
+        finish.wait(30)
+        return "done"
+
+    task = BackgroundTask(work)
+    assert task.seconds_left() is None  # not started
+    task.start()
+    assert reported.wait(30)
+    assert task.seconds_left() is None  # under 2 % done: no guess yet
+    task._started = clock.perf_counter() - 10.0  # as if started 10 s ago
+    go.set()
+    while task.fraction < 0.25:
+        clock.sleep(0.01)
+    assert task.seconds_left() == pytest.approx(30.0, abs=0.5)  # a quarter in 10 s: three quarters in 30 s
+    finish.set()
+    assert task.join(30) and task.result == "done" and task.seconds_left() is None

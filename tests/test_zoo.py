@@ -291,6 +291,28 @@ def test_a_comparison_s_bar_weighs_each_run_by_its_steps(digits):
     assert job.fraction == pytest.approx((45 + 34.5) / 114)
 
 
+def test_a_comparison_s_time_left_is_the_running_run_s_eta_and_the_rest_at_the_pace_so_far(digits):
+    """The gallery's bar said nothing of the six minutes a samples preset takes."""
+    import math
+    from types import SimpleNamespace
+    from aecore.compare import Contender, CompareJob
+    from pages.ui.runs import fmt_left
+    small = {"hidden": (8,), "code_size": 4}
+    job = CompareJob([Contender(n, "stacked", small, {"epochs": e}) for n, e in (("a", 1), ("b", 2), ("c", 4))],
+                     digits, TrainSettings(batch_size=32))
+    assert job.weights == [45, 90, 180]
+    pending = SimpleNamespace(status="pending", step=0, elapsed=0.0, eta=math.nan, done=False)
+    for j in job.jobs:
+        j.progress = lambda: pending
+    assert job.seconds_left() is None  # nothing timed yet: no guess
+    job.jobs[0].progress = lambda: SimpleNamespace(status="finished", step=45, elapsed=9.0, eta=0.0, done=True)
+    job.jobs[1].progress = lambda: SimpleNamespace(status="running", step=30, elapsed=3.0, eta=6.0, done=False)
+    # b's own 6 s, then c's 180 steps at (9 + 3) s / 75 steps
+    assert job.seconds_left() == pytest.approx(6.0 + 180 * 12.0 / 75)
+    assert [fmt_left(s) for s in (None, 3, 41, 59.4, 200, 7200)] == [
+        "", "about 5 s left", "about 40 s left", "about 1 min left", "about 3 min left", "about 2.0 h left"]
+
+
 def test_code_l2_penalty_and_it_pulls_codes_in(digits):
     from aecore.models.code_l2 import code_l2_penalty
     assert code_l2_penalty(torch.tensor([[3.0, 4.0], [0.0, 1.0]]), 0.5).item() == pytest.approx(0.5 * 13)

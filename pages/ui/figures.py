@@ -89,7 +89,7 @@ def cost_figure(history: list[dict], epoch_rows: list[dict], units: dict[str, st
     return fig
 
 
-_PALETTE = ["#4c6ef5", "#e8590c", "#2b8a3e", "#ae3ec9", "#f59f00", "#1098ad"]
+_PALETTE = ["#4c6ef5", "#e8590c", "#2b8a3e", "#ae3ec9", "#c92a2a", "#1098ad"]
 
 
 def filter_images(weights: np.ndarray, input_shape: tuple, per_tile: bool, n: int, order: np.ndarray,

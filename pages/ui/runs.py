@@ -4,6 +4,7 @@ A run still training is shown through a copy of the weights its job publishes, n
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from dataclasses import dataclass
 
@@ -45,6 +46,15 @@ PIN_SECONDS = 5.0  # how long a run a page selected for the user outweighs what 
 
 def runs_word(n: int) -> str:
     return "run" if n == 1 else "runs"
+
+
+def fmt_left(s: float | None) -> str:
+    """An estimate of the time left as a person would say it: "about 40 s left", "about 6 min left"; "" for none."""
+    if s is None or not math.isfinite(s):
+        return ""
+    if s < 55:
+        return f"about {max(5, round(s / 5) * 5)} s left"
+    return f"about {max(1, round(s / 60))} min left" if s < 5400 else f"about {s / 3600:.1f} h left"
 
 
 def unique_labels(labels: dict[str, str]) -> dict[str, str]:
