@@ -11,6 +11,23 @@ st.markdown(
     "curves, first-layer filters, and how sparse, denoising and contractive autoencoders differ. Everything runs "
     "locally on PyTorch; the default dataset ships inside an installed package, so it works offline.")
 
+
+def _preload_widget_code() -> None:
+    """Ask the browser for the code of the widgets this page draws after the imports below (sidebar and gallery), so
+    that it loads while they run: on a fresh server the browser fetched it only once they were done, and the
+    gallery's first button appeared 0.8-1.2 s after the script had sent it (bench/README)."""
+    import pathlib
+    static = pathlib.Path(st.__file__).parent / "static" / "static" / "js"
+    files = [f.name for kind in ("Button", "Selectbox", "PageLink", "Checkbox", "Table") for f in
+             static.glob(f"{kind}.*.js") if f.name.count(".") == 2]
+    st.html('<style>[data-testid="stElementContainer"]:has(#ae-preload) { display: none; }</style>'
+            '<script id="ae-preload">(() => { const main = document.querySelector(\'script[src*="static/js/index."]\');'
+            f' if (main) for (const f of {files!r}) import(new URL(f, main.src).href).catch(() => {{}}); }})();'
+            '</script>', unsafe_allow_javascript=True)
+
+
+_preload_widget_code()
+
 from aecore import ConfigError, DatasetError, list_models, model_spec  # noqa: E402
 from aecore.data import DEFAULT_DATASET, dataset_info, is_available_offline, list_datasets  # noqa: E402
 from aecore.talk import TALK_PRESETS  # noqa: E402
@@ -18,7 +35,7 @@ from pages import ui  # noqa: E402
 from pages.ui import state  # noqa: E402
 from pages.ui.runs import fmt_left, runs_word  # noqa: E402
 
-ui.page_setup()
+ui.page_setup(warm_up=False)  # after the gallery: its synchronous pandas import is 0.3 s
 
 
 def image_dataset() -> str:
@@ -101,6 +118,7 @@ st.subheader("Presets for a talk")
 st.caption("One click opens a ready setup with its trained runs. Turn on **Presenter mode** in the sidebar for a "
            "projector.")
 gallery()
+state.warm_up()
 st.subheader("How to start")
 st.markdown(
     "1. Pick a dataset in the sidebar (the default, *MNIST 5k*, is embedded).\n"

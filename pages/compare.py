@@ -138,8 +138,8 @@ def results() -> None:
     shape = dataset.image_shape
     inputs = dataset.probe(N_RECON)
     if not (job.done and ui.presenting()):
-        left = runs.fmt_left(job.seconds_left())
-        st.progress(job.fraction, text="done" if job.done else f"training… {left}".strip())
+        text = "done" if job.done else f"training… {runs.fmt_left(job.seconds_left())}".strip()
+        st.progress(job.fraction, text=text)
     if not ui.presenting():  # a projector keeps the filters in sight; each column's reconstructions remain
         st.image(mosaic(inputs, shape, ncols=N_RECON, scale=3), caption="the same test inputs for every column")
     # a row of columns per section, so that each section starts level across the contenders (one column each

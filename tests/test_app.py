@@ -649,15 +649,24 @@ def test_the_home_page_draws_its_title_before_torch_and_imports_no_torch_dynamo(
     import subprocess
     import sys
     script = """
+import re
 import sys
+from pathlib import Path
 import streamlit as st
 from streamlit.testing.v1 import AppTest
-torch_at_title = []
-title = st.title
+torch_at_title, preloads, pandas_at_button = [], [], []
+title, html, button = st.title, st.html, st.button
 st.title = lambda *a, **k: torch_at_title.append("torch" in sys.modules) or title(*a, **k)
+st.html = lambda body, **k: ("ae-preload" in body and preloads.append(("torch" in sys.modules, body))) or html(body, **k)
+st.button = lambda *a, **k: pandas_at_button.append("pandas" in sys.modules) or button(*a, **k)
 at = AppTest.from_file("app.py", default_timeout=120).run()
 assert not at.exception, at.exception
 assert len(at.button) >= 3, "the talk gallery's cards"
+print("pandas before the gallery's first button:", pandas_at_button[0])
+(torch_then, body), = preloads
+static = Path(st.__file__).parent / "static" / "static" / "js"
+named = [f for f in re.findall(r"'([A-Za-z]+[.][A-Za-z0-9_-]+[.]js)'", body) if (static / f).is_file()]
+print("preloaded before torch:", not torch_then, sorted(f.split(".")[0] for f in named))
 print(torch_at_title, "torch._dynamo" in sys.modules)
 """
     env = {**os.environ, "AECORE_RUNS_DIR": str(tmp_path / "runs"), "AECORE_CACHE_DIR": str(tmp_path / "cache")}
@@ -665,6 +674,10 @@ print(torch_at_title, "torch._dynamo" in sys.modules)
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.splitlines()[-1] == "[False] False", done.stdout
+    # the code of the widgets drawn after the imports is asked for before them: the browser loads it meanwhile
+    assert "preloaded before torch: True ['Button', 'Checkbox', 'PageLink', 'Selectbox', 'Table']" in done.stdout
+    # the server's warm-up and its synchronous pandas import (0.3 s) come after the gallery, not before it
+    assert "pandas before the gallery's first button: False" in done.stdout
 
 
 def test_reconstruction_tiles_of_small_images_share_one_width(monkeypatch):

@@ -94,14 +94,15 @@ def presenting() -> bool:
     return bool(st.session_state.get(state.PRESENT))
 
 
-def page_setup() -> None:
-    """Page config, session state, the share link's values, the navigation and the shared sidebar."""
+def page_setup(warm_up: bool = True) -> None:
+    """Page config, session state, the share link's values, the navigation and the shared sidebar. ``warm_up=False``
+    leaves the server's warm-up to the page (:func:`state.warm_up`), once its first screen is out."""
     linked = st.query_params.get("present") in ("1", "true")  # a presenter's link opens with the sidebar folded
     st.set_page_config(page_title="Autoencoder Explorer", page_icon=":material/hub:", layout="wide",
                        initial_sidebar_state="collapsed" if linked or st.session_state.get(state.PRESENT) else "auto")
     page = sys._getframe(1).f_globals.get("__file__", "")  # the page script that called us
     share.restore_kept(page, (state.DATASET, state.RUN))
-    state.init_state()
+    state.init_state(warm_up)
     share.begin(page)
     with st.sidebar:
         for path, label, icon in NAV:

@@ -154,10 +154,16 @@ def torch_threads() -> int:
     return n
 
 
-def init_state() -> None:
+def warm_up() -> None:
+    """Start the server's warm-up (once per server; see :func:`_warm_up`)."""
+    _warm_up()
+
+
+def init_state(warm_up_now: bool = True) -> None:
     """Session state is set up once, with namespaced keys."""
     torch_threads()
-    _warm_up()
+    if warm_up_now:
+        _warm_up()
     release_free_memory()
     st.session_state.setdefault(DATASET, DEFAULT_DATASET)
     st.session_state.setdefault(JOBS, {})
