@@ -187,7 +187,7 @@ class VAE(Autoencoder):
         """The MLP's step with its gradients written out, as autograd would compute them under the job's autocast
         (products in its dtype, the rest in float32; tests/test_generative.py checks them against autograd). On 2
         cores in bfloat16 it is 1.07-1.17x faster than the same step through autograd, whose per-op bookkeeping
-        weighs on layers this small, and takes the 50-epoch recipe to 1.46-2.25x the plain loop, median 2.04x
+        weighs on layers this small, and takes the 50-epoch recipe to 1.46-2.42x the plain loop, median 2.04x
         (bench/README)."""
         enc, dec = [*self.encoder[0].layers, self.encoder[1]], list(self.decoder.layers)
         on = torch.is_autocast_enabled(x.device.type)
