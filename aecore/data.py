@@ -379,8 +379,8 @@ def _verified_array(path: Path, spec: IDXFile) -> np.ndarray:
     st = path.stat()
     key = hashlib.sha256(f"{path.resolve()}|{st.st_size}|{st.st_ctime_ns}|{st.st_mtime_ns}|{spec.md5}".encode())
     decoded = cache_dir() / "decoded" / f"{Path(spec.filename).name.split('.')[0]}-{key.hexdigest()[:24]}.npy"
-    try:
-        return np.load(decoded, allow_pickle=False)
+    try:  # mapped first: a header that claims more than the file holds is refused before anything is allocated
+        return np.array(np.load(decoded, mmap_mode="r", allow_pickle=False))
     except (OSError, ValueError, EOFError):  # none yet, or damaged: decoded again below
         pass
     array = parse_idx(verify_file(path, spec), str(path))

@@ -129,6 +129,12 @@ def test_a_checked_file_is_kept_decoded_until_the_file_changes(tmp_path, monkeyp
     np.testing.assert_array_equal(fetch_idx(source, "test_images", data_dir=tmp_path, download=False),
                                   arrays["test_images"])
     assert len(checked) == 1
+    # a copy whose header claims 10^12 bytes is passed by too, without allocating them
+    header = "{'descr': '|u1', 'fortran_order': False, 'shape': (1000000000000,), }".ljust(117) + "\n"
+    copy.write_bytes(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode() + b"\0" * 64)
+    np.testing.assert_array_equal(fetch_idx(source, "test_images", data_dir=tmp_path, download=False),
+                                  arrays["test_images"])
+    assert len(checked) == 2
 
 
 def test_truncated_file_raises_clearly(tmp_path):
