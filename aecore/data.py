@@ -373,7 +373,7 @@ def _download(urls: list[str], dest: Path, spec: IDXFile, timeout: float = 30.0,
 
 def _verified_array(path: Path, spec: IDXFile) -> np.ndarray:
     """``path``'s array, checked against ``spec``; kept decoded in the cache under a key of the file's identity (its
-    path, size and change time, which a write or a touch changes), so that a server's first MNIST page does not
+    path, size, change and modification times: a write or a touch changes them), so that a server's first MNIST page does not
     decompress and checksum 55 MB again: 0.46 s of the 1.15 s a t-SNE opened by a link spent loading MNIST
     (bench/README). A cache that cannot be read or written is passed by, never an error."""
     st = path.stat()
