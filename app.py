@@ -64,9 +64,8 @@ def open_preset(key: str) -> None:
 def training_progress(job, where: str) -> None:
     """A preset's runs training, polled; the whole page reruns when they are done. Its values are arguments: a
     closure over the gallery's loop read the last card's dataset on every poll after the first ("on grammar")."""
-    left = fmt_left(job.seconds_left())
-    st.progress(job.fraction, text=f"training {len(job.jobs)} {runs_word(len(job.jobs))} on {where}…"
-                                   + (f" {left}" if left else ""))
+    st.progress(job.fraction, text=f"training {len(job.jobs)} {runs_word(len(job.jobs))} on {where}… "
+                                   f"{fmt_left(job.seconds_left())}".strip())
     if job.done:
         st.rerun()
 
