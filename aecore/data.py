@@ -16,6 +16,8 @@ import importlib.util
 import os
 import shutil
 import tempfile
+import threading
+import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -346,28 +348,54 @@ def cache_dir() -> Path:
     return Path(os.environ.get("AECORE_CACHE_DIR") or platformdirs.user_cache_dir("aecore"))
 
 
+STALE_AFTER = 600.0  # seconds: a temporary file or folder this old has no writer left (a save takes seconds)
+
+
+def remove_stale_temporaries(folder: Path, pattern: str, age: float = STALE_AFTER) -> None:
+    """Remove the entries of ``folder`` matching ``pattern`` (temporary files or folders) not written to for ``age``
+    seconds: what a process killed mid-write (``kill -9``, a power cut) left. Never raises."""
+    try:
+        entries = list(folder.glob(pattern))
+    except OSError:
+        return
+    now = time.time()
+    for entry in entries:
+        try:
+            if now - entry.lstat().st_mtime < age:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
 def _download(urls: list[str], dest: Path, spec: IDXFile, timeout: float = 30.0, verify=None) -> bytes:
     """Download the first of ``urls`` that gives a file passing ``verify`` (default :func:`verify_file`) to
-    ``dest``, through a temporary file; returns the verified bytes."""
+    ``dest``, through a temporary file; returns the verified bytes. A download cut off (a timeout, Ctrl-C) leaves
+    no partial file behind."""
     errors = []
     dest.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(dest.parent, ".*.tmp")
     for url in urls:
+        tmp_path = dest.with_name(f".{dest.name}.{os.getpid()}-{threading.get_ident()}.tmp")
         try:
-            with urllib.request.urlopen(url, timeout=timeout) as resp, \
-                    tempfile.NamedTemporaryFile(dir=dest.parent, delete=False) as tmp:
-                shutil.copyfileobj(resp, tmp)
-            tmp_path = Path(tmp.name)
-        except OSError as e:  # URLError, timeouts, refused connections
-            errors.append(f"{url}: {e}")
-            continue
-        try:
-            raw = (verify or verify_file)(tmp_path, spec)
-        except DatasetError as e:
+            try:
+                with urllib.request.urlopen(url, timeout=timeout) as resp, open(tmp_path, "wb") as tmp:
+                    shutil.copyfileobj(resp, tmp)
+            except OSError as e:  # URLError, timeouts, refused connections, a full disk
+                errors.append(f"{url}: {e}")
+                continue
+            try:
+                raw = (verify or verify_file)(tmp_path, spec)
+            except DatasetError as e:
+                errors.append(str(e))
+                continue
+            tmp_path.replace(dest)
+            return raw
+        finally:
             tmp_path.unlink(missing_ok=True)
-            errors.append(str(e))
-            continue
-        tmp_path.replace(dest)
-        return raw
     raise DatasetUnavailable("; ".join(errors))
 
 
@@ -377,8 +405,10 @@ def _verified_array(path: Path, spec: IDXFile) -> np.ndarray:
     decompress and checksum 55 MB again: 0.46 s of the 1.15 s a t-SNE opened by a link spent loading MNIST
     (bench/README). A cache that cannot be read or written is passed by, never an error."""
     st = path.stat()
-    key = hashlib.sha256(f"{path.resolve()}|{st.st_size}|{st.st_ctime_ns}|{st.st_mtime_ns}|{spec.md5}".encode())
-    decoded = cache_dir() / "decoded" / f"{Path(spec.filename).name.split('.')[0]}-{key.hexdigest()[:24]}.npy"
+    where = hashlib.sha256(f"{path.resolve()}|{spec.md5}".encode()).hexdigest()[:12]
+    key = hashlib.sha256(f"{where}|{st.st_size}|{st.st_ctime_ns}|{st.st_mtime_ns}".encode()).hexdigest()[:24]
+    folder = cache_dir() / "decoded"
+    decoded = folder / f"{Path(spec.filename).name.split('.')[0]}-{where}-{key}.npy"
     try:  # mapped first: a header that claims more than the file holds is refused before anything is allocated
         return np.array(np.load(decoded, mmap_mode="r", allow_pickle=False))
     except (OSError, ValueError, EOFError):  # none yet, or damaged: decoded again below
@@ -386,13 +416,20 @@ def _verified_array(path: Path, spec: IDXFile) -> np.ndarray:
     array = parse_idx(verify_file(path, spec), str(path))
     tmp = None
     try:
-        decoded.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=decoded.parent, suffix=".tmp", delete=False) as f:
+        folder.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(folder, "*.tmp")
+        with tempfile.NamedTemporaryFile(dir=folder, suffix=".tmp", delete=False) as f:
             tmp = Path(f.name)
             np.save(f, array, allow_pickle=False)
         os.replace(tmp, decoded)
+        tmp = None
+        for old in folder.glob(f"{decoded.name.rsplit('-', 1)[0]}-*.npy"):  # the copies of this file as it was
+            if old != decoded:
+                old.unlink(missing_ok=True)
     except OSError:
-        if tmp is not None:
+        pass
+    finally:
+        if tmp is not None:  # a full disk, Ctrl-C
             tmp.unlink(missing_ok=True)
     return array
 

@@ -228,6 +228,7 @@ def save_dataset(dataset: Dataset, title: str, folder: Path | None = None) -> Pa
     folder = folder or datasets_dir()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{dataset.name}.npz"
+    data_mod.remove_stale_temporaries(folder, ".*.tmp.npz")
     tmp = folder / f".{dataset.name}.{secrets.token_hex(4)}.tmp.npz"
     try:
         np.savez_compressed(tmp, x_train=dataset.x_train, y_train=dataset.y_train, x_test=dataset.x_test,
@@ -235,8 +236,9 @@ def save_dataset(dataset: Dataset, title: str, folder: Path | None = None) -> Pa
                             image_shape=np.array(dataset.image_shape), title=np.array(title[:80]))
         tmp.replace(path)
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         raise DatasetError(f"the dataset could not be saved ({e})") from e
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -25,6 +25,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
 from .config import ConfigError, as_saved
+from .data import remove_stale_temporaries
 from .registry import create_model, make_config, model_spec
 from .seeding import seeded_init
 
@@ -176,6 +177,7 @@ class RunStore:
         """Every run, newest first; damaged ones carry an error instead of a record."""
         if not self.root.is_dir():
             return []
+        remove_stale_temporaries(self.root, ".*.tmp")  # what a save killed mid-write (kill -9) left
         out = []
         for d in self.root.iterdir():
             if not d.is_dir() or d.name.startswith("."):
@@ -314,8 +316,9 @@ class RunStore:
             tmp.write_text(json.dumps(record.__dict__, indent=1, allow_nan=True))
             tmp.replace(path)
         except OSError as e:
-            tmp.unlink(missing_ok=True)
             raise RunStoreError(f"run {run_id} could not be renamed ({e})") from e
+        finally:
+            tmp.unlink(missing_ok=True)
         return record
 
     def size(self, run_id: str) -> int:

@@ -121,6 +121,12 @@ def test_a_checked_file_is_kept_decoded_until_the_file_changes(tmp_path, monkeyp
     with pytest.raises(ChecksumError, match="checksum"):
         fetch_idx(source, "train_labels", data_dir=tmp_path, download=False)
     assert len(checked) == 1
+    # a good file in its place again (new times): decoded once more, and the copy of the file as it was removed
+    path.write_bytes(gzip.compress(idx_bytes(arrays["train_labels"]), mtime=0))
+    fetch_idx(source, "train_labels", data_dir=tmp_path, download=False)
+    (now,) = (tmp_path / "cache" / "decoded").glob("train-labels-idx1-ubyte-*.npy")
+    assert now not in kept and len(checked) == 2
+    checked.clear()
     # a damaged decoded copy is passed by: the file is checked and decoded again
     fetch_idx(source, "test_images", data_dir=tmp_path, download=False)
     (copy,) = (tmp_path / "cache" / "decoded").glob("t10k-images-idx3-ubyte-*.npy")
@@ -163,6 +169,47 @@ def test_corrupt_download_is_rejected_and_not_cached(tmp_path, monkeypatch):
     with pytest.raises(DatasetUnavailable, match="checksum"):
         fetch_idx(source, "train_labels")
     assert not list((tmp_path / "cache" / "toy").glob("*"))
+
+
+@pytest.mark.parametrize("cut", [TimeoutError("timed out"), KeyboardInterrupt()])
+def test_a_download_cut_off_leaves_no_partial_file(tmp_path, monkeypatch, cut):
+    """A download that times out halfway, or is stopped with Ctrl-C, left its partial file in the cache for good."""
+    import io
+    import urllib.request
+    source, _ = write_source(tmp_path / "mirror")
+    monkeypatch.setenv("AECORE_CACHE_DIR", str(tmp_path / "cache"))
+
+    class HalfThenCut(io.BytesIO):
+        def read(self, n=-1):
+            if self.tell():
+                raise cut
+            return super().read(8)
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: HalfThenCut(b"\0" * 64))
+    with pytest.raises(type(cut) if isinstance(cut, KeyboardInterrupt) else DatasetUnavailable):
+        fetch_idx(source, "train_labels")
+    assert list((tmp_path / "cache" / "toy").iterdir()) == []
+
+
+def test_what_a_killed_write_left_in_the_cache_is_removed_later(tmp_path, monkeypatch):
+    """Temporary files of a download or a decoded copy whose process was killed (kill -9) are removed by the next
+    write to the folder once older than any write takes; younger ones (a write under way) stay."""
+    import os
+    import time
+    source, _ = write_source(tmp_path / "mirror")
+    monkeypatch.setenv("AECORE_CACHE_DIR", str(tmp_path / "cache"))
+    folders = [tmp_path / "cache" / "toy", tmp_path / "cache" / "decoded"]
+    old = time.time() - data.STALE_AFTER - 60
+    for folder in folders:
+        folder.mkdir(parents=True)
+        for name, age in (("dead", old), ("live", time.time())):
+            path = folder / (f".t10k-images-idx3-ubyte.gz.{name}.tmp" if folder.name == "toy" else f"{name}.tmp")
+            path.write_bytes(b"\0" * 100)
+            os.utime(path, (age, age))
+    fetch_idx(source, "test_images")  # downloads into the first folder
+    fetch_idx(source, "test_images")  # reads the download, and keeps it decoded in the second
+    for folder in folders:
+        assert sorted(p.name for p in folder.glob("*.tmp") if "dead" in p.name) == []
+        assert len([p for p in folder.glob("*.tmp") if "live" in p.name]) == 1
 
 
 def test_offline_message_says_where_to_put_files(tmp_path, monkeypatch):

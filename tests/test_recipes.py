@@ -126,7 +126,13 @@ def test_a_zip_of_images_becomes_a_labelled_dataset_that_trains_and_can_be_saved
     job = TrainingJob("stacked", {"hidden": (16,), "code_size": 4}, ds, TrainSettings(epochs=3, batch_size=8))
     job.start().join()
     assert job.progress().status == "finished"
+    folder = Path(os.environ["AECORE_DATASETS_DIR"])
+    folder.mkdir(parents=True, exist_ok=True)
+    killed = folder / f".{ds.name}.dead.tmp.npz"  # what a save killed mid-write (kill -9) left
+    killed.write_bytes(b"\0" * 100)
+    os.utime(killed, (1e9, 1e9))
     path = user_images.save_dataset(ds, "My shapes")
+    assert not killed.exists() and [p.name for p in folder.iterdir()] == [path.name]
     assert ds.name in list_datasets()
     assert dataset_info(ds.name).train_size == len(ds.x_train) == 20  # read from the file's header
     again = load_dataset(ds.name)
