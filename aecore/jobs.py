@@ -246,6 +246,8 @@ class TrainingJob:
                           x_val=self.dataset.batches("test", self.device), probe=self.probe_inputs,
                           device=self.device, callback=self._publish_live, stop_event=self._stop)
             metrics = model.evaluate(self.dataset, device=self.device)
+            if "classifier_frechet" in model.metric_labels and self.store is not None and final.step > 0:
+                metrics.update(self._listed_scores(model))
         except Exception as e:  # the run's failure is reported on the page, never raised into the UI
             final = copy.copy(self._progress)
             final.status, final.message = "failed", f"{type(e).__name__}: {e}"
@@ -269,6 +271,20 @@ class TrainingJob:
                         f"The run could not be saved: {type(e).__name__}: {e}"
                     self.record = None
         self._publish(final)
+
+
+    def _listed_scores(self, model) -> dict[str, float]:
+        """The sample scores a family without a likelihood is listed by; none when they cannot be had (a dataset
+        the digit classifier cannot learn): the run is saved either way."""
+        from .scores import listed_scores
+        p = copy.copy(self._progress)
+        p.phase = "scoring samples with the digit classifier (trained once per dataset)"
+        self._publish(p)
+        try:
+            return listed_scores(model, self.dataset, self.store.root)
+        except Exception:
+            traceback.print_exc()
+            return {}
 
 
 class BackgroundTask:

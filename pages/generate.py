@@ -19,7 +19,7 @@ st.title("Generate")
 dataset = state.current_dataset(modality="image")
 shape = dataset.image_shape
 PRESENTER_GRID_PX = 300
-SCORE_N = 1000  # samples behind each run's three numbers (the grid shows the first of them)
+SCORE_N = scores.SCORE_N  # samples behind each run's three numbers (the grid shows the first of them)
 VIEWS = ("Side by side", "Levers", "Interpolation", "Diagnostics")
 
 

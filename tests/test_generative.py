@@ -333,6 +333,30 @@ def _train(model, dataset="digits", epochs=2, **config):
     return job
 
 
+def test_a_gan_run_is_listed_by_its_samples_scores_not_by_a_loss(monkeypatch):
+    """The run lists showed a GAN as "test D loss 1.3397", which says who is winning, not how good the samples are.
+    Its run now carries the classifier's Fréchet distance and confident share of 1,000 samples at seed 0, the
+    Generate page's numbers under its grid, and lists by the distance."""
+    from aecore.scores import SCORE_N, classifier_for, classify, sample_scores
+    job = _train("gan", width=8)
+    store = RunStore()
+    model, record = store.load(job.run_id)
+    clf, _ = classifier_for(load_dataset("digits"), store.root)
+    digits = load_dataset("digits")
+    direct = sample_scores(clf, draw_samples(model, SCORE_N, 0, digits), classify(clf, digits.x_test)[0])
+    assert math.isclose(record.metrics["classifier_frechet"], direct["classifier_frechet"], rel_tol=1e-6)
+    assert record.metrics["confident_share"] == direct["confident_share"]
+    assert record.headline == ("classifier Fréchet", record.metrics["classifier_frechet"])
+    assert "d_loss" in record.metrics and "classifier Fréchet" in store.list()[0].record.label
+    import aecore.scores as scores
+
+    def no_classifier(*args, **kwargs):
+        raise ValueError("a dataset the classifier cannot learn")
+    monkeypatch.setattr(scores, "classifier_for", no_classifier)
+    job = _train("gan", width=8)  # saved and finished all the same, listed by its D loss
+    assert "classifier_frechet" not in job.record.metrics and job.record.headline[0] == "test D loss"
+
+
 def test_sample_cli_writes_grids_and_arrays(tmp_path, capsys):
     run = _train("gan", width=8).run_id
     assert main(["sample", run, "--n", "12", "--seed", "3", "--out", str(tmp_path / "s.npy")]) == 0

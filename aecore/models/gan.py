@@ -141,7 +141,9 @@ def gradient_penalty(disc: nn.Module, real: torch.Tensor, fake: torch.Tensor, ge
                 min_steps=15_000)
 class GAN(Model):
     capabilities = Capabilities(samples=True)
-    metric_labels = {"d_loss": "test D loss", "g_loss": "test G loss"}
+    # listed by its samples' scores (the job adds them): a D loss says who is winning, not how good the samples are
+    metric_labels = {"classifier_frechet": "classifier Fréchet", "confident_share": "confident ≥ 0.9",
+                     "d_loss": "test D loss", "g_loss": "test G loss"}
 
     def __init__(self, config: GANConfig):
         super().__init__(config)
