@@ -311,6 +311,7 @@ class RunStore:
         record = self.record(run_id)
         record.name = name
         path = self._run_dir(run_id) / META
+        remove_stale_temporaries(path.parent, f".{META}.*.tmp")
         tmp = path.with_name(f".{META}.{secrets.token_hex(4)}.tmp")
         try:
             tmp.write_text(json.dumps(record.__dict__, indent=1, allow_nan=True))

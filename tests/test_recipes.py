@@ -71,7 +71,11 @@ def test_rename_shows_the_name_keeps_the_id_and_refuses_bad_names(digits):
     before = store.record(job.run_id)
     assert before.title.startswith("stacked hidden=16, code_size=5 · digits")
     assert "test BCE" in before.label
+    killed = store.root / job.run_id / ".run.json.dead.tmp"  # a rename killed mid-write (kill -9) left it
+    killed.write_text("{")
+    os.utime(killed, (1e9, 1e9))
     store.rename(job.run_id, "  my   first run ")
+    assert not killed.exists()
     after = store.record(job.run_id)
     assert after.id == job.run_id and after.name == "my first run" and after.label.startswith("my first run ·")
     for bad in ("x" * 81, "nul\x00", "bell\x07"):
