@@ -9,6 +9,7 @@ import torch
 
 from aecore import ConfigError, TrainSettings
 from aecore.compare import COMPARE_PRESETS, CompareJob, Contender
+from aecore.store import headline_number
 from aecore.viz import mosaic
 from pages import ui
 from pages.ui import figures, runs, share, state
@@ -129,7 +130,7 @@ def column(cells: dict, contender, run, shape, inputs) -> None:
                                                         stats=p.stat_labels), key=f"ae.compare.curve.{run.run_id}")
     if run.record is not None and run.record.headline:
         label, value = run.record.headline
-        cells["metric"].metric(label, f"{value:.4f}")
+        cells["metric"].metric(label, headline_number(value))
     if p.message:
         cells["metric"].caption(p.message)
 

@@ -348,6 +348,7 @@ def test_a_gan_run_is_listed_by_its_samples_scores_not_by_a_loss(monkeypatch):
     assert record.metrics["confident_share"] == direct["confident_share"]
     assert record.headline == ("classifier Fréchet", record.metrics["classifier_frechet"])
     assert "d_loss" in record.metrics and "classifier Fréchet" in store.list()[0].record.label
+    assert record.headline_text == f"classifier Fréchet {record.metrics['classifier_frechet']:.2f}"  # not 404.6793
     import aecore.scores as scores
 
     def no_classifier(*args, **kwargs):
