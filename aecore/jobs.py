@@ -272,7 +272,6 @@ class TrainingJob:
                     self.record = None
         self._publish(final)
 
-
     def _listed_scores(self, model) -> dict[str, float]:
         """The sample scores a family without a likelihood is listed by; none when they cannot be had (a dataset
         the digit classifier cannot learn): the run is saved either way."""
