@@ -5,6 +5,8 @@ features: not an Inception FID, and not comparable with published FIDs; :func:`f
 from __future__ import annotations
 
 import json
+import os
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -93,12 +95,16 @@ def classifier_for(data, root: str | Path, progress: Callable[[float], Any] | No
     memo_key = (data.name, tuple(data.image_shape), len(data.x_train), steps)
     clf, info = _TRAINED.get(memo_key) or train_classifier(data, steps=steps, progress=progress)
     _TRAINED[memo_key] = clf, info
-    try:
+    tmp = weights.with_name(f".{weights.name}.{os.getpid()}-{threading.get_ident()}.tmp")
+    try:  # through a temporary file: another process or thread reading the cache never meets a half-written one
         weights.parent.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.contiguous() for k, v in clf.state_dict().items()}, str(weights))
+        save_file({k: v.contiguous() for k, v in clf.state_dict().items()}, str(tmp))
+        os.replace(tmp, weights)
         meta.write_text(json.dumps(info))
     except OSError:
         pass  # a read-only store: the classifier still serves this call
+    finally:
+        tmp.unlink(missing_ok=True)
     return clf, info
 
 

@@ -318,6 +318,23 @@ def test_frechet_scale_grows_with_the_noise(digits):
     assert 0 < noise[0] < noise[1] < noise[2] and rows["training images (the floor)"] > 0
 
 
+def test_the_classifier_cache_is_never_left_half_written(digits, monkeypatch, tmp_path):
+    """The cached classifier was written in place: a write cut off (a full disk, a process killed) left a half
+    file under the name a reader loads. It is written to a temporary file and renamed."""
+    import aecore.scores as scores
+
+    def cut_off(tensors, path):
+        open(path, "wb").write(b"\0" * 64)  # half of it, then the disk is full
+        raise OSError(28, "No space left on device")
+    real = scores.save_file
+    monkeypatch.setattr(scores, "save_file", cut_off)
+    clf, info = scores.classifier_for(digits, tmp_path, steps=50)  # still served
+    assert clf is not None and list((tmp_path / ".classifiers").iterdir()) == []
+    monkeypatch.setattr(scores, "save_file", real)
+    scores.classifier_for(digits, tmp_path, steps=50)
+    assert sorted(p.name for p in (tmp_path / ".classifiers").iterdir()) == ["digits.json", "digits.safetensors"]
+
+
 def test_blur_keeps_mass_and_spreads_it():
     x = np.zeros((1, 81), np.float32)
     x[0, 40] = 1.0  # the centre of a 9x9 image
