@@ -122,6 +122,8 @@ def _cmd_train(args, store: RunStore) -> int:
         bar.close()
     if p.status not in ("finished", "stopped"):
         print(f"training {p.status}: {p.message}", file=sys.stderr)
+    elif p.message:  # stopped at a step; a GAN's samples left unscored
+        print(p.message, file=sys.stderr)
     if job.record is None:  # not saved: the message above says why
         return 1
     print(json.dumps({"run": job.run_id, "status": p.status, "seconds": round(job.record.seconds, 2),

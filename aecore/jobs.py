@@ -247,7 +247,9 @@ class TrainingJob:
                           device=self.device, callback=self._publish_live, stop_event=self._stop)
             metrics = model.evaluate(self.dataset, device=self.device)
             if "classifier_frechet" in model.metric_labels and self.store is not None and final.step > 0:
-                metrics.update(self._listed_scores(model))
+                scores, note = self._listed_scores(model)
+                metrics.update(scores)
+                final.message = f"{final.message} {note}".strip()
         except Exception as e:  # the run's failure is reported on the page, never raised into the UI
             final = copy.copy(self._progress)
             final.status, final.message = "failed", f"{type(e).__name__}: {e}"
@@ -272,18 +274,32 @@ class TrainingJob:
                     self.record = None
         self._publish(final)
 
-    def _listed_scores(self, model) -> dict[str, float]:
-        """The sample scores a family without a likelihood is listed by; none when they cannot be had (a dataset
-        the digit classifier cannot learn): the run is saved either way."""
+    def _listed_scores(self, model) -> tuple[dict[str, float], str]:
+        """The sample scores a family without a likelihood is listed by, and a note for the run's message where
+        there are none: the run is saved either way. Stop skips the classifier's training (about 20 s, once per
+        dataset), which waited for it; a classifier already cached still scores, in about a second."""
         from .scores import listed_scores
         p = copy.copy(self._progress)
-        p.phase = "scoring samples with the digit classifier (trained once per dataset)"
+        p.phase = "scoring samples with the digit classifier"
         self._publish(p)
+
+        def training(fraction: float) -> None:
+            if self._stop.is_set():
+                raise _ScoringStopped
+            p.phase = f"training the digit classifier that scores the samples (once per dataset): {fraction:.0%}"
+            self._publish(p)
         try:
-            return listed_scores(model, self.dataset, self.store.root)
-        except Exception:
+            return listed_scores(model, self.dataset, self.store.root, progress=training), ""
+        except _ScoringStopped:
+            return {}, ("Its samples were not scored: Stop came while the digit classifier trained. The Generate "
+                        "page scores them.")
+        except Exception as e:
             traceback.print_exc()
-            return {}
+            return {}, f"Its samples could not be scored ({type(e).__name__}: {e})."
+
+
+class _ScoringStopped(Exception):
+    """Stop, pressed while the digit classifier trained for a run's scores."""
 
 
 class BackgroundTask:

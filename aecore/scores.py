@@ -192,9 +192,11 @@ def draw_samples(model: nn.Module, n: int, seed: int, data: Any = None, chunk: i
     return out.astype(np.float32)
 
 
-def listed_scores(model: nn.Module, data, root: str | Path) -> dict[str, float]:
+def listed_scores(model: nn.Module, data, root: str | Path,
+                  progress: Callable[[float], Any] | None = None) -> dict[str, float]:
     """``classifier_frechet`` and ``confident_share`` of :data:`SCORE_N` samples drawn with seed 0: what a run
-    that has no likelihood is listed by (the numbers the Generate page shows under its grid at seed 0)."""
-    clf, _ = classifier_for(data, root)
+    that has no likelihood is listed by (the numbers the Generate page shows under its grid at seed 0).
+    ``progress`` follows the classifier's training where it is not cached yet."""
+    clf, _ = classifier_for(data, root, progress=progress)
     s = sample_scores(clf, draw_samples(model, SCORE_N, 0, data), classify(clf, data.x_test)[0])
     return {"classifier_frechet": s["classifier_frechet"], "confident_share": s["confident_share"]}

@@ -373,6 +373,37 @@ def test_a_gan_run_is_listed_by_its_samples_scores_not_by_a_loss(monkeypatch):
     monkeypatch.setattr(scores, "classifier_for", no_classifier)
     job = _train("gan", width=8)  # saved and finished all the same, listed by its D loss
     assert "classifier_frechet" not in job.record.metrics and job.record.headline[0] == "test D loss"
+    assert "could not be scored (ValueError: a dataset the classifier cannot learn)" in job.record.message
+
+
+def test_stop_while_the_digit_classifier_trains_saves_the_run_without_waiting_for_it(monkeypatch):
+    """Stop pressed while a GAN's samples were being scored waited for the digit classifier's training (18.7 s
+    on the embedded 5,000 digits, with no progress shown) and then reported the run as scored. Now the phase shows
+    the classifier's progress, and Stop ends its training at the next report: the run is saved at once, listed by
+    its D loss, with a note that says why; no half-trained classifier is cached."""
+    import aecore.scores as scores
+    monkeypatch.setattr(scores, "_TRAINED", {})  # none kept from another test: this one must train it
+    reports, phases, real = [], [], scores.train_classifier
+
+    def pressed_stop_at_the_third_report(data, steps=scores.CLASSIFIER_STEPS, seed=0, progress=None):
+        def report(fraction):
+            reports.append(fraction)
+            if len(reports) == 3:
+                job.stop()
+            progress(fraction)
+        return real(data, steps=steps, seed=seed, progress=report)
+    monkeypatch.setattr(scores, "train_classifier", pressed_stop_at_the_third_report)
+    publish = TrainingJob._publish
+    monkeypatch.setattr(TrainingJob, "_publish", lambda self, p: (phases.append(p.phase), publish(self, p))[1])
+    job = TrainingJob("gan", {"width": 8}, load_dataset("digits"), TrainSettings(epochs=1, batch_size=64),
+                      store=RunStore())
+    job.start().join()
+    assert len(reports) == 3  # no step of the classifier after Stop's report
+    assert "training the digit classifier that scores the samples (once per dataset): 4%" in phases  # 50 of 1,200
+    record = RunStore().load(job.run_id)[1]
+    assert record.status == "finished" and "classifier_frechet" not in record.metrics
+    assert record.headline[0] == "test D loss" and "Stop came while the digit classifier trained" in record.message
+    assert not scores._cache_paths(RunStore().root, "digits")[0].exists()
 
 
 def test_sample_cli_writes_grids_and_arrays(tmp_path, capsys):
