@@ -316,14 +316,29 @@ class RunStore:
             raise RunStoreError("a run's name cannot hold control characters")
         record = self.record(run_id)
         record.name = name
-        path = self._run_dir(run_id) / META
+        return self._rewrite(record, "renamed")
+
+    def add_metrics(self, run_id: str, metrics: dict[str, float],
+                    metric_labels: dict[str, str] | None = None) -> RunRecord:
+        """Add ``metrics`` to run ``run_id``'s record, and take its family's ``metric_labels`` (the headline first)
+        where given: scores measured after it was saved (a GAN's samples, scored by the Generate page where the run
+        was saved without them), so the lists show them."""
+        record = self.record(run_id)
+        record.metrics = {**record.metrics, **metrics}
+        if metric_labels is not None:
+            record.metric_labels = dict(metric_labels)
+        return self._rewrite(record, "updated")
+
+    def _rewrite(self, record: RunRecord, what: str) -> RunRecord:
+        """Write ``record`` over its run's record atomically (a temporary file, then rename)."""
+        path = self._run_dir(record.id) / META
         remove_stale_temporaries(path.parent, f".{META}.*.tmp")
         tmp = path.with_name(f".{META}.{secrets.token_hex(4)}.tmp")
         try:
             tmp.write_text(json.dumps(record.__dict__, indent=1, allow_nan=True))
             tmp.replace(path)
         except OSError as e:
-            raise RunStoreError(f"run {run_id} could not be renamed ({e})") from e
+            raise RunStoreError(f"run {record.id} could not be {what} ({e})") from e
         finally:
             tmp.unlink(missing_ok=True)
         return record

@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 
-from aecore import RunStore
+from aecore import RunStore, load_dataset
 from tests.test_app import open_page, rerun_until, train_run
 
 
@@ -211,3 +211,33 @@ def test_side_by_side_starts_with_a_gan_a_vae_and_a_plain_autoencoder():
     at = open_page("pages/generate.py", gan)
     assert not at.exception
     assert at.multiselect(key="ae.gen.runs").value == [gan, vae, stacked]
+
+
+def test_a_gan_saved_without_its_scores_gets_them_from_the_generate_page(monkeypatch):
+    """A GAN saved before runs were listed by their samples (or whose scoring Stop skipped) stayed listed by its D
+    loss for good. The Generate page scores the same 1,000 samples at seed 0 as the job does, and writes them into
+    the run's record once, so every list shows them; another seed's numbers are not written."""
+    import aecore.scores as scores
+    from aecore.scores import SCORE_N, classifier_for, classify, draw_samples, sample_scores
+    real = scores.listed_scores
+    monkeypatch.setattr(scores, "listed_scores", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("no scores")))
+    gan = train_run("gan", epochs=2, width=8)
+    monkeypatch.setattr(scores, "listed_scores", real)
+    store = RunStore()
+    assert "classifier_frechet" not in store.record(gan).metrics and store.record(gan).headline[0] == "test D loss"
+    at = open_page("pages/generate.py", gan)
+    at.number_input(key="ae.gen.seed").set_value(3).run()
+    rerun_until(at, _scored, timeout=120)  # the digit classifier trains on first use
+    assert not at.exception and "classifier_frechet" not in store.record(gan).metrics  # seed 3: not the listed one
+    at.number_input(key="ae.gen.seed").set_value(0).run()
+    assert not at.exception
+    record = store.record(gan)
+    model, _ = store.load(gan)
+    digits = load_dataset("digits")
+    clf, _ = classifier_for(digits, store.root)
+    direct = sample_scores(clf, draw_samples(model, SCORE_N, 0, digits), classify(clf, digits.x_test)[0])
+    assert np.isclose(record.metrics["classifier_frechet"], direct["classifier_frechet"], rtol=1e-6)
+    assert record.metrics["confident_share"] == direct["confident_share"]
+    assert record.headline[0] == "classifier Fréchet" and "classifier Fréchet" in store.list()[0].record.label
+    shown = [m.value for m in at.metric if m.label == "classifier Fréchet"]
+    assert shown == [f"{record.metrics['classifier_frechet']:.0f}"]  # the page's number is the listed one
