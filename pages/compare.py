@@ -113,9 +113,10 @@ def column(cells: dict, contender, run, shape, inputs) -> None:
         w = weights.detach().float().cpu().numpy()
         n = min(len(w), 100)
         order = np.arange(len(w))
-        cells["filters"].image(figures.filter_images(w, shape, True, n, order, scale=2 if w.ndim == 2 else 6),
+        scale = 2 if w.ndim == 2 else 6
+        cells["filters"].image(figures.png_url(figures.filter_images(w, shape, True, n, order, scale=scale)),
                                caption="filters, each normalised")
-        cells["filters_raw"].image(figures.filter_images(w, shape, False, n, order, scale=2 if w.ndim == 2 else 6),
+        cells["filters_raw"].image(figures.png_url(figures.filter_images(w, shape, False, n, order, scale=scale)),
                                    caption="filters, one scale")
     else:
         cells["filters"].caption("no first-layer filters")
@@ -124,7 +125,7 @@ def column(cells: dict, contender, run, shape, inputs) -> None:
     else:
         recon = model.reconstruct(torch.as_tensor(inputs)).numpy()
     if recon is not None:
-        cells["recon"].image(mosaic(recon, shape, ncols=4, scale=2), caption="reconstructions")
+        cells["recon"].image(figures.png_url(mosaic(recon, shape, ncols=4, scale=2)), caption="reconstructions")
     if p.history:
         cells["curve"].plotly_chart(figures.cost_figure(p.history, p.epoch_rows, p.units, height=260,
                                                         stats=p.stat_labels), key=f"ae.compare.curve.{run.run_id}")
@@ -142,7 +143,8 @@ def results() -> None:
         text = "done" if job.done else f"training… {runs.fmt_left(job.seconds_left())}".strip()
         st.progress(job.fraction, text=text)
     if not ui.presenting():  # a projector keeps the filters in sight; each column's reconstructions remain
-        st.image(mosaic(inputs, shape, ncols=N_RECON, scale=3), caption="the same test inputs for every column")
+        st.image(figures.png_url(mosaic(inputs, shape, ncols=N_RECON, scale=3)),
+                 caption="the same test inputs for every column")
     # a row of columns per section, so that each section starts level across the contenders (one column each
     # drifted down where a heading wrapped: "neural-sparse-coding" at 1280 px)
     rows = {section: st.columns(len(job.jobs)) for section in SECTIONS}

@@ -114,7 +114,8 @@ def one_unit() -> None:
     unit = share.widget("unit", st.number_input, f"Unit (0–{n_units - 1})", min_value=0, max_value=n_units - 1,
                         value=0, key=state.FILTERS_UNIT)
     u1, u2, u3 = st.columns([1, 3, 1])
-    u1.image(figures.filter_images(weights, shape, True, 1, np.array([unit]), scale=max(2, 112 // max(tile))),
+    u1.image(figures.png_url(figures.filter_images(weights, shape, True, 1, np.array([unit]),
+                                                   scale=max(2, 112 // max(tile)))),
              caption=f"filter of unit {unit}")
     if acts is None:
         u2.info("This family gives no unit activations to rank samples by.")
@@ -128,7 +129,8 @@ def one_unit() -> None:
     norm = float(np.linalg.norm(dataset.x_test, axis=1).mean())
     best = analysis.activation_maximization(run.model, unit, dataset.input_dim, norm) if run.training else \
         _act_max(run.id, unit, norm, run.model)
-    u3.image(figures.filter_images(best[None], shape, True, 1, np.array([0]), scale=max(2, 112 // max(shape))),
+    u3.image(figures.png_url(figures.filter_images(best[None], shape, True, 1, np.array([0]),
+                                                   scale=max(2, 112 // max(shape)))),
              caption=f"activation maximisation (input norm {norm:.1f})")
 
 

@@ -189,7 +189,7 @@ def side_by_side() -> None:
                 continue
             # on a 1280x720 projector a grid that fits under the controls (the columns' width drew 390 px, half of
             # it off screen); the scores follow below it
-            st.image(viz.mosaic(samples, shape, ncols=int(np.ceil(np.sqrt(n))), scale=2),
+            st.image(figures.png_url(viz.mosaic(samples, shape, ncols=int(np.ceil(np.sqrt(n))), scale=2)),
                      width=PRESENTER_GRID_PX if presenting else "stretch")
             if clf is None:
                 continue
@@ -293,8 +293,8 @@ def lever_view(run, posterior: bool) -> None:
             lo, hi = stats["mean"] - 3 * stats["spread"], stats["mean"] + 3 * stats["spread"]
             box = (float(lo[0]), float(hi[0]), float(lo[1]), float(hi[1]))
             # scale 1: shown 360 px wide anyway, and each lever move encodes it again (13 ms; 28 ms at scale 2)
-            st.image(viz.mark_grid_point(_manifold(run_key(run), model, box), box, MANIFOLD_N, shape, tuple(z),
-                                         scale=1),
+            st.image(figures.png_url(viz.mark_grid_point(_manifold(run_key(run), model, box), box, MANIFOLD_N,
+                                                         shape, tuple(z), scale=1)),
                      width=360, caption="The whole decoded 2-D latent space, ±3 standard deviations of the test "
                      "codes on each axis (z₁ left to right, z₂ bottom to top); the ring: the levers")
     with torch.no_grad():
@@ -344,7 +344,8 @@ def interpolation() -> None:
                          value=1, key="ae.gen.b")
         out = latent.interpolate(run.model, dataset.x_test[a], dataset.x_test[b], steps,
                                  "slerp" if mode == "spherical" else "linear")
-        st.image(viz.mosaic(np.concatenate([out["decoded"], out["blend"]]), shape, ncols=steps, scale=3),
+        st.image(figures.png_url(viz.mosaic(np.concatenate([out["decoded"], out["blend"]]), shape, ncols=steps,
+                                            scale=3)),
                  caption="Decoded along the path between the two codes (top); the pixel blend, for contrast "
                          "(bottom)")
         return
@@ -358,8 +359,8 @@ def interpolation() -> None:
     codes = latent.path(za, zb, steps, "slerp" if mode == "spherical" else "linear")
     with torch.no_grad():
         strip = model.decode_pixels(torch.as_tensor(codes, dtype=torch.float32)).cpu().numpy()
-    st.image(viz.mosaic(strip, shape, ncols=steps, scale=3), caption="Generated along the path between two noise "
-                                                                       "vectors")
+    st.image(figures.png_url(viz.mosaic(strip, shape, ncols=steps, scale=3)),
+             caption="Generated along the path between two noise vectors")
 
 
 # --- diagnostics --------------------------------------------------------------------------------------------------
@@ -426,7 +427,7 @@ def sample_snapshots(run) -> None:
     epochs = list(snaps)
     epoch = st.select_slider("Epoch", epochs, value=epochs[-1], key=f"ae.gen.epoch.{run.id}") if len(epochs) > 1 \
         else epochs[0]
-    st.image(viz.mosaic(snaps[epoch], shape, ncols=16, scale=2), caption=f"after epoch {epoch}")
+    st.image(figures.png_url(viz.mosaic(snaps[epoch], shape, ncols=16, scale=2)), caption=f"after epoch {epoch}")
     clf = classifier()
     labels = scores.classify(clf[0], snaps[epoch])[1].argmax(1) if clf else None
     history = [h for h in history_of(run) if h.get("epoch", 0) <= max(epoch, 1e-9)]

@@ -354,7 +354,7 @@ def decoder_grid() -> None:
     else:
         steps = share.widget("grid", g2.slider, "Grid size", min_value=3, max_value=20, value=10, key="ae.latent.grid")
         pixels = latent.decoder_grid(run.model, box, steps, mean, axes)
-        st.image(viz.mosaic(pixels, shape, ncols=steps, scale=2),
+        st.image(figures.png_url(viz.mosaic(pixels, shape, ncols=steps, scale=2)),
                  caption=f"{steps}×{steps} decodes over the selected box of {where}")
 
 
@@ -369,9 +369,10 @@ def interpolation() -> None:
     steps = share.widget("steps", i3.slider, "Steps", min_value=3, max_value=16, value=10, key="ae.latent.steps")
     mode = share.widget("path", i4.radio, "Path", ["linear", "slerp"], horizontal=True, key="ae.latent.mode")
     strip = latent.interpolate(run.model, dataset.x_test[a], dataset.x_test[b], steps, mode)
-    st.image(viz.mosaic(strip["decoded"], shape, ncols=steps, scale=3),
+    st.image(figures.png_url(viz.mosaic(strip["decoded"], shape, ncols=steps, scale=3)),
              caption=f"decoded {mode} path between the codes")
-    st.image(viz.mosaic(strip["blend"], shape, ncols=steps, scale=3), caption="pixel-space blend, for contrast")
+    st.image(figures.png_url(viz.mosaic(strip["blend"], shape, ncols=steps, scale=3)),
+             caption="pixel-space blend, for contrast")
 
 
 @st.fragment
