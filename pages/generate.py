@@ -63,9 +63,7 @@ def _samples(run_key: tuple, seed: int, n: int, _model) -> np.ndarray:
 @st.cache_data(max_entries=64, show_spinner=False)
 def _scores(run_key: tuple, seed: int, _model, _clf, _reference) -> dict:
     samples = _samples(run_key, seed, SCORE_N, _model)
-    out = scores.sample_scores(_clf, samples, _reference)
-    out["labels"] = scores.classify(_clf, samples)[1].argmax(1)
-    return out
+    return scores.sample_scores(_clf, samples, _reference, labels=True)
 
 
 @st.cache_data(max_entries=4, show_spinner="Measuring the distance's scale on real images…")

@@ -64,6 +64,38 @@ def test_list_and_delete(tmp_path):
         store.delete("a")
 
 
+def test_a_run_json_is_parsed_again_only_when_it_changes(tmp_path, monkeypatch):
+    """Every page's sidebar lists the runs at every rerun, and each listing parsed every run.json again. A record is
+    now kept until its file changes: a rename (a new file renamed in), or a write in place that moves its time."""
+    import os
+    import time
+
+    from aecore import store as store_module
+    store = RunStore(tmp_path)
+    _save(store, run_id="a")
+    _save(store, run_id="b")
+    old = time.time() - 60
+    for rid in ("a", "b"):  # files written just now are not kept: the change time's clock ticks coarsely
+        os.utime(tmp_path / rid / "run.json", (old, old))
+    parsed = []
+    real = store_module._parse_record
+    monkeypatch.setattr(store_module, "_parse_record", lambda source, data: (parsed.append(source), real(source,
+                                                                                                         data))[1])
+    assert [r.record.metrics for r in store.list()] == [{"bce": 0.3}] * 2 and sorted(parsed) == ["a", "b"]
+    assert len(store.list()) == 2 and len(parsed) == 2  # nothing changed: nothing parsed
+    store.list()[0].record.name = "changed by a caller"
+    assert all(r.record.name == "" for r in store.list())  # callers get copies
+    store.rename("a", "mine")
+    assert store.record("a").name == "mine" and parsed[2:] == ["a"]
+    path = tmp_path / "b" / "run.json"
+    path.write_text(path.read_text().replace('"bce": 0.3', '"bce": 0.4'))  # in place, the same size
+    os.utime(path, (old + 5, old + 5))
+    assert store.record("b").metrics == {"bce": 0.4}
+    store.delete("b")
+    store.list()
+    assert str(tmp_path / "b") not in store_module._PARSED
+
+
 def test_damaged_run_is_reported_and_others_still_load(tmp_path):
     store = RunStore(tmp_path)
     _save(store, run_id="good")
