@@ -241,3 +241,14 @@ def test_a_gan_saved_without_its_scores_gets_them_from_the_generate_page(monkeyp
     assert record.headline[0] == "classifier Fréchet" and "classifier Fréchet" in store.list()[0].record.label
     shown = [m.value for m in at.metric if m.label == "classifier Fréchet"]
     assert shown == [f"{record.metrics['classifier_frechet']:.0f}"]  # the page's number is the listed one
+
+
+def test_clicking_the_chosen_view_again_keeps_it():
+    """The views are a segmented control, and clicking the chosen segment again unselects it: the page then fell
+    back to Side by side, so a presenter who clicked Levers twice lost the levers."""
+    vae = train_run("vae", epochs=1, hidden=(16,), latent_size=2)
+    at = open_page("pages/generate.py", vae)
+    at.segmented_control(key="ae.gen.view").set_value("Levers").run()
+    assert at.segmented_control(key="ae.gen.view").value == "Levers" and at.slider
+    at.segmented_control(key="ae.gen.view").set_value(None).run()  # what the second click sends
+    assert not at.exception and at.segmented_control(key="ae.gen.view").value == "Levers" and at.slider

@@ -184,6 +184,9 @@ def widget(param: str, fn: Callable, label: str, options: list | None = None, *,
             st.session_state[key] = (parse or parser_for(fn, options, {**kw, "value": value}))(raw)
         except (ValueError, TypeError) as e:
             notice(param, raw, str(e))
+    if getattr(fn, "__name__", "") == "segmented_control" and key in st.session_state and \
+            st.session_state[key] is None:  # the chosen segment clicked again: it stays, as a tab does
+        st.session_state[key] = st.session_state.get(KEPT_VALUES, {}).get(key, value)
     if options is not None and key in st.session_state:  # a kept value the options no longer hold
         current = st.session_state[key]
         valid = all(v in options for v in current) if isinstance(current, list) else current in options
