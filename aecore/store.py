@@ -14,6 +14,7 @@ import re
 import secrets
 import shutil
 import struct
+import threading
 import time
 import zipfile
 from dataclasses import dataclass, field
@@ -327,20 +328,22 @@ class RunStore:
             raise RunStoreError(f"a run's name is at most {MAX_NAME_CHARS} characters")
         if any(not c.isprintable() for c in name):
             raise RunStoreError("a run's name cannot hold control characters")
-        record = self.record(run_id)
-        record.name = name
-        return self._rewrite(record, "renamed")
+        with _REWRITING:  # a read, a change and a write: two at once would lose one change
+            record = self.record(run_id)
+            record.name = name
+            return self._rewrite(record, "renamed")
 
     def add_metrics(self, run_id: str, metrics: dict[str, float],
                     metric_labels: dict[str, str] | None = None) -> RunRecord:
         """Add ``metrics`` to run ``run_id``'s record, and take its family's ``metric_labels`` (the headline first)
         where given: scores measured after it was saved (a GAN's samples, scored by the Generate page where the run
         was saved without them), so the lists show them."""
-        record = self.record(run_id)
-        record.metrics = {**record.metrics, **metrics}
-        if metric_labels is not None:
-            record.metric_labels = dict(metric_labels)
-        return self._rewrite(record, "updated")
+        with _REWRITING:
+            record = self.record(run_id)
+            record.metrics = {**record.metrics, **metrics}
+            if metric_labels is not None:
+                record.metric_labels = dict(metric_labels)
+            return self._rewrite(record, "updated")
 
     def _rewrite(self, record: RunRecord, what: str) -> RunRecord:
         """Write ``record`` over its run's record atomically (a temporary file, then rename)."""
@@ -404,6 +407,8 @@ def _json(data: bytes, source: str) -> Any:
     except RecursionError as e:  # nested deeper than the parser goes
         raise RunStoreError(f"{source} is damaged (nested too deeply)") from e
 
+
+_REWRITING = threading.Lock()  # a server's sessions renaming a run and scoring it at the same moment
 
 # run folder -> (the run.json's inode, size and change time, its record): every page's sidebar lists the runs at
 # every rerun, and parsing each run.json again took 6.6 % of a Generate seed change with 11 runs

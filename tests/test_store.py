@@ -96,6 +96,31 @@ def test_a_run_json_is_parsed_again_only_when_it_changes(tmp_path, monkeypatch):
     assert str(tmp_path / "b") not in store_module._PARSED
 
 
+def test_a_rename_and_new_scores_at_the_same_moment_both_stay(tmp_path, monkeypatch):
+    """Renaming a run (the library) and adding its scores (the Generate page) each read the record, change it and
+    write it back; in two sessions at once, the later write dropped the other's change."""
+    import threading
+    import time
+    store = RunStore(tmp_path)
+    _save(store, run_id="a")
+    read, real = threading.Event(), RunStore.record
+
+    def slow_first_read(self, run_id):
+        record = real(self, run_id)
+        if threading.current_thread().name == "scores" and not read.is_set():
+            read.set()
+            time.sleep(0.3)  # the rename comes in between the scores' read and their write
+        return record
+    monkeypatch.setattr(RunStore, "record", slow_first_read)
+    scores = threading.Thread(target=store.add_metrics, args=("a", {"classifier_frechet": 40.0}), name="scores")
+    scores.start()
+    read.wait()
+    store.rename("a", "mine")
+    scores.join()
+    record = real(store, "a")
+    assert record.name == "mine" and record.metrics["classifier_frechet"] == 40.0
+
+
 def test_damaged_run_is_reported_and_others_still_load(tmp_path):
     store = RunStore(tmp_path)
     _save(store, run_id="good")
