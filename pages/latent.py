@@ -235,7 +235,7 @@ def projection() -> None:
                 if layout is None:
                     st.caption("Finding each point's nearest neighbours…")
                     return
-                st.image(viz.scatter_raster(layout, labels[:n], height=LIVE_HEIGHT), width="stretch",
+                st.image(figures.jpeg_url(viz.scatter_raster(layout, labels[:n], height=LIVE_HEIGHT)), width="stretch",
                          caption=f"The layout so far, all {n:,} points; the interactive chart replaces it when done.")
                 st.html(_legend())
             # poll briskly until the first layout is there, then redraw once a second

@@ -132,7 +132,10 @@ def _scatter_keys(at):
 
 
 def _live_picture(at):
-    return any("The layout so far" in c for img in at.image for c in img.captions)
+    live = [img for img in at.image if any("The layout so far" in c for c in img.captions)]
+    # inside the message (a stored picture was fetched by the browser after the message was drawn)
+    assert all(i.proto.imgs[0].url.startswith("data:image/jpeg;base64,") for i in live)
+    return bool(live)
 
 
 def test_latent_page_shows_tsne_forming_and_caches_it():

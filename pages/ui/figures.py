@@ -29,13 +29,24 @@ def png_url(img: np.ndarray) -> str:
     """A uint8 image as a PNG ``data:`` URL, which ``st.image`` sends inside the page's own message. Given an
     array, it stores a JPEG (lossy) that the browser fetches after the page is drawn: a Reconstructions change put
     its 24 tiles on screen 0.29-0.36 s after the click, its page idle at under 0.1 s."""
+    return _data_url(img, "PNG", compress_level=1)  # level 1: half level 6's time, sizes within 20 %
+
+
+def jpeg_url(img: np.ndarray, quality: int = 90) -> str:
+    """A uint8 image as a JPEG ``data:`` URL (as ``st.image`` encodes an array, but sent inside the message): for
+    a many-coloured picture redrawn often, a 900x560 scatter of 70,000 points encodes in 1.7 ms against 14 ms as
+    a PNG."""
+    return _data_url(img, "JPEG", quality=quality)
+
+
+def _data_url(img: np.ndarray, fmt: str, **options) -> str:
     import base64
     import io
 
     from PIL import Image
     buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(img)).save(buf, format="PNG", compress_level=1)  # 2x faster than 6
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    Image.fromarray(np.ascontiguousarray(img)).save(buf, format=fmt, **options)
+    return f"data:image/{fmt.lower()};base64," + base64.b64encode(buf.getvalue()).decode()
 
 
 def images(pixels: np.ndarray, shape: tuple[int, int], captions: list[str] | None = None, scale: int = 2) -> None:
