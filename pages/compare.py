@@ -71,7 +71,7 @@ class _SavedRun:
 class SavedComparison:
     """Saved runs shown as a finished comparison (from a share link or a talk preset)."""
 
-    done, fraction = True, 1.0
+    done, fraction, saved = True, 1.0, True
 
     def __init__(self, handles, contenders):
         self.jobs = [_SavedRun(h) for h in handles]
@@ -89,6 +89,27 @@ class SavedComparison:
             share.notice("runs", raw, f"not on this server or not on {dataset.name}: {', '.join(missing[:3])}")
         handles = [h for h in (runs.load_run(i) for i in ids if i in known) if h is not None and h.record]
         return cls(handles, contenders) if handles else None
+
+
+def _same(config: dict, wanted: dict) -> bool:
+    """Whether a saved run's ``config`` has each of a contender's settings (tuples are lists once saved)."""
+    norm = lambda v: list(v) if isinstance(v, (tuple, list)) else v  # noqa: E731
+    return all(norm(config.get(k)) == norm(v) for k, v in wanted.items())
+
+
+def saved_runs_of(contenders) -> list[str]:
+    """The newest saved run on this dataset of each contender's model and settings, or [] unless every contender
+    has one: a comparison trained before (another day, a tab since closed) shown again without training it."""
+    records = [e.record for e in state.run_store().list()
+               if e.record is not None and e.record.dataset == dataset.name and e.record.status != "failed"]
+    picked: list[str] = []
+    for c in contenders:  # newest first: the list is
+        match = next((r.id for r in records if r.model == c.model and _same(r.config, c.config)
+                      and r.id not in picked), None)
+        if match is None:
+            return []
+        picked.append(match)
+    return picked
 
 
 SECTIONS = ("head", "progress", "filters", "filters_raw", "recon", "curve", "metric")
@@ -158,11 +179,26 @@ def results() -> None:
 
 
 # a link (or a talk preset) can name saved runs to show as the columns
-if job is None or isinstance(job, SavedComparison):
+# (``saved``, not isinstance: the page's classes are new at every run, the session's objects are not)
+if job is None or getattr(job, "saved", False):
     saved = SavedComparison.from_link(share.take("runs"), contenders)
     if saved is not None:
         st.session_state[state.COMPARE_JOB] = job = saved
+if getattr(job, "saved", False) and getattr(job, "preset", preset) != preset:  # shown for another preset
+    st.session_state.pop(state.COMPARE_JOB, None)
+    job = None
 if job is None:
-    st.info("Pick a preset and press **Train all**.")
+    found = saved_runs_of(contenders)
+    if found:
+        st.info("Pick a preset and press **Train all**, or show the runs this preset trained before.")
+        if st.button(f"Show the saved runs ({len(found)}, the newest of each column)", key="ae.compare.saved",
+                     icon=":material/history:"):
+            saved = SavedComparison([h for h in map(runs.load_run, found) if h is not None and h.record],
+                                    contenders)
+            saved.preset = preset
+            st.session_state[state.COMPARE_JOB] = saved
+            st.rerun()
+    else:
+        st.info("Pick a preset and press **Train all**.")
 else:
     st.fragment(results, run_every=1.0 if running else None)()

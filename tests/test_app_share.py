@@ -237,6 +237,23 @@ def test_the_compare_page_shows_the_saved_runs_a_link_names():
     assert at.get("plotly_chart") and at.query_params["runs"] == f"{a},{b}"
 
 
+def test_the_compare_page_offers_the_runs_a_preset_trained_before():
+    """A comparison trained before (another day, a tab since closed) was out of sight on the Compare page, which
+    offered only to train it all again. It now offers the newest saved run of each column, and shows them."""
+    from aecore.compare import COMPARE_PRESETS
+    ids = [train_run(c.model, epochs=1, **c.config) for c in COMPARE_PRESETS["regularizers"]]
+    train_run("stacked", epochs=1, hidden=(), code_size=16)  # a run of no column: not offered
+    at = opened("pages/compare.py", {"dataset": "digits", "preset": "regularizers"})
+    at.button(key="ae.compare.saved").click().run()
+    assert not at.exception
+    heads = [m.value for m in at.markdown if m.value.startswith("**")][-3:]
+    assert heads == ["**plain**  \n`stacked`", "**denoising**  \n`denoising`", "**contractive**  \n`contractive`"]
+    assert at.query_params["runs"] == ",".join(ids)  # the columns are these runs, and the link says so
+    at.selectbox(key="ae.compare.preset").select("sparse coding, five ways").run()  # no saved runs of its own
+    assert not [b for b in at.button if b.key == "ae.compare.saved"]
+    assert any("press **Train all**." in i.value for i in at.info)
+
+
 def test_the_model_library_renames_deletes_after_confirming_exports_and_imports():
     first = train_run("stacked", epochs=1, hidden=(16,), code_size=4)
     store = RunStore()
