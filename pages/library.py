@@ -55,11 +55,12 @@ else:
     shown_ds = share.widget("datasets", st.multiselect, "Datasets", datasets, key="ae.library.datasets",
                             value=[], placeholder="all datasets")
     rows = [e for e in records if not shown_ds or e.record.dataset in shown_ds]
-    # the id second: last, it was cut to "20261128-031554-st" at 1280 px, and it is what the CLI and links take
+    # the id second: last, it was cut to "20261128-031554-st" at 1280 px, and it is what the CLI and links take;
+    # the metric third: after model and dataset (which the name says already) it was cut off at 1280 px
     table = pd.DataFrame([{
-        "name": e.record.title, "id": e.id, "model": e.record.model, "dataset": e.record.dataset,
-        "metric": e.record.headline_text,
-        "status": e.record.status, "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(e.record.created)),
+        "name": e.record.title, "id": e.id, "metric": e.record.headline_text, "model": e.record.model,
+        "dataset": e.record.dataset, "status": e.record.status,
+        "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(e.record.created)),
         "size (MB)": round(_size(e.id), 2), "training time": figures.fmt_seconds(e.record.seconds)}
         for e in rows])
     st.dataframe(table, hide_index=True, width="stretch")

@@ -263,7 +263,7 @@ def test_the_model_library_renames_deletes_after_confirming_exports_and_imports(
     at = app("pages/library.py")
     table = at.dataframe[0].value
     assert list(table["id"]) == [first] and table["model"][0] == "stacked" and table["size (MB)"][0] > 0
-    assert list(table.columns[:2]) == ["name", "id"]  # in sight at 1280 px: last, it was cut off
+    assert list(table.columns[:3]) == ["name", "id", "metric"]  # in sight at 1280 px: later, they were cut off
     assert table["metric"][0] == "test BCE 0.0903" and "test BCE 0.0903 ·" in store.record(first).label  # as the
     # sidebar reads it: the table had 0.09025
     assert [b.label for b in at.get("download_button")] == ["Download (zip)", "Export as script (.py)"]
