@@ -193,11 +193,12 @@ if job is None:
         st.info("Pick a preset and press **Train all**, or show the runs this preset trained before.")
         if st.button(f"Show the saved runs ({len(found)}, the newest of each column)", key="ae.compare.saved",
                      icon=":material/history:"):
-            saved = SavedComparison([h for h in map(runs.load_run, found) if h is not None and h.record],
-                                    contenders)
-            saved.preset = preset
-            st.session_state[state.COMPARE_JOB] = saved
-            st.rerun()
+            handles = [h for h in map(runs.load_run, found) if h is not None and h.record]
+            if handles:  # (one deleted since the offer is reported by load_run, and left out)
+                saved = SavedComparison(handles, contenders)
+                saved.preset = preset
+                st.session_state[state.COMPARE_JOB] = saved
+                st.rerun()
     else:
         st.info("Pick a preset and press **Train all**.")
 else:

@@ -251,6 +251,13 @@ def test_the_compare_page_offers_the_runs_a_preset_trained_before():
     assert at.query_params["runs"] == ",".join(ids)  # the columns are these runs, and the link says so
     at.selectbox(key="ae.compare.preset").select("sparse coding, five ways").run()  # no saved runs of its own
     assert not [b for b in at.button if b.key == "ae.compare.saved"]
+    at.selectbox(key="ae.compare.preset").select("regularizers").run()
+    for rid in ids:  # deleted between the offer and the click: no exception, and no offer any more
+        RunStore().delete(rid)
+    at.button(key="ae.compare.saved").click().run()
+    assert not at.exception and not [b for b in at.button if b.key == "ae.compare.saved"]
+    at.selectbox(key="ae.compare.preset").select("sparse coding, five ways").run()
+    assert not [b for b in at.button if b.key == "ae.compare.saved"]
     assert any("press **Train all**." in i.value for i in at.info)
 
 
