@@ -35,7 +35,7 @@ class DigitClassifier(nn.Module):
         self.conv1, self.conv2 = nn.Conv2d(1, 16, 3, padding=1), nn.Conv2d(16, 32, 3, padding=1)
         h, w = (s // 4 for s in self.shape)
         self.hidden, self.out = nn.Linear(32 * h * w, 128), nn.Linear(128, n_classes)
-        # channels-last convolutions: 1,000 MNIST samples classified in 35 ms instead of 95 ms on 2 cores
+        # channels-last convolutions: 1,000 MNIST samples classified in 35 ms instead of 55 ms on 2 cores
         self.to(memory_format=torch.channels_last)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
