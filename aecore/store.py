@@ -169,26 +169,29 @@ class RunStore:
             raise
         return final
 
-    def _read_record(self, run_dir: Path) -> RunRecord:
+    def _read_record(self, run_dir: Path, summary: bool = False) -> RunRecord:
+        """The run's record; with ``summary``, without its history and epoch rows (what lists and labels read),
+        kept from the last parse while its file is unchanged."""
         try:
             st = (run_dir / META).stat()
             if st.st_size > MAX_META_BYTES:
                 raise RunStoreError(f"run {run_dir.name}: {META} is over {MAX_META_BYTES >> 20} MB")
             key = (st.st_ino, st.st_size, st.st_mtime_ns)  # a rewrite (a new file, renamed in) changes it
-            cached = _PARSED.get(str(run_dir))
-            if cached is not None and cached[0] == key:
-                return copy.copy(cached[1])  # a copy: callers set fields (a rename) before writing
+            cached = _SUMMARIES.get(str(run_dir))
+            if summary and cached is not None and cached[0] == key:
+                return copy.copy(cached[1])  # a copy: callers may set fields
             record = _parse_record(run_dir.name, (run_dir / META).read_bytes())
         except FileNotFoundError as e:
             raise RunStoreError(f"run {run_dir.name}: {META} is missing") from e
         except OSError as e:  # a folder where the file should be, unreadable
             raise RunStoreError(f"run {run_dir.name}: {META} cannot be read ({e.strerror or e})") from e
         record.id = run_dir.name  # a run is named by its folder, whatever its run.json says
+        short = dataclasses.replace(record, history=[], epochs=[])
         # kept once its file is 2 s old: the clock behind a change time ticks coarsely, so a file written in place
         # twice within a tick, at the same size, could keep its key
         if time.time_ns() - st.st_mtime_ns > 2_000_000_000:
-            _PARSED[str(run_dir)] = key, copy.copy(record)
-        return record
+            _SUMMARIES[str(run_dir)] = key, short
+        return copy.copy(short) if summary else record
 
     def list(self) -> list[RunListing]:
         """Every run, newest first; damaged ones carry an error instead of a record."""
@@ -200,12 +203,12 @@ class RunStore:
             if not d.is_dir() or d.name.startswith("."):
                 continue
             try:
-                out.append(RunListing(d.name, self._read_record(d)))
+                out.append(RunListing(d.name, self._read_record(d, summary=True)))
             except RunStoreError as e:
-                _PARSED.pop(str(d), None)
+                _SUMMARIES.pop(str(d), None)
                 out.append(RunListing(d.name, None, str(e)))
-        for gone in [k for k in list(_PARSED) if Path(k).parent == self.root and not Path(k).is_dir()]:
-            _PARSED.pop(gone, None)  # deleted runs
+        for gone in [k for k in list(_SUMMARIES) if Path(k).parent == self.root and not Path(k).is_dir()]:
+            _SUMMARIES.pop(gone, None)  # deleted runs
         return sorted(out, key=lambda r: (r.record.created if r.record else 0.0, r.id), reverse=True)
 
     def _run_dir(self, run_id: str) -> Path:
@@ -218,6 +221,11 @@ class RunStore:
 
     def record(self, run_id: str) -> RunRecord:
         return self._read_record(self._run_dir(run_id))
+
+    def summary(self, run_id: str) -> RunRecord:
+        """The run's record without its history and epoch rows, as :meth:`list` gives it: for what a page reads of
+        every run at every rerun (its model, config, label)."""
+        return self._read_record(self._run_dir(run_id), summary=True)
 
     def load(self, run_id: str, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, RunRecord]:
         """Rebuild the model from its config and load its weights; any problem raises :class:`RunStoreError`."""
@@ -410,9 +418,10 @@ def _json(data: bytes, source: str) -> Any:
 
 _REWRITING = threading.Lock()  # a server's sessions renaming a run and scoring it at the same moment
 
-# run folder -> (the run.json's inode, size and change time, its record): every page's sidebar lists the runs at
-# every rerun, and parsing each run.json again took 6.6 % of a Generate seed change with 11 runs
-_PARSED: dict[str, tuple[tuple, RunRecord]] = {}
+# run folder -> (the run.json's inode, size and change time, its record less history and epoch rows): every
+# page's sidebar lists the runs at every rerun, and parsing each run.json again took 6.6 % of a Generate seed change
+# with 11 runs. Summaries only: a 730 KB run.json (a long VAE run) holds 2.1 MB once parsed.
+_SUMMARIES: dict[str, tuple[tuple, RunRecord]] = {}
 
 _NUMBER = (int, float)
 _FIELD_TYPES = {"id": str, "model": str, "config": dict, "dataset": str, "seed": int, "settings": dict,

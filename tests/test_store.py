@@ -65,8 +65,10 @@ def test_list_and_delete(tmp_path):
 
 
 def test_a_run_json_is_parsed_again_only_when_it_changes(tmp_path, monkeypatch):
-    """Every page's sidebar lists the runs at every rerun, and each listing parsed every run.json again. A record is
-    now kept until its file changes: a rename (a new file renamed in), or a write in place that moves its time."""
+    """Every page's sidebar lists the runs at every rerun, and each listing parsed every run.json again. A summary
+    (the record less its history and epoch rows, which a 730 KB run.json holds 2.1 MB of) is now kept until the
+    file changes: a rename (a new file renamed in), or a write in place that moves its time. A whole record is
+    always read afresh."""
     import os
     import time
 
@@ -82,18 +84,20 @@ def test_a_run_json_is_parsed_again_only_when_it_changes(tmp_path, monkeypatch):
     monkeypatch.setattr(store_module, "_parse_record", lambda source, data: (parsed.append(source), real(source,
                                                                                                          data))[1])
     assert [r.record.metrics for r in store.list()] == [{"bce": 0.3}] * 2 and sorted(parsed) == ["a", "b"]
-    assert len(store.list()) == 2 and len(parsed) == 2  # nothing changed: nothing parsed
+    assert len(store.list()) == 2 and store.summary("a").model == "tied" and len(parsed) == 2  # nothing parsed
+    assert all(r.record.history == [] for r in store.list())  # summaries
+    assert store.record("a").history == [{"step": 1, "reconstruction": 0.5}] and len(parsed) == 3  # whole, afresh
     store.list()[0].record.name = "changed by a caller"
     assert all(r.record.name == "" for r in store.list())  # callers get copies
     store.rename("a", "mine")
-    assert store.record("a").name == "mine" and parsed[2:] == ["a"]
+    assert store.summary("a").name == "mine" and store.record("a").history  # the rename kept the history
     path = tmp_path / "b" / "run.json"
     path.write_text(path.read_text().replace('"bce": 0.3', '"bce": 0.4'))  # in place, the same size
     os.utime(path, (old + 5, old + 5))
-    assert store.record("b").metrics == {"bce": 0.4}
+    assert store.summary("b").metrics == {"bce": 0.4}
     store.delete("b")
     store.list()
-    assert str(tmp_path / "b") not in store_module._PARSED
+    assert str(tmp_path / "b") not in store_module._SUMMARIES
 
 
 def test_a_rename_and_new_scores_at_the_same_moment_both_stay(tmp_path, monkeypatch):

@@ -81,7 +81,7 @@ def _model_and_config(run_id: str) -> tuple[str, dict] | None:
     if job is not None:
         return job.model_name, vars(job.config)
     try:
-        record = state.run_store().record(run_id)
+        record = state.run_store().summary(run_id)
     except RunStoreError:
         return None
     return record.model, record.config
@@ -244,7 +244,7 @@ def recipe_of(run_id: str):
     try:
         if job is not None:
             return Recipe.make(job.model_name, job.dataset.name, vars(job.config), dataclasses.asdict(job.settings))
-        return Recipe.of_record(state.run_store().record(run_id))
+        return Recipe.of_record(state.run_store().summary(run_id))
     except (RunStoreError, ConfigError, KeyError):
         return None
 
@@ -301,7 +301,7 @@ def _take_linked_run(dataset: str, asked: bool) -> dict[str, str]:
         except ConfigError as e:
             share.notice("recipe", raw_recipe, str(e))
     same = [rid for rid in choices if recipe is not None and rid not in state.jobs()
-            and recipe.matches(state.run_store().record(rid))] if recipe else []
+            and recipe.matches(state.run_store().summary(rid))] if recipe else []
     if same:  # a run of the same recipe is here: show that one
         st.session_state[state.RUN] = same[0]
         st.toast(f"The link's run {raw_run} is not on this server; showing {same[0]}, trained from the same recipe.")
