@@ -9,9 +9,8 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from aecore import latent, model_spec, scores, viz
+from aecore import RunStoreError, latent, model_spec, scores, viz
 from aecore.jobs import BackgroundTask
-from aecore.store import RunStoreError
 from pages import ui
 from pages.ui import figures, runs, share, state
 
