@@ -319,12 +319,15 @@ def _cmd_paper(args, store: RunStore) -> int:
     """Reproduce a paper's figure from its preset: train (or take ``--run``), run the classifier stage, print the
     figure beside the paper's as one JSON line."""
     from tqdm import tqdm
-    from .papers import paper_recipe, reproduce
+    from .papers import check_run, paper_recipe, reproduce
     recipe = paper_recipe(args.name)
     pick_device(args.device)
-    if args.run:
-        store.record(args.run)  # a run that is not there is said before the dataset loads
-    dataset = load_dataset(args.dataset)
+    name = args.dataset or recipe.dataset
+    if args.run:  # a run that is not there, or not the recipe's, is said before the dataset loads
+        record = store.record(args.run)
+        name = args.dataset or record.dataset
+        check_run(recipe, record, name)
+    dataset = load_dataset(name)
     if getattr(dataset, "modality", "image") != "image" or not len(getattr(dataset, "y_train", ())):
         raise ConfigError(f"--dataset must be a labelled image dataset; {args.dataset} is not")
     bars: dict[str, tqdm] = {}
@@ -340,6 +343,9 @@ def _cmd_paper(args, store: RunStore) -> int:
     finally:
         for bar in bars.values():
             bar.close()
+    if not result["comparable"]:
+        print(f"note: the paper measured on {recipe.dataset}; this figure is on {dataset.name}, so the two do not "
+              f"compare", file=sys.stderr)
     print(json.dumps({**result, "version": "full" if args.full else ("saved run" if args.run else "budget")}))
     return 0
 
@@ -406,7 +412,8 @@ def main(argv: list[str] | None = None) -> int:
     pa = sub.add_parser("paper", help="reproduce a paper's figure from its preset (hinton, k-sparse, contractive): "
                                       "train, then the paper's classifier stage; prints it beside the paper's (JSON)")
     pa.add_argument("name", help="hinton, k-sparse or contractive")
-    pa.add_argument("--dataset", default="mnist", help="a labelled image dataset (the papers used full MNIST)")
+    pa.add_argument("--dataset", help="a labelled image dataset (default: the run's with --run, else full MNIST, "
+                                      "as the papers used)")
     pa.add_argument("--full", action="store_true", help="the paper's own training length instead of the 20-minute "
                                                       "budget version")
     pa.add_argument("--run", help="a saved run of the recipe's network: skip training, run the stage on it")

@@ -145,6 +145,17 @@ def figure_of(recipe: PaperRecipe, model, dataset, progress: Callable[[float], N
     return {"figure": 100 * out["test_error"], **out}
 
 
+def check_run(recipe: PaperRecipe, record, dataset_name: str) -> None:
+    """Refuse a saved run that is not the recipe's network, or that was trained on other data than the stage's
+    (its features would be scored on images it never saw, and the figure printed as the run's)."""
+    if not recipe.matches(record.model, record.config):
+        raise ConfigError(f"run {record.id} ({record.model}) is not the network of recipe {recipe.key!r} "
+                          f"({recipe.model}, preset {recipe.preset!r})")
+    if record.dataset != dataset_name:
+        raise ConfigError(f"run {record.id} was trained on {record.dataset}, not {dataset_name}: its stage runs on "
+                          f"the data it was trained on (--dataset {record.dataset}, or leave --dataset out)")
+
+
 def reproduce(recipe: PaperRecipe, dataset, store, *, full: bool = False, run_id: str | None = None,
               device: str | None = None, progress: Callable[[str, float], None] | None = None) -> dict:
     """Train the recipe's run (or take the saved run ``run_id``, which must be its network), then run its stage.
@@ -169,10 +180,7 @@ def reproduce(recipe: PaperRecipe, dataset, store, *, full: bool = False, run_id
         if job.record is None or p.status != "finished":
             raise ConfigError(f"training {p.status}: {p.message or 'the run was not saved'}")
         run_id = job.run_id
-    record = store.record(run_id)
-    if not recipe.matches(record.model, record.config):
-        raise ConfigError(f"run {run_id} ({record.model}) is not the network of recipe {recipe.key!r} "
-                          f"({recipe.model}, preset {recipe.preset!r})")
+    check_run(recipe, store.record(run_id), dataset.name)
     model, record = store.load(run_id, device=device or "cpu")
     start = time.perf_counter()
     stage = figure_of(recipe, model, dataset, progress=lambda f: report(recipe.stage, f))
@@ -181,4 +189,5 @@ def reproduce(recipe: PaperRecipe, dataset, store, *, full: bool = False, run_id
     return {"recipe": recipe.key, "run": run_id, "figure": round(stage.pop("figure"), 4), "paper": recipe.paper,
             "unit": recipe.unit, "metric": recipe.metric, "train_seconds": round(record.seconds, 1),
             "stage_seconds": round(stage_seconds, 1), "seconds": round(record.seconds + stage_seconds, 1),
-            "settings": settings, "dataset": dataset.name, **{k: v for k, v in stage.items() if k != "n"}}
+            "settings": settings, "dataset": dataset.name, "comparable": dataset.name == recipe.dataset,
+            **{k: v for k, v in stage.items() if k != "n"}}

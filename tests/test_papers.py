@@ -266,3 +266,24 @@ def test_the_paper_command_names_a_missing_run_before_loading_data(tmp_path, cap
     from aecore.__main__ import main
     assert main(["--runs-dir", str(tmp_path), "paper", "hinton", "--run", "nope"]) == 2
     assert "nope" in capsys.readouterr().err
+
+
+def test_the_paper_command_scores_a_saved_run_on_the_data_it_was_trained_on(digits, tmp_path, capsys, monkeypatch):
+    """A run trained on other data than ``--dataset`` asked was scored on images it never saw and printed beside the
+    paper's figure; it is refused before any data loads, and without ``--dataset`` the run's own data is used, the
+    figure marked as not comparable with the paper's (measured on full MNIST)."""
+    import aecore.__main__ as cli
+    job = TrainingJob("k-sparse", PAPERS["k-sparse"].config(), digits, TrainSettings(epochs=1),
+                      store=RunStore(tmp_path)).start()
+    job.join()
+    loads = []
+    load = cli.load_dataset
+    monkeypatch.setattr(cli, "load_dataset", lambda name: loads.append(name) or load(name))
+    assert cli.main(["--runs-dir", str(tmp_path), "paper", "k-sparse", "--run", job.run_id,
+                     "--dataset", "mnist-5k"]) == 2
+    assert f"run {job.run_id} was trained on digits, not mnist-5k" in capsys.readouterr().err and loads == []
+    assert cli.main(["--runs-dir", str(tmp_path), "paper", "k-sparse", "--run", job.run_id]) == 0
+    captured = capsys.readouterr()
+    out = json.loads(captured.out.strip().splitlines()[-1])
+    assert loads == ["digits"] and out["dataset"] == "digits" and out["comparable"] is False
+    assert "do not compare" in captured.err and 0 <= out["figure"] <= 100
