@@ -136,7 +136,15 @@ def _run_and_dataset(args, store: RunStore, **needs: bool):
     """The saved run ``args.run`` and the dataset to score it on (its own unless ``--dataset``), which must suit
     it; ``needs`` are capabilities the command needs (``reconstructs=True``)."""
     record = store.record(args.run)
-    dataset = load_dataset(args.dataset or record.dataset)
+    name = args.dataset or record.dataset
+    try:  # a named dataset's modality is known without loading it (PTB for an image run was downloaded first)
+        known = data_mod.dataset_info(name).modality
+    except KeyError:  # a file, or a name load_dataset will refuse
+        known = None
+    lacks = model_spec(record.model).capabilities.lacks(known, **needs)
+    if lacks:
+        raise ConfigError(f"run {args.run} ({record.model}) {' and '.join(lacks)}")
+    dataset = load_dataset(name)
     lacks = model_spec(record.model).capabilities.lacks(dataset.modality, **needs)
     if lacks:
         raise ConfigError(f"run {args.run} ({record.model}) {' and '.join(lacks)}")
@@ -280,7 +288,13 @@ def _cmd_probe(args, store: RunStore) -> int:
         raise ConfigError(f"--seeds must be between 1 and {MAX_PROBE_SEEDS}")
     if not 1 <= args.steps <= MAX_PROBE_STEPS:
         raise ConfigError(f"--steps must be between 1 and {MAX_PROBE_STEPS:,}")
+    record = store.record(args.run)
+    if model_spec(record.model).capabilities.modality != "image":  # it gave an AttributeError's traceback
+        raise ConfigError(f"probe classifies labelled images from a run's codes; run {args.run} ({record.model}) "
+                          f"works on {model_spec(record.model).capabilities.modality}")
     model, record, dataset = _run_and_dataset(args, store, encodes=True)
+    if len(np.unique(dataset.y_train)) < 2:
+        raise ConfigError(f"{dataset.name} has one class: few-label classification needs images of two or more")
     per_class = []
     for part in args.labels_per_class.split(","):
         part = part.strip()

@@ -18,6 +18,10 @@ if not ui.presenting():  # on a projector the chart comes first; its legend says
                "the mean test accuracy over several random labelled subsets; bars show one standard deviation. Pick "
                "a run trained with greedy layer-wise pretraining to compare that too.")
 dataset = state.current_dataset(modality="image")
+if len(dataset.class_names) < 2:  # pictures uploaded without a folder per class: every classifier scored 100 %
+    st.info(f"**{state.dataset_title(dataset.name)}** has one class, so there is nothing to classify. Upload a "
+            "zip with a folder per class on **Your images**, or pick another dataset in the sidebar.")
+    st.stop()
 run = runs.require_run(dataset, encodes=True)
 if run.training:
     st.info("This run is still training; come back when it has finished.")

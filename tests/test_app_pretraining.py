@@ -65,3 +65,19 @@ def test_a_run_of_no_papers_network_shows_no_paper():
     at = _open(train_run("k-sparse", epochs=1, code_size=64, k=5))
     assert not any("Against the paper" in s.value for s in at.subheader)
     assert not at.get("button") or all(b.key != "ae.pretrain.paper" for b in at.button)
+
+
+def test_a_dataset_of_one_class_is_said_to_have_nothing_to_classify():
+    """Pictures uploaded without a folder per class are one class, "unlabelled": every classifier on the page
+    scored 100 % on them."""
+    from aecore import images as user_images
+    from tests.test_app import app
+    from tests.test_recipes import _bars, _zip
+    files = {f"{i}.png": data for i, data in enumerate(v for k, v in _bars().items() if k.endswith(".png"))}
+    ds = user_images.dataset_from_upload(_zip(files), "loose.zip", "Loose pictures", side=16)
+    assert ds.class_names == ("unlabelled",)
+    user_images.save_dataset(ds, "Loose pictures")
+    at = app("pages/pretraining.py")
+    at.sidebar.selectbox(key="ae.dataset").select(ds.name).run()
+    assert not at.exception and "has one class, so there is nothing to classify" in at.info[0].value
+    assert not at.button  # no experiment to start

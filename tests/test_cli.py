@@ -128,6 +128,25 @@ def test_probe_runs_the_few_label_experiment_on_digits(capsys):
         assert bad[0] in err and "\n" not in err and "Traceback" not in err, (bad, err)
 
 
+def test_a_run_is_refused_data_of_another_kind_before_the_data_loads(tmp_path, capsys, monkeypatch):
+    """``eval IMAGE_RUN --dataset ptb`` downloaded (or failed to download) PTB before saying that an image model
+    cannot read text; and a probe of a one-class dataset (a folder of pictures without labels) has nothing to
+    classify."""
+    import aecore.__main__ as cli
+    assert main(["train", "pca", "--dataset", "mnist-5k", "--set", "code_size=4"]) == 0
+    run_id = capsys.readouterr().out.strip().splitlines()[-1]
+    loads = []
+    load = cli.load_dataset
+    monkeypatch.setattr(cli, "load_dataset", lambda name: loads.append(name) or load(name))
+    assert main(["eval", run_id, "--dataset", "ptb"]) == 2
+    assert "works on image, not text" in capsys.readouterr().err and loads == []
+    one_class = tmp_path / "mine.npz"
+    np.savez(one_class, x=np.random.default_rng(0).random((60, 28, 28)))  # no labels: one class, "unlabelled"
+    assert main(["probe", run_id, "--dataset", str(one_class), "--labels-per-class", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "one class" in err and "Traceback" not in err
+
+
 @pytest.mark.parametrize("args, message", [
     (["--epochs", "0"], "epochs must be at least 1"), (["--epochs", "-3"], "epochs must be at least 1"),
     (["--epochs", str(10**11)], "epochs must be at most 500"), (["--batch-size", "-1"], "batch_size"),

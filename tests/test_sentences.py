@@ -290,7 +290,8 @@ def test_cli_trains_on_a_text_file_then_evaluates_interpolates_and_samples(tmp_p
                          (["interpolate", run, "zebra quux", "bob will sing"], "vocabulary"),
                          (["interpolate", run, "a b", "c d", "--steps", "1"], "steps"),
                          (["sample", run, "--temperature", "0"], "temperature"),
-                         (["sample", run, "--n", "100000000"], "between 1 and")):
+                         (["sample", run, "--n", "100000000"], "between 1 and"),
+                         (["probe", run], "classifies labelled images")):  # was an AttributeError's traceback
         assert main(bad) == 2, bad
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err
