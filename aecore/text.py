@@ -250,7 +250,8 @@ def sentences_from_bytes(data: bytes, source: str = "the file") -> list[str]:
     if len(sentences) > MAX_LINES:
         raise DatasetError(f"{source} has {len(sentences):,} sentences; the limit is {MAX_LINES:,}")
     if len(sentences) < 10:
-        raise DatasetError(f"{source} has {len(sentences)} usable lines; at least 10 sentences are needed")
+        n = len(sentences)
+        raise DatasetError(f"{source} has {n} usable line{'' if n == 1 else 's'}; at least 10 sentences are needed")
     return sentences
 
 
