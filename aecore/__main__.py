@@ -181,7 +181,8 @@ def _cmd_eval(args, store: RunStore) -> int:
         metrics = model.evaluate(dataset)
     out = {"run": args.run, "model": record.model, "dataset": dataset.name,
            **{k if k in ("n", "iw_samples") else f"test_{k}": v for k, v in metrics.items()}}
-    if caps.samples and caps.modality == "image" and len(getattr(dataset, "class_names", ())) > 1:
+    from .scores import scorable
+    if caps.samples and caps.modality == "image" and scorable(dataset):
         out.update(_sample_scores(model, dataset, store, args.samples or len(dataset.x_test), args.seed))
     if args.noise:
         if args.noise_level is None or not 0 <= args.noise_level <= 1:

@@ -278,7 +278,9 @@ class TrainingJob:
         """The sample scores a family without a likelihood is listed by, and a note for the run's message where
         there are none: the run is saved either way. Stop skips the classifier's training (about 20 s, once per
         dataset), which waited for it; a classifier already cached still scores, in about a second."""
-        from .scores import listed_scores
+        from .scores import listed_scores, scorable
+        if not scorable(self.dataset):
+            return {}, f"Its samples were not scored: {self.dataset.name} has one class, so a classifier cannot."
         p = copy.copy(self._progress)
         p.phase = "scoring samples with the digit classifier"
         self._publish(p)

@@ -30,7 +30,10 @@ def _classifier_tasks() -> dict:
 
 
 def classifier():
-    """The dataset's digit classifier, or ``None`` while it trains (a progress bar says so; the page reruns)."""
+    """The dataset's digit classifier, or ``None`` while it trains (a progress bar says so; the page reruns) or
+    where the dataset has one class (nothing to train it on)."""
+    if not scores.scorable(dataset):
+        return None
     key = (str(state.run_store().root), dataset.name)
     tasks = _classifier_tasks()
     task = tasks.get(key)
@@ -205,6 +208,9 @@ def side_by_side() -> None:
                 st.warning(problem)
             if problems:  # one roll-back however many problems (two would share a widget key)
                 rollback_controls(handle, f"side.{rid}")
+    if not scores.scorable(dataset):
+        st.caption(f"Samples are not scored here: {dataset.name} has one class, and the scores come from a "
+                   "classifier of a dataset's classes.")
     if clf is not None:
         st.caption(f"The numbers come from {SCORE_N:,} samples per run (the grid shows the first {n}), scored by a "
                    f"small conv net trained on {dataset.name} (test accuracy {clf[1]['test_accuracy']:.1%}). The "

@@ -252,3 +252,20 @@ def test_clicking_the_chosen_view_again_keeps_it():
     assert at.segmented_control(key="ae.gen.view").value == "Levers" and at.slider
     at.segmented_control(key="ae.gen.view").set_value(None).run()  # what the second click sends
     assert not at.exception and at.segmented_control(key="ae.gen.view").value == "Levers" and at.slider
+
+
+def test_the_generate_page_leaves_samples_of_a_one_class_dataset_unscored():
+    """It trained a one-class "digit classifier" behind a progress bar, then scored every sample confident."""
+    from aecore import images as user_images
+    from tests.test_app import app, train_run
+    from tests.test_recipes import _bars, _zip
+    files = {f"{i}.png": data for i, data in enumerate(v for k, v in _bars().items() if k.endswith(".png"))}
+    ds = user_images.dataset_from_upload(_zip(files), "loose.zip", "Loose pictures", side=16)
+    user_images.save_dataset(ds, "Loose pictures")
+    run = train_run("vae", dataset=ds.name, epochs=2, latent_size=2)
+    at = app()
+    at.sidebar.selectbox(key="ae.dataset").select(ds.name).run()
+    at.sidebar.selectbox(key="ae.run").select(run).run()
+    at.switch_page("pages/generate.py").run()
+    assert not at.exception and at.image and not at.get("progress") and not at.metric
+    assert any("Samples are not scored here" in c.value and "one class" in c.value for c in at.caption)

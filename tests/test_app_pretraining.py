@@ -81,3 +81,4 @@ def test_a_dataset_of_one_class_is_said_to_have_nothing_to_classify():
     at.sidebar.selectbox(key="ae.dataset").select(ds.name).run()
     assert not at.exception and "has one class, so there is nothing to classify" in at.info[0].value
     assert not at.button  # no experiment to start
+

@@ -481,3 +481,24 @@ def test_vae_job_logs_both_terms_and_the_beta_in_force():
     assert r.units == {"reconstruction": "nats per image", "kl": "nats per image"}
     assert "val_kl" in r.epochs[-1] and math.isclose(r.metrics["elbo_loss"],
                                                      r.metrics["elbo_loss"]) and r.headline[0].startswith("test −ELBO")
+
+
+def test_samples_of_a_one_class_dataset_are_not_scored_by_a_classifier_that_learns_nothing(tmp_path):
+    """Pictures uploaded without a folder per class are one class: the Generate page trained a "digit classifier"
+    of one class on them (its cross-entropy is 0 from the start, so it learns nothing), called every sample
+    confident and showed its test accuracy, 100 %. The job, the CLI and the page now leave such samples unscored
+    and say why."""
+    from aecore import images as user_images
+    from aecore.__main__ import main
+    from aecore.scores import classifier_for
+    from tests.test_recipes import _bars, _zip
+    files = {f"{i}.png": v for i, v in enumerate(v for k, v in _bars().items() if k.endswith(".png"))}
+    loose = user_images.dataset_from_upload(_zip(files), "loose.zip", "Loose", side=16)
+    assert loose.class_names == ("unlabelled",)
+    with pytest.raises(ValueError, match="one class"):
+        classifier_for(loose, tmp_path)
+    job = TrainingJob("gan", {"width": 8}, loose, TrainSettings(epochs=1, batch_size=8), store=RunStore(tmp_path))
+    job.start().join()
+    assert job.record.status == "finished" and "classifier_frechet" not in job.record.metrics
+    assert "not scored: " + loose.name + " has one class" in job.record.message
+    assert not (tmp_path / ".classifiers").exists()  # none trained, none cached
