@@ -486,10 +486,9 @@ def test_vae_job_logs_both_terms_and_the_beta_in_force():
 def test_samples_of_a_one_class_dataset_are_not_scored_by_a_classifier_that_learns_nothing(tmp_path):
     """Pictures uploaded without a folder per class are one class: the Generate page trained a "digit classifier"
     of one class on them (its cross-entropy is 0 from the start, so it learns nothing), called every sample
-    confident and showed its test accuracy, 100 %. The job, the CLI and the page now leave such samples unscored
-    and say why."""
+    confident and showed its test accuracy, 100 %. The job and the page now leave such samples unscored and say
+    why, as ``eval`` did."""
     from aecore import images as user_images
-    from aecore.__main__ import main
     from aecore.scores import classifier_for
     from tests.test_recipes import _bars, _zip
     files = {f"{i}.png": v for i, v in enumerate(v for k, v in _bars().items() if k.endswith(".png"))}
