@@ -37,7 +37,9 @@ kind = share.widget("noise", c2.selectbox, "Noise", list(NOISE_KINDS), value="ma
 level = share.widget("level", c3.slider, "Level", min_value=0.0, max_value=1.0, value=0.5, step=0.05,
                      key="ae.denoise.level",
                   help="sigma for gaussian noise; the share of corrupted pixels for masking and salt-and-pepper")
-count = share.widget("count", c4.number_input, "Images", min_value=1, max_value=24, value=10, key="ae.denoise.count")
+most = max(1, min(24, len(dataset.x_test)))  # an uploaded set of 24 pictures has 4 test images (an IndexError)
+count = share.widget("count", c4.number_input, "Images", min_value=1, max_value=most, value=min(10, most),
+                     key="ae.denoise.count")
 if not picked:
     st.info("Choose at least one run.")
     st.stop()
@@ -60,7 +62,7 @@ if not ui.presenting():  # for an audience, the means go in the rows' headings a
                  column_config={"mean PSNR (dB)": st.column_config.NumberColumn(format="%.1f dB")})
     st.caption(f"Means over the first {len(x_all)} test images, all corrupted with the same noise.")
 
-idx = np.arange(count)
+idx = np.arange(min(count, len(x_all)))
 shape = dataset.image_shape
 
 

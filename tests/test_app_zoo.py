@@ -90,6 +90,25 @@ def test_denoising_page_scores_runs_against_the_noisy_baseline():
     assert not any(m.key == "ae.denoise.runs.digits" for c in at.columns for m in c.get("multiselect"))
 
 
+
+def test_the_denoising_page_shows_at_most_the_test_images_a_small_dataset_has():
+    """24 uploaded pictures leave 4 test images; the page asked for 10 and raised an IndexError."""
+    from aecore import images as user_images
+    from tests.test_recipes import _bars, _zip
+    ds = user_images.dataset_from_upload(_zip(_bars()), "shapes.zip", "Shapes", side=16)
+    user_images.save_dataset(ds, "Shapes")
+    assert len(ds.x_test) == 4
+    run = train_run("denoising", dataset=ds.name, epochs=2)
+    train_run("pca", code_size=4)  # on the digits, where the page opens
+    at = _open("pages/denoising.py")
+    at.number_input(key="ae.denoise.count").set_value(20).run()  # kept as the dataset changes
+    at.sidebar.selectbox(key="ae.dataset").select(ds.name).run()
+    at.switch_page("pages/denoising.py").run()
+    at.multiselect(key=f"ae.denoise.runs.{ds.name}").set_value([run]).run()
+    assert not at.exception, at.exception
+    assert at.number_input(key="ae.denoise.count").value == 4
+    assert len(at.image[0].proto.imgs) == 4 and len(at.image) == 3  # clean, noisy, the run
+
 def test_contraction_page_compares_jacobians():
     # the stacked run's 32 code units read a 16-unit layer: J has rank 16 at most, so 16 of its 32 singular values
     # are 0, which a log axis cannot show (drawn as 1e-16 they squashed the rest into the top of the plot)
