@@ -203,7 +203,8 @@ def side_by_side() -> None:
                       help="Fréchet distance between the classifier's features of the samples and of the test set; "
                            "lower is closer (scale below)")
             st.plotly_chart(histogram(s["label_histogram"]), key=f"ae.gen.hist.{rid}")
-            problems = handle.model.diagnose(history_of(handle), samples, dataset.x_test[:256], s["labels"])
+            problems = handle.model.diagnose(history_of(handle), samples, dataset.x_test[:256], s["labels"],
+                                             len(dataset.class_names))
             for problem in problems:
                 st.warning(problem)
             if problems:  # one roll-back however many problems (two would share a widget key)
@@ -434,7 +435,7 @@ def sample_snapshots(run) -> None:
     clf = classifier()
     labels = scores.classify(clf[0], snaps[epoch])[1].argmax(1) if clf else None
     history = [h for h in history_of(run) if h.get("epoch", 0) <= max(epoch, 1e-9)]
-    problems = run.model.diagnose(history, snaps[epoch], dataset.x_test[:256], labels)
+    problems = run.model.diagnose(history, snaps[epoch], dataset.x_test[:256], labels, len(dataset.class_names))
     for problem in problems:
         st.warning(f"Epoch {epoch}: {problem}")
     if not problems:

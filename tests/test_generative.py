@@ -470,6 +470,13 @@ def test_gan_diagnosis_names_collapse_and_divergence(digits):
     assert any("D's loss is at 0" in p for p in diagnose([{"d_loss": 1e-5}] * 5, digits.x_test[:64],
                                                           digits.x_test[:256]))
     assert diagnose([{"d_loss": 0.7}] * 5, digits.x_test[:64], digits.x_test[:256], digits.y_test[:64]) == []
+    # one class of ten over half is a collapse; of two classes, 57 % is not (it was called one), 75 % is
+    x = digits.x_test[:100]
+    assert any("51% of the samples" in p for p in diagnose([], x, x, np.r_[np.zeros(51, int), np.arange(49) % 9 + 1]))
+    assert not any("classified" in p for p in diagnose([], x, x, np.r_[np.zeros(49, int), np.arange(51) % 9 + 1]))
+    two = lambda zeros: np.r_[np.zeros(zeros, int), np.ones(100 - zeros, int)]  # noqa: E731
+    assert not any("classified" in p for p in diagnose([], x, x, two(57), n_classes=2))
+    assert any("75% of the samples are classified as class 0" in p for p in diagnose([], x, x, two(75), n_classes=2))
 
 
 def test_vae_job_logs_both_terms_and_the_beta_in_force():

@@ -230,9 +230,10 @@ class Model(nn.Module):
             self.decode_pixels(z)
 
     def diagnose(self, history: list[dict], samples: np.ndarray, reference: np.ndarray,
-                 labels: np.ndarray | None = None) -> list[str]:
+                 labels: np.ndarray | None = None, n_classes: int = 10) -> list[str]:
         """What has gone wrong in training, judged from the loss ``history``, ``samples`` (N, D), real images
-        ``reference`` and a classifier's ``labels`` of the samples; one sentence each, none by default."""
+        ``reference`` and a classifier's ``labels`` of the samples (of ``n_classes``); one sentence each, none by
+        default."""
         return []
 
     def first_layer_weights(self) -> torch.Tensor | None:

@@ -238,8 +238,8 @@ class GAN(Model):
         return self.generate(z)
 
     def diagnose(self, history: list[dict], samples: np.ndarray, reference: np.ndarray,
-                 labels: np.ndarray | None = None) -> list[str]:
-        return diagnose(history, samples, reference, labels)
+                 labels: np.ndarray | None = None, n_classes: int = 10) -> list[str]:
+        return diagnose(history, samples, reference, labels, n_classes)
 
     @torch.no_grad()
     def preview(self, batch: Any) -> np.ndarray:
@@ -273,7 +273,9 @@ def diagnose(history: list[dict], samples: np.ndarray, reference: np.ndarray,
              labels: np.ndarray | None = None, n_classes: int = 10) -> list[str]:
     """What has gone wrong with a GAN, in words (empty when nothing has): D's loss near 0 over the last log points
     (the generator gets no gradient), samples nearly identical to each other (their mean pairwise distance under
-    a third of real images'), or most samples in one class (``labels``: a classifier's labels of the samples)."""
+    a third of real images'), or most samples in one class (``labels``: a classifier's labels of the samples, of
+    ``n_classes``): the other classes hold under 5/9 of the share a uniform spread gives them, which for 10 classes
+    is one class over half (for 2 classes, over 72 %: 57 % of one of two was called a collapse)."""
     problems = []
     recent = [h["d_loss"] for h in history[-5:] if "d_loss" in h]
     if recent and all(math.isfinite(v) and 0 <= v < 1e-3 for v in recent):
@@ -288,7 +290,7 @@ def diagnose(history: list[dict], samples: np.ndarray, reference: np.ndarray,
     if labels is not None and len(labels):
         counts = np.bincount(labels, minlength=n_classes)
         top = int(counts.argmax())
-        if counts[top] > len(labels) / 2:
+        if 1 - counts[top] / len(labels) < 5 / 9 * (n_classes - 1) / n_classes:
             problems.append(f"mode collapse: {counts[top] / len(labels):.0%} of the samples are classified as "
                             f"class {top}")
     return problems
