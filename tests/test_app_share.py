@@ -116,6 +116,27 @@ def test_a_link_to_a_run_this_server_lacks_offers_to_train_it_from_its_recipe():
     assert again.sidebar.selectbox(key="ae.run").value == job.run_id and not again.sidebar.warning
 
 
+
+def test_a_link_to_a_saved_run_opens_on_its_dataset_or_says_that_dataset_is_gone():
+    """A link naming a saved run but another dataset, or none (typed by hand), said the run "is not on this
+    server"; it opens on the run's dataset. A run whose dataset is gone (an upload since deleted) is said to be
+    that, not missing."""
+    from aecore import images as user_images
+    from tests.test_recipes import _bars
+    run = train_run("stacked", epochs=1, hidden=(8,), code_size=4)  # on the digits
+    for params in ({"run": run}, {"dataset": "mnist-5k", "run": run}):
+        at = opened("pages/reconstructions.py", params)
+        assert at.sidebar.selectbox(key="ae.dataset").value == "digits", params
+        assert at.sidebar.selectbox(key="ae.run").value == run and not at.sidebar.warning, params
+    shapes = user_images.dataset_from_upload(_zip(_bars()), "shapes.zip", "Shapes", side=16)
+    path = user_images.save_dataset(shapes, "Shapes")
+    gone = train_run("stacked", dataset=shapes.name, epochs=1, hidden=(8,), code_size=4)
+    path.unlink()
+    at = opened("pages/reconstructions.py", {"dataset": shapes.name, "run": gone})
+    warning = " ".join(w.value for w in at.sidebar.warning)
+    assert f"trained on {shapes.name}, a dataset this server no longer has" in warning
+    assert "not on this server" not in warning and not at.exception
+
 def test_settings_survive_a_visit_to_another_page_and_presenter_mode_opens_from_a_link():
     at = app("pages/train.py")
     at.selectbox(key="ae.train.model").select("denoising").run()

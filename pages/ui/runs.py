@@ -266,7 +266,9 @@ def _train_from_link() -> None:
 def _link_offer() -> None:
     """An opened link names a run this server does not have: offer to train it from the link's recipe."""
     run_id, recipe, *why = st.session_state[state.LINK_MISSING]
-    if recipe is None:
+    if recipe is None and why and why[0].startswith("It is saved here"):
+        st.warning(f"The link's run **{run_id}** cannot be shown. {why[0]}")
+    elif recipe is None:
         st.warning(f"The link's run **{run_id}** is not on this server, and the link has no usable recipe to train "
                    f"it from. {why[0] if why else ''}")
     else:
@@ -310,6 +312,27 @@ def _take_linked_run(dataset: str, asked: bool) -> dict[str, str]:
     return choices
 
 
+def _linked_run_dataset(names: list[str]) -> None:
+    """An opened link whose run is saved here opens on the run's dataset, whatever the link's ``dataset`` says or
+    if it says nothing (a link typed by hand): such a link said the run "is not on this server". A run whose
+    dataset this server no longer has (an upload since deleted) is said to be that."""
+    pending = st.session_state.get(share.PENDING) or {}
+    run = pending.get("run")
+    if not run or len(run) > share.MAX_VALUE_CHARS:
+        return
+    try:
+        dataset = state.run_store().summary(run).dataset
+    except (RunStoreError, ConfigError, KeyError, ValueError):
+        return  # not saved here (a job, or a recipe to train): the run picker's own path
+    if dataset in names:
+        pending["dataset"] = dataset
+    else:
+        pending.pop("run")
+        st.session_state[state.LINK_MISSING] = (
+            run[:128], None, f"It is saved here, but it was trained on {dataset}, a dataset this server no longer has "
+                             "(an upload deleted on **Your images**?). The **Model library** still lists it.")
+
+
 def sidebar() -> None:
     """The dataset and run pickers, shared by every page; both go into the share link, the run with its recipe."""
     asked = st.session_state.pop(state.PENDING_RUN, None)
@@ -317,6 +340,8 @@ def sidebar() -> None:
         st.session_state[state.RUN] = asked
     with st.sidebar:
         titles = {name: state.dataset_title(name) for name in state.dataset_names()}
+        if not asked:
+            _linked_run_dataset(list(titles))
         share.widget("dataset", st.selectbox, "Dataset", list(titles), key=state.DATASET, format_func=titles.get,
                      help="Embedded datasets work offline; the others download on first use (or are read from "
                           "$AECORE_DATA_DIR). Your own images: the **Your images** page.")
