@@ -344,7 +344,7 @@ def _cmd_paper(args, store: RunStore) -> int:
         check_run(recipe, record, name)
     dataset = load_dataset(name)
     if getattr(dataset, "modality", "image") != "image" or not len(getattr(dataset, "y_train", ())):
-        raise ConfigError(f"--dataset must be a labelled image dataset; {args.dataset} is not")
+        raise ConfigError(f"--dataset must be a labelled image dataset; {name} is not")
     bars: dict[str, tqdm] = {}
 
     def progress(part: str, fraction: float) -> None:

@@ -266,7 +266,7 @@ def _train_from_link() -> None:
 def _link_offer() -> None:
     """An opened link names a run this server does not have: offer to train it from the link's recipe."""
     run_id, recipe, *why = st.session_state[state.LINK_MISSING]
-    if recipe is None and why and why[0].startswith("It is saved here"):
+    if recipe is None and why and why[0].startswith(SAVED_HERE):
         st.warning(f"The link's run **{run_id}** cannot be shown. {why[0]}")
     elif recipe is None:
         st.warning(f"The link's run **{run_id}** is not on this server, and the link has no usable recipe to train "
@@ -312,6 +312,9 @@ def _take_linked_run(dataset: str, asked: bool) -> dict[str, str]:
     return choices
 
 
+SAVED_HERE = "It is saved here"  # how a linked run whose dataset is gone is told from one this server lacks
+
+
 def _linked_run_dataset(names: list[str]) -> None:
     """An opened link whose run is saved here opens on the run's dataset, whatever the link's ``dataset`` says or
     if it says nothing (a link typed by hand): such a link said the run "is not on this server". A run whose
@@ -329,7 +332,7 @@ def _linked_run_dataset(names: list[str]) -> None:
     else:
         pending.pop("run")
         st.session_state[state.LINK_MISSING] = (
-            run[:128], None, f"It is saved here, but it was trained on {dataset}, a dataset this server no longer has "
+            run[:128], None, f"{SAVED_HERE}, but it was trained on {dataset}, a dataset this server no longer has "
                              "(an upload deleted on **Your images**?). The **Model library** still lists it.")
 
 
