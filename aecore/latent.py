@@ -135,9 +135,10 @@ def nearest(codes: np.ndarray, query: int | np.ndarray, k: int) -> np.ndarray:
     from elsewhere."""
     exclude = int(query) if np.ndim(query) == 0 else None
     d = np.linalg.norm(codes - (codes[exclude] if exclude is not None else query), axis=1)
-    if exclude is not None:
-        d[exclude] = np.inf
-    return np.argsort(d, kind="stable")[:k]
+    order = np.argsort(d, kind="stable")
+    if exclude is not None:  # not only last: with k >= the number of points it was still among them
+        order = order[order != exclude]
+    return order[:k]
 
 
 def principal_axes(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

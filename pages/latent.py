@@ -318,8 +318,9 @@ def point_and_neighbours() -> None:
     recon = run.model.reconstruct(__import__("torch").as_tensor(_image(point)[None])).numpy()
     figures.images(np.stack([_image(point), recon[0]] + [_image(i) for i in neighbours]), shape,
                   ["input", "recon"] + [f"{_name(i)}·{dataset.class_names[labels[i]]}" for i in neighbours])
-    st.caption(f"{_name(point)} ({dataset.class_names[labels[point]]}); the 8 test images nearest to it by code "
-               f"distance follow its reconstruction.")
+    many = f"the {len(neighbours)} test images" if len(neighbours) > 1 else "the test image"
+    st.caption(f"{_name(point)} ({dataset.class_names[labels[point]]}); {many} nearest to it by code distance "
+               f"follow its reconstruction.")
 
 
 @st.fragment

@@ -32,6 +32,9 @@ def test_precision_at_k_on_a_constructed_example():
     assert precision_at_k(codes, labels, k=1) == pytest.approx(4 / 6)
     assert precision_at_k(codes, labels, k=2) == pytest.approx(np.mean([1/2, 1/2, 0, 1/2, 1/2, 0]))
     assert list(nearest(codes, 3, 2)) == [4, 5]
+    # asked for more neighbours than there are other points (4 test images of an upload, 8 asked): the point itself
+    # was listed among its own neighbours
+    assert list(nearest(codes, 3, 8)) == [4, 5, 2, 1, 0] and list(nearest(codes, np.array([10.0]), 8))[0] == 3
 
 
 def test_slerp_keeps_norms_and_ends():
