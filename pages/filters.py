@@ -122,7 +122,8 @@ def one_unit() -> None:
         return
     top = analysis.top_activating(acts, unit, 9)
     with u2:
-        st.markdown("**The 9 test samples that excite it most**")
+        st.markdown(f"**The {len(top)} test samples that excite it most**" if len(top) > 1 else
+                    "**The test sample that excites it most**")
         for row in np.array_split(top, 3):  # a 3x3 grid at any width (one row of 9 wrapped as 8 + 1 at 1280 px)
             figures.images(dataset.x_test[row], shape,
                            [f"{acts[i, unit]:.2f} · {dataset.class_names[dataset.y_test[i]]}" for i in row], scale=3)

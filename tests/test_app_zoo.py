@@ -109,6 +109,21 @@ def test_the_denoising_page_shows_at_most_the_test_images_a_small_dataset_has():
     assert at.number_input(key="ae.denoise.count").value == 4
     assert len(at.image[0].proto.imgs) == 4 and len(at.image) == 3  # clean, noisy, the run
 
+
+def test_the_filters_page_counts_the_samples_it_shows():
+    """The heading said "The 9 test samples that excite it most" over the 4 an upload of 24 pictures has."""
+    from aecore import images as user_images
+    from tests.test_recipes import _bars, _zip
+    ds = user_images.dataset_from_upload(_zip(_bars()), "shapes.zip", "Shapes", side=16)
+    user_images.save_dataset(ds, "Shapes")
+    run = train_run("sparse-kl", dataset=ds.name, epochs=2, hidden=(), code_size=16)
+    at = app()
+    at.sidebar.selectbox(key="ae.dataset").select(ds.name).run()
+    at.sidebar.selectbox(key="ae.run").select(run).run()
+    at.switch_page("pages/filters.py").run()
+    assert not at.exception, at.exception
+    assert any(m.value == "**The 4 test samples that excite it most**" for m in at.markdown)
+
 def test_contraction_page_compares_jacobians():
     # the stacked run's 32 code units read a 16-unit layer: J has rank 16 at most, so 16 of its 32 singular values
     # are 0, which a log axis cannot show (drawn as 1e-16 they squashed the rest into the top of the plot)
