@@ -47,7 +47,9 @@ def view() -> None:
     c1, c2, c3, c4 = st.columns([2, 1, 2, 2])
     order = share.widget("order", c1.radio, "Samples", ["random", "chosen", "worst first"], horizontal=True,
                          key="ae.rec.order")
-    count = share.widget("count", c2.number_input, "How many", min_value=1, max_value=48, value=12, key="ae.rec.count")
+    most = max(1, min(48, len(dataset.x_test)))  # an upload of 24 pictures has 4 test images: "12" showed 4
+    count = share.widget("count", c2.number_input, "How many", min_value=1, max_value=most, value=min(12, most),
+                         key="ae.rec.count")
     metric = share.widget("error", c3.selectbox, "Error", list(METRICS), format_func=METRICS.get, key="ae.rec.metric")
     others = [r for r in runs.usable_runs(dataset, reconstructs=True) if r != run.id]
     other_id = share.widget("other", c4.selectbox, "Compare with", ["(none)"] + others, key="ae.rec.other",

@@ -110,8 +110,9 @@ def test_the_denoising_page_shows_at_most_the_test_images_a_small_dataset_has():
     assert len(at.image[0].proto.imgs) == 4 and len(at.image) == 3  # clean, noisy, the run
 
 
-def test_the_filters_page_counts_the_samples_it_shows():
-    """The heading said "The 9 test samples that excite it most" over the 4 an upload of 24 pictures has."""
+def test_the_filters_and_reconstructions_pages_count_the_samples_they_show():
+    """The Filters heading said "The 9 test samples that excite it most" over the 4 an upload of 24 pictures has,
+    and Reconstructions' "How many" said 12."""
     from aecore import images as user_images
     from tests.test_recipes import _bars, _zip
     ds = user_images.dataset_from_upload(_zip(_bars()), "shapes.zip", "Shapes", side=16)
@@ -123,6 +124,8 @@ def test_the_filters_page_counts_the_samples_it_shows():
     at.switch_page("pages/filters.py").run()
     assert not at.exception, at.exception
     assert any(m.value == "**The 4 test samples that excite it most**" for m in at.markdown)
+    at.switch_page("pages/reconstructions.py").run()  # "How many: 12" showed 4
+    assert not at.exception and at.number_input(key="ae.rec.count").value == 4
 
 def test_contraction_page_compares_jacobians():
     # the stacked run's 32 code units read a 16-unit layer: J has rank 16 at most, so 16 of its 32 singular values
