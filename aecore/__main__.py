@@ -181,8 +181,7 @@ def _cmd_eval(args, store: RunStore) -> int:
         metrics = model.evaluate(dataset)
     out = {"run": args.run, "model": record.model, "dataset": dataset.name,
            **{k if k in ("n", "iw_samples") else f"test_{k}": v for k, v in metrics.items()}}
-    from .scores import scorable
-    if caps.samples and caps.modality == "image" and scorable(dataset):
+    if caps.samples and caps.modality == "image" and data_mod.classifiable(dataset):
         out.update(_sample_scores(model, dataset, store, args.samples or len(dataset.x_test), args.seed))
     if args.noise:
         if args.noise_level is None or not 0 <= args.noise_level <= 1:
@@ -294,7 +293,7 @@ def _cmd_probe(args, store: RunStore) -> int:
         raise ConfigError(f"probe classifies labelled images from a run's codes; run {args.run} ({record.model}) "
                           f"works on {model_spec(record.model).capabilities.modality}")
     model, record, dataset = _run_and_dataset(args, store, encodes=True)
-    if len(np.unique(dataset.y_train)) < 2:
+    if not data_mod.classifiable(dataset):
         raise ConfigError(f"{dataset.name} has one class: few-label classification needs images of two or more")
     per_class = []
     for part in args.labels_per_class.split(","):

@@ -566,6 +566,13 @@ def list_datasets() -> list[str]:
     return list(_DATASETS) + list(_discovered())
 
 
+def classifiable(data) -> bool:
+    """Whether ``data``'s labels name two classes or more. Pictures uploaded without a folder per class are one
+    class: a classifier of it learns nothing (its cross-entropy is 0 from the start), so it scores nothing (the
+    Generate page's samples, the Few labels page, ``probe``)."""
+    return len(getattr(data, "class_names", ())) > 1
+
+
 def dataset_info(name: str) -> DatasetInfo:
     if name in _DATASETS:
         return _DATASETS[name]

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from .config import ConfigError, config_to_dict, param_specs
-from .data import DataSource
+from .data import DataSource, classifiable
 from .native import _openmp, release_openmp_threads  # noqa: F401 (tests reach them here)
 from .registry import create_model, make_config, model_spec
 from .seeding import seeded_init
@@ -278,8 +278,8 @@ class TrainingJob:
         """The sample scores a family without a likelihood is listed by, and a note for the run's message where
         there are none: the run is saved either way. Stop skips the classifier's training (about 20 s, once per
         dataset), which waited for it; a classifier already cached still scores, in about a second."""
-        from .scores import listed_scores, scorable
-        if not scorable(self.dataset):
+        from .scores import listed_scores
+        if not classifiable(self.dataset):
             return {}, f"Its samples were not scored: {self.dataset.name} has one class, so a classifier cannot."
         p = copy.copy(self._progress)
         p.phase = "scoring samples with the digit classifier"

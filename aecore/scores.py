@@ -17,6 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
+from .data import classifiable
 from .seeding import seeded_init
 
 CONFIDENT = 0.9
@@ -81,18 +82,11 @@ def train_classifier(data, steps: int = CLASSIFIER_STEPS, seed: int = 0,
     return clf, info
 
 
-def scorable(data) -> bool:
-    """Whether samples of ``data`` can be scored: its labels name two classes or more. A classifier of one class
-    learns nothing (its cross-entropy is 0 from the start) and calls every sample confident; pictures uploaded
-    without a folder per class are such a dataset."""
-    return len(getattr(data, "class_names", ())) > 1
-
-
 def classifier_for(data, root: str | Path, progress: Callable[[float], Any] | None = None,
                    steps: int = CLASSIFIER_STEPS) -> tuple[DigitClassifier, dict]:
     """The cached classifier of dataset ``data`` under the run store's folder ``root``, trained on first use (and
     kept in memory for the process, so each store folder gets a copy without training again)."""
-    if not scorable(data):
+    if not classifiable(data):
         raise ValueError(f"{data.name} has one class, and samples are scored by a classifier of its classes")
     weights, meta = _cache_paths(root, data.name)
     try:

@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .compare import COMPARE_PRESETS, CompareJob, Contender
-from .data import DataSource, dataset_info
+from .data import DataSource, classifiable, dataset_info
 from .recipe import Recipe
 from .registry import model_spec
-from .scores import classifier_for, scorable
+from .scores import classifier_for
 from .store import RunStore
 from .training import TrainSettings
 
@@ -142,7 +142,7 @@ def prepare_talk(image_dataset: DataSource, load: Callable[[str], DataSource], s
         report(f"{preset.title}: training {len(job.jobs)} of {len(preset.runs)} {runs} on {dataset.name}…")
         job.start()
         job.join()
-        if preset.scored and scorable(dataset):  # the page draws its scores at once, not after a progress bar
+        if preset.scored and classifiable(dataset):  # the page draws its scores at once, not after a progress bar
             classifier_for(dataset, store.root)
         failed = [j.run_id for j in job.jobs if j.record is None or j.record.status != "finished"]
         rows.append({"preset": preset.key, "seconds": round(time.perf_counter() - start, 1),

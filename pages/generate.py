@@ -10,6 +10,7 @@ import streamlit as st
 import torch
 
 from aecore import RunStoreError, latent, model_spec, scores, viz
+from aecore.data import classifiable
 from aecore.jobs import BackgroundTask
 from pages import ui
 from pages.ui import figures, runs, share, state
@@ -32,7 +33,7 @@ def _classifier_tasks() -> dict:
 def classifier():
     """The dataset's digit classifier, or ``None`` while it trains (a progress bar says so; the page reruns) or
     where the dataset has one class (nothing to train it on)."""
-    if not scores.scorable(dataset):
+    if not classifiable(dataset):
         return None
     key = (str(state.run_store().root), dataset.name)
     tasks = _classifier_tasks()
@@ -209,7 +210,7 @@ def side_by_side() -> None:
                 st.warning(problem)
             if problems:  # one roll-back however many problems (two would share a widget key)
                 rollback_controls(handle, f"side.{rid}")
-    if not scores.scorable(dataset):
+    if not classifiable(dataset):
         st.caption(f"Samples are not scored here: {dataset.name} has one class, and the scores come from a "
                    "classifier of a dataset's classes.")
     if clf is not None:

@@ -5,6 +5,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from aecore.data import classifiable
 from aecore.jobs import BackgroundTask
 from aecore.papers import STAGES, figure_of, paper_for
 from aecore.probe import METHODS, MIN_EPOCHS, few_label_experiment, labelled_subset, network_steps
@@ -18,7 +19,7 @@ if not ui.presenting():  # on a projector the chart comes first; its legend says
                "the mean test accuracy over several random labelled subsets; bars show one standard deviation. Pick "
                "a run trained with greedy layer-wise pretraining to compare that too.")
 dataset = state.current_dataset(modality="image")
-if len(dataset.class_names) < 2:  # pictures uploaded without a folder per class: every classifier scored 100 %
+if not classifiable(dataset):  # pictures uploaded without a folder per class: every classifier scored 100 %
     st.info(f"**{state.dataset_title(dataset.name)}** has one class, so there is nothing to classify. Upload a "
             "zip with a folder per class on **Your images**, or pick another dataset in the sidebar.")
     st.stop()
