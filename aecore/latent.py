@@ -39,9 +39,10 @@ def check_projection(n: int, method: str, *, perplexity: float = 30.0, n_neighbo
         raise ProjectionError(f"need at least 3 points to project, got {n}")
     if method == "tsne" and not 1 <= perplexity < n:
         raise ProjectionError(f"perplexity {perplexity:g} needs more than {perplexity:g} points; there are {n}. "
-                              f"Lower the perplexity or use more points")
+                              f"Lower the perplexity below {n}, or project more points where the data has them")
     if method == "umap" and not 2 <= n_neighbors < n:
-        raise ProjectionError(f"{n_neighbors} neighbours need more than {n_neighbors} points; there are {n}")
+        raise ProjectionError(f"{n_neighbors} neighbours need more than {n_neighbors} points; there are {n}. "
+                              f"Lower the neighbours below {n}, or project more points where the data has them")
 
 
 def project(codes: np.ndarray, method: str, *, perplexity: float = 30.0, n_neighbors: int = 15,

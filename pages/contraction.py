@@ -25,8 +25,15 @@ if not choices:
 # the runs on a row of their own: in a column, the third run's chip was hidden behind the first two
 picked = runs.picker(choices, f"ae.contract.runs.{dataset.name}", value=runs.one_per_model(choices, 3))
 c2, c3 = st.columns([2, 1])
-n_points = share.widget("points", c2.slider, "Test points", min_value=10, max_value=500, value=100, step=10,
-                        key="ae.contract.n")
+n_test = len(dataset.x_test)
+if n_test >= 20:  # a slider needs two stops; an upload of 24 pictures has 4 test images, and it still said 100
+    top = min(500, n_test // 10 * 10)
+    n_points = share.widget("points", c2.slider, "Test points", min_value=10, max_value=top, value=min(100, top),
+                            step=10, key="ae.contract.n")
+else:
+    n_points = n_test
+    share.take("points")  # a link's count, made for a larger dataset: all are shown anyway
+    c2.caption(f"Test points: all {n_test} this dataset has")
 point = share.widget("index", c3.number_input, f"Spectrum at test index (0–{len(dataset.x_test) - 1})", min_value=0,
                      max_value=len(dataset.x_test) - 1, value=0, key="ae.contract.point")
 shown = [r for r in (runs.load_run(i) for i in picked) if r is not None]

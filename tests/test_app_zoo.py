@@ -127,6 +127,25 @@ def test_the_filters_and_reconstructions_pages_count_the_samples_they_show():
     at.switch_page("pages/reconstructions.py").run()  # "How many: 12" showed 4
     assert not at.exception and at.number_input(key="ae.rec.count").value == 4
 
+def test_the_contraction_page_uses_all_the_test_points_a_small_dataset_has():
+    """On 4 test images the "Test points" slider still read 100 (min 10, max 500): a count the page could not use."""
+    from aecore import images as user_images
+    from tests.test_recipes import _bars, _zip
+    ds = user_images.dataset_from_upload(_zip(_bars()), "shapes.zip", "Shapes", side=16)
+    user_images.save_dataset(ds, "Shapes")
+    run = train_run("contractive", dataset=ds.name, epochs=1, code_size=8)
+    train_run("pca", code_size=4)  # on the digits, where the page opens
+    at = _open("pages/contraction.py")
+    assert at.slider(key="ae.contract.n").value == 100  # the digits have 1,000 test images
+    at.sidebar.selectbox(key="ae.dataset").select(ds.name).run()
+    at.switch_page("pages/contraction.py").run()
+    at.multiselect(key=f"ae.contract.runs.{ds.name}").set_value([run]).run()
+    assert not at.exception, at.exception
+    assert not [s for s in at.slider if s.key == "ae.contract.n"]
+    assert "Test points: all 4 this dataset has" in [c.value for c in at.caption]
+    assert any("over 4 test points" in c.value for c in at.caption)
+
+
 def test_contraction_page_compares_jacobians():
     # the stacked run's 32 code units read a 16-unit layer: J has rank 16 at most, so 16 of its 32 singular values
     # are 0, which a log axis cannot show (drawn as 1e-16 they squashed the rest into the top of the plot)

@@ -19,9 +19,10 @@ def test_projections_give_two_columns_per_point(method):
 
 
 def test_too_few_points_for_the_perplexity_is_a_clear_error():
-    with pytest.raises(ProjectionError, match="perplexity 30 needs more than 30 points"):
+    with pytest.raises(ProjectionError, match="perplexity 30 needs more than 30 points; there are 20. Lower the "
+                                              "perplexity below 20"):  # it advised more points an upload lacked
         project(np.random.rand(20, 4), "tsne", perplexity=30)
-    with pytest.raises(ProjectionError, match="neighbours"):
+    with pytest.raises(ProjectionError, match="Lower the neighbours below 10"):
         project(np.random.rand(10, 4), "umap", n_neighbors=15)
 
 
