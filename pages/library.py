@@ -117,8 +117,12 @@ else:
         if st.session_state.get(state.LIB_CONFIRM) == run_id:
             if ui.confirmed(f"Delete **{record.title}** ({run_id}) for good?", "ae.library.delete",
                             state.LIB_CONFIRM):
-                store.delete(run_id)
-                st.rerun()
+                try:
+                    store.delete(run_id)
+                except (OSError, RunStoreError) as e:  # a read-only store, or gone already (another tab)
+                    st.error(f"Not deleted: {e}")
+                else:
+                    st.rerun()
         elif st.button("Delete…", key="ae.library.delete"):
             st.session_state[state.LIB_CONFIRM] = run_id
             st.rerun()

@@ -465,6 +465,31 @@ def test_a_page_that_leaves_the_sidebars_run_out_switches_to_one_that_fits_in_on
     assert not [b for b in at.button if b.key.startswith("ae.use_run.")]
 
 
+def test_a_run_deleted_while_it_is_shown_is_said_to_be_deleted():
+    """Deleted from another tab or the command line, the run shown gave way to another run (or to "No run
+    selected") without a word, and the page's figures were then another run's."""
+    older = train_run("stacked", epochs=1, hidden=(16,), code_size=4)
+    newer = train_run("stacked", epochs=1, hidden=(16,), code_size=6)
+    at = open_page("pages/reconstructions.py", newer)
+    assert at.sidebar.selectbox(key="ae.run").value == newer and not at.toast
+    RunStore().delete(newer)
+    at.run()
+    assert not at.exception, at.exception
+    assert at.sidebar.selectbox(key="ae.run").value == older
+    assert [t.value for t in at.toast] == [f"Run {newer} was deleted; another run is shown."]
+    at.run()
+    assert not at.toast  # said once
+    RunStore().delete(older)
+    at.run()
+    assert not at.exception, at.exception
+    assert [i.value for i in at.info] == [f"Run **{older}** was deleted from the run store (in the Model library, "
+                                          "another tab or the command line). No run selected. Train one on the "
+                                          "**Train** page, or pick a saved run in the sidebar."]
+    at.sidebar.selectbox(key="ae.dataset").select("mnist-5k").run()  # another dataset: nothing was deleted there
+    assert [i.value for i in at.info] == ["No run selected. Train one on the **Train** page, or pick a saved run "
+                                          "in the sidebar."]
+
+
 def test_a_fresh_session_selects_the_newest_run_that_reconstructs():
     """After ``prepare-talk`` the newest run was a GAN, and a first visit to Filters, Latent space or
     Reconstructions said only that it was left out; the sidebar now starts on a run most pages can show."""

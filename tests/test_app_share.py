@@ -317,6 +317,21 @@ def test_the_model_library_renames_deletes_after_confirming_exports_and_imports(
     assert [e.id for e in store.list()] == [first] and any("Added" in s.value for s in at.success)
 
 
+def test_a_delete_the_store_refuses_is_said_and_keeps_the_run(monkeypatch):
+    """The library's other deletes said why they failed; this one raised the error onto the page."""
+    run = train_run("stacked", epochs=1, hidden=(16,), code_size=4)
+
+    def refuse(self, run_id):
+        raise PermissionError(13, "Permission denied", run_id)
+    monkeypatch.setattr(RunStore, "delete", refuse)
+    at = app("pages/library.py")
+    at.button(key="ae.library.delete").click().run()
+    at.button(key="ae.library.delete_yes").click().run()
+    assert not at.exception, at.exception
+    assert [e.value for e in at.error] == [f"Not deleted: [Errno 13] Permission denied: '{run}'"]
+    assert [e.id for e in RunStore().list()] == [run] and list(at.dataframe[0].value["id"]) == [run]
+
+
 def test_your_images_upload_previews_and_trains_on_every_page():
     at = app("pages/your_images.py")
     files = {**_bars(), "shapes/wide/damaged.png": b"\x89PNG cut short"}  # left out, named; the rest load

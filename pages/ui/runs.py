@@ -218,7 +218,7 @@ def require_run(dataset, **needs: bool) -> RunHandle:
     why, name the runs that would do, and stop the page."""
     run_id = st.session_state.get(state.RUN)
     if not run_id:
-        st.info("No run selected. Train one on the **Train** page, or pick a saved run in the sidebar.")
+        st.info(gone_note() + "No run selected. Train one on the **Train** page, or pick a saved run in the sidebar.")
         offer(("Train a model", TRAIN_PAGE, None))
         st.stop()
     why = why_left_out(run_id, dataset, **needs)
@@ -336,6 +336,29 @@ def _linked_run_dataset(names: list[str]) -> None:
                              "(an upload deleted on **Your images**?). The **Model library** still lists it.")
 
 
+def _deleted_run(choices: dict[str, str]) -> str | None:
+    """The selected run, if it has left the store since it was picked (deleted in the Model library, from another
+    tab or the command line): the sidebar switched to another run, or to none, without a word."""
+    current = st.session_state.get(state.RUN)
+    if not current or current in choices or current in state.jobs() or \
+            st.session_state.get(state.RUN_LABELS, {}).get(current) in choices:
+        return None
+    try:
+        state.run_store().summary(current)
+    except (RunStoreError, ConfigError, ValueError):  # no folder, or no longer a readable run
+        return current
+    return None  # saved, on another dataset: the user changed the dataset
+
+
+def gone_note() -> str:
+    """What a page says of the run it was showing, if that run was deleted and nothing replaced it ("" if not)."""
+    gone, instead, dataset = st.session_state.get(state.RUN_GONE) or (None, None, None)
+    if gone and instead == st.session_state.get(state.RUN) and dataset == st.session_state.get(state.DATASET):
+        return f"Run **{gone}** was deleted from the run store (in the Model library, another tab or the command " \
+               f"line). "
+    return ""
+
+
 def sidebar() -> None:
     """The dataset and run pickers, shared by every page; both go into the share link, the run with its recipe."""
     asked = st.session_state.pop(state.PENDING_RUN, None)
@@ -351,8 +374,11 @@ def sidebar() -> None:
         choices = _take_linked_run(st.session_state[state.DATASET], bool(asked))
         if st.session_state.get(state.LINK_MISSING):
             _link_offer()
+        gone = _deleted_run(choices)
         if not choices:
             st.session_state.pop(state.RUN, None)
+            if gone:
+                st.session_state[state.RUN_GONE] = (gone, None, st.session_state[state.DATASET])
             st.caption("No runs on this dataset yet: train one on the **Train** page.")
             return
         shown = st.session_state.setdefault(state.RUN_LABELS, {})  # every label this session was shown -> run
@@ -371,6 +397,9 @@ def sidebar() -> None:
         shown.update({label: rid for rid, label in choices.items()})
         if st.session_state.get(state.RUN) not in choices:
             st.session_state[state.RUN] = default_run(choices)
+        if gone:
+            st.session_state[state.RUN_GONE] = (gone, st.session_state[state.RUN], st.session_state[state.DATASET])
+            st.toast(f"Run {gone} was deleted; another run is shown.", icon=":material/delete:")  # longer was cut
         run_id = st.selectbox("Run", list(choices), key=state.RUN, format_func=choices.get,
                               help="Saved runs on this dataset, and this session's runs still training. Rename, "
                                    "download or delete them in the **Model library**.")

@@ -19,6 +19,7 @@ from aecore.native import release_free_memory
 DATASET = "ae.dataset"  # the sidebar's dataset (a widget)
 RUN = "ae.run"  # the sidebar's run (a widget)
 RUN_LABELS = "ae.run.labels"  # every label the sidebar showed this session -> its run id
+RUN_GONE = "ae.run.gone"  # (run id, the run shown instead or None, dataset): the selected run left the store
 RUN_PIN = "ae.run.pin"  # (run id, until): a run a page selected for the user, for a few seconds
 PENDING_RUN = "ae.pending_run"  # a run a page asks the sidebar to select at the next rerun
 JOBS = "ae.jobs"  # run id -> TrainingJob of this session
