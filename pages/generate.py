@@ -307,10 +307,10 @@ def lever_view(run, posterior: bool) -> None:
         start = model.decode_pixels(torch.as_tensor(z0[None].astype(np.float32)))[0].numpy()
     with shown.container():
         if source == "a test image":
-            figures.images(np.stack([x0, start]), shape, ["the start", "its decode"], scale=3)
-            figures.images(decoded[None], shape, ["decoded with the levers"], scale=6)
+            figures.images(np.stack([x0, start]), shape, ["the start", "its decode"], width=84)
+            figures.images(decoded[None], shape, ["decoded with the levers"], width=168)
         else:  # the canvas above is the start
-            figures.images(np.stack([start, decoded]), shape, ["its decode", "with the levers"], scale=4)
+            figures.images(np.stack([start, decoded]), shape, ["its decode", "with the levers"], width=112)
 
 
 def lever_sliders(z0: np.ndarray, stats: dict, keys: list[str]) -> np.ndarray:

@@ -317,7 +317,7 @@ def point_and_neighbours() -> None:
     neighbours = latent.nearest(test_codes, query, 8)
     recon = run.model.reconstruct(__import__("torch").as_tensor(_image(point)[None])).numpy()
     figures.images(np.stack([_image(point), recon[0]] + [_image(i) for i in neighbours]), shape,
-                  ["input", "recon"] + [f"{_name(i)}·{dataset.class_names[labels[i]]}" for i in neighbours])
+                  ["input", "recon"] + [figures.tile_caption(_name(i), dataset.class_names[labels[i]]) for i in neighbours])
     many = f"the {len(neighbours)} test images" if len(neighbours) > 1 else "the test image"
     st.caption(f"{_name(point)} ({dataset.class_names[labels[point]]}); {many} nearest to it by code distance "
                f"follow its reconstruction.")

@@ -92,8 +92,8 @@ def view() -> None:
 
     x = dataset.x_test[idx]
     st.markdown("**Input**")
-    # "#8496·0" (no spaces) fits under a 56-px tile, as on Latent space; "#8496 · 0" wrapped for 4-digit indices
-    figures.images(x, dataset.image_shape, [f"#{i}·{dataset.class_names[dataset.y_test[i]]}" for i in idx])
+    figures.images(x, dataset.image_shape, [figures.tile_caption(f"#{i}", dataset.class_names[dataset.y_test[i]])
+                                            for i in idx])
     for r, e in zip(shown, all_errs):
         recon = r.model.reconstruct(__import__("torch").as_tensor(x)).numpy()
         st.markdown(f"**{r.id}** — {METRICS[metric]} under each")

@@ -757,6 +757,27 @@ def test_reconstruction_tiles_of_small_images_share_one_width(monkeypatch):
     assert {t.shape for t in small_big} == {(88, 88)} and kw_small_big["width"] == 88
 
 
+def test_tiles_asked_for_a_width_get_it_whatever_the_images_size(monkeypatch):
+    """The Generate page's levers showed an 8x8 digit's start, its decode and the larger decode all at 56 px (their
+    scales were MNIST's), and "decoded with the levers" broke inside its first word."""
+    import numpy as np
+    from pages.ui import figures
+    calls = []
+    monkeypatch.setattr(figures.st, "image", lambda urls, **kw: calls.append(kw["width"]))
+    for side in (8, 28, 64):
+        figures.images(np.random.rand(1, side * side), (side, side), ["decoded with the levers"], width=168)
+        figures.images(np.random.rand(2, side * side), (side, side), ["the start", "its decode"], width=84)
+    assert calls == [168, 80, 168, 84, 192, 64]  # whole scales: 8 px x 21 and x 10; 64 px x 3 and x 1
+
+
+def test_a_class_that_is_a_word_is_spaced_from_the_image_s_number_in_its_caption():
+    """ "#54·pullover" broke inside the words under a 56-px tile ("#54·pull" / "over"); digits keep "#8496·0"."""
+    from pages.ui import figures
+    assert figures.tile_caption("#8496", "0") == "#8496·0"
+    assert figures.tile_caption("#54", "pullover") == "#54 pullover"
+    assert figures.tile_caption("train #3", "T-shirt/top") == "train #3 T-shirt/top"
+
+
 def test_a_queued_job_shows_its_place_and_stop_cancels_it(monkeypatch, digits):
     from aecore import jobs
     monkeypatch.setattr(jobs, "SLOTS", jobs.JobSlots(1))

@@ -49,12 +49,24 @@ def _data_url(img: np.ndarray, fmt: str, **options) -> str:
     return f"data:image/{fmt.lower()};base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def images(pixels: np.ndarray, shape: tuple[int, int], captions: list[str] | None = None, scale: int = 2) -> None:
+def tile_caption(label: str, class_name: str) -> str:
+    """A tile's caption naming an image and its class: "#8496·0" (no spaces, it fits under a 56-px tile; "#8496 · 0"
+    wrapped), but "#54 pullover" where the class is a word, which the browser then breaks at the space (it broke
+    "#54·pullover" inside the words, as "#54·pull" / "over")."""
+    return f"{label}·{class_name}" if len(class_name) <= 2 else f"{label} {class_name}"
+
+
+def images(pixels: np.ndarray, shape: tuple[int, int], captions: list[str] | None = None, scale: int = 2,
+           width: int | None = None) -> None:
     """A row of images in [0, 1], enlarged without blur, every tile the same width whatever its caption (8x8 digits
-    at scale 2 were narrower than their captions, and each tile took its caption's width)."""
+    at scale 2 were narrower than their captions, and each tile took its caption's width). ``width``: the tiles'
+    width in pixels whatever the images' size, where ``scale`` is sized for MNIST's 28 pixels (8x8 digits got 56 px
+    for the Generate page's large decode as for its small ones, and "decoded" broke as "decode / d" under it)."""
     from aecore.viz import image_tiles
     from . import presenting
     least = TILE_MIN_WIDTH_PRESENTING if presenting() else TILE_MIN_WIDTH
+    if width is not None:
+        scale = max(1, round(width / shape[1]))
     scale = max(scale, -(-least // shape[1]))
     st.image([png_url(t) for t in image_tiles(pixels, shape, scale=scale)], caption=captions,
              width=shape[1] * scale)
