@@ -199,7 +199,7 @@ def _sample_scores(model, dataset, store: RunStore, n: int, seed: int) -> dict:
     from .scores import classifier_for, classify, draw_samples, sample_scores
     if n < 2:
         raise ConfigError("--samples must be at least 2")
-    bar, report = _bar(f"digit classifier for {dataset.name} (trained once, then cached)")
+    bar, report = _bar(f"{data_mod.classifier_noun(dataset)} for {dataset.name} (trained once, then cached)")
     clf, info = classifier_for(dataset, store.root, progress=report)
     bar.close()
     scores = sample_scores(clf, draw_samples(model, n, seed, dataset), classify(clf, dataset.x_test)[0])

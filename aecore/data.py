@@ -573,6 +573,13 @@ def classifiable(data) -> bool:
     return len(getattr(data, "class_names", ())) > 1
 
 
+def classifier_noun(data) -> str:
+    """What the classifier that scores a dataset's samples is called: "digit classifier" where the classes are the
+    digits (MNIST, the 8x8 digits, an upload of folders 0-9), else "classifier" (it said "digit" of clothes)."""
+    names = tuple(getattr(data, "class_names", ()))
+    return "digit classifier" if names and all(len(n) == 1 and n.isdigit() for n in names) else "classifier"
+
+
 def dataset_info(name: str) -> DatasetInfo:
     if name in _DATASETS:
         return _DATASETS[name]

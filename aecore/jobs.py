@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from .config import ConfigError, config_to_dict, param_specs
-from .data import DataSource, classifiable
+from .data import DataSource, classifiable, classifier_noun
 from .native import _openmp, release_openmp_threads  # noqa: F401 (tests reach them here)
 from .registry import create_model, make_config, model_spec
 from .seeding import seeded_init
@@ -282,19 +282,20 @@ class TrainingJob:
         if not classifiable(self.dataset):
             return {}, f"Its samples were not scored: {self.dataset.name} has one class, so a classifier cannot."
         p = copy.copy(self._progress)
-        p.phase = "scoring samples with the digit classifier"
+        noun = classifier_noun(self.dataset)
+        p.phase = f"scoring samples with the {noun}"
         self._publish(p)
 
         def training(fraction: float) -> None:
             if self._stop.is_set():
                 raise _ScoringStopped
-            p.phase = f"training the digit classifier that scores the samples (once per dataset): {fraction:.0%}"
+            p.phase = f"training the {noun} that scores the samples (once per dataset): {fraction:.0%}"
             self._publish(p)
         try:
             return listed_scores(model, self.dataset, self.store.root, progress=training), ""
         except _ScoringStopped:
-            return {}, ("Its samples were not scored: Stop came while the digit classifier trained. The Generate "
-                        "page scores them.")
+            return {}, (f"Its samples were not scored: Stop came while the {noun} trained. The Generate page "
+                        "scores them.")
         except Exception as e:
             traceback.print_exc()
             return {}, f"Its samples could not be scored ({type(e).__name__}: {e})."

@@ -10,7 +10,7 @@ import streamlit as st
 import torch
 
 from aecore import RunStoreError, latent, model_spec, scores, viz
-from aecore.data import classifiable
+from aecore.data import classifiable, classifier_noun
 from aecore.jobs import BackgroundTask
 from pages import ui
 from pages.ui import figures, runs, share, state
@@ -45,8 +45,8 @@ def classifier():
         return task.result
     @st.fragment(run_every=0.5)
     def wait() -> None:
-        st.progress(task.fraction, text="Training the digit classifier that scores samples (once per dataset, "
-                                        f"then cached)… {runs.fmt_left(task.seconds_left())}".strip())
+        st.progress(task.fraction, text=f"Training the {classifier_noun(dataset)} that scores samples (once per "
+                                        f"dataset, then cached)… {runs.fmt_left(task.seconds_left())}".strip())
         if task.done:
             st.rerun()
     wait()
@@ -199,7 +199,7 @@ def side_by_side() -> None:
                 save_listed_scores(handle, s)
             m1, m2 = st.columns(2)
             m1.metric("confident ≥ 0.9", f"{s['confident_share']:.0%}",
-                      help="share of the samples the digit classifier labels with probability ≥ 0.9")
+                      help=f"share of the samples the {classifier_noun(dataset)} labels with probability ≥ 0.9")
             m2.metric("classifier Fréchet", f"{s['classifier_frechet']:.0f}",
                       help="Fréchet distance between the classifier's features of the samples and of the test set; "
                            "lower is closer (scale below)")
@@ -236,7 +236,8 @@ def _code_stats(key: tuple, _model, posterior: bool) -> dict:
 
 def _drawing() -> np.ndarray:
     from streamlit_drawable_canvas import st_canvas
-    st.caption("Draw a digit (white on black); it is scaled and centred as MNIST's digits are.")
+    st.caption(("Draw a digit" if classifier_noun(dataset) == "digit classifier" else "Draw one of the dataset's "
+                "images") + " (white on black); it is scaled and centred as MNIST's digits are.")
     result = st_canvas(stroke_width=16, stroke_color="#ffffff", background_color="#000000", height=196, width=196,
                        drawing_mode="freedraw", return_image_data=True, key="ae.gen.canvas")
     try:

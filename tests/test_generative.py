@@ -490,6 +490,16 @@ def test_vae_job_logs_both_terms_and_the_beta_in_force():
                                                      r.metrics["elbo_loss"]) and r.headline[0].startswith("test −ELBO")
 
 
+def test_the_classifier_is_called_a_digit_classifier_only_where_the_classes_are_digits():
+    """The Generate page, the job's phases and the CLI spoke of a "digit classifier" scoring clothes."""
+    from types import SimpleNamespace
+    from aecore.data import classifier_noun
+    assert classifier_noun(load_dataset("digits")) == "digit classifier"
+    assert classifier_noun(SimpleNamespace(class_names=tuple("0123456789"))) == "digit classifier"  # folders 0-9
+    assert classifier_noun(SimpleNamespace(class_names=("T-shirt/top", "Trouser", "Pullover"))) == "classifier"
+    assert classifier_noun(SimpleNamespace(class_names=("1", "10", "11"))) == "classifier"
+
+
 def test_samples_of_a_one_class_dataset_are_not_scored_by_a_classifier_that_learns_nothing(tmp_path):
     """Pictures uploaded without a folder per class are one class: the Generate page trained a "digit classifier"
     of one class on them (its cross-entropy is 0 from the start, so it learns nothing), called every sample
