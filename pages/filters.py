@@ -126,7 +126,7 @@ def one_unit() -> None:
                     "**The test sample that excites it most**")
         for row in np.array_split(top, 3):  # a 3x3 grid at any width (one row of 9 wrapped as 8 + 1 at 1280 px)
             figures.images(dataset.x_test[row], shape,
-                           [f"{acts[i, unit]:.2f} · {dataset.class_names[dataset.y_test[i]]}" for i in row], scale=3)
+                           [f"{acts[i, unit]:.2f} · {dataset.class_names[dataset.y_test[i]]}" for i in row], width=84)
     norm = float(np.linalg.norm(dataset.x_test, axis=1).mean())
     best = analysis.activation_maximization(run.model, unit, dataset.input_dim, norm) if run.training else \
         _act_max(run.id, unit, norm, run.model)

@@ -759,7 +759,8 @@ def test_reconstruction_tiles_of_small_images_share_one_width(monkeypatch):
 
 def test_tiles_asked_for_a_width_get_it_whatever_the_images_size(monkeypatch):
     """The Generate page's levers showed an 8x8 digit's start, its decode and the larger decode all at 56 px (their
-    scales were MNIST's), and "decoded with the levers" broke inside its first word."""
+    scales were MNIST's), and "decoded with the levers" broke inside its first word; 64-pixel images were twice
+    the size of MNIST's everywhere."""
     import numpy as np
     from pages.ui import figures
     calls = []
@@ -768,6 +769,11 @@ def test_tiles_asked_for_a_width_get_it_whatever_the_images_size(monkeypatch):
         figures.images(np.random.rand(1, side * side), (side, side), ["decoded with the levers"], width=168)
         figures.images(np.random.rand(2, side * side), (side, side), ["the start", "its decode"], width=84)
     assert calls == [168, 80, 168, 84, 192, 64]  # whole scales: 8 px x 21 and x 10; 64 px x 3 and x 1
+    # by default a row's tiles are about MNIST's 56 px: an upload's 64-pixel images were 128 px, so Reconstructions'
+    # 12 made two rows and Filters' 3 top samples a row of 2 and one of 1
+    for side in (8, 28, 32, 48, 64):
+        figures.images(np.random.rand(3, side * side), (side, side), ["#16·c1"] * 3)
+    assert calls[6:] == [56, 56, 64, 96, 64]  # 48 px: once is under the 56 px a caption needs, so twice
 
 
 def test_a_class_that_is_a_word_is_spaced_from_the_image_s_number_in_its_caption():

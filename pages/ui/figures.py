@@ -56,17 +56,17 @@ def tile_caption(label: str, class_name: str) -> str:
     return f"{label}·{class_name}" if len(class_name) <= 2 else f"{label} {class_name}"
 
 
-def images(pixels: np.ndarray, shape: tuple[int, int], captions: list[str] | None = None, scale: int = 2,
-           width: int | None = None) -> None:
+def images(pixels: np.ndarray, shape: tuple[int, int], captions: list[str] | None = None,
+           width: int = TILE_MIN_WIDTH) -> None:
     """A row of images in [0, 1], enlarged without blur, every tile the same width whatever its caption (8x8 digits
-    at scale 2 were narrower than their captions, and each tile took its caption's width). ``width``: the tiles'
-    width in pixels whatever the images' size, where ``scale`` is sized for MNIST's 28 pixels (8x8 digits got 56 px
-    for the Generate page's large decode as for its small ones, and "decoded" broke as "decode / d" under it)."""
+    at scale 2 were narrower than their captions, and each tile took its caption's width). ``width``: about the
+    tiles' width in pixels, in whole multiples of the images' size: a scale fixed for MNIST's 28 pixels drew an
+    upload's 64-pixel images at 128 px (Reconstructions' 12 in two rows, Filters' 3x3 grid as 2 + 1) and an 8x8
+    digit's large decode on Generate as small as the others."""
     from aecore.viz import image_tiles
     from . import presenting
     least = TILE_MIN_WIDTH_PRESENTING if presenting() else TILE_MIN_WIDTH
-    if width is not None:
-        scale = max(1, round(width / shape[1]))
+    scale = max(1, round(width / shape[1]))
     scale = max(scale, -(-least // shape[1]))
     st.image([png_url(t) for t in image_tiles(pixels, shape, scale=scale)], caption=captions,
              width=shape[1] * scale)
