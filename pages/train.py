@@ -1,5 +1,6 @@
 """Train page: pick a model, set its hyperparameters, train in the background and watch it learn."""
 import dataclasses
+import re
 
 import numpy as np
 import pandas as pd
@@ -75,6 +76,15 @@ def steps_hint(name: str, dataset, settings: dict, locked: bool) -> None:
 ui.page_setup()
 st.title("Train")
 dataset = state.current_dataset()
+
+
+def sized(label: str) -> str:
+    """A model's or preset's label with its input size as this dataset's: "seed recipe (784-100-30)" read so over
+    the 8x8 digits' 64 pixels, where the network built is 64-100-30."""
+    d = getattr(dataset, "input_dim", 784) if dataset.modality == "image" else 784
+    return re.sub(r"\b784(?=-)", str(d), label) if d != 784 else label
+
+
 jobs = state.jobs()
 active = jobs.get(st.session_state.get(state.TRAIN_ACTIVE))
 running = active is not None and not active.progress().done
@@ -91,7 +101,7 @@ with left:
         first = DEFAULT_MODELS.get(dataset.modality)
         st.session_state[state.TRAIN_MODEL] = first if first in names else names[0]
     name = share.widget("model", st.selectbox, "Model", names, key=state.TRAIN_MODEL, disabled=locked,
-                        format_func=lambda n: f"{n} — {model_spec(n).summary}")
+                        format_func=lambda n: f"{n} — {sized(model_spec(n).summary)}")
     spec = model_spec(name)
     prefix = f"ae.train.cfg.{name}"
     if st.session_state.get(state.TRAIN_MODEL_APPLIED) != name:
@@ -109,7 +119,7 @@ with left:
             controls.apply_preset(prefix, spec.config_cls, spec.presets[chosen])
             _start_training_from(name, chosen, names)
         preset = share.widget("preset", st.selectbox, "Preset", list(spec.presets), key=f"{prefix}.preset",
-                              on_change=_apply, disabled=locked)
+                              on_change=_apply, disabled=locked, format_func=sized)
         applied = f"{prefix}.preset_applied"
         if st.session_state.get(applied, list(spec.presets)[0]) != preset:
             _apply()  # a link chose it: the controls follow as when the user picks it (the link's own values win)

@@ -312,6 +312,20 @@ def test_train_and_stop_sit_above_the_settings():
     assert any("comma-separated integers" in e.value for e in block.error)
 
 
+def test_the_model_and_preset_labels_give_the_dataset_s_input_size():
+    """Over the 8x8 digits the form read "seed recipe (784-100-30)" while it built and trained a 64-100-30 net."""
+    at = app()
+    at.sidebar.selectbox(key="ae.dataset").select("digits").run()
+    at.switch_page("pages/train.py").run()
+    assert at.selectbox(key="ae.train.cfg.stacked.preset").options == [
+        "seed recipe (64-100-30)", "Hinton & Salakhutdinov (64-1000-500-250-30)"]
+    assert "stacked — Stacked fully connected autoencoder (seed recipe 64-100-30 GELU)" in \
+        at.selectbox(key="ae.train.model").options
+    assert at.selectbox(key="ae.train.cfg.stacked.preset").value == "seed recipe (784-100-30)"  # the name it keeps
+    at.sidebar.selectbox(key="ae.dataset").select("mnist-5k").run()
+    assert at.selectbox(key="ae.train.cfg.stacked.preset").options[0] == "seed recipe (784-100-30)"
+
+
 def test_train_page_preset_fills_the_controls():
     at = app("pages/train.py")
     at.selectbox(key="ae.train.cfg.stacked.preset").select("Hinton & Salakhutdinov (784-1000-500-250-30)").run()
