@@ -146,7 +146,8 @@ def column(cells: dict, contender, run, shape, inputs) -> None:
     else:
         recon = model.reconstruct(torch.as_tensor(inputs)).numpy()
     if recon is not None:
-        cells["recon"].image(figures.png_url(mosaic(recon, shape, ncols=4, scale=2)), caption="reconstructions")
+        cells["recon"].image(figures.png_url(mosaic(recon, shape, ncols=4, scale=figures.scale_for(shape, 56))),
+                             caption="reconstructions")
     if p.history:
         cells["curve"].plotly_chart(figures.cost_figure(p.history, p.epoch_rows, p.units, height=260,
                                                         stats=p.stat_labels), key=f"ae.compare.curve.{run.run_id}")
@@ -164,7 +165,7 @@ def results() -> None:
         text = "done" if job.done else f"training… {runs.fmt_left(job.seconds_left())}".strip()
         st.progress(job.fraction, text=text)
     if not ui.presenting():  # a projector keeps the filters in sight; each column's reconstructions remain
-        st.image(figures.png_url(mosaic(inputs, shape, ncols=N_RECON, scale=3)),
+        st.image(figures.png_url(mosaic(inputs, shape, ncols=N_RECON, scale=figures.scale_for(shape, 84))),
                  caption="the same test inputs for every column")
     # a row of columns per section, so that each section starts level across the contenders (one column each
     # drifted down where a heading wrapped: "neural-sparse-coding" at 1280 px)

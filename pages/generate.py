@@ -190,7 +190,8 @@ def side_by_side() -> None:
                 continue
             # on a 1280x720 projector a grid that fits under the controls (the columns' width drew 390 px, half of
             # it off screen); the scores follow below it
-            st.image(figures.png_url(viz.mosaic(samples, shape, ncols=int(np.ceil(np.sqrt(n))), scale=2)),
+            grid = viz.mosaic(samples, shape, ncols=int(np.ceil(np.sqrt(n))), scale=figures.scale_for(shape, 56))
+            st.image(figures.png_url(grid),
                      width=PRESENTER_GRID_PX if presenting else "stretch")
             if clf is None:
                 continue
@@ -351,7 +352,7 @@ def interpolation() -> None:
         out = latent.interpolate(run.model, dataset.x_test[a], dataset.x_test[b], steps,
                                  "slerp" if mode == "spherical" else "linear")
         st.image(figures.png_url(viz.mosaic(np.concatenate([out["decoded"], out["blend"]]), shape, ncols=steps,
-                                            scale=3)),
+                                            scale=figures.scale_for(shape, 84))),
                  caption="Decoded along the path between the two codes (top); the pixel blend, for contrast "
                          "(bottom)")
         return
@@ -365,7 +366,7 @@ def interpolation() -> None:
     codes = latent.path(za, zb, steps, "slerp" if mode == "spherical" else "linear")
     with torch.no_grad():
         strip = model.decode_pixels(torch.as_tensor(codes, dtype=torch.float32)).cpu().numpy()
-    st.image(figures.png_url(viz.mosaic(strip, shape, ncols=steps, scale=3)),
+    st.image(figures.png_url(viz.mosaic(strip, shape, ncols=steps, scale=figures.scale_for(shape, 84))),
              caption="Generated along the path between two noise vectors")
 
 
@@ -433,7 +434,8 @@ def sample_snapshots(run) -> None:
     epochs = list(snaps)
     epoch = st.select_slider("Epoch", epochs, value=epochs[-1], key=f"ae.gen.epoch.{run.id}") if len(epochs) > 1 \
         else epochs[0]
-    st.image(figures.png_url(viz.mosaic(snaps[epoch], shape, ncols=16, scale=2)), caption=f"after epoch {epoch}")
+    st.image(figures.png_url(viz.mosaic(snaps[epoch], shape, ncols=16, scale=figures.scale_for(shape, 56))),
+             caption=f"after epoch {epoch}")
     clf = classifier()
     labels = scores.classify(clf[0], snaps[epoch])[1].argmax(1) if clf else None
     history = [h for h in history_of(run) if h.get("epoch", 0) <= max(epoch, 1e-9)]

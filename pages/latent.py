@@ -317,7 +317,8 @@ def point_and_neighbours() -> None:
     neighbours = latent.nearest(test_codes, query, 8)
     recon = run.model.reconstruct(__import__("torch").as_tensor(_image(point)[None])).numpy()
     figures.images(np.stack([_image(point), recon[0]] + [_image(i) for i in neighbours]), shape,
-                  ["input", "recon"] + [figures.tile_caption(_name(i), dataset.class_names[labels[i]]) for i in neighbours])
+                   ["input", "recon"] + [figures.tile_caption(_name(i), dataset.class_names[labels[i]])
+                                         for i in neighbours])
     many = f"the {len(neighbours)} test images" if len(neighbours) > 1 else "the test image"
     st.caption(f"{_name(point)} ({dataset.class_names[labels[point]]}); {many} nearest to it by code distance "
                f"follow its reconstruction.")
@@ -355,7 +356,7 @@ def decoder_grid() -> None:
     else:
         steps = share.widget("grid", g2.slider, "Grid size", min_value=3, max_value=20, value=10, key="ae.latent.grid")
         pixels = latent.decoder_grid(run.model, box, steps, mean, axes)
-        st.image(figures.png_url(viz.mosaic(pixels, shape, ncols=steps, scale=2)),
+        st.image(figures.png_url(viz.mosaic(pixels, shape, ncols=steps, scale=figures.scale_for(shape, 56))),
                  caption=f"{steps}×{steps} decodes over the selected box of {where}")
 
 
@@ -370,9 +371,9 @@ def interpolation() -> None:
     steps = share.widget("steps", i3.slider, "Steps", min_value=3, max_value=16, value=10, key="ae.latent.steps")
     mode = share.widget("path", i4.radio, "Path", ["linear", "slerp"], horizontal=True, key="ae.latent.mode")
     strip = latent.interpolate(run.model, dataset.x_test[a], dataset.x_test[b], steps, mode)
-    st.image(figures.png_url(viz.mosaic(strip["decoded"], shape, ncols=steps, scale=3)),
+    st.image(figures.png_url(viz.mosaic(strip["decoded"], shape, ncols=steps, scale=figures.scale_for(shape, 84))),
              caption=f"decoded {mode} path between the codes")
-    st.image(figures.png_url(viz.mosaic(strip["blend"], shape, ncols=steps, scale=3)),
+    st.image(figures.png_url(viz.mosaic(strip["blend"], shape, ncols=steps, scale=figures.scale_for(shape, 84))),
              caption="pixel-space blend, for contrast")
 
 

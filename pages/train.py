@@ -189,11 +189,12 @@ def preview(job: TrainingJob, shown) -> None:
         return
     shape = job.dataset.image_shape
     if caps.reconstructs:
-        grid = mosaic(np.concatenate([job.probe_inputs, shown]), shape, ncols=len(shown), scale=3)
+        grid = mosaic(np.concatenate([job.probe_inputs, shown]), shape, ncols=len(shown),
+                      scale=figures.scale_for(shape, 84))
         st.image(figures.png_url(grid),
                  caption="Probe batch from the test set: inputs (top), current reconstructions (bottom)")
     else:
-        st.image(figures.png_url(mosaic(shown, shape, ncols=min(16, len(shown)), scale=3)),
+        st.image(figures.png_url(mosaic(shown, shape, ncols=min(16, len(shown)), scale=figures.scale_for(shape, 84))),
                  caption="Samples from a fixed noise batch")
         model = job.view_model()  # what has gone wrong so far, as the family judges it (a GAN: collapse, D at 0)
         problems = model.diagnose(job.progress().history, shown, job.dataset.x_test[:256]) if model else []
@@ -310,7 +311,8 @@ with right:
                     f"not started · {settings_values['epochs']} epochs")
         if dataset.modality == "image" and caps.reconstructs:
             probe = np.asarray(dataset.probe(10))
-            st.image(figures.png_url(mosaic(probe, dataset.image_shape, ncols=max(1, len(probe)), scale=3)),
+            st.image(figures.png_url(mosaic(probe, dataset.image_shape, ncols=max(1, len(probe)),
+                                            scale=figures.scale_for(dataset.image_shape, 84))),
                      caption="The probe batch: its reconstructions appear under these test images " +
                              ("once it is fitted" if closed_form else "as it trains"))
         if not closed_form:  # a fit in closed form draws no cost curve

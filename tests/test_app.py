@@ -788,6 +788,8 @@ def test_tiles_asked_for_a_width_get_it_whatever_the_images_size(monkeypatch):
     for side in (8, 28, 32, 48, 64):
         figures.images(np.random.rand(3, side * side), (side, side), ["#16·c1"] * 3)
     assert calls[6:] == [56, 56, 64, 96, 64]  # 48 px: once is under the 56 px a caption needs, so twice
+    # the mosaics too (Compare's reconstructions, the Latent page's strips, Train's probe): 12-pixel images at 24 px
+    assert [figures.scale_for((s, s), 56) for s in (8, 12, 28, 64)] == [7, 5, 2, 1]
 
 
 def test_a_class_that_is_a_word_is_spaced_from_the_image_s_number_in_its_caption():
