@@ -23,6 +23,7 @@ MAX_UPLOAD_BYTES = 100 << 20  # the uploaded file itself
 MAX_UNPACKED_BYTES = 400 << 20  # what its members add up to once decompressed (a zip bomb's claim is read first)
 MAX_IMAGES = 20_000
 MAX_IMAGE_PIXELS = 4096 * 4096  # one decoded image (a decompression bomb is a small PNG of a huge image)
+MAX_CLASS_NAME = 60  # characters of a class name given in an .npz
 MIN_IMAGES = 10
 SIDES = (8, 12, 16, 20, 24, 28, 32, 48, 64)  # the square sizes a dataset can be made at
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -145,7 +146,8 @@ def images_from_zip(data: bytes, side: int = 28, skipped: list[str] | None = Non
 
 def images_from_npz(data: bytes, side: int = 28) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     """The same from an ``.npz``: images under ``x`` or ``images`` ((N, H, W), (N, H, W, C) or (N, H*W) of a
-    square), optional integer labels under ``y`` or ``labels``; read with ``allow_pickle=False``."""
+    square), optional labels under ``y`` or ``labels`` (whole numbers, or class names); read with
+    ``allow_pickle=False``."""
     _zip_members(data, "the .npz file")  # an .npz is a zip: its claimed sizes are bounded first
     try:
         arrays = np.load(io.BytesIO(data), allow_pickle=False)
@@ -184,8 +186,19 @@ def images_from_npz(data: bytes, side: int = 28) -> tuple[np.ndarray, np.ndarray
     images = np.stack([_resize(img, side) for img in x]).reshape(n, -1)
     if y is None:
         return images, np.zeros(n, dtype=np.int64), ("unlabelled",)
-    if y.shape != (n,) or y.dtype.kind not in "iu" or y.min() < 0 or y.max() >= 1000:
-        raise DatasetError(f"labels must be {n} whole numbers from 0 to 999 (got shape {y.shape}, {y.dtype})")
+    why = f"labels must be {n} whole numbers from 0 to 999, or {n} class names (got shape {y.shape}, {y.dtype})"
+    if y.shape != (n,):
+        raise DatasetError(why)
+    if y.dtype.kind in "US":  # class names, as a folder of pictures gives them ("cat", "dog")
+        names = np.char.strip(y.astype(str))
+        classes = np.unique(names)
+        if len(classes) > 1000 or min(map(len, classes)) == 0 or max(map(len, classes)) > MAX_CLASS_NAME:
+            raise DatasetError(f"class names must be 1 to {MAX_CLASS_NAME} characters, at most 1,000 of them")
+        return images, np.searchsorted(classes, names).astype(np.int64), tuple(str(c) for c in classes)
+    if y.dtype.kind == "f" and np.isfinite(y).all() and (y == np.round(y)).all():
+        y = y.astype(np.int64)  # 3.0: whole numbers saved as floats
+    if y.dtype.kind not in "iu" or y.min() < 0 or y.max() >= 1000:
+        raise DatasetError(why)
     classes = np.unique(y)
     return images, np.searchsorted(classes, y).astype(np.int64), tuple(str(c) for c in classes)
 

@@ -13,7 +13,8 @@ from pages.ui import runs, state
 ui.page_setup()
 st.title("Your images")
 st.caption(f"A **.zip** of PNG or JPEG files (put each class in its own folder, say `cats/…`, `dogs/…`, to label "
-           f"them) or an **.npz** with an array `x` (N×H×W, values 0–1 or 0–255) and optional integer labels `y`. "
+           f"them) or an **.npz** with an array `x` (N×H×W, values 0–1 or 0–255) and optional labels `y` (whole "
+           f"numbers or class names). "
            f"Limits: {user_images.MAX_UPLOAD_BYTES >> 20} MB a file, {user_images.MAX_IMAGES:,} images, "
            f"{user_images.MAX_IMAGE_PIXELS:,} pixels an image. Nothing is kept unless you save it.")
 PREVIEW = "ae.images.preview"  # (file name, Dataset, title, files left out) of the last upload converted

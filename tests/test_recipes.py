@@ -154,6 +154,22 @@ def test_an_npz_becomes_a_dataset_and_is_read_without_pickle():
     assert 0 <= ds.x_train.min() and ds.x_train.max() <= 1
 
 
+def test_an_npz_s_labels_may_be_class_names_or_whole_numbers_saved_as_floats():
+    """Labels given as names ("cat", "dog") or as 3.0 were refused: "labels must be 30 whole numbers"."""
+    x = (np.random.default_rng(0).random((30, 20, 20)) * 255).astype(np.uint8)
+    for y, names in [(np.array(["dog", "cat", " bird"] * 10), ("bird", "cat", "dog")),
+                     (np.array([b"dog", b"cat", b"bird"] * 10), ("bird", "cat", "dog")),
+                     (np.arange(30.0) % 3 + 7, ("7", "8", "9"))]:
+        ds = user_images.dataset_from_upload(_npz(x=x, y=y), "arrays.npz", side=28, invert="no")
+        assert ds.class_names == names
+        labels = np.concatenate([ds.y_train, ds.y_test])
+        assert sorted(np.bincount(labels)) == [10, 10, 10]  # each class keeps its 10 images
+    for y, why in [(np.array(["a"] * 29 + [""]), "1 to 60 characters"), (np.arange(30) + 0.5, "whole numbers"),
+                   (np.array(["x" * 61] * 30), "1 to 60 characters")]:
+        with pytest.raises(DatasetError, match=why):
+            user_images.dataset_from_upload(_npz(x=x, y=y), "arrays.npz", side=28)
+
+
 def _bomb_png(side: int = 10_000) -> bytes:
     """A small PNG that decodes to side x side pixels."""
     from PIL import Image
