@@ -212,13 +212,13 @@ def side_by_side() -> None:
             if problems:  # one roll-back however many problems (two would share a widget key)
                 rollback_controls(handle, f"side.{rid}")
     if not classifiable(dataset):
-        st.caption(f"Samples are not scored here: {dataset.name} has one class, and the scores come from a "
-                   "classifier of a dataset's classes.")
+        st.caption(f"Samples are not scored here: {state.dataset_title(dataset.name)} has one class, and the "
+                   "scores come from a classifier of a dataset's classes.")
     if clf is not None:
         st.caption(f"The numbers come from {SCORE_N:,} samples per run (the grid shows the first {n}), scored by a "
-                   f"small conv net trained on {dataset.name} (test accuracy {clf[1]['test_accuracy']:.1%}). The "
-                   "distance is a Fréchet distance between that net's 128 penultimate features: **not an "
-                   "Inception FID**, and not comparable with published FIDs.")
+                   f"small conv net trained on {state.dataset_title(dataset.name)} (test accuracy "
+                   f"{clf[1]['test_accuracy']:.1%}). The distance is a Fréchet distance between that net's 128 "
+                   "penultimate features: **not an Inception FID**, and not comparable with published FIDs.")
         with st.expander("What the distance's values mean on this dataset"):
             st.table({"images": [r[0] for r in _scale(dataset.name, clf[0])],
                       "classifier Fréchet distance to the test set": [f"{r[1]:.1f}" for r in _scale(dataset.name,

@@ -35,6 +35,8 @@ def test_side_by_side_scores_and_the_seed_button():
     # one labelled bar per class: numeric class names on a category axis (a linear one labelled 0, 2, 4, 6, 8)
     assert all(json.loads(c.proto.spec)["layout"]["xaxis"]["type"] == "category" for c in hists)
     assert any("not an Inception FID" in c.value for c in at.caption)
+    # the dataset by its title, as the sidebar names it (an upload was "upload-clothes-2afb49")
+    assert any("trained on scikit-learn 8x8 digits (embedded) (test accuracy" in c.value for c in at.caption)
     before = _images(at)
     seed = at.number_input(key="ae.gen.seed").value
     at.button(key="ae.gen.reseed").click().run()
