@@ -573,11 +573,16 @@ def classifiable(data) -> bool:
     return len(getattr(data, "class_names", ())) > 1
 
 
-def classifier_noun(data) -> str:
-    """What the classifier that scores a dataset's samples is called: "digit classifier" where the classes are the
-    digits (MNIST, the 8x8 digits, an upload of folders 0-9), else "classifier" (it said "digit" of clothes)."""
+def digit_classes(data) -> bool:
+    """Whether ``data``'s classes are digits (MNIST, the 8x8 digits, an upload of folders 0-9)."""
     names = tuple(getattr(data, "class_names", ()))
-    return "digit classifier" if names and all(len(n) == 1 and n.isdigit() for n in names) else "classifier"
+    return bool(names) and all(len(n) == 1 and n.isdigit() for n in names)
+
+
+def classifier_noun(data) -> str:
+    """What the classifier that scores a dataset's samples is called: "digit classifier" where the classes are
+    digits, else "classifier" (it said "digit" of clothes)."""
+    return "digit classifier" if digit_classes(data) else "classifier"
 
 
 def dataset_info(name: str) -> DatasetInfo:

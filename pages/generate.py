@@ -10,7 +10,7 @@ import streamlit as st
 import torch
 
 from aecore import RunStoreError, latent, model_spec, scores, viz
-from aecore.data import classifiable, classifier_noun
+from aecore.data import classifiable, classifier_noun, digit_classes
 from aecore.jobs import BackgroundTask
 from pages import ui
 from pages.ui import figures, runs, share, state
@@ -237,8 +237,8 @@ def _code_stats(key: tuple, _model, posterior: bool) -> dict:
 
 def _drawing() -> np.ndarray:
     from streamlit_drawable_canvas import st_canvas
-    st.caption(("Draw a digit" if classifier_noun(dataset) == "digit classifier" else "Draw one of the dataset's "
-                "images") + " (white on black); it is scaled and centred as MNIST's digits are.")
+    st.caption(("Draw a digit" if digit_classes(dataset) else "Draw one of the dataset's images")
+               + " (white on black); it is scaled and centred as MNIST's digits are.")
     result = st_canvas(stroke_width=16, stroke_color="#ffffff", background_color="#000000", height=196, width=196,
                        drawing_mode="freedraw", return_image_data=True, key="ae.gen.canvas")
     try:
