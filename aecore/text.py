@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -286,6 +287,26 @@ class SentenceError(ValueError):
     """A sentence a model cannot take (empty, too long, only unknown words); the message says which and why."""
 
 
+_PUNCT = re.compile(r"^(\W*)(.*?)(\W*)$", re.S)
+_CLITICS = ("n't", "'s", "'re", "'ve", "'ll", "'d", "'m")  # PTB writes "company 's", "does n't"
+
+
+def typed_tokens(word: str, known: set[str]) -> list[str]:
+    """A typed word as the vocabulary's tokens: as it is if known; else without the punctuation around it, kept as
+    tokens of its own where the vocabulary has them and dropped where not ("moon," was one unknown word), and a
+    clitic split off as PTB writes it ("company's" -> "company 's")."""
+    if word in known:
+        return [word]
+    lead, core, trail = _PUNCT.match(word).groups()
+    out = [lead] if lead in known else []
+    clitic = next((c for c in _CLITICS if core.endswith(c) and len(core) > len(c)), None)
+    if core not in known and clitic and core[:-len(clitic)] in known and clitic in known:
+        out += [core[:-len(clitic)], clitic]
+    elif core:
+        out.append(core)
+    return out + ([trail] if trail in known else [])
+
+
 def sentence_batch(sentences: list[str], vocab: tuple[str, ...] | list[str], max_len: int) -> tuple[TokenBatch,
                                                                                                      list[list[str]]]:
     """Typed sentences as a :class:`TokenBatch` for a model with vocabulary ``vocab`` and ``max_len`` positions,
@@ -295,7 +316,7 @@ def sentence_batch(sentences: list[str], vocab: tuple[str, ...] | list[str], max
     known = set(vocab)
     cleaned, unknown = [], []
     for s in sentences:
-        words = (s.lower() if lower else s).split()
+        words = [t for w in (s.lower() if lower else s).split() for t in typed_tokens(w, known)]
         if not words:
             raise SentenceError("an empty sentence: type at least one word")
         if len(words) > max_len - 1:

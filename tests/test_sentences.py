@@ -48,6 +48,21 @@ def test_vocabulary_min_count_and_unk():
     assert other.decode(other.train_tokens[2]) == "a <unk>" and other.train_tokens[0].tolist()[:3] == [5, 4, 1]
 
 
+def test_typed_punctuation_and_clitics_become_the_vocabulary_s_tokens():
+    """ "THE Zebra!!! over the moon, quickly?" reported "moon," and "quickly?" as unknown words (read as <unk>) where
+    the model knew "moon"; "company's" was unknown to a PTB model that has "company" and "'s"."""
+    vocab = ("<pad>", "<unk>", "<bos>", "<eos>", "the", "moon", "company", "'s", "does", "n't", ",", "stop")
+    ids = {w: i for i, w in enumerate(vocab)}
+    batch, unknown = sentence_batch(["THE Zebra!!! moon, quickly?", "(the) company's stop", "doesn't ... stop!"],
+                                    vocab, 12)
+    rows = [[vocab[i] for i in r[:n - 1]] for r, n in zip(batch.tokens.tolist(), batch.lengths.tolist())]
+    assert rows == [["the", "<unk>", "moon", ",", "<unk>"], ["the", "company", "'s", "stop"],
+                    ["does", "n't", "stop"]]
+    assert unknown == [["zebra", "quickly"], [], []] and ids["'s"] in batch.tokens[1].tolist()
+    with pytest.raises(SentenceError, match="empty"):  # punctuation the vocabulary lacks is left out: nothing left
+        sentence_batch(["?! ..."], vocab, 12)
+
+
 def test_bad_sentences_get_a_reason():
     vocab = ("<pad>", "<unk>", "<bos>", "<eos>", "a", "b")
     for bad, reason in (("   ", "empty"), ("a " * 9, "at most 7"), ("x y z", "none of the words")):
