@@ -23,6 +23,18 @@ def toasts(at: AppTest) -> str:
     return " ".join(t.value for t in at.toast)
 
 
+def test_a_link_to_an_upload_this_server_lacks_says_what_it_is():
+    """A link made while an upload was used in its session only said "not one of the choices here" elsewhere."""
+    at = opened("pages/reconstructions.py", {"dataset": "upload-shapes-35714e"})
+    assert at.sidebar.selectbox(key="ae.dataset").value == "mnist-5k"
+    shown = toasts(at)
+    assert "`upload-shapes-35714e` is an upload this server does not have" in shown
+    assert "Saved on **Your images**, an upload's links open in every session." in shown
+    assert "not one of the choices" not in shown
+    other = opened("pages/reconstructions.py", {"dataset": "cifar"})  # not an upload: the notice it had
+    assert "not one of the choices here" in toasts(other) and "upload" not in toasts(other)
+
+
 def test_a_share_link_round_trip_restores_the_train_page():
     at = app("pages/train.py")
     at.sidebar.selectbox(key="ae.dataset").select("digits").run()

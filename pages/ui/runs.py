@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from aecore import ConfigError, DatasetError, RunRecord, RunStore, RunStoreError, TrainingJob, model_spec
+from aecore import images as user_images
 from aecore.recipe import Recipe
 
 from . import share, state
@@ -359,6 +360,18 @@ def gone_note() -> str:
     return ""
 
 
+def _unknown_upload(names: list[str]) -> None:
+    """An opened link names an upload this server lacks: say what that is (it read "not one of the choices here")."""
+    pending = st.session_state.get(share.PENDING) or {}
+    linked = pending.get("dataset")
+    if linked and linked.startswith(user_images.PREFIX) and linked not in names and \
+            len(linked) <= share.MAX_VALUE_CHARS:
+        pending.pop("dataset")
+        st.toast(f"The link's dataset `{linked[:60]}` is an upload this server does not have: one used only in the "
+                 "session that made it, or saved on another server. The default is used here. Saved on **Your "
+                 "images**, an upload's links open in every session.", icon=":material/link_off:")
+
+
 def sidebar() -> None:
     """The dataset and run pickers, shared by every page; both go into the share link, the run with its recipe."""
     asked = st.session_state.pop(state.PENDING_RUN, None)
@@ -368,6 +381,7 @@ def sidebar() -> None:
         titles = {name: state.dataset_title(name) for name in state.dataset_names()}
         if not asked:
             _linked_run_dataset(list(titles))
+        _unknown_upload(list(titles))
         share.widget("dataset", st.selectbox, "Dataset", list(titles), key=state.DATASET, format_func=titles.get,
                      help="Embedded datasets work offline; the others download on first use (or are read from "
                           "$AECORE_DATA_DIR). Your own images: the **Your images** page.")
