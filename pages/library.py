@@ -11,6 +11,7 @@ from aecore.recipe import Recipe
 from pages import ui
 from pages.ui import figures, runs, share, state
 
+ADDED = "ae.library.added"  # (ok, message) of the last upload, shown after the rerun that selects its run
 STOPPED = "stopped runs"  # LIB_CONFIRM's value while the delete of this session's stopped runs awaits confirmation
 
 ui.page_setup()
@@ -41,11 +42,21 @@ with st.expander("Upload a run (a zip downloaded from a library like this one)")
             new_id = store.import_(upload.getvalue())
         except RunStoreError as e:
             st.error(f"Not added: {e}")
-        else:
-            st.success(f"Added as **{new_id}**: pick it in the sidebar (dataset {store.record(new_id).dataset}).")
-            st.session_state[state.PENDING_RUN] = new_id
-            listing = store.list()
-            records = [e for e in listing if e.record is not None]
+        else:  # the sidebar picked the run only where its dataset was the sidebar's ("pick it": it was not there)
+            ds = store.record(new_id).dataset
+            if ds in state.dataset_names():
+                st.session_state[state.PENDING_RUN] = new_id
+                st.session_state[state.PENDING_DATASET] = ds
+                st.session_state[ADDED] = (True, f"Added as **{new_id}**, a run on {state.dataset_title(ds)}: the "
+                                                 "sidebar shows it now.")
+            else:
+                st.session_state[ADDED] = (False, f"Added as **{new_id}**, but its dataset {ds} is not on this "
+                                                  "server, so the pages cannot show it (an upload: add it on **Your "
+                                                  "images**).")
+            st.rerun()
+    if ADDED in st.session_state:
+        ok, message = st.session_state.pop(ADDED)
+        (st.success if ok else st.warning)(message)
 
 if not records:
     st.info("No saved runs yet: train one on the **Train** page, or upload a run's zip above.")

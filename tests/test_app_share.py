@@ -1,6 +1,8 @@
 """AppTest: share links, settings that survive, presenter mode, the model library, your own images and the talk
 gallery."""
+import io
 import json
+import zipfile
 
 from streamlit.testing.v1 import AppTest
 
@@ -327,6 +329,22 @@ def test_the_model_library_renames_deletes_after_confirming_exports_and_imports(
     at.run()
     at.button(key="ae.library.import").click().run()
     assert [e.id for e in store.list()] == [first] and any("Added" in s.value for s in at.success)
+    # the sidebar shows it at once: it said "pick it in the sidebar", where its dataset was not the sidebar's
+    assert at.sidebar.selectbox(key="ae.dataset").value == "digits"
+    assert at.sidebar.selectbox(key="ae.run").value == first
+    assert [s.value for s in at.success] == [f"Added as **{first}**, a run on scikit-learn 8x8 digits (embedded): "
+                                             "the sidebar shows it now."]
+    # a run whose dataset this server lacks is added, and said to be out of the pages' reach
+    store.delete(first)
+    with zipfile.ZipFile(io.BytesIO(blob)) as z:
+        members = {i.filename: z.read(i) for i in z.infolist()}
+    meta = next(n for n in members if n.endswith("run.json"))
+    members[meta] = json.dumps({**json.loads(members[meta]), "dataset": "upload-gone-0a1b2c"}).encode()
+    at.file_uploader(key="ae.library.upload").set_value((f"{first}.zip", _zip(members), "application/zip"))
+    at.run()
+    at.button(key="ae.library.import").click().run()
+    assert not at.exception, at.exception
+    assert any("its dataset upload-gone-0a1b2c is not on this server" in w.value for w in at.warning)
 
 
 def test_a_delete_the_store_refuses_is_said_and_keeps_the_run(monkeypatch):

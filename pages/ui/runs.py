@@ -377,6 +377,8 @@ def sidebar() -> None:
     asked = st.session_state.pop(state.PENDING_RUN, None)
     if asked:  # a page asked to select a run (a new job, say)
         st.session_state[state.RUN] = asked
+        if state.PENDING_DATASET in st.session_state:  # a run uploaded on the Model library, on another dataset
+            st.session_state[state.DATASET] = st.session_state.pop(state.PENDING_DATASET)
     with st.sidebar:
         titles = {name: state.dataset_title(name) for name in state.dataset_names()}
         if not asked:

@@ -22,6 +22,7 @@ RUN_LABELS = "ae.run.labels"  # every label the sidebar showed this session -> i
 RUN_GONE = "ae.run.gone"  # (run id, the run shown instead or None, dataset): the selected run left the store
 RUN_PIN = "ae.run.pin"  # (run id, until): a run a page selected for the user, for a few seconds
 PENDING_RUN = "ae.pending_run"  # a run a page asks the sidebar to select at the next rerun
+PENDING_DATASET = "ae.pending_dataset"  # and its dataset, where that is not the sidebar's (a run just uploaded)
 JOBS = "ae.jobs"  # run id -> TrainingJob of this session
 TRAIN_ACTIVE = "ae.train.active"  # the run id the Train page shows
 TRAIN_ERROR = "ae.train.error"  # why Train's callback could not start a job, for the script to show
