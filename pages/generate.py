@@ -105,9 +105,10 @@ def run_key(handle) -> tuple:
 
 def histogram(shares: list[float], height: int = 150) -> go.Figure:
     fig = go.Figure(go.Bar(x=[str(c) for c in dataset.class_names], y=shares, marker_color="#4c6ef5"))
+    # the label right of the plot: inside it, it sat over the last bar when that bar was taller than uniform
     fig.add_hline(y=1 / len(shares), line_dash="dot", line_color="#868e96", annotation_text="uniform",
-                  annotation_position="top right", annotation_bgcolor="rgba(255,255,255,0.85)")  # over a bar, read
-    fig.update_layout(height=height, margin=dict(l=0, r=0, t=10, b=0), yaxis=dict(tickformat=".0%"),
+                  annotation_position="right", annotation_font_color="#868e96")
+    fig.update_layout(height=height, margin=dict(l=0, r=56, t=10, b=0), yaxis=dict(tickformat=".0%"),
                       xaxis=dict(type="category", title=None), showlegend=False)  # every class labelled
     return fig
 

@@ -5,7 +5,7 @@ import json
 import numpy as np
 
 from aecore import RunStore, load_dataset
-from tests.test_app import open_page, rerun_until, train_run
+from tests.test_app import app, open_page, rerun_until, train_run
 
 
 def _images(at) -> list[bytes]:
@@ -34,6 +34,10 @@ def test_side_by_side_scores_and_the_seed_button():
     assert len(hists) == 2
     # one labelled bar per class: numeric class names on a category axis (a linear one labelled 0, 2, 4, 6, 8)
     assert all(json.loads(c.proto.spec)["layout"]["xaxis"]["type"] == "category" for c in hists)
+    # the line's label right of the bars, in the margin kept for it, never over the last bar
+    notes = [json.loads(c.proto.spec)["layout"]["annotations"][0] for c in hists]
+    assert all(n["text"] == "uniform" and n["x"] == 1 and n["xanchor"] == "left" for n in notes)
+    assert all(json.loads(c.proto.spec)["layout"]["margin"]["r"] >= 50 for c in hists)
     assert any("not an Inception FID" in c.value for c in at.caption)
     # the dataset by its title, as the sidebar names it (an upload was "upload-clothes-2afb49")
     assert any("trained on scikit-learn 8x8 digits (embedded) (test accuracy" in c.value for c in at.caption)
@@ -227,8 +231,14 @@ def test_a_gan_saved_without_its_scores_gets_them_from_the_generate_page(monkeyp
     monkeypatch.setattr(scores, "listed_scores", real)
     store = RunStore()
     assert "classifier_frechet" not in store.record(gan).metrics and store.record(gan).headline[0] == "test D loss"
-    at = open_page("pages/generate.py", gan)
-    at.number_input(key="ae.gen.seed").set_value(3).run()
+    # the page opened at seed 3: opened at 0 and then moved to 3, it scored seed 0 wherever the classifier was
+    # ready before the move (a slow machine's classifier trained within the opening's reruns)
+    at = app()
+    at.sidebar.selectbox(key="ae.dataset").select("digits").run()
+    at.sidebar.selectbox(key="ae.run").select(gan).run()
+    at.session_state["ae.gen.seed"] = 3
+    at.switch_page("pages/generate.py").run()
+    assert at.number_input(key="ae.gen.seed").value == 3
     rerun_until(at, _scored, timeout=120)  # the digit classifier trains on first use
     assert not at.exception and "classifier_frechet" not in store.record(gan).metrics  # seed 3: not the listed one
     at.number_input(key="ae.gen.seed").set_value(0).run()

@@ -24,8 +24,10 @@ def test_pretraining_page_runs_the_experiment_and_plots_it():
     assert list(table.columns) == ["scratch", "frozen codes + logistic", "fine-tuned encoder", "PCA codes + logistic"]
     assert len(table) == 2 and ((table >= 0) & (table <= 100)).all().all() and table.values.max() > 1  # percent
     assert list(table.index) == ["5", "all"] and table.index.name == "labels per class"
-    ticks = json.loads(chart[0].proto.spec)["layout"]["xaxis"]["ticktext"]  # the measured counts, nothing else
-    assert ticks[0] == "5" and ticks[-1].endswith("(all)") and len(ticks) == 2
+    xaxis = json.loads(chart[0].proto.spec)["layout"]["xaxis"]
+    ticks = xaxis["ticktext"]  # the measured counts, nothing else
+    assert ticks[0] == "5" and ticks[-1].endswith("<br>(all)") and len(ticks) == 2
+    assert xaxis["tickangle"] == 0  # level: "125 (all)" beside "100" tilted every label
     # a reload (a new session) finds the result instead of losing it
     again = _open(run)
     assert again.get("plotly_chart") and again.dataframe[0].value.equals(table)
