@@ -221,3 +221,18 @@ def test_contraction_page_defaults_to_one_run_of_each_model():
     at = _open("pages/contraction.py")
     assert not at.exception
     assert at.multiselect(key="ae.contract.runs.digits").value == [contractive, newest_denoising, plain]
+
+
+def test_compared_runs_start_with_the_sidebar_s_run_in_its_model_s_place():
+    """Opened on an older denoising run, Contraction showed the newest denoising run instead of it."""
+    plain = train_run("stacked", epochs=1, hidden=(), code_size=8)
+    older = train_run("denoising", epochs=1, hidden=(), code_size=8)
+    contractive = train_run("contractive", epochs=1)
+    newest = train_run("denoising", epochs=1, hidden=(), code_size=8)
+    at = _open("pages/contraction.py", older)
+    assert not at.exception
+    assert at.multiselect(key="ae.contract.runs.digits").value == [contractive, older, plain]
+    # a model the page does not prefer takes the last place
+    sparse = train_run("k-sparse", epochs=1, code_size=16, k=4)
+    at = _open("pages/contraction.py", sparse)
+    assert at.multiselect(key="ae.contract.runs.digits").value == [contractive, newest, sparse]

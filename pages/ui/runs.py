@@ -137,12 +137,16 @@ def usable_runs(dataset, prefer: tuple[str, ...] = (), **needs: bool) -> dict[st
 
 def one_per_model(choices: dict[str, str], n: int) -> list[str]:
     """The first run of each model among ``choices`` (in their order: the preferred models', newest first), up to
-    ``n``: what a page that compares models shows by default."""
-    seen, picked = set(), []
+    ``n``: what a page that compares models shows by default. The sidebar's run is one of them, in its model's place
+    (or the last one): opened on an older contractive run, Contraction showed the newest instead."""
+    slot, picked = {}, []
     for rid in choices:
-        if (model := model_of(rid)) not in seen:
-            seen.add(model)
+        if (model := model_of(rid)) not in slot:
+            slot[model] = len(picked)
             picked.append(rid)
+    current = st.session_state.get(state.RUN)
+    if current in choices and n > 0:
+        picked[min(slot[model_of(current)], n - 1)] = current
     return picked[:n]
 
 
