@@ -871,3 +871,16 @@ def test_every_chart_colour_stands_out_on_a_projector_and_no_deploy_button_shows
     assert _contrast_on_white("#83c9ff") < 2  # Streamlit's own second colour: what this replaces
     assert [c for c in palette + figures._PALETTE if _contrast_on_white(c) < 3.0] == []
     assert config["client"]["toolbarMode"] == "viewer"
+
+
+def test_the_panel_of_one_logged_value_is_named_by_it():
+    """The VAE's curve put its β alone under "logged values"; a GAN's two accuracies keep that title."""
+    from pages.ui import figures
+    history = [{"step": i, "epoch": i / 2, "reconstruction": 90.0 - i, "kl": 20.0 + i, "beta": 1.0,
+                "d_real_acc": 0.5, "d_fake_acc": 0.6} for i in range(3)]
+    vae = figures.cost_figure([{k: h[k] for k in ("step", "epoch", "reconstruction", "kl", "beta")} for h in history],
+                              [], stats={"beta": "KL weight β in force"})
+    gan = figures.cost_figure([{k: h[k] for k in ("step", "epoch", "kl", "d_real_acc", "d_fake_acc")}
+                               for h in history], [], stats={"d_real_acc": "D on real", "d_fake_acc": "D on fake"})
+    assert [a.text for a in vae.layout.annotations] == ["reconstruction", "kl", "KL weight β in force"]
+    assert [a.text for a in gan.layout.annotations][-1] == "logged values"

@@ -98,7 +98,9 @@ def cost_figure(history: list[dict], epoch_rows: list[dict], units: dict[str, st
     terms = [k for k in keys if k not in stats] or [""]
     shown_stats = [k for k in keys if k in stats]
     rows = len(terms) + bool(shown_stats)
-    titles = [f"{t} ({units[t]})" if t in units else t for t in terms] + (["logged values"] if shown_stats else [])
+    # one logged value's panel named by it (a VAE's "KL weight β in force" sat under "logged values")
+    titles = [f"{t} ({units[t]})" if t in units else t for t in terms] + (
+        [stats[shown_stats[0]] if len(shown_stats) == 1 else "logged values"] if shown_stats else [])
     fig = make_subplots(rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.12 if rows > 1 else 0.02,
                         subplot_titles=titles if rows > 1 else None)
     epochs = [h["epoch"] for h in history]
