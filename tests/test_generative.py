@@ -522,7 +522,7 @@ def test_samples_of_a_one_class_dataset_are_not_scored_by_a_classifier_that_lear
 
 def test_the_vae_bench_counts_each_epoch_of_the_plain_loop_once(monkeypatch):
     """Run one after the other (no --interleave), the plain loop's epochs were each timed from the run's start, so
-    epoch E was counted E times: 10 epochs of 2.8 s each were reported as 164 s, and aecore 10x as fast."""
+    epoch E was counted E times: 10 epochs of about 3 s each were reported as 164 s, and aecore 10x as fast."""
     import types
     from bench import vae_recipe
     clock = [0.0]
