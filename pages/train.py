@@ -47,6 +47,7 @@ def start_training(name: str, dataset) -> None:
     if errors:
         return
     st.session_state[state.TRAIN_STARTED] = (dataset.name, name, config, settings)
+    st.session_state[state.TRAIN_RUN_BEFORE] = st.session_state.get(state.RUN)
     try:
         job = TrainingJob(name, config, dataset, TrainSettings(**settings), store=state.run_store())
     except ConfigError as e:
@@ -293,6 +294,11 @@ def live_view(job: TrainingJob) -> None:
         seen = st.session_state[state.TRAIN_SEEN_DONE]
         if job.run_id not in seen:  # one full rerun, so the sidebar lists the saved run
             seen.add(job.run_id)
+            if job.record is not None and not other and \
+                    st.session_state.get(state.RUN) == st.session_state.get(state.TRAIN_RUN_BEFORE):
+                # and selects it: a rerun of the live view can carry back the picker's value from before Train
+                # (1 of 8 sessions training at once on a loaded VM ended on its old run)
+                st.session_state[state.PENDING_RUN] = job.run_id
             st.rerun()
 
 

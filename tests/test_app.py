@@ -74,6 +74,38 @@ def test_home_explains_and_lists_models():
     assert at.sidebar.selectbox(key="ae.dataset").value == "mnist-5k"
 
 
+def test_the_saved_run_is_selected_even_if_the_picker_went_back_to_the_run_before_train(monkeypatch):
+    """A rerun of the live view can carry back the sidebar's value from before Train once the page's few seconds
+    of pinning it are over (1 of 8 browsers training at once on a loaded VM ended on its old run): at the end the
+    Train page selects the saved run; a run the user picked that is neither is left alone."""
+    from pages.ui import runs
+    monkeypatch.setattr(runs, "PIN_SECONDS", 0.0)
+    old = train_run("stacked", hidden=[8], code_size=2)
+    at = app("pages/train.py")
+    at.sidebar.selectbox(key="ae.dataset").select("digits").run()
+    assert at.sidebar.selectbox(key="ae.run").value == old
+    at.slider(key="ae.train.settings.epochs").set_value(1).run()
+    at.text_input(key="ae.train.cfg.stacked.hidden").input("8").run()
+    at.button(key="ae.train.start").click().run()
+    job = next(iter(at.session_state["ae.jobs"].values()))
+    assert at.sidebar.selectbox(key="ae.run").value == job.run_id
+    at.sidebar.selectbox(key="ae.run").select(old).run()  # what the browser sent back
+    assert job.join(timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    assert any("finished" in s.value for s in at.success)
+    assert at.sidebar.selectbox(key="ae.run").value == job.run_id
+    # the user's own pick of a third run stands
+    third = train_run("stacked", hidden=[8], code_size=3)
+    at.run()
+    at.button(key="ae.train.start").click().run()
+    job2 = [j for j in at.session_state["ae.jobs"].values() if j.run_id != job.run_id][0]
+    at.sidebar.selectbox(key="ae.run").select(third).run()
+    assert job2.join(timeout=120)
+    at.run()
+    assert at.sidebar.selectbox(key="ae.run").value == third
+
+
 def test_train_page_says_when_a_gan_s_epochs_give_it_too_few_steps_and_sets_enough():
     """A GAN's 5 epochs of the embedded 4,000 digits are 315 steps, and it drew blobs: the page says so and one
     click sets the epochs its 15,000 steps need; a model that needs no such count gets no hint."""

@@ -28,6 +28,7 @@ TRAIN_ACTIVE = "ae.train.active"  # the run id the Train page shows
 TRAIN_ERROR = "ae.train.error"  # why Train's callback could not start a job, for the script to show
 TRAIN_AUTO = "ae.train.auto"  # the Train page's "Retrain on change" toggle (a widget)
 TRAIN_STARTED = "ae.train.started"  # (dataset, model, config, settings) of the form that started the last job
+TRAIN_RUN_BEFORE = "ae.train.run_before"  # the sidebar's run when Train was last pressed
 TRAIN_SEEN_DONE = "ae.train.seen_done"  # run ids whose end the Train page has rerun for
 TRAIN_MODEL = "ae.train.model"  # the Train page's model picker (a widget)
 TRAIN_MODEL_APPLIED = "ae.train.model_applied"  # the model whose family training settings the controls hold
