@@ -177,9 +177,10 @@ def test_gan_step_updates_d_then_g_each_with_its_own_optimiser(loss, d_norm):
     g_before = [p.clone() for p in gan.generator.parameters()]
     d_before = [p.clone() for p in gan.discriminator.parameters()]
 
-    g_after_d = []
+    g_after_d, d_grads = [], []
     original = opt_d.step
-    opt_d.step = lambda: (original(), g_after_d.extend(p.clone() for p in gan.generator.parameters()))
+    opt_d.step = lambda: (original(), g_after_d.extend(p.clone() for p in gan.generator.parameters()),
+                          d_grads.extend(p.grad.clone() for p in gan.discriminator.parameters()))
     out = gan.training_step(torch.rand(16, 64), [opt_d, opt_g], StepContext(0, 0, 10, 10))
     gp = ["D forward"] if loss == "wgan-gp" else []  # the penalty's D pass at interpolates
     d_passes = ["D forward"] * (2 if d_norm == "batch" else 1)  # batch norm: real and fake batches apart
@@ -188,6 +189,8 @@ def test_gan_step_updates_d_then_g_each_with_its_own_optimiser(loss, d_norm):
     assert any(not torch.equal(a, b) for a, b in zip(g_before, gan.generator.parameters()))
     assert any(not torch.equal(a, b) for a, b in zip(d_before, gan.discriminator.parameters()))
     assert {"d_loss", "g_loss"} <= set(out) and all(torch.isfinite(v) for v in out.values())
+    # G's pass through D computes no gradients for D (its next step would throw them away), and D trains on after
+    assert all(torch.equal(a, p.grad) and p.requires_grad for a, p in zip(d_grads, gan.discriminator.parameters()))
 
 
 @pytest.mark.parametrize("batch", [16, 18])

@@ -14,6 +14,7 @@ noise batch (the page's epoch scrubber) and the generator's weights (so a collap
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,19 @@ from ..registry import register_model
 from .base import AEConfig, Capabilities, Model, StepContext
 
 FIXED_NOISE = 64  # samples in the live grid and in each epoch's snapshot
+@contextlib.contextmanager
+def _no_weight_grads(module: nn.Module):
+    """Gradients flow through ``module`` to its input, but none are computed for its own parameters."""
+    params = [p for p in module.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
 MAX_CHECKPOINTS = 8  # generator weights kept per run (thinned like the snapshots)
 
 
@@ -208,9 +222,10 @@ class GAN(Model):
         d_loss.backward()
         opt_d.step()
         if self._last_g is None or ctx.step % c.critic_steps == 0:  # then G, through the updated D
-            g_loss = self._g_loss(self.discriminator(fake))
-            opt_g.zero_grad(set_to_none=True)
-            g_loss.backward()
+            with _no_weight_grads(self.discriminator):  # D's would be thrown away at its next step: 5 % of a step
+                g_loss = self._g_loss(self.discriminator(fake))
+                opt_g.zero_grad(set_to_none=True)
+                g_loss.backward()
             opt_g.step()
             self._last_g = g_loss.detach()
         out = {"d_loss": d_loss.detach(), "g_loss": self._last_g}
