@@ -282,3 +282,25 @@ def test_the_settings_a_family_says_it_ignores_are_those_it_ignores():
         assert ("greedy" in unused) == (not model.greedy_stages()), name
     assert {"lr", "lr_schedule"} <= set(model_spec("neural-sparse-coding").builder.settings_unused())
     assert "output_bias_from_data" in model_spec("sentence-vae").builder.settings_unused()
+
+
+def test_a_config_s_weight_count_is_built_on_the_meta_device_once():
+    """make_config counts the weights a config builds on the meta device; the GAN's count took 270 ms (spectral
+    norm's start runs in Python there), and the Train page's live view rebuilt its model at every publication, so
+    the count is remembered per config. It is the count of the model built for real."""
+    import types
+    from aecore import registry
+    spec, calls = registry.model_spec("gan"), []
+
+    def builder(config):
+        calls.append(1)
+        return spec.builder(config)
+    counting = types.SimpleNamespace(builder=builder)
+    config = registry.make_config("gan", width=16)
+    real = spec.builder(config)
+    expected = sum(t.numel() for t in [*real.parameters(), *real.buffers()])
+    assert registry._weight_count(counting, config) == expected
+    assert registry._weight_count(counting, registry.make_config("gan", width=16)) == expected  # an equal config
+    assert len(calls) == 1
+    assert registry._weight_count(counting, registry.make_config("gan", width=24)) != expected
+    assert len(calls) == 2
