@@ -29,6 +29,9 @@ from ..registry import register_model
 from .base import AEConfig, Capabilities, Model, StepContext
 
 FIXED_NOISE = 64  # samples in the live grid and in each epoch's snapshot
+MAX_CHECKPOINTS = 8  # generator weights kept per run (thinned like the snapshots)
+
+
 @contextlib.contextmanager
 def _no_weight_grads(module: nn.Module):
     """Gradients flow through ``module`` to its input, but none are computed for its own parameters."""
@@ -40,9 +43,6 @@ def _no_weight_grads(module: nn.Module):
     finally:
         for p in params:
             p.requires_grad_(True)
-
-
-MAX_CHECKPOINTS = 8  # generator weights kept per run (thinned like the snapshots)
 
 
 @dataclass(frozen=True)
