@@ -77,32 +77,36 @@ def test_home_explains_and_lists_models():
 def test_the_saved_run_is_selected_even_if_the_picker_went_back_to_the_run_before_train(monkeypatch):
     """A rerun of the live view can carry back the sidebar's value from before Train once the page's few seconds
     of pinning it are over (1 of 8 browsers training at once on a loaded VM ended on its old run): at the end the
-    Train page selects the saved run; a run the user picked that is neither is left alone."""
+    Train page selects the saved run; a run the user picked that is neither is left alone. (Long runs, stopped
+    once the picker has moved, so that it moves while they train.)"""
     from pages.ui import runs
     monkeypatch.setattr(runs, "PIN_SECONDS", 0.0)
     old = train_run("stacked", hidden=[8], code_size=2)
     at = app("pages/train.py")
     at.sidebar.selectbox(key="ae.dataset").select("digits").run()
     assert at.sidebar.selectbox(key="ae.run").value == old
-    at.slider(key="ae.train.settings.epochs").set_value(1).run()
+    at.slider(key="ae.train.settings.epochs").set_value(500).run()
     at.text_input(key="ae.train.cfg.stacked.hidden").input("8").run()
-    at.button(key="ae.train.start").click().run()
-    job = next(iter(at.session_state["ae.jobs"].values()))
+
+    def train_while_the_picker_moves_to(run_id: str):
+        known = set(at.session_state["ae.jobs"])
+        at.button(key="ae.train.start").click().run()
+        (job,) = [j for k, j in at.session_state["ae.jobs"].items() if k not in known]
+        assert at.sidebar.selectbox(key="ae.run").value == job.run_id
+        at.sidebar.selectbox(key="ae.run").select(run_id).run()
+        assert not job.progress().done
+        job.stop()
+        assert job.join(timeout=120) and job.record is not None  # stopped, and saved
+        at.run()
+        assert not at.exception, at.exception
+        assert any(f"Run {job.run_id}" in w.value.replace("*", "") and "Saved" in w.value for w in at.warning)
+        return job
+
+    job = train_while_the_picker_moves_to(old)  # what the browser sent back
     assert at.sidebar.selectbox(key="ae.run").value == job.run_id
-    at.sidebar.selectbox(key="ae.run").select(old).run()  # what the browser sent back
-    assert job.join(timeout=120)
-    at.run()
-    assert not at.exception, at.exception
-    assert any("finished" in s.value for s in at.success)
-    assert at.sidebar.selectbox(key="ae.run").value == job.run_id
-    # the user's own pick of a third run stands
     third = train_run("stacked", hidden=[8], code_size=3)
     at.run()
-    at.button(key="ae.train.start").click().run()
-    job2 = [j for j in at.session_state["ae.jobs"].values() if j.run_id != job.run_id][0]
-    at.sidebar.selectbox(key="ae.run").select(third).run()
-    assert job2.join(timeout=120)
-    at.run()
+    train_while_the_picker_moves_to(third)  # the user's own pick of a third run stands
     assert at.sidebar.selectbox(key="ae.run").value == third
 
 
