@@ -61,20 +61,19 @@ shape = dataset.image_shape
 tile = tuple(weights.shape[1:]) if is_conv else tuple(shape)
 
 
-def mosaic_figure(order: np.ndarray, n_show: int, per_tile: bool, title: str) -> go.Figure:
+def mosaic_figure(order: np.ndarray, n_show: int, per_tile: bool, title: str) -> dict:
     shown = order[:n_show]
     ncols = int(np.ceil(np.sqrt(len(shown))))
     scale = max(1, 84 // max(tile)) if is_conv else 1
     img = figures.filter_images(weights, shape, per_tile, n_show, order, ncols=ncols, scale=scale)
-    fig = figures.image_figure(img)
     step = (tile[0] * scale + scale, tile[1] * scale + scale)  # tile plus one padding pixel, enlarged
     rows, cols = np.divmod(np.arange(len(shown)), ncols)
-    fig.add_scatter(x=cols * step[1] + step[1] / 2, y=rows * step[0] + step[0] / 2, mode="markers",
-                    marker=dict(size=max(6, 300 // ncols), symbol="square", opacity=0.0),
-                    customdata=shown, hovertemplate="unit %{customdata}<extra></extra>", showlegend=False)
+    hover = dict(type="scatter", x=cols * step[1] + step[1] / 2, y=rows * step[0] + step[0] / 2, mode="markers",
+                 marker=dict(size=max(6, 300 // ncols), symbol="square", opacity=0.0), customdata=shown,
+                 hovertemplate="unit %{customdata}<extra></extra>", showlegend=False)
     # presenter mode: the whole mosaic above a 1280x720 projector's edge (at 460 px its last rows were cut)
-    fig.update_layout(title=title, margin=dict(l=0, r=0, t=30, b=0), height=340 if ui.presenting() else 460)
-    return fig
+    return figures.image_figure(img, (hover,), title=dict(text=title), margin=dict(l=0, r=0, t=30, b=0),
+                                height=340 if ui.presenting() else 460)
 
 
 @st.fragment

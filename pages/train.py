@@ -324,9 +324,10 @@ with right:
         if not closed_form:  # a fit in closed form draws no cost curve
             # an empty chart now, so the browser has its chart library loaded before the first curve arrives
             empty = figures.cost_figure([], [])
-            empty.update_xaxes(range=[0, settings_values["epochs"]]).update_yaxes(range=[0, 0.7])
-            empty.add_annotation(text="the cost curve appears here", showarrow=False,
-                                 x=settings_values["epochs"] / 2, y=0.35, font=dict(color="#868e96"))
+            empty["layout"]["xaxis"]["range"] = [0, settings_values["epochs"]]
+            empty["layout"]["yaxis"]["range"] = [0, 0.7]
+            empty["layout"]["annotations"] = [dict(text="the cost curve appears here", showarrow=False, font=dict(
+                color="#868e96"), x=settings_values["epochs"] / 2, y=0.35)]
             st.plotly_chart(empty, key="ae.train.curve.empty")
     else:
         st.fragment(live_view, run_every=0.5 if running else None)(active)

@@ -918,5 +918,5 @@ def test_the_panel_of_one_logged_value_is_named_by_it():
                               [], stats={"beta": "KL weight β in force"})
     gan = figures.cost_figure([{k: h[k] for k in ("step", "epoch", "kl", "d_real_acc", "d_fake_acc")}
                                for h in history], [], stats={"d_real_acc": "D on real", "d_fake_acc": "D on fake"})
-    assert [a.text for a in vae.layout.annotations] == ["reconstruction", "kl", "KL weight β in force"]
-    assert [a.text for a in gan.layout.annotations][-1] == "logged values"
+    assert [a["text"] for a in vae["layout"]["annotations"]] == ["reconstruction", "kl", "KL weight β in force"]
+    assert [a["text"] for a in gan["layout"]["annotations"]][-1] == "logged values"

@@ -221,6 +221,25 @@ def test_a_typed_point_replaces_a_clicked_one_and_stays():
     assert any(c.value.startswith("#7 (") for c in at.caption)
 
 
+def test_a_points_change_redraws_the_point_and_its_neighbours_without_computing_them_again(monkeypatch):
+    """The point's image, reconstruction and nearest test images do not depend on Points, but each change encoded,
+    searched and wrote their ten PNGs again: a quarter of the projection's rerun on the server (py-spy)."""
+    import aecore.latent as latent
+    run = train_run("stacked", epochs=1, hidden=(16,), code_size=5)
+    at = _open(run)
+    at.number_input(key="ae.latent.point").set_value(9).run()
+    shown = at.image[0].captions
+    assert at.number_input(key="ae.latent.query").value not in (9, 10)  # the retrieval's query searches too
+    searched, real = [], latent.nearest
+    monkeypatch.setattr(latent, "nearest", lambda codes, query, k: searched.append(query) or real(codes, query, k))
+    for n in (200, 300, 200):
+        at.slider(key="ae.latent.n").set_value(n).run()
+        assert not at.exception and at.image[0].captions == shown
+    assert 9 not in searched
+    at.number_input(key="ae.latent.point").set_value(10).run()  # another point is searched
+    assert searched.count(10) == 1 and at.image[0].captions != shown
+
+
 def test_more_points_keep_the_pca_view_and_the_grid_s_ranges():
     """The PCA view and the decoder grid sit on the test codes' plane: adding points neither turns the view nor
     resets the ranges a user set (the sliders' bounds used to follow the points, which made new sliders)."""

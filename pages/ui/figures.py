@@ -6,7 +6,6 @@ import math
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
-from plotly.subplots import make_subplots
 
 
 def fmt_seconds(s: float) -> str:
@@ -25,11 +24,13 @@ TILE_MIN_WIDTH = 56  # px: a caption such as "#178 · 9" fits under a tile this 
 TILE_MIN_WIDTH_PRESENTING = 84
 
 
-def png_url(img: np.ndarray) -> str:
+def png_url(img: np.ndarray, level: int = 1) -> str:
     """A uint8 image as a PNG ``data:`` URL, which ``st.image`` sends inside the page's own message. Given an
     array, it stores a JPEG (lossy) that the browser fetches after the page is drawn: a Reconstructions change put
-    its 24 tiles on screen 0.29-0.36 s after the click, its page idle at under 0.1 s."""
-    return _data_url(img, "PNG", compress_level=1)  # level 1: half level 6's time, sizes within 20 %
+    its 24 tiles on screen 0.29-0.36 s after the click, its page idle at under 0.1 s. ``level`` 1: half level 6's
+    time, sizes within 20 %; 0 for pictures that hardly compress (a 100-filter mosaic: 85 KB in 2.0 ms against
+    70 KB in 5.2 ms)."""
+    return _data_url(img, "PNG", compress_level=level)
 
 
 def jpeg_url(img: np.ndarray, quality: int = 90) -> str:
@@ -69,30 +70,39 @@ def images(pixels: np.ndarray, shape: tuple[int, int], captions: list[str] | Non
     tiles' width in pixels, in whole multiples of the images' size: a scale fixed for MNIST's 28 pixels drew an
     upload's 64-pixel images at 128 px (Reconstructions' 12 in two rows, Filters' 3x3 grid as 2 + 1) and an 8x8
     digit's large decode on Generate as small as the others."""
+    urls, px = tile_urls(pixels, shape, width)
+    st.image(urls, caption=captions, width=px)
+
+
+def tile_urls(pixels: np.ndarray, shape: tuple[int, int], width: int = TILE_MIN_WIDTH) -> tuple[list[str], int]:
+    """What :func:`images` draws: each tile as a PNG ``data:`` URL, and the tiles' width in pixels."""
     from aecore.viz import image_tiles
     from . import presenting
     least = TILE_MIN_WIDTH_PRESENTING if presenting() else TILE_MIN_WIDTH
     scale = max(scale_for(shape, width), -(-least // shape[1]))
-    st.image([png_url(t) for t in image_tiles(pixels, shape, scale=scale)], caption=captions,
-             width=shape[1] * scale)
+    return [png_url(t) for t in image_tiles(pixels, shape, scale=scale)], shape[1] * scale
 
 
 def warm_up() -> None:
     """Import what the first live view draws (Plotly imports its figure classes on first use)."""
     history = [{"step": i, "epoch": i / 2, "bce": 1.0, "kl": 0.5, "beta": 1.0} for i in range(3)]
-    cost_figure(history, [{"epoch": 1, "val_bce": 1.0, "val_kl": 0.5}], stats={"beta": "β"}).to_json()
-    image_figure(np.zeros((4, 4), np.uint8)).to_json()
+    go.Figure(cost_figure(history, [{"epoch": 1, "val_bce": 1.0, "val_kl": 0.5}], stats={"beta": "β"})).to_json()
+    go.Figure(image_figure(np.zeros((4, 4), np.uint8), title=dict(text=""))).to_json()
     go.Figure(go.Histogram(x=[0.0, 1.0])).to_json()
 
 
 def cost_figure(history: list[dict], epoch_rows: list[dict], units: dict[str, str] | None = None,
                 height: int = 320, stats: dict[str, str] | None = None,
-                reference: tuple[str, list[dict]] | None = None) -> go.Figure:
+                reference: tuple[str, list[dict]] | None = None) -> dict | go.Figure:
     """The cost curves: running means while training (solid) and the test value per epoch (dotted). One loss term
     fills the chart; several get one panel each, on its own y scale, so a term that starts at 4.7 (a KL penalty) or
     a spike to 45,000 (a diverging run) cannot flatten the others. ``stats`` (name -> label), values logged beside
     the losses (a KL weight, D's accuracy), go dashed in a panel of their own at the bottom. ``reference`` (name,
-    epoch rows): another run's test values, drawn grey under each term it shares, for a tweak to be judged against."""
+    epoch rows): another run's test values, drawn grey under each term it shares, for a tweak to be judged against.
+
+    A figure as a dict, its panels laid out as ``make_subplots(shared_xaxes=True)`` lays them: built through
+    ``make_subplots`` and ``add_scatter``, a VAE's three panels took 42-55 ms of the script to Streamlit's JSON at
+    every redraw of the live view (the GIL held, beside the training thread), and 9-15 ms so."""
     units, stats = units or {}, stats or {}
     keys = [k for k in (history[-1] if history else {}) if k not in ("step", "epoch", "phase")]
     terms = [k for k in keys if k not in stats] or [""]
@@ -101,36 +111,49 @@ def cost_figure(history: list[dict], epoch_rows: list[dict], units: dict[str, st
     # one logged value's panel named by it (a VAE's "KL weight β in force" sat under "logged values")
     titles = [f"{t} ({units[t]})" if t in units else t for t in terms] + (
         [stats[shown_stats[0]] if len(shown_stats) == 1 else "logged values"] if shown_stats else [])
-    fig = make_subplots(rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.12 if rows > 1 else 0.02,
-                        subplot_titles=titles if rows > 1 else None)
+    axis = lambda row: "" if row == 1 else str(row)  # noqa: E731 - Plotly's names: x, x2, x3...
+    data = []
+
+    def add(row: int, **trace) -> None:
+        data.append(dict(type="scatter", xaxis=f"x{axis(row)}", yaxis=f"y{axis(row)}", **trace))
     epochs = [h["epoch"] for h in history]
     for row, term in enumerate(terms, start=1):
         if not term:
             continue
         color = _PALETTE[(row - 1) % len(_PALETTE)]
-        fig.add_scatter(x=epochs, y=[h.get(term) for h in history], mode="lines", name=f"{term}, train",
-                        line=dict(color=color), row=row, col=1, legendgroup=term)
+        add(row, x=epochs, y=[h.get(term) for h in history], mode="lines", name=f"{term}, train",
+            line=dict(color=color), legendgroup=term)
         ref = [(r["epoch"], r[f"val_{term}"]) for r in (reference[1] if reference else []) if f"val_{term}" in r]
         if ref:
-            fig.add_scatter(x=[v[0] for v in ref], y=[v[1] for v in ref], mode="lines+markers", name=reference[0],
-                            line=dict(color="#adb5bd", dash="dot"), marker=dict(size=4), row=row, col=1,
-                            legendgroup="reference", showlegend=row == 1)
+            add(row, x=[v[0] for v in ref], y=[v[1] for v in ref], mode="lines+markers", name=reference[0],
+                line=dict(color="#adb5bd", dash="dot"), marker=dict(size=4), legendgroup="reference",
+                showlegend=row == 1)
         val = [(r["epoch"], r[f"val_{term}"]) for r in epoch_rows if f"val_{term}" in r]
         if val:
-            fig.add_scatter(x=[v[0] for v in val], y=[v[1] for v in val], mode="lines+markers", name=f"{term}, test",
-                            line=dict(color=color, dash="dot"), row=row, col=1, legendgroup=term)
+            add(row, x=[v[0] for v in val], y=[v[1] for v in val], mode="lines+markers", name=f"{term}, test",
+                line=dict(color=color, dash="dot"), legendgroup=term)
     for i, key in enumerate(shown_stats):
-        fig.add_scatter(x=epochs, y=[h.get(key) for h in history], mode="lines", name=stats[key], row=rows, col=1,
-                        line=dict(dash="dash", width=1.5, color=["#868e96", "#495057", "#adb5bd"][i % 3]))
+        add(rows, x=epochs, y=[h.get(key) for h in history], mode="lines", name=stats[key],
+            line=dict(dash="dash", width=1.5, color=["#868e96", "#495057", "#adb5bd"][i % 3]))
+    panel = max(110, height - 90) if rows == 1 else 130
+    layout = dict(height=panel * rows + 90, margin=dict(l=10, r=10, t=50, b=10),
+                  legend=dict(orientation="h", yanchor="bottom", y=1.0 + 24 / (panel * rows), x=0))
+    spacing = 0.12 if rows > 1 else 0.0
+    tall = (1.0 - spacing * (rows - 1)) / rows  # each panel's share of the height, top to bottom
+    for row in range(1, rows + 1):
+        top = 1.0 - (row - 1) * (tall + spacing)
+        layout[f"xaxis{axis(row)}"] = dict(anchor=f"y{axis(row)}", domain=[0.0, 1.0], **(
+            dict(title=dict(text="epoch")) if row == rows else dict(matches=f"x{axis(rows)}", showticklabels=False)))
+        layout[f"yaxis{axis(row)}"] = dict(anchor=f"x{axis(row)}", domain=[max(0.0, top - tall), top])
     if rows == 1:
         unit = units.get(terms[0], "")
-        fig.update_yaxes(title_text=f"loss ({unit})" if unit else "loss")
-    fig.update_xaxes(title_text="epoch", row=rows, col=1)
-    panel = max(110, height - 90) if rows == 1 else 130
-    fig.update_layout(height=panel * rows + 90, margin=dict(l=10, r=10, t=50, b=10), title=None,
-                      legend=dict(orientation="h", yanchor="bottom", y=1.0 + 24 / (panel * rows), x=0))
-    fig.update_annotations(font_size=13)
-    return fig
+        layout["yaxis"]["title"] = dict(text=f"loss ({unit})" if unit else "loss")
+    else:
+        layout["annotations"] = [dict(text=title, x=0.5, xanchor="center", xref="paper", y=layout[
+            f"yaxis{axis(row)}"]["domain"][1], yanchor="bottom", yref="paper", showarrow=False, font=dict(size=13))
+            for row, title in enumerate(titles, start=1)]
+    # Streamlit refuses a dict without traces (Plotly's "empty data list"): the chart waiting for a curve goes whole
+    return dict(data=data, layout=layout) if data else go.Figure(dict(data=data, layout=layout))
 
 
 _PALETTE = ["#4c6ef5", "#e8590c", "#2b8a3e", "#ae3ec9", "#c92a2a", "#1098ad"]
@@ -148,13 +171,16 @@ def filter_images(weights: np.ndarray, input_shape: tuple, per_tile: bool, n: in
     return mosaic(tiles, tile, ncols=ncols, scale=scale, pad_value=1.0)
 
 
-def image_figure(img: np.ndarray) -> go.Figure:
-    """A uint8 image as a Plotly figure that sends it as one PNG: a heatmap of a 100-tile MNIST mosaic is 84,000
-    numbers of JSON, and the browser took 0.3-0.5 s to draw two of them after every change of the Filters page."""
-    fig = go.Figure(go.Image(source=png_url(img), hoverinfo="skip"))
-    fig.update_layout(xaxis_visible=False, yaxis_visible=False, yaxis_scaleanchor="x",
-                      xaxis_range=[-0.5, img.shape[1] - 0.5], yaxis_range=[img.shape[0] - 0.5, -0.5])
-    return fig
+def image_figure(img: np.ndarray, traces: tuple[dict, ...] = (), **layout) -> dict:
+    """A uint8 image as a Plotly figure that sends it as one PNG, uncompressed (a heatmap of a 100-tile MNIST mosaic
+    is 84,000 numbers of JSON, and the browser took 0.3-0.5 s to draw two of them after every change of the Filters
+    page), with ``traces`` over it and ``layout`` merged into its own. A figure as a dict, in one piece: built with
+    ``update_layout`` and ``add_scatter``, a mosaic took 7.9 ms of the script to Streamlit's JSON, 2.2 ms so
+    (Streamlit validates a dict once), and two of them were a third of a Filters change on the server (py-spy)."""
+    lay = dict(xaxis=dict(visible=False, range=[-0.5, img.shape[1] - 0.5]),
+               yaxis=dict(visible=False, scaleanchor="x", range=[img.shape[0] - 0.5, -0.5]))
+    return dict(data=[dict(type="image", source=png_url(img, level=0), hoverinfo="skip"), *traces],
+                layout={**lay, **layout})
 
 
 def metrics_row(metrics: dict[str, float], labels: dict[str, str], container=None,
