@@ -149,8 +149,13 @@ def column(cells: dict, contender, run, shape, inputs) -> None:
         cells["recon"].image(figures.png_url(mosaic(recon, shape, ncols=4, scale=figures.scale_for(shape, 56))),
                              caption="reconstructions")
     if p.history:
+        # no legend: in five columns at 1280 px it wrapped into five or six rows over the top panel's title; the
+        # row's caption says what the lines are, and each panel's title its term (a legend where two logged values
+        # share a panel)
+        shared = sum(k in (p.stat_labels or {}) for k in p.history[-1]) > 1
         cells["curve"].plotly_chart(figures.cost_figure(p.history, p.epoch_rows, p.units, height=260,
-                                                        stats=p.stat_labels), key=f"ae.compare.curve.{run.run_id}")
+                                                        stats=p.stat_labels, legend=shared),
+                                    key=f"ae.compare.curve.{run.run_id}")
     if run.record is not None and run.record.headline:
         label, value = run.record.headline
         cells["metric"].metric(label, headline_number(value))
@@ -169,7 +174,12 @@ def results() -> None:
                  caption="the same test inputs for every column")
     # a row of columns per section, so that each section starts level across the contenders (one column each
     # drifted down where a heading wrapped: "neural-sparse-coding" at 1280 px)
-    rows = {section: st.columns(len(job.jobs)) for section in SECTIONS}
+    rows = {}
+    for section in SECTIONS:
+        if section == "curve" and any(r.progress().history for r in job.jobs):
+            st.caption("Cost curves: solid, the training loss (running mean over steps); dotted, the test loss after "
+                       "each epoch; one panel per loss term.")
+        rows[section] = st.columns(len(job.jobs))
     for i, (contender, run) in enumerate(zip(job.contenders, job.jobs)):
         column({section: cols[i] for section, cols in rows.items()}, contender, run, shape, inputs)
     if job.done and not any(r.progress().status == "pending" for r in job.jobs):  # a link shows the same columns

@@ -60,6 +60,9 @@ def test_compare_page_trains_a_preset_in_aligned_columns():
     assert captions.count("filters, each normalised") == 3 and captions.count("filters, one scale") == 3
     assert captions.count("reconstructions") == 3
     assert len(at.get("plotly_chart")) == 3
+    # no legend in the narrow charts (it wrapped over their top panel's title); one caption says what the lines are
+    assert [json.loads(c.proto.spec)["layout"]["showlegend"] for c in at.get("plotly_chart")] == [False] * 3
+    assert any(c.value.startswith("Cost curves: solid, the training loss") for c in at.caption)
     # aligned: each section is a row of its own, so a column holding a contender's reconstructions holds only them
     # (one column per contender held everything, and a wrapped heading pushed that column's figures down)
     recon_cols = [c for c in at.columns if any("reconstructions" in img.captions for img in c.get("image"))]

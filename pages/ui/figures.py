@@ -93,12 +93,13 @@ def warm_up() -> None:
 
 def cost_figure(history: list[dict], epoch_rows: list[dict], units: dict[str, str] | None = None,
                 height: int = 320, stats: dict[str, str] | None = None,
-                reference: tuple[str, list[dict]] | None = None) -> dict | go.Figure:
+                reference: tuple[str, list[dict]] | None = None, legend: bool = True) -> dict | go.Figure:
     """The cost curves: running means while training (solid) and the test value per epoch (dotted). One loss term
     fills the chart; several get one panel each, on its own y scale, so a term that starts at 4.7 (a KL penalty) or
     a spike to 45,000 (a diverging run) cannot flatten the others. ``stats`` (name -> label), values logged beside
     the losses (a KL weight, D's accuracy), go dashed in a panel of their own at the bottom. ``reference`` (name,
     epoch rows): another run's test values, drawn grey under each term it shares, for a tweak to be judged against.
+    ``legend=False``: none, for a narrow chart whose page says what the lines are.
 
     A figure as a dict, its panels laid out as ``make_subplots(shared_xaxes=True)`` lays them: built through
     ``make_subplots`` and ``add_scatter``, a VAE's three panels took 42-55 ms of the script to Streamlit's JSON at
@@ -109,7 +110,8 @@ def cost_figure(history: list[dict], epoch_rows: list[dict], units: dict[str, st
     shown_stats = [k for k in keys if k in stats]
     rows = len(terms) + bool(shown_stats)
     # one logged value's panel named by it (a VAE's "KL weight β in force" sat under "logged values")
-    titles = [f"{t} ({units[t]})" if t in units else t for t in terms] + (
+    unit_sep = " " if legend else "<br>"  # a narrow chart's titles in two lines: "reconstruction (BCE per p" was cut
+    titles = [f"{t}{unit_sep}({units[t]})" if t in units else t for t in terms] + (
         [stats[shown_stats[0]] if len(shown_stats) == 1 else "logged values"] if shown_stats else [])
     axis = lambda row: "" if row == 1 else str(row)  # noqa: E731 - Plotly's names: x, x2, x3...
     data = []
@@ -136,7 +138,7 @@ def cost_figure(history: list[dict], epoch_rows: list[dict], units: dict[str, st
         add(rows, x=epochs, y=[h.get(key) for h in history], mode="lines", name=stats[key],
             line=dict(dash="dash", width=1.5, color=["#868e96", "#495057", "#adb5bd"][i % 3]))
     panel = max(110, height - 90) if rows == 1 else 130
-    layout = dict(height=panel * rows + 90, margin=dict(l=10, r=10, t=50, b=10),
+    layout = dict(height=panel * rows + 90, margin=dict(l=10, r=10, t=50, b=10), showlegend=legend,
                   legend=dict(orientation="h", yanchor="bottom", y=1.0 + 24 / (panel * rows), x=0))
     spacing = 0.12 if rows > 1 else 0.0
     tall = (1.0 - spacing * (rows - 1)) / rows  # each panel's share of the height, top to bottom
