@@ -225,3 +225,7 @@ def test_full_mnist_from_data_dir(monkeypatch):
     ds = load_dataset("mnist")
     assert ds.x_train.shape == (60000, 784) and ds.x_test.shape == (10000, 784)
     assert ds.y_train[:5].tolist() == [5, 0, 4, 1, 9]
+    # each pixel is its byte / 255 in float32, exactly (the conversion is torch's, for speed: the same floats)
+    raw = fetch_idx(data.dataset_info("mnist").idx, "test_images", download=False).reshape(10000, -1)
+    assert set(np.unique(raw).tolist()) == set(range(256))
+    np.testing.assert_array_equal(ds.x_test, raw.astype(np.float32) / np.float32(255.0))
