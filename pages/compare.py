@@ -150,11 +150,9 @@ def column(cells: dict, contender, run, shape, inputs) -> None:
                              caption="reconstructions")
     if p.history:
         # no legend: in five columns at 1280 px it wrapped into five or six rows over the top panel's title; the
-        # row's caption says what the lines are, and each panel's title its term (a legend where two logged values
-        # share a panel)
-        shared = sum(k in (p.stat_labels or {}) for k in p.history[-1]) > 1
+        # row's caption says what the lines are, and each panel's title its term
         cells["curve"].plotly_chart(figures.cost_figure(p.history, p.epoch_rows, p.units, height=260,
-                                                        stats=p.stat_labels, legend=shared),
+                                                        stats=p.stat_labels, legend=False),
                                     key=f"ae.compare.curve.{run.run_id}")
     if run.record is not None and run.record.headline:
         label, value = run.record.headline

@@ -99,7 +99,8 @@ def cost_figure(history: list[dict], epoch_rows: list[dict], units: dict[str, st
     a spike to 45,000 (a diverging run) cannot flatten the others. ``stats`` (name -> label), values logged beside
     the losses (a KL weight, D's accuracy), go dashed in a panel of their own at the bottom. ``reference`` (name,
     epoch rows): another run's test values, drawn grey under each term it shares, for a tweak to be judged against.
-    ``legend=False``: none, for a narrow chart whose page says what the lines are.
+    ``legend=False``: none, for a narrow chart whose page says what the lines are; kept where two logged values
+    share a panel, which only the legend tells apart.
 
     A figure as a dict, its panels laid out as ``make_subplots(shared_xaxes=True)`` lays them: built through
     ``make_subplots`` and ``add_scatter``, a VAE's three panels took 42-55 ms of the script to Streamlit's JSON at
@@ -138,7 +139,8 @@ def cost_figure(history: list[dict], epoch_rows: list[dict], units: dict[str, st
         add(rows, x=epochs, y=[h.get(key) for h in history], mode="lines", name=stats[key],
             line=dict(dash="dash", width=1.5, color=["#868e96", "#495057", "#adb5bd"][i % 3]))
     panel = max(110, height - 90) if rows == 1 else 130
-    layout = dict(height=panel * rows + 90, margin=dict(l=10, r=10, t=50, b=10), showlegend=legend,
+    layout = dict(height=panel * rows + 90, margin=dict(l=10, r=10, t=50, b=10),
+                  showlegend=legend or len(shown_stats) > 1,
                   legend=dict(orientation="h", yanchor="bottom", y=1.0 + 24 / (panel * rows), x=0))
     spacing = 0.12 if rows > 1 else 0.0
     tall = (1.0 - spacing * (rows - 1)) / rows  # each panel's share of the height, top to bottom
