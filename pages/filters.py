@@ -72,7 +72,7 @@ def mosaic_figure(order: np.ndarray, n_show: int, per_tile: bool, title: str) ->
                  marker=dict(size=max(6, 300 // ncols), symbol="square", opacity=0.0), customdata=shown,
                  hovertemplate="unit %{customdata}<extra></extra>", showlegend=False)
     # presenter mode: the whole mosaic above a 1280x720 projector's edge (at 460 px its last rows were cut)
-    return figures.image_figure(img, (hover,), title=dict(text=title), margin=dict(l=0, r=0, t=30, b=0),
+    return figures.image_figure(img, (hover,), title=dict(text=title), margin=dict(l=0, r=0, t=34, b=0),
                                 height=340 if ui.presenting() else 460)
 
 
@@ -88,23 +88,18 @@ def mosaics() -> None:
     if order_by == "firing" and stats is None:
         st.caption("This family gives no unit activations; tiles are in index order.")
     st.caption(f"{n_units} units; showing {n_show}. Click a tile to inspect its unit below.")
-    left, right = st.columns(2)
-    events = [left.plotly_chart(mosaic_figure(order, n_show, True, "each tile contrast-normalised"),
-                                on_select="rerun", selection_mode="points", key="ae.filters.mosaic.norm"),
-              right.plotly_chart(mosaic_figure(order, n_show, False, "one global scale (grey = 0)"),
-                                 on_select="rerun", selection_mode="points", key="ae.filters.mosaic.raw")]
-    # each mosaic keeps its own selection: only one that changed since the last run picks the unit (the newer
-    # selection of one mosaic and the older one of the other used to take turns, rerunning the page without end)
-    seen, clicked = st.session_state.setdefault(state.FILTERS_CLICKED, {}), None
-    for i, event in enumerate(events):
-        points = [p for p in (event.selection.points if event else []) if p.get("customdata") is not None]
-        unit = int(np.ravel(points[0]["customdata"])[0]) if points else None
-        if seen.get(i) != unit:
-            seen[i] = unit
-            clicked = unit if unit is not None else clicked
-    if clicked is not None:
-        st.session_state[state.FILTERS_UNIT] = clicked
-        st.rerun()  # the whole page: the unit's part shows the clicked unit
+    # both mosaics in one chart (figures.side_by_side), a tile of either one clicked picks its unit
+    event = st.plotly_chart(figures.side_by_side([mosaic_figure(order, n_show, True, "each tile contrast-normalised"),
+                                                  mosaic_figure(order, n_show, False, "one global scale (grey = 0)")]),
+                            on_select="rerun", selection_mode="points", key="ae.filters.mosaic")
+    points = [p for p in (event.selection.points if event else []) if p.get("customdata") is not None]
+    unit = int(np.ravel(points[0]["customdata"])[0]) if points else None
+    # the selection stays in the chart: only a new one picks the unit, so a unit typed in afterwards holds
+    if st.session_state.get(state.FILTERS_CLICKED) != unit:
+        st.session_state[state.FILTERS_CLICKED] = unit
+        if unit is not None:
+            st.session_state[state.FILTERS_UNIT] = unit
+            st.rerun()  # the whole page: the unit's part shows the clicked unit
 
 
 @st.fragment

@@ -1,7 +1,6 @@
 """Model library: every saved run with its model, dataset, key metric, date, size and training time; rename,
 download as a zip, export as a script that retrains it, delete (after a confirmation), and upload a run's zip back
 (checked by the run store before anything is written)."""
-import time
 
 import pandas as pd
 import streamlit as st
@@ -71,10 +70,12 @@ else:
     table = pd.DataFrame([{
         "name": e.record.title, "id": e.id, "metric": e.record.headline_text, "model": e.record.model,
         "dataset": e.record.dataset, "status": e.record.status,
-        "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(e.record.created)),
+        "created": pd.Timestamp.fromtimestamp(e.record.created),  # local time, as the sidebar's labels
         "size (MB)": round(_size(e.id), 2), "training time": figures.fmt_seconds(e.record.seconds)}
         for e in rows])
-    st.dataframe(table, hide_index=True, width="stretch")
+    # dates as the sidebar's labels write them (the column was cut to "2026-11-2" at 1280 px), sorted as dates
+    st.dataframe(table, hide_index=True, width="stretch",
+                 column_config={"created": st.column_config.DatetimeColumn(format="D MMM HH:mm")})
     st.caption(f"{len(rows)} of {len(records)} saved runs, newest first, in {store.root}.")
     # the runs this session stopped part way (Stop, or Retrain on change, which stops one run a change): theirs to
     # clear in one go; other sessions' runs are never in this list

@@ -12,14 +12,23 @@ def test_filters_page_shows_mosaics_unit_views_and_sparsity():
     run = train_run("sparse-kl", epochs=2, hidden=(), code_size=16)
     at = _open("pages/filters.py", run)
     charts = at.get("plotly_chart")
-    assert len(charts) == 3  # two mosaics, the activation histogram
+    assert len(charts) == 2  # the two mosaics side by side in one chart, the activation histogram
+    mosaics = json.loads(charts[0].proto.spec)
+    assert [t["type"] for t in mosaics["data"]] == ["image", "scatter"] * 2
+    assert [a["text"] for a in mosaics["layout"]["annotations"]] == ["each tile contrast-normalised",
+                                                                      "one global scale (grey = 0)"]
+    right = mosaics["layout"]["xaxis2"]["domain"]
+    assert mosaics["layout"]["xaxis"]["domain"][1] < right[0] and right[1] == 1  # left and right, apart
     assert at.slider(key="ae.filters.n").value == 16
-    # a click on a tile of either mosaic inspects its unit
-    for chart, unit in (("ae.filters.mosaic.norm", 11), ("ae.filters.mosaic.raw", 4)):
-        select_on_chart(at, chart, points=[{"curve_number": 1, "point_index": 0, "customdata": unit, "x": 0,
-                                            "y": 0}])
+    # a click on a tile of either mosaic inspects its unit; a unit typed in afterwards holds at the next run
+    for curve, unit in ((1, 11), (3, 4)):
+        select_on_chart(at, "ae.filters.mosaic", points=[{"curve_number": curve, "point_index": 0,
+                                                          "customdata": unit, "x": 0, "y": 0}])
         assert at.number_input(key="ae.filters.unit").value == unit
         assert any(f"filter of unit {unit}" in c for img in at.image for c in img.captions)
+    at.number_input(key="ae.filters.unit").set_value(7).run()
+    at.slider(key="ae.filters.n").set_value(12).run()  # the mosaics' fragment reruns, the tile still selected
+    assert at.number_input(key="ae.filters.unit").value == 7
     # the chosen unit: its filter, its 9 strongest test samples (captions sorted by activation), its act-max image
     at.number_input(key="ae.filters.unit").set_value(5).run()
     assert not at.exception, at.exception
@@ -201,7 +210,7 @@ def test_filters_page_shows_conv_kernels():
     at = _open("pages/filters.py", run)
     assert not at.error
     assert at.slider(key="ae.filters.n").value == 6  # one tile per first-layer channel
-    assert len(at.get("plotly_chart")) == 3
+    assert [c.key for c in at.get("plotly_chart")] == ["ae.filters.mosaic", "ae.filters.hist"]
     assert any("filter of unit 0" in c for img in at.image for c in img.captions)
 
 
