@@ -190,7 +190,7 @@ def image_figure(img: np.ndarray, traces: tuple[dict, ...] = (), **layout) -> di
 def side_by_side(figs: list[dict], gap: float = 0.04) -> dict:
     """Figures of :func:`image_figure` in one chart, left to right, each one's title above its own image; the first
     one's other layout for all. A Plotly chart is a fixed cost to the browser at every change: the Filters page's
-    two mosaics as one chart changed order in a median 0.15-0.19 s against 0.17-0.26 s as two (three runs of 12
+    two mosaics as one chart changed order in a median 0.14-0.20 s against 0.21-0.25 s as two (three rounds of 12
     changes in headless Chromium on the 2-core Zen 3 VM, bench/README)."""
     width = (1 - gap * (len(figs) - 1)) / len(figs)
     data, layout, notes = [], {}, []
