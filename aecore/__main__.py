@@ -21,7 +21,7 @@ from .store import RunStore, RunStoreError
 from .training import LR_SCHEDULES, PRECISIONS, TrainSettings, pick_device
 
 
-MAX_SAMPLES = 10_000  # what `sample` draws at most in one call (the test set's size)
+MAX_SAMPLES = 10_000  # what `sample` draws and `eval` scores at most in one call (MNIST's test set)
 
 
 def _cmd_list(args, store: RunStore) -> int:
@@ -164,7 +164,19 @@ def _bar(desc: str):
     return bar, lambda f: bar.update(max(0, round(100 * f) - bar.n))
 
 
+def _check_eval_args(args) -> None:
+    """The eval flags' ranges, before the run loads (an importance-weighted pass took 21 s before a bad --samples
+    was refused)."""
+    if args.iw_samples is not None and args.iw_samples < 1:
+        raise ConfigError("--iw-samples must be at least 1")
+    if args.samples is not None and not 2 <= args.samples <= MAX_SAMPLES:
+        raise ConfigError(f"--samples must be between 2 and {MAX_SAMPLES:,}")
+    if args.noise and (args.noise_level is None or not 0 <= args.noise_level <= 1):
+        raise ConfigError("--noise needs --noise-level between 0 and 1")
+
+
 def _cmd_eval(args, store: RunStore) -> int:
+    _check_eval_args(args)
     model, record, dataset = _run_and_dataset(args, store, reconstructs=bool(args.noise))
     caps = model_spec(record.model).capabilities
     if args.noise and caps.modality != "image":
@@ -172,8 +184,6 @@ def _cmd_eval(args, store: RunStore) -> int:
     if caps.posterior:
         # sentences: off unless asked, each sample being a full pass of the decoder
         k = args.iw_samples if args.iw_samples is not None else (500 if caps.modality == "image" else 0)
-        if k < 0 or (args.iw_samples is not None and k < 1):
-            raise ConfigError("--iw-samples must be at least 1")
         bar, report = _bar(f"test set{f', importance-weighted NLL with {k} samples each' if k else ''}")
         metrics = model.evaluate(dataset, iw_samples=k, progress=report)
         bar.close()
@@ -182,10 +192,9 @@ def _cmd_eval(args, store: RunStore) -> int:
     out = {"run": args.run, "model": record.model, "dataset": dataset.name,
            **{k if k in ("n", "iw_samples") else f"test_{k}": v for k, v in metrics.items()}}
     if caps.samples and caps.modality == "image" and data_mod.classifiable(dataset):
-        out.update(_sample_scores(model, dataset, store, args.samples or len(dataset.x_test), args.seed))
+        out.update(_sample_scores(model, dataset, store, args.samples or min(len(dataset.x_test), MAX_SAMPLES),
+                                  args.seed))
     if args.noise:
-        if args.noise_level is None or not 0 <= args.noise_level <= 1:
-            raise ConfigError("--noise needs --noise-level between 0 and 1")
         scores = denoising_scores({"run": model}, dataset.x_test, args.noise, args.noise_level, seed=args.seed)
         out.update(noise=args.noise, noise_level=args.noise_level,
                    psnr_noisy_input=float(scores["psnr"]["noisy input"].mean()),

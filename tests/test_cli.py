@@ -178,6 +178,21 @@ def test_every_command_takes_the_seeds_training_takes(command, tmp_path, capsys)
     assert not (tmp_path / "s.npy").exists()
 
 
+@pytest.mark.parametrize("flags, message", [
+    (["--samples", "-1"], "--samples must be between 2 and 10,000"), (["--samples", "0"], "--samples must be"),
+    (["--samples", str(10**9)], "--samples must be between"), (["--iw-samples", "0"], "--iw-samples must be"),
+    (["--noise", "masking"], "--noise needs --noise-level"),
+    (["--noise", "gaussian", "--noise-level", "2"], "--noise needs --noise-level between 0 and 1")])
+def test_eval_refuses_bad_flags_before_the_run_loads(flags, message, capsys, monkeypatch):
+    """``eval VAE_RUN --samples -1`` computed the 21-s importance-weighted NLL before refusing the flag;
+    ``--samples 10**9`` would have drawn 10^9 samples at once."""
+    import aecore.__main__ as cli
+    monkeypatch.setattr(cli, "_run_and_dataset", lambda *a, **k: pytest.fail("the run was loaded"))
+    assert main(["eval", "any-run", *flags]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+
+
 def test_run_ids_are_confined_to_the_store_and_runs_named_by_their_folder(tmp_path, capsys):
     outside = RunStore(tmp_path / "elsewhere")
     assert main(["--runs-dir", str(outside.root), "train", "pca", "--dataset", "digits", "--set", "code_size=4"]) == 0
