@@ -82,6 +82,9 @@ def _cmd_train(args, store: RunStore) -> int:
     settings = TrainSettings(**settings)
     check_ranges(settings)  # the Train page's ranges, before anything loads or runs
     pick_device(args.device)
+    known = _known_modality(args.dataset)
+    if known not in (None, spec.capabilities.modality):
+        raise ConfigError(f"{args.model} works on {spec.capabilities.modality}; {args.dataset} is {known}")
     dataset = load_dataset(args.dataset)
     size = len(getattr(dataset, "x_train", ()))
     enough = spec.epochs_for(settings.epochs, size, settings.batch_size)
@@ -132,16 +135,21 @@ def _cmd_train(args, store: RunStore) -> int:
     return 0 if p.status in ("finished", "stopped") else 1
 
 
+def _known_modality(name: str) -> str | None:
+    """A named dataset's modality, known without loading it (PTB for an image run was downloaded first); None for a
+    file, or a name :func:`load_dataset` will refuse."""
+    try:
+        return data_mod.dataset_info(name).modality
+    except KeyError:
+        return None
+
+
 def _run_and_dataset(args, store: RunStore, **needs: bool):
     """The saved run ``args.run`` and the dataset to score it on (its own unless ``--dataset``), which must suit
     it; ``needs`` are capabilities the command needs (``reconstructs=True``)."""
     record = store.record(args.run)
     name = args.dataset or record.dataset
-    try:  # a named dataset's modality is known without loading it (PTB for an image run was downloaded first)
-        known = data_mod.dataset_info(name).modality
-    except KeyError:  # a file, or a name load_dataset will refuse
-        known = None
-    lacks = model_spec(record.model).capabilities.lacks(known, **needs)
+    lacks = model_spec(record.model).capabilities.lacks(_known_modality(name), **needs)
     if lacks:
         raise ConfigError(f"run {args.run} ({record.model}) {' and '.join(lacks)}")
     dataset = load_dataset(name)
@@ -327,9 +335,12 @@ def _cmd_prepare_talk(args, store: RunStore) -> int:
     unknown = [k for k in args.only if k not in TALK_PRESETS]
     if unknown:
         raise ConfigError(f"unknown preset(s) {unknown}; valid: {list(TALK_PRESETS)}")
-    dataset = load_dataset(args.dataset)
-    if dataset.modality != "image":
-        raise ConfigError(f"--dataset is the image dataset of the image presets; {args.dataset} is {dataset.modality}")
+    modality = _known_modality(args.dataset)
+    if modality in (None, "image"):
+        dataset = load_dataset(args.dataset)
+        modality = dataset.modality
+    if modality != "image":
+        raise ConfigError(f"--dataset is the image dataset of the image presets; {args.dataset} is {modality}")
     keys = args.only or list(TALK_PRESETS)
     rows = prepare_talk(dataset, load_dataset, store, report=lambda line: print(line, file=sys.stderr),
                         force=args.force, keys=keys)
@@ -350,9 +361,12 @@ def _cmd_paper(args, store: RunStore) -> int:
         record = store.record(args.run)
         name = args.dataset or record.dataset
         check_run(recipe, record, name)
+    not_labelled = ConfigError(f"--dataset must be a labelled image dataset; {name} is not")
+    if _known_modality(name) not in (None, "image"):
+        raise not_labelled
     dataset = load_dataset(name)
     if getattr(dataset, "modality", "image") != "image" or not len(getattr(dataset, "y_train", ())):
-        raise ConfigError(f"--dataset must be a labelled image dataset; {name} is not")
+        raise not_labelled
     bars: dict[str, tqdm] = {}
 
     def progress(part: str, fraction: float) -> None:

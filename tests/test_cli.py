@@ -129,8 +129,8 @@ def test_probe_runs_the_few_label_experiment_on_digits(capsys):
 
 
 def test_a_run_is_refused_data_of_another_kind_before_the_data_loads(tmp_path, capsys, monkeypatch):
-    """``eval IMAGE_RUN --dataset ptb`` downloaded (or failed to download) PTB before saying that an image model
-    cannot read text; and a probe of a one-class dataset (a folder of pictures without labels) has nothing to
+    """``eval IMAGE_RUN --dataset ptb`` (and ``train stacked``, ``paper``, ``prepare-talk`` with it) downloaded (or
+    failed to download) PTB before saying that an image model cannot read text; and a probe of a one-class dataset (a folder of pictures without labels) has nothing to
     classify."""
     import aecore.__main__ as cli
     assert main(["train", "pca", "--dataset", "mnist-5k", "--set", "code_size=4"]) == 0
@@ -140,6 +140,11 @@ def test_a_run_is_refused_data_of_another_kind_before_the_data_loads(tmp_path, c
     monkeypatch.setattr(cli, "load_dataset", lambda name: loads.append(name) or load(name))
     assert main(["eval", run_id, "--dataset", "ptb"]) == 2
     assert "works on image, not text" in capsys.readouterr().err and loads == []
+    for command, message in ((["train", "stacked", "--dataset", "ptb"], "stacked works on image; ptb is text"),
+                             (["paper", "hinton", "--dataset", "ptb"], "a labelled image dataset; ptb is not"),
+                             (["prepare-talk", "--dataset", "ptb"], "image presets; ptb is text")):
+        assert main(command) == 2
+        assert message in capsys.readouterr().err and loads == [], command
     one_class = tmp_path / "mine.npz"
     np.savez(one_class, x=np.random.default_rng(0).random((60, 28, 28)))  # no labels: one class, "unlabelled"
     assert main(["probe", run_id, "--dataset", str(one_class), "--labels-per-class", "1"]) == 2
