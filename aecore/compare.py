@@ -53,7 +53,7 @@ class CompareJob:
         self.contenders = list(contenders)
         self.jobs = [TrainingJob(c.model, c.config, dataset, dataclasses.replace(settings, **c.settings), store=store)
                      for c in self.contenders]
-        # each job's share of the bar, its steps: a talk preset's GAN (15,000 steps) beside an autoencoder (1,250)
+        # each job's share of the bar, its steps: a talk preset's GAN (9,000 steps) beside an autoencoder (1,250)
         # held the bar at two thirds for five minutes when each job counted alike
         n = len(getattr(dataset, "x_train", ())) or 1
         self.weights = [steps(j.settings.epochs, n, j.settings.batch_size) for j in self.jobs]

@@ -112,16 +112,16 @@ def test_the_saved_run_is_selected_even_if_the_picker_went_back_to_the_run_befor
 
 def test_train_page_says_when_a_gan_s_epochs_give_it_too_few_steps_and_sets_enough():
     """A GAN's 5 epochs of the embedded 4,000 digits are 315 steps, and it drew blobs: the page says so and one
-    click sets the epochs its 15,000 steps need; a model that needs no such count gets no hint."""
+    click sets the epochs its 9,000 steps need; a model that needs no such count gets no hint."""
     at = app("pages/train.py")
     assert not [b for b in at.button if b.key == "ae.train.enough_steps"]
     at.selectbox(key="ae.train.model").select("gan").run()
     assert at.slider(key="ae.train.settings.epochs").value == 5
-    assert any("5 epochs of these 4,000 training images are 315 steps" in c.value and "15,000" in c.value
+    assert any("5 epochs of these 4,000 training images are 315 steps" in c.value and "9,000" in c.value
                for c in at.caption)
     at.button(key="ae.train.enough_steps").click().run()
     assert not at.exception, at.exception
-    assert at.slider(key="ae.train.settings.epochs").value == 239  # ceil(15,000 / 63 batches of 64)
+    assert at.slider(key="ae.train.settings.epochs").value == 143  # ceil(9,000 / 63 batches of 64)
     assert not [b for b in at.button if b.key == "ae.train.enough_steps"]
     assert not any("steps;" in c.value for c in at.caption)
 

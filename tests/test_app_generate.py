@@ -178,7 +178,7 @@ def test_diagnostics_of_a_plain_autoencoder_offer_the_runs_that_have_them():
 def test_train_page_switches_to_a_familys_training_settings_and_trains_a_gan():
     at = open_page("pages/train.py")
     at.selectbox(key="ae.train.model").select("gan").run()
-    assert at.select_slider(key="ae.train.settings.lr").value == 2e-4
+    assert at.select_slider(key="ae.train.settings.lr").value == 5e-4
     assert at.select_slider(key="ae.train.settings.batch_size").value == 64
     at.selectbox(key="ae.train.model").select("stacked").run()
     assert at.select_slider(key="ae.train.settings.lr").value == 1e-3

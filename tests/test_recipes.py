@@ -305,14 +305,14 @@ def test_runs_that_need_their_steps_get_them_on_a_smaller_dataset(digits):
     family's ``min_steps`` now set the epochs where the dataset is smaller (the autoencoder has none)."""
     preset = TALK_PRESETS["samples"]
     epochs = {n: {r.model: r.train_settings().epochs for r in preset.recipes(n)} for n in ("mnist", "mnist-5k")}
-    assert epochs["mnist"] == {"stacked": 10, "vae": 10, "gan": 16}  # 10 x 469 steps >= 4,500; 16 x 938 >= 15,000
-    assert epochs["mnist-5k"] == {"stacked": 10, "vae": 141, "gan": 239}  # ceil(4,500 / 32), ceil(15,000 / 63)
-    assert {r.train_settings().epochs for r in preset.recipes("digits")} == {10, 375, 500}  # the GAN capped at 500
+    assert epochs["mnist"] == {"stacked": 10, "vae": 10, "gan": 10}  # 10 x 469 steps >= 4,500; 10 x 938 >= 9,000
+    assert epochs["mnist-5k"] == {"stacked": 10, "vae": 141, "gan": 143}  # ceil(4,500 / 32), ceil(9,000 / 63)
+    assert {r.train_settings().epochs for r in preset.recipes("digits")} == {10, 375, 392}  # ceil(9,000 / 23)
     assert TALK_PRESETS["manifold"].recipes("mnist-5k")[0].train_settings().epochs == 141
     assert TALK_PRESETS["manifold"].recipes("mnist")[0].train_settings().epochs == 30  # more than it needs
     assert TALK_PRESETS["manifold"].recipes("/no/such/file.npz")[0].train_settings().epochs == 30  # size unknown
     # what the trainer trains is what the gallery looks for
-    assert [j.settings.epochs for j in preset.trainer(digits, RunStore()).jobs] == [10, 375, 500]
+    assert [j.settings.epochs for j in preset.trainer(digits, RunStore()).jobs] == [10, 375, 392]
 
 
 def test_every_talk_preset_has_valid_recipes_and_a_page():

@@ -4,10 +4,11 @@ Non-saturating loss by default; WGAN-GP (Gulrajani et al. 2017) as an option. It
 pytorch/examples' dcgan: D on real, D on detached fakes, then G, each with its own optimiser.
 
 D judges packs of samples (PacGAN) and is spectrally normalised (SN-GAN) by default. On full MNIST, with DCGAN's batch
-norm in D the 9s were 15.6-16.2 % of the samples in two seeds; with spectral norm, 16 epochs (3.6-4.3 minutes), every
-class was 5.6-14.95 % of the samples in three seeds of three (bench/README). Without batch norm, D judges real and
-fake images in one pass. Training starts from ``precision=auto``: bfloat16 products where the CPU has them, 1.3x
-faster a step here, which is what fits those epochs in 5 minutes on 2 cores.
+norm in D the 9s were 15.6-16.2 % of the samples in two seeds; with spectral norm, 16 epochs at DCGAN's lr 2e-4 put
+every class within 5-15 % in three seeds of three. Spectral norm lets D take a larger rate (SN-GAN trained at up to
+1e-3): at 4e-4 to 6e-4, 10 epochs reach the classifier distance of 2e-4's 16, and every class within 5-15 % in 6 runs
+of 9 (bench/README). Without batch norm, D judges real and fake images in one pass. Training starts from
+``precision=auto``: bfloat16 products where the CPU has them, 1.3x faster a step.
 
 Live it reports D's and G's losses and D's accuracy on real and on fake; each epoch it keeps the samples of a fixed
 noise batch (the page's epoch scrubber) and the generator's weights (so a collapsed run can be rolled back).
@@ -149,10 +150,10 @@ def gradient_penalty(disc: nn.Module, real: torch.Tensor, fake: torch.Tensor, ge
                 presets={"DCGAN (width 32)": {}, "DCGAN, batch norm in D (Radford et al.)": {"d_norm": "batch"},
                          "MLP GAN": {"architecture": "mlp", "width": 64},
                          "WGAN-GP (DCGAN, 5 critic steps)": {"loss": "wgan-gp", "critic_steps": 5, "d_norm": "none"}},
-                train_defaults={"batch_size": 64, "lr": 2e-4, "epochs": 5, "precision": "auto"},
-                # 16 epochs of full MNIST: every class within 5-15 % in 3 seeds of 3; 150 epochs of the embedded
-                # 4,000 digits (9,450 steps) still drew broken strokes, 240 (15,120) digits (bench/README)
-                min_steps=15_000)
+                # lr 5e-4 (1, 2, 5: on the Train page's scale): 10 epochs of full MNIST score as 2e-4's 16 (15,000
+                # steps) did; on the embedded 4,000 digits, 6e-4's 120 epochs scored as 2e-4's 240
+                train_defaults={"batch_size": 64, "lr": 5e-4, "epochs": 5, "precision": "auto"},
+                min_steps=9_000)
 class GAN(Model):
     capabilities = Capabilities(samples=True)
     # listed by its samples' scores (the job adds them): a D loss says who is winning, not how good the samples are
