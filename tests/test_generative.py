@@ -213,6 +213,45 @@ def test_one_pass_of_d_over_real_and_fake_gives_the_loss_of_two(batch):
     assert passes[:-1] == ([2 * batch] if batch % 4 == 0 else [batch, batch])  # then G's pass through D
 
 
+@pytest.mark.parametrize("architecture,d_norm", [("mlp", "none"), ("dcgan", "none"), ("dcgan", "batch")])
+def test_feature_matching_adds_the_gap_of_d_s_mean_features_to_g_s_loss(architecture, d_norm):
+    """Feature matching (Salimans et al. 2016) with weight λ: G's loss is the non-saturating one plus λ times the
+    squared distance between the means of D's last hidden layer over the real packs (D before its step, the pass
+    D trained on) and over the fake packs (D after it). G's gradients are checked against autograd on that loss
+    written out, with D's step redone by hand."""
+    import copy
+    lam = 0.3
+    gan = create_model("gan", input_shape=(8, 8), width=8, architecture=architecture, d_norm=d_norm, pack=2,
+                       feature_matching=lam).train()
+    ref = copy.deepcopy(gan)
+    real = torch.rand(16, 64)
+    gan._noise = torch.Generator().manual_seed(0)
+    events = []
+    got = _Recorder("G", events, gan.generator.parameters())
+    got.step = lambda: events.extend(p.grad.clone() for p in gan.generator.parameters())
+    out = gan.training_step(real, [torch.optim.SGD(gan.discriminator.parameters(), 0.1), got],
+                            StepContext(0, 0, 10, 10))
+
+    z = torch.randn(16, gan.config.noise_size, generator=torch.Generator().manual_seed(0))
+    fake = ref.generate(z)
+    d_real, h_real = ref.discriminator(real, features=True)
+    d_loss = F.softplus(-d_real).mean() + F.softplus(ref.discriminator(fake.detach())).mean()
+    opt = torch.optim.SGD(ref.discriminator.parameters(), 0.1)
+    opt.zero_grad()
+    d_loss.backward()
+    opt.step()
+    d_fake, h_fake = ref.discriminator(fake, features=True)
+    assert h_fake.shape == (8, h_real.shape[1])  # a row a pack of 2
+    gap = (h_fake.mean(0) - h_real.detach().mean(0)).pow(2).sum()
+    params = list(ref.generator.parameters())
+    want = torch.autograd.grad(F.softplus(-d_fake).mean() + lam * gap, params, retain_graph=True)
+    without = torch.autograd.grad(F.softplus(-d_fake).mean(), params)
+    assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-6) for a, b in zip(events, want))
+    assert not all(torch.allclose(a, b, rtol=1e-2, atol=1e-4) for a, b in zip(events, without))  # the term counts
+    assert out["g_loss"].item() == pytest.approx(F.softplus(-d_fake).mean().item(), rel=1e-4)  # the GAN loss alone
+    assert create_model("gan", input_shape=(8, 8), width=8, loss="wgan-gp").fm_weight == 0.0  # not with a critic
+
+
 @pytest.mark.parametrize("pack", [1, 4])
 def test_a_batch_of_one_image_still_trains_the_gan(pack):
     """A batch size of 1, or a last batch of 1: G's batch norm needs two samples, so the step draws two fakes (before,

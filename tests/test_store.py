@@ -32,19 +32,21 @@ def test_round_trip_is_bit_equal(tmp_path, name):
 def test_a_run_saved_before_a_field_existed_loads_as_it_was_trained(tmp_path):
     """A run is saved with every config field, so one that lacks a field predates it, and takes the field's
     ``before`` value: a GAN from before PacGAN packs and spectral norm loads with pack 1 (its D takes 1 channel) and
-    batch norm in D, where new GANs default to 4 and spectral norm; a k-sparse run from before k's schedule has none (k_start 1)."""
+    batch norm in D, where new GANs default to 4 and spectral norm (and no feature matching, new ones 0.03); a k-sparse
+    run from before k's schedule has none (k_start 1)."""
     store = RunStore(tmp_path)
-    model, rec = _save(store, "gan", run_id="old", width=8, pack=1, d_norm="batch")
+    model, rec = _save(store, "gan", run_id="old", width=8, pack=1, d_norm="batch", feature_matching=0.0)
     meta = tmp_path / "old" / "run.json"
     saved = json.loads(meta.read_text())
-    del saved["config"]["pack"], saved["config"]["d_norm"]
+    del saved["config"]["pack"], saved["config"]["d_norm"], saved["config"]["feature_matching"]
     meta.write_text(json.dumps(saved))
     loaded, record = store.load("old")
     assert record.config["pack"] == 1 and loaded.discriminator.net[0].in_channels == 1
     assert record.config["d_norm"] == "batch" and isinstance(loaded.discriminator.net[3], torch.nn.BatchNorm2d)
     assert torch.equal(loaded.discriminator.net[0].weight, model.discriminator.net[0].weight)
     new = make_config("gan", input_shape=(8, 8))  # what a new run gets
-    assert new.pack == 4 and new.d_norm == "spectral"
+    assert record.config["feature_matching"] == 0.0
+    assert new.pack == 4 and new.d_norm == "spectral" and new.feature_matching == 0.03
     _save(store, "k-sparse", run_id="ks", code_size=16, k=4)
     meta = tmp_path / "ks" / "run.json"
     saved = json.loads(meta.read_text())
