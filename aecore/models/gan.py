@@ -245,7 +245,7 @@ class GAN(Model):
             (d_real, h_real), d_fake = disc(real, features=True), disc(fake.detach())  # D on real, on fakes
         d_loss = self._d_loss(d_real, d_fake)
         if c.loss == "wgan-gp" and c.gp_weight > 0:
-            d_loss = d_loss + c.gp_weight * gradient_penalty(self.discriminator, real, fake.detach(), self._noise)
+            d_loss = d_loss + c.gp_weight * gradient_penalty(disc, real, fake.detach(), self._noise)
         opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         opt_d.step()
