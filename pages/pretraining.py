@@ -123,7 +123,7 @@ if recipe is not None and recipe.stage != "reconstruction":
            if recipe.stage == "logistic" else "the encoder and a softmax layer fine-tuned with SGD, stopped early on a "
                                               "validation split")
     st.markdown(f"{recipe.cite}: **{recipe.figure_text()}** {recipe.metric}. The same stage on this run: {how}, on "
-                f"all {len(dataset.y_train):,} labels.", help=f"{recipe.source}. {recipe.choices}")
+                f"all {len(dataset.y_train):,} labels.", help=ui.plain(f"{recipe.source}. {recipe.choices}"))
     if st.button("Run the paper's classifier stage", disabled=paper_busy, key="ae.pretrain.paper"):
         model = run.model
         paper_task = BackgroundTask(lambda progress: figure_of(recipe, model, dataset, progress=progress),

@@ -129,7 +129,7 @@ with left:
         if recipe is not None:
             st.caption(f"Paper: **{recipe.figure_text()}** {recipe.metric} ({recipe.cite}). This preset trains "
                        f"the paper's recipe ({recipe.settings['epochs']} epochs); `python -m aecore paper "
-                       f"{recipe.key}` runs it whole.", help=f"{recipe.source}. {recipe.choices}")
+                       f"{recipe.key}` runs it whole.", help=ui.plain(f"{recipe.source}. {recipe.choices}"))
     # Train and Stop sit above the settings (filled in below, once the settings are read), so that the live view
     # at the top of the right column is in sight when Train is pressed
     actions = st.container()

@@ -440,6 +440,23 @@ def test_a_model_whose_first_preset_is_a_papers_starts_from_the_papers_recipe():
     assert not at.exception
 
 
+def test_help_texts_from_the_engine_keep_their_asterisks():
+    """Help tooltips are markdown: the k-sparse paper's note holds "alpha*k" twice, and the two asterisks made the
+    text between them italic and vanished. Engine texts reach the page escaped, so each shows as written."""
+    import re
+    from aecore.papers import PAPERS
+    at = app("pages/train.py")
+    at.selectbox(key="ae.train.model").select("k-sparse").run()
+    recipe = PAPERS["k-sparse"]
+    note = next(c for c in at.caption if "This preset trains the paper's recipe" in c.value).proto.help
+    alpha = at.slider(key="ae.train.cfg.k-sparse.alpha").help
+    for text, written in ((note, f"{recipe.source}. {recipe.choices}"), (alpha, "alpha*k units are kept when "
+                                                                                "encoding features")):
+        assert written.count("*") >= 1 and not re.search(r"(?<!\\)[*_`$]", text), text  # every mark escaped
+        assert re.sub(r"\\(.)", r"\1", text) == written  # and nothing else changed
+    assert not at.exception
+
+
 def test_a_finished_run_of_a_papers_network_shows_the_papers_figure_beside_its_own():
     at = app("pages/train.py")
     at.sidebar.selectbox(key="ae.dataset").select("digits").run()

@@ -89,6 +89,15 @@ def confirmed(question: str, key: str, pending: str) -> bool:
     return yes
 
 
+_MARKDOWN = str.maketrans({c: "\\" + c for c in "\\*_`~$[]"})
+
+
+def plain(text: str) -> str:
+    """``text`` from the engine (help texts, papers' notes: plain text) escaped for Streamlit's markdown, where two
+    asterisks made the k-sparse paper's note italic between its two "alpha*k" and dropped the asterisks."""
+    return text.translate(_MARKDOWN)
+
+
 def presenting() -> bool:
     """Whether presenter mode is on (the sidebar's toggle, or ``?present=1`` in a link)."""
     return bool(st.session_state.get(state.PRESENT))

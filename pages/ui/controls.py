@@ -8,7 +8,7 @@ import streamlit as st
 from aecore import ConfigError, param_specs
 from aecore.config import parse_sizes
 
-from . import share
+from . import plain, share
 
 
 # field names read out in labels: "Lr schedule" and "Kl anneal" read as typos
@@ -76,7 +76,7 @@ def config_controls(config_cls: type, key_prefix: str, disabled: bool = False,
             continue
         key = f"{key_prefix}.{spec.name}"
         unused = (unavailable or {}).get(spec.name) or unused_because(config_cls, spec, key_prefix)
-        help_text = "; ".join(t for t in (spec.help, unused) if t) or None
+        help_text = plain("; ".join(t for t in (spec.help, unused) if t)) or None
         common = dict(key=key, help=help_text, disabled=disabled or bool(unused))
         label = _label(spec.name)
         if spec.kind == "bool":
