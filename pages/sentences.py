@@ -49,11 +49,11 @@ def checked(sentences: list[str]):
     try:
         batch, unknown = sentence_batch(sentences, vocab, max_len)
     except SentenceError as e:
-        st.error(f"That sentence cannot be encoded: {e}.")
+        st.error(f"That sentence cannot be encoded: {ui.plain(str(e))}.")
         return None
     missing = sorted({w for words in unknown for w in words})
     if missing:
-        st.warning(f"Not in this model's vocabulary, read as `<unk>`: {', '.join(missing[:12])}"
+        st.warning(f"Not in this model's vocabulary, read as `<unk>`: {', '.join(map(ui.plain, missing[:12]))}"
                    + (f" and {len(missing) - 12} more" if len(missing) > 12 else ""))
     return batch
 
@@ -67,11 +67,11 @@ def pick_pair() -> None:
 def sentence_table(rows: dict) -> None:
     """A static table of ``rows``, whose last column holds sentences: it wraps them (an interactive one cut PTB's
     sentences at the column's edge, and gave "t = 0.00" a quarter of the width); on the grammar, a column says
-    which sentences its parser accepts."""
+    which sentences its parser accepts. Its cells are markdown, so the words are escaped."""
     frame = pd.DataFrame(rows)
     if GRAMMAR:
         frame["grammatical"] = ["✓" if parses(s) else "✗" for s in frame.iloc[:, -1]]
-    st.table(frame, hide_index=True, border="horizontal")
+    st.table(frame.map(lambda v: ui.plain(v) if isinstance(v, str) else v), hide_index=True, border="horizontal")
 
 
 # --- homotopy -----------------------------------------------------------------------------------------------------
@@ -99,7 +99,7 @@ def homotopy_view(decoding: dict) -> None:
     typed = [" ".join(s.lower().split()) for s in (first, second)]
     for label, text, decoded in zip(("first", "second"), typed, own):
         verdict = "reconstructed exactly" if decoded == text else "decoded differently"
-        st.caption(f"The {label} sentence's own code: **{decoded}** ({verdict}).")
+        st.caption(f"The {label} sentence's own code: **{ui.plain(decoded)}** ({verdict}).")
     if GRAMMAR:
         grammatical = np.mean([parses(p["sentence"]) for p in path])
         st.caption(f"{grammatical:.0%} of the steps are sentences of the grammar (checked by its parser).")

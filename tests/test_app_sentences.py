@@ -41,6 +41,8 @@ def test_typing_two_sentences_gives_the_homotopy_and_bad_input_a_message():
     assert not at.exception and len(at.table[0].value) == 4
     at.text_input(key="ae.sent.a").input("the zebra sees a ball").run()  # an unknown word is read as <unk>
     assert not at.exception and any("zebra" in w.value for w in at.warning)
+    at.text_input(key="ae.sent.a").input("the zeb*ra sees a _ball_").run()  # markdown's marks shown as typed
+    assert not at.exception and any("zeb\\*ra" in w.value and "\\_ball\\_" in w.value for w in at.warning)
     for bad, reason in (("", "empty"), ("zebra quux", "vocabulary"), ("the cat " * 20, "at most")):
         at.text_input(key="ae.sent.a").input(bad).run()
         assert not at.exception and any(reason in e.value for e in at.error), bad

@@ -89,12 +89,13 @@ def confirmed(question: str, key: str, pending: str) -> bool:
     return yes
 
 
-_MARKDOWN = str.maketrans({c: "\\" + c for c in "\\*_`~$[]"})
+_MARKDOWN = str.maketrans({c: "\\" + c for c in "\\*_`~$[]#"})
 
 
 def plain(text: str) -> str:
-    """``text`` from the engine (help texts, papers' notes: plain text) escaped for Streamlit's markdown, where two
-    asterisks made the k-sparse paper's note italic between its two "alpha*k" and dropped the asterisks."""
+    """``text`` from the engine or a user (help texts, papers' notes, sentences: plain text) escaped for Streamlit's
+    markdown, where two asterisks made the k-sparse paper's note italic between its two "alpha*k" and dropped the
+    asterisks, and a table cell starting with Penn Treebank's "#" (pounds) would be a heading."""
     return text.translate(_MARKDOWN)
 
 
