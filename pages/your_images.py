@@ -69,7 +69,7 @@ if upload is not None and st.button("Convert", type="primary", key="ae.images.co
         try:
             ds = user_images.dataset_from_upload(upload.getvalue(), upload.name, title, side, invert, skipped)
         except DatasetError as e:
-            st.error(f"Not loaded: {e}")
+            st.error(f"Not loaded: {ui.plain(str(e))}")
             st.session_state.pop(PREVIEW, None)
         else:
             st.session_state[PREVIEW] = (upload.name, ds, title or upload.name, skipped)
@@ -81,9 +81,11 @@ if found is None:
 name, ds, shown_title, skipped = found
 if skipped:
     st.warning(f"**{len(skipped)} {'file' if len(skipped) == 1 else 'files'} left out**, the rest loaded: "
-               + "; ".join(skipped[:5]) + (f"; and {len(skipped) - 5} more" if len(skipped) > 5 else ""))
+               + "; ".join(map(ui.plain, skipped[:5]))
+               + (f"; and {len(skipped) - 5} more" if len(skipped) > 5 else ""))
 counts = np.bincount(np.concatenate([ds.y_train, ds.y_test]), minlength=len(ds.class_names))
-st.subheader(f"{shown_title}: {len(ds.x_train) + len(ds.x_test):,} images, {ds.image_shape[0]}×{ds.image_shape[1]}")
+st.subheader(f"{ui.plain(shown_title)}: {len(ds.x_train) + len(ds.x_test):,} images, "
+             f"{ds.image_shape[0]}×{ds.image_shape[1]}")
 st.image(mosaic(ds.x_train[:48], ds.image_shape, ncols=16, scale=max(1, 56 // ds.image_shape[1])),
          caption="The first 48 training images, as the models will see them")
 st.dataframe(pd.DataFrame({"class": ds.class_names, "images": counts}), hide_index=True)
