@@ -3,15 +3,17 @@ from __future__ import annotations
 
 import torch
 
-NOISE_KINDS = ("gaussian", "masking", "salt-pepper")
+NOISE_KINDS = ("gaussian", "masking", "dropout", "salt-pepper")
 
 
 def corrupt(x: torch.Tensor, kind: str, level: float, generator: torch.Generator | None = None) -> torch.Tensor:
-    """A corrupted copy of pixels ``x`` in [0, 1]; the result stays in [0, 1].
+    """A corrupted copy of pixels ``x`` in [0, 1].
 
     ``gaussian``: add N(0, level^2) noise and clip. ``masking``: set each pixel to 0 with probability ``level``
-    (Vincent's masking noise; unlike Keras' Dropout the kept pixels are not rescaled). ``salt-pepper``: set each
-    pixel with probability ``level`` to 0 or 1, equally likely.
+    (Vincent's masking noise: the kept pixels unchanged). ``dropout``: the same, the kept pixels scaled by
+    1 / (1 - level) so that each pixel keeps its mean, as Keras' Dropout does in seed 002's denoising autoencoder;
+    the only kind that leaves [0, 1]. ``salt-pepper``: set each pixel with probability ``level`` to 0 or 1, equally
+    likely.
     """
     if kind not in NOISE_KINDS:
         raise ValueError(f"unknown noise {kind!r}; valid: {', '.join(NOISE_KINDS)}")
@@ -23,6 +25,8 @@ def corrupt(x: torch.Tensor, kind: str, level: float, generator: torch.Generator
     hit = torch.rand(x.shape, generator=generator, device=x.device) < level
     if kind == "masking":
         return x.masked_fill(hit, 0.0)
+    if kind == "dropout":
+        return x.masked_fill(hit, 0.0) / (1.0 - level) if level < 1 else torch.zeros_like(x)
     salt = torch.rand(x.shape, generator=generator, device=x.device) < 0.5
     return torch.where(hit, salt.to(x.dtype), x)
 

@@ -2,6 +2,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from aecore import RunStore
 from tests.test_app import app, open_page as _open, select_on_chart, train_run
@@ -101,6 +102,23 @@ def test_denoising_page_scores_runs_against_the_noisy_baseline():
     # the runs' picker has the page's width: in a column, the second run's chip was hidden behind the first
     assert not any(m.key == "ae.denoise.runs.digits" for c in at.columns for m in c.get("multiselect"))
 
+
+
+def test_the_denoising_page_starts_on_the_noise_its_first_denoiser_was_trained_with():
+    """A denoiser scores best on its own noise; the page started on masking 0.5 whatever the run had learned."""
+    plain = train_run("stacked", epochs=1)
+    dae = train_run("denoising", epochs=1, noise="gaussian", noise_level=0.3)
+    at = _open("pages/denoising.py")
+    assert not at.exception, at.exception
+    assert at.multiselect(key="ae.denoise.runs.digits").value == [dae, plain]
+    assert at.selectbox(key="ae.denoise.kind").value == "gaussian"
+    assert at.slider(key="ae.denoise.level").value == pytest.approx(0.3)
+    assert any("(gaussian 0.3)" in m.value for m in at.markdown)
+    at.selectbox(key="ae.denoise.kind").select("dropout").run()  # the user's choice then holds
+    at.slider(key="ae.denoise.level").set_value(0.5).run()
+    assert not at.exception, at.exception
+    noisy = at.image[1]  # clean, then noisy: dropout's kept pixels are scaled by 2 and shown clipped to white
+    assert any("(dropout 0.5)" in m.value for m in at.markdown) and noisy.captions[0].endswith("dB")
 
 
 def test_the_denoising_page_shows_at_most_the_test_images_a_small_dataset_has():
