@@ -43,6 +43,31 @@ def test_kl_penalty_matches_the_formula():
     assert out.losses["kl_sparsity"].item() == pytest.approx(kl_sparsity_penalty(out.code, 0.2, 0.5).item())
 
 
+def test_the_seed_kl_penalty_is_keras_weight_over_its_batch_size():
+    """Seed 002's ``KLDivergenceRegularizer(weight=0.05)`` on batch means, through Keras, which divides an activity
+    regularizer's loss by the batch size (32): the family's default is that penalty, not 0.05 times the sum."""
+    model = create_model("sparse-kl", input_shape=SHAPE)
+    code = torch.rand(32, model.config.code_size, generator=torch.Generator().manual_seed(0)) * 0.5
+    q = code.double().mean(dim=0)
+    keras_loss = 0.05 * (0.1 * torch.log(0.1 / q) + 0.9 * torch.log(0.9 / (1 - q))).sum() / 32
+    assert model.penalties(torch.zeros(32, 64), code)["kl_sparsity"].item() == pytest.approx(keras_loss.item(),
+                                                                                           rel=1e-5)
+
+
+def test_the_seed_kl_autoencoder_reconstructs_better_than_at_the_unscaled_weight():
+    from aecore import evaluate, load_dataset
+    data = load_dataset("mnist-5k")
+    bce, mean = {}, {}
+    for beta in (None, 0.05):
+        model = create_model("sparse-kl", input_shape=data.image_shape, **({"beta": beta} if beta else {}))
+        train(model, data.x_train, TrainSettings(epochs=3))
+        bce[beta] = evaluate(model, data.x_test)["bce"]
+        with torch.no_grad():
+            mean[beta] = model.eval().encode(torch.as_tensor(data.x_test)).mean().item()
+    assert bce[None] < bce[0.05] - 0.02, bce  # measured 0.171 against 0.220
+    assert 0.05 < mean[None] < 0.2, mean  # still sparse: the units' mean activation near rho = 0.1
+
+
 def test_weight_decay_is_half_lambda_sum_of_squares():
     model = create_model("l2", input_shape=SHAPE, hidden=(), code_size=4, l2_weight=0.1)
     out = model(torch.rand(3, 64))
