@@ -212,6 +212,14 @@ def test_dropout_noise_is_masking_that_keeps_each_pixels_mean(p):
     assert torch.equal(corrupt(x, "dropout", 1.0), torch.zeros_like(x))  # all dropped: no 0 / 0
 
 
+def test_gaussian_noise_keeps_the_black_background_black_on_average():
+    """Unclipped, as Vincent et al. 2010 and Keras' GaussianNoise add it: clipped at 0, sigma 0.3 brightened every
+    black pixel by 0.3 / sqrt(2 pi) = 0.12 on average, a background no clean test image has."""
+    black = torch.zeros(400, 784)
+    noisy = corrupt(black, "gaussian", 0.3, torch.Generator().manual_seed(0))
+    assert abs(noisy.mean().item()) < 0.003 and abs(noisy.std().item() - 0.3) < 0.003
+
+
 def test_the_seed_denoiser_reconstructs_clean_digits_that_masking_leaves_too_bright():
     """Seed 002 trains its denoiser through Keras' Dropout(0.5), which scales the kept pixels by 2: clean test images
     then look like the noisy training ones on average. Vincent's masking at 0.5 does not scale them."""
