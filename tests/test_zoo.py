@@ -231,7 +231,7 @@ def test_the_seed_denoiser_reconstructs_clean_digits_that_masking_leaves_too_bri
         model = create_model("denoising", input_shape=data.image_shape, noise=kind, noise_level=0.5)
         train(model, data.x_train, TrainSettings(epochs=2))
         bce[kind] = evaluate(model, data.x_test)["bce"]
-    assert bce["dropout"] < bce["masking"] - 0.02, bce  # measured 0.155 against 0.197
+    assert bce["dropout"] < bce["masking"] - 0.02, bce  # measured 0.154 against 0.190
 
 
 def test_psnr_formula():
