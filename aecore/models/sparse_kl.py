@@ -35,7 +35,7 @@ STROKES_PRESET = {"hidden": (), "code_size": 196, "rho": 0.05, "beta": 0.01, "l2
 
 
 @register_model("sparse-kl", SparseKLConfig, "Sparse autoencoder: KL divergence to a target mean activation",
-                presets={"seed (rho 0.1, beta 0.05 over Keras' batch of 32)": {},
+                presets={"seed (rho 0.1, beta 0.05/32)": {},  # /32: Keras' batch (above)
                          "UFLDL (one layer of 196, rho 0.05, beta 3, lambda 3e-3)": UFLDL_PRESET,
                          "strokes (one layer of 196, rho 0.05, beta 0.01, lambda 1e-5)": STROKES_PRESET})
 class SparseKLAutoencoder(StackedAutoencoder):
