@@ -15,7 +15,7 @@ from .config import ConfigError, check_ranges, coerce
 from .data import DatasetError, list_datasets, load_dataset
 from .jobs import TrainingJob
 from .analysis import denoising_scores
-from .noise import NOISE_KINDS
+from .noise import LEVEL_HELP, NOISE_KINDS
 from .registry import list_models, model_spec, steps
 from .store import RunStore, RunStoreError
 from .training import LR_SCHEDULES, PRECISIONS, TrainSettings, pick_device
@@ -416,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--dataset", help="evaluate on another dataset of the same image size")
     e.add_argument("--noise", choices=NOISE_KINDS, help="also corrupt the test set and report PSNR (dB) of the "
                                                        "model's output and of the noisy input against the clean images")
-    e.add_argument("--noise-level", type=float, help="sigma for gaussian; the corrupted share for the others")
+    e.add_argument("--noise-level", type=float, help=LEVEL_HELP)
     e.add_argument("--seed", type=int, default=0, help="seed of the test-set noise and of the samples scored")
     e.add_argument("--iw-samples", type=int,
                    help="models with a posterior: samples per input of the importance-weighted NLL (default: 500 "

@@ -4,6 +4,8 @@ from __future__ import annotations
 import torch
 
 NOISE_KINDS = ("gaussian", "masking", "dropout", "salt-pepper")
+LEVEL_HELP = "sigma for gaussian; the share of corrupted pixels for masking, dropout and salt-and-pepper"
+DROPOUT_HELP = "dropout is masking with the kept pixels scaled by 1 / (1 - level), as Keras' Dropout"
 
 
 def corrupt(x: torch.Tensor, kind: str, level: float, generator: torch.Generator | None = None) -> torch.Tensor:

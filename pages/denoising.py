@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from aecore.analysis import denoising_scores
-from aecore.noise import NOISE_KINDS
+from aecore.noise import DROPOUT_HELP, LEVEL_HELP, NOISE_KINDS
 from pages import ui
 from pages.ui import figures, runs, share, state
 
@@ -38,12 +38,10 @@ shown = [r for r in (runs.load_run(i) for i in picked) if r is not None]
 # (full MNIST: one trained on dropout 0.5 gives 18.1 dB on dropout, 15.2 on masking 0.5; bench/README)
 trained = next((r.model.config for r in shown if getattr(r.model.config, "noise", None) in NOISE_KINDS), None)
 kind = share.widget("noise", c2.selectbox, "Noise", list(NOISE_KINDS), value=trained.noise if trained else "dropout",
-                    key="ae.denoise.kind", help="dropout is masking with the kept pixels scaled by 1 / (1 - level), "
-                                                "as Keras' Dropout; the first denoising run's noise by default")
+                    key="ae.denoise.kind", help=f"{DROPOUT_HELP}; the first denoising run's noise by default")
 level = share.widget("level", c3.slider, "Level", min_value=0.0, max_value=1.0,
                      value=float(trained.noise_level) if trained else 0.5, step=0.05, key="ae.denoise.level",
-                     help="sigma for gaussian noise; the share of corrupted pixels for masking, dropout and "
-                          "salt-and-pepper")
+                     help=LEVEL_HELP)
 most = max(1, min(24, len(dataset.x_test)))  # an uploaded set of 24 pictures has 4 test images (an IndexError)
 count = share.widget("count", c4.number_input, "Images", min_value=1, max_value=most, value=min(10, most),
                      key="ae.denoise.count")

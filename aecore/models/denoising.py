@@ -9,7 +9,7 @@ import torch
 
 from ..config import param
 from ..losses import reconstruction_loss
-from ..noise import NOISE_KINDS, corrupt
+from ..noise import DROPOUT_HELP, LEVEL_HELP, NOISE_KINDS, corrupt
 from ..registry import register_model
 from .base import ModelOutput
 from .stacked import StackedAutoencoder, StackedConfig
@@ -21,11 +21,9 @@ class DenoisingConfig(StackedConfig):
     # encoder saw, and reconstructs them worse than its noisy training inputs (full MNIST, 3 epochs: clean test BCE
     # 0.191 against 0.102 with the kept pixels scaled by 2, 0.090 without noise; each denoises its own noise
     # equally well, 18.0 and 18.1 dB; bench/README)
-    noise: str = param("dropout", choices=NOISE_KINDS, help="corruption applied to training inputs; dropout is "
-                       "masking with the kept pixels scaled by 1 / (1 - level), as Keras' Dropout")
-    noise_level: float = param(0.5, min=0.0, max=1.0, step=0.05,
-                               help="sigma for gaussian; the share of corrupted pixels for masking, dropout and "
-                                    "salt-pepper")
+    noise: str = param("dropout", choices=NOISE_KINDS,
+                       help=f"corruption applied to training inputs; {DROPOUT_HELP}")
+    noise_level: float = param(0.5, min=0.0, max=1.0, step=0.05, help=LEVEL_HELP)
 
 
 @register_model("denoising", DenoisingConfig, "Denoising autoencoder: reconstruct clean inputs from corrupted ones",
