@@ -274,6 +274,19 @@ def test_the_compare_page_shows_the_saved_runs_a_link_names():
     assert at.get("plotly_chart") and at.query_params["runs"] == f"{a},{b}"
 
 
+def test_a_link_naming_one_run_this_server_lacks_keeps_the_others():
+    """A picker's ``runs`` with one deleted run in it was dropped whole: the page opened on its default runs."""
+    a = train_run("stacked", epochs=1, hidden=(), code_size=8)
+    b = train_run("denoising", epochs=1, hidden=(), code_size=8)
+    train_run("stacked", epochs=1, hidden=(), code_size=4)  # the newest: a default pick, not the link's
+    at = opened("pages/denoising.py", {"dataset": "digits", "runs": f"{b},20250101-000000-stacked-gone,{a}"})
+    assert at.multiselect(key="ae.denoise.runs.digits").value == [b, a]
+    assert "`20250101-000000-stacked-gone` not here; the rest are used" in toasts(at)
+    assert at.query_params["runs"] == f"{b},{a}"
+    none = opened("pages/denoising.py", {"dataset": "digits", "runs": "gone-1,gone-2"})  # none known: the default
+    assert "not one of the choices here" in toasts(none) and none.multiselect(key="ae.denoise.runs.digits").value
+
+
 def test_the_compare_page_offers_the_runs_a_preset_trained_before():
     """A comparison trained before (another day, a tab since closed) was out of sight on the Compare page, which
     offered only to train it all again. It now offers the newest saved run of each column, and shows them."""

@@ -111,9 +111,32 @@ def _one_of(options: list) -> Callable[[str], Any]:
     return parse
 
 
+class PartlyValid(ValueError):
+    """Some of a list's values are valid: ``value`` keeps them, the message names the rest."""
+
+    def __init__(self, value: list, why: str):
+        super().__init__(why)
+        self.value = value
+
+
 def _many_of(options: list) -> Callable[[str], list]:
+    """A link's list, its unknown parts left out: one deleted run in ``runs`` cost the link every other run."""
     one = _one_of(options)
-    return lambda raw: [one(part) for part in raw.split(",") if part]
+
+    def parse(raw: str) -> list:
+        picked, unknown = [], []
+        for part in filter(None, raw.split(",")):
+            try:
+                picked.append(one(part))
+            except ValueError:
+                unknown.append(part)
+        if unknown and picked:
+            names = ", ".join(f"`{u[:40]}`" for u in unknown[:3]) + (" …" if len(unknown) > 3 else "")
+            raise PartlyValid(picked, f"{names} not here")
+        if unknown:
+            raise ValueError("not one of the choices here")
+        return picked
+    return parse
 
 
 def _number(lo: float | None, hi: float | None, integer: bool) -> Callable[[str], Any]:
@@ -156,7 +179,12 @@ def parser_for(fn: Callable, options: list | None, kw: dict) -> Callable[[str], 
         many, most = _many_of(options or []), kw.get("max_selections")
 
         def parse(raw: str) -> list:
-            picked = many(raw)
+            try:
+                picked = many(raw)
+            except PartlyValid as e:
+                picked = e.value
+                if most is None or len(picked) <= most:
+                    raise
             if most is not None and len(picked) > most:
                 raise ValueError(f"more than {most}")
             return picked
@@ -182,6 +210,9 @@ def widget(param: str, fn: Callable, label: str, options: list | None = None, *,
     if raw is not None:
         try:
             st.session_state[key] = (parse or parser_for(fn, options, {**kw, "value": value}))(raw)
+        except PartlyValid as e:
+            st.session_state[key] = e.value
+            st.toast(f"The link's **{param}**: {e}; the rest are used.", icon=":material/link_off:")
         except (ValueError, TypeError) as e:
             notice(param, raw, str(e))
     if getattr(fn, "__name__", "") == "segmented_control" and key in st.session_state and \
