@@ -1,11 +1,12 @@
 """A run's recipe: model, hyperparameters, training settings and dataset, the values that differ from the defaults
 only. It is what a share link carries, what "export as script" writes out, and how a talk preset finds its run in
-the store. Text from outside (a URL) is checked through the registry before anything is built."""
+the store; the first two write every value, so that a later change of a default does not change what they train. Text from outside (a URL) is checked through the registry before anything is built."""
 from __future__ import annotations
 
 import dataclasses
 import json
 import math
+import textwrap
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,9 +64,19 @@ class Recipe:
     def train_settings(self) -> TrainSettings:
         return TrainSettings(**coerce(TrainSettings, self.settings))
 
+    def full_config(self) -> dict[str, Any]:
+        """Every hyperparameter, defaults included (the dataset's own fields left out)."""
+        full = config_to_dict(describe_config(self.model, **self.config))
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in full.items() if k not in DATASET_FIELDS}
+
+    def full_settings(self) -> dict[str, Any]:
+        return dataclasses.asdict(self.train_settings())
+
     def to_json(self) -> str:
-        return json.dumps({"model": self.model, "dataset": self.dataset, "config": self.config,
-                           "settings": self.settings}, separators=(",", ":"))
+        """Every value written out: a link holding only the non-defaults trained other models once a default
+        changed (the denoiser's noise and KL-sparse's beta did, session 46). About 250-420 characters."""
+        return json.dumps({"model": self.model, "dataset": self.dataset, "config": self.full_config(),
+                           "settings": self.full_settings()}, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> "Recipe":
@@ -104,8 +115,10 @@ class Recipe:
             'folder); the run is saved to the run store ($AECORE_RUNS_DIR or the user data folder)."""',
             "from aecore import RunStore, TrainSettings, TrainingJob, load_dataset",
             "",
-            f"config = {self.config!r}",
-            f"settings = TrainSettings(**{self.settings!r})",
+            "config = {", *(f"    {k!r}: {v!r}," for k, v in self.full_config().items()), "}",
+            textwrap.fill("settings = TrainSettings(" + ", ".join(f"{k}={v!r}" for k, v in
+                                                                  self.full_settings().items()) + ")",
+                          width=110, subsequent_indent="    ", break_long_words=False),
             f"dataset = load_dataset({self.dataset!r})",
             f"job = TrainingJob({self.model!r}, config, dataset, settings, store=RunStore()).start()",
             "job.join()",

@@ -1,4 +1,5 @@
 """Recipes (share links, exported scripts, talk presets), run names, and a user's own images as a dataset."""
+import dataclasses
 import io
 import json
 import os
@@ -33,6 +34,10 @@ def test_a_recipe_keeps_only_what_differs_and_round_trips(digits):
                             {"epochs": 2, "seed": 3, "batch_size": 64})
     assert Recipe.from_json(recipe.to_json()) == recipe and recipe.matches(job.record)
     assert not Recipe.make("stacked", "digits", {"code_size": 7}, recipe.settings).matches(job.record)
+    # a link holds every value: one with the non-defaults only trained another model once a default changed
+    link = json.loads(recipe.to_json())
+    assert link["config"] == {"hidden": [24], "code_size": 6, "activation": "gelu", "code_activation": "gelu"}
+    assert link["settings"] == {**dataclasses.asdict(TrainSettings()), "epochs": 2, "seed": 3, "batch_size": 64}
 
 
 @pytest.mark.parametrize("text, why", [
