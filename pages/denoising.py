@@ -34,6 +34,14 @@ else:
     picked = runs.picker(choices, f"ae.denoise.runs.{dataset.name}", value=list(choices)[:2])
     c2, c3, c4, c5 = st.columns([2, 2, 1, 1], vertical_alignment="bottom")  # New noise beside them: a row saved
 shown = [r for r in (runs.load_run(i) for i in picked) if r is not None]
+if not presenting:  # one side of the comparison missing: a new user with the seed recipe's run saw it alone
+    have = {runs.model_of(i) == "denoising" for i in choices}
+    missing = [(f"Train a {name}", runs.TRAIN_PAGE, {"model": model})
+               for name, model, denoises in (("denoising autoencoder", "denoising", True),
+                                             ("plain autoencoder", "stacked", False)) if denoises not in have]
+    if missing:
+        st.caption("The page compares a plain autoencoder with a denoising one; train the other:")
+        runs.offer(*missing)
 # the noise the first denoising run was trained with, until the user picks one: a denoiser scores best on its own
 # (full MNIST: one trained on dropout 0.5 gives 18.1 dB on dropout, 15.2 on masking 0.5; bench/README)
 trained = next((r.model.config for r in shown if getattr(r.model.config, "noise", None) in NOISE_KINDS), None)

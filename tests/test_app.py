@@ -613,6 +613,20 @@ def test_empty_pages_link_to_what_fills_them_and_the_links_open_it():
         assert at.selectbox(key=key).value == values[param], (page, values)
 
 
+def test_the_denoising_page_offers_the_side_of_the_comparison_that_is_missing():
+    """A new user who had trained the seed recipe saw it alone on the Denoising page, with nothing to compare."""
+    train_run("stacked", epochs=1, hidden=(), code_size=8)
+    at = app("pages/denoising.py")
+    at.sidebar.selectbox(key="ae.dataset").select("digits").run()
+    assert offers(at) == {"Train a denoising autoencoder": ("train", {"model": "denoising"})}
+    train_run("denoising", epochs=1, hidden=(), code_size=8)
+    at.run()
+    assert not offers(at) and not at.exception
+    RunStore().delete(next(e.record.id for e in RunStore().list() if e.record.model == "stacked"))
+    at.run()
+    assert offers(at) == {"Train a plain autoencoder": ("train", {"model": "stacked"})}
+
+
 def test_a_text_page_on_an_image_dataset_offers_a_text_dataset():
     at = app("pages/sentences.py")
     assert any("is an image dataset" in i.value for i in at.info)
