@@ -24,6 +24,10 @@ if not choices:
     st.stop()
 # the runs on a row of their own: in a column, the third run's chip was hidden behind the first two
 picked = runs.picker(choices, f"ae.contract.runs.{dataset.name}", value=runs.one_per_model(choices, 3))
+if not ui.presenting() and "contractive" not in {runs.model_of(i) for i in choices}:  # nothing to set against
+    st.caption("A contractive autoencoder beside these shows what its penalty does to the encoder; train one:")
+    runs.offer(("Train a contractive autoencoder", runs.TRAIN_PAGE, {"model": "contractive"}),
+               ("Compare: regularizers", runs.COMPARE_PAGE, {"preset": "regularizers"}))
 c2, c3 = st.columns([2, 1])
 n_test = len(dataset.x_test)
 if n_test >= 20:  # a slider needs two stops; an upload of 24 pictures has 4 test images, and it still said 100

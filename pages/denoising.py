@@ -35,10 +35,10 @@ else:
     c2, c3, c4, c5 = st.columns([2, 2, 1, 1], vertical_alignment="bottom")  # New noise beside them: a row saved
 shown = [r for r in (runs.load_run(i) for i in picked) if r is not None]
 if not presenting:  # one side of the comparison missing: a new user with the seed recipe's run saw it alone
-    have = {runs.model_of(i) == "denoising" for i in choices}
-    missing = [(f"Train a {name}", runs.TRAIN_PAGE, {"model": model})
-               for name, model, denoises in (("denoising autoencoder", "denoising", True),
-                                             ("plain autoencoder", "stacked", False)) if denoises not in have]
+    have = {runs.model_of(i) for i in choices}
+    missing = [(f"Train a {name}", runs.TRAIN_PAGE, {"model": models[0]})
+               for name, models in (("denoising autoencoder", ("denoising",)),
+                                    ("plain autoencoder", ("stacked", "tied"))) if not have & set(models)]
     if missing:
         st.caption("The page compares a plain autoencoder with a denoising one; train the other:")
         runs.offer(*missing)

@@ -613,8 +613,9 @@ def test_empty_pages_link_to_what_fills_them_and_the_links_open_it():
         assert at.selectbox(key=key).value == values[param], (page, values)
 
 
-def test_the_denoising_page_offers_the_side_of_the_comparison_that_is_missing():
-    """A new user who had trained the seed recipe saw it alone on the Denoising page, with nothing to compare."""
+def test_the_denoising_and_contraction_pages_offer_the_side_of_the_comparison_that_is_missing():
+    """A new user who had trained the seed recipe saw it alone on the Denoising and Contraction pages, with
+    nothing to compare it with."""
     train_run("stacked", epochs=1, hidden=(), code_size=8)
     at = app("pages/denoising.py")
     at.sidebar.selectbox(key="ae.dataset").select("digits").run()
@@ -622,8 +623,14 @@ def test_the_denoising_page_offers_the_side_of_the_comparison_that_is_missing():
     train_run("denoising", epochs=1, hidden=(), code_size=8)
     at.run()
     assert not offers(at) and not at.exception
-    RunStore().delete(next(e.record.id for e in RunStore().list() if e.record.model == "stacked"))
+    at.switch_page("pages/contraction.py").run()  # no contractive run: offered, as on the empty page
+    assert offers(at) == {"Train a contractive autoencoder": ("train", {"model": "contractive"}),
+                          "Compare: regularizers": ("compare", {"preset": "regularizers"})}
+    train_run("contractive", epochs=1, hidden=(), code_size=8)
     at.run()
+    assert not offers(at) and not at.exception
+    RunStore().delete(next(e.record.id for e in RunStore().list() if e.record.model == "stacked"))
+    at.switch_page("pages/denoising.py").run()
     assert offers(at) == {"Train a plain autoencoder": ("train", {"model": "stacked"})}
 
 
