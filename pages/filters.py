@@ -130,6 +130,10 @@ def one_unit() -> None:
 
 
 mosaics()
+if run.model.registry_name in ("stacked", "tied") and not ui.presenting():  # a new user's first run: noise-like
+    st.caption("With no penalty, an autoencoder's units spread their weights over the whole image; sparse and "
+               "denoising autoencoders learn localised pen strokes. See them side by side:")
+    runs.offer(("Compare: sparse coding, five ways", runs.COMPARE_PAGE, {"preset": "sparse coding, five ways"}))
 one_unit()
 if stats is not None:
     st.subheader("Sparsity")

@@ -46,6 +46,15 @@ def test_filters_page_shows_mosaics_unit_views_and_sparsity():
     assert sorted(RunStore().snapshots(run)) == [0, 1, 2]
 
 
+def test_filters_page_points_a_plain_run_to_the_regularised_ones():
+    """The seed recipe's filters look like noise on the embedded digits: a new user was left to think it broken."""
+    from tests.test_app import offers
+    plain = _open("pages/filters.py", train_run("stacked", epochs=1, hidden=(), code_size=8))
+    assert offers(plain) == {"Compare: sparse coding, five ways": ("compare", {"preset": "sparse coding, five ways"})}
+    sparse = _open("pages/filters.py", train_run("sparse-kl", epochs=1, hidden=(), code_size=8))
+    assert not offers(sparse) and not sparse.exception
+
+
 def test_filters_page_explains_families_without_filters():
     run = train_run("recurrent", epochs=1, hidden_size=8, code_size=4)
     at = _open("pages/filters.py", run)
