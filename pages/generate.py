@@ -22,6 +22,7 @@ shape = dataset.image_shape
 PRESENTER_GRID_PX = 300
 SCORE_N = scores.SCORE_N  # samples behind each run's three numbers (the grid shows the first of them)
 VIEWS = ("Side by side", "Levers", "Interpolation", "Diagnostics")
+TRAIN_VAE = ("Train a VAE", {"model": "vae"})  # what a view that needs a sampling run offers
 
 
 @st.cache_resource
@@ -250,7 +251,7 @@ def _drawing() -> np.ndarray:
 
 
 def levers() -> None:
-    run = runs.require_run(dataset, encodes=True, reconstructs=True)
+    run = runs.require_run(dataset, encodes=True, reconstructs=True, suggest=TRAIN_VAE)
     posterior = model_spec(runs.model_of(run.id)).capabilities.posterior
     st.fragment(lever_view)(run, posterior)
 
@@ -339,7 +340,7 @@ def lever_sliders(z0: np.ndarray, stats: dict, keys: list[str]) -> np.ndarray:
 
 # --- interpolation ------------------------------------------------------------------------------------------------
 def interpolation() -> None:
-    run = runs.require_run(dataset, samples=True)
+    run = runs.require_run(dataset, samples=True, suggest=TRAIN_VAE)
     caps = model_spec(runs.model_of(run.id)).capabilities
     c1, c2, c3, c4 = st.columns(4)
     steps = share.widget("steps", c3.slider, "Steps", min_value=3, max_value=16, value=10, key="ae.gen.steps")
@@ -449,7 +450,7 @@ def sample_snapshots(run) -> None:
 
 
 def diagnostics() -> None:
-    run = runs.require_run(dataset, samples=True)
+    run = runs.require_run(dataset, samples=True, suggest=TRAIN_VAE)
     caps = model_spec(runs.model_of(run.id)).capabilities
     p_hist = history_of(run)
     if p_hist:

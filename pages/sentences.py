@@ -15,7 +15,8 @@ from pages.ui import runs, share, state
 ui.page_setup()
 st.title("Sentences")
 dataset = state.current_dataset(modality="text")
-handle = runs.require_run(dataset, samples=True)
+handle = runs.require_run(dataset, samples=True,
+                         suggest=("Train a sentence VAE", {"model": "sentence-vae"}))
 model = handle.model
 caps = model_spec(model.registry_name).capabilities
 vocab = runs.vocab_of(handle)

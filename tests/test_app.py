@@ -634,6 +634,23 @@ def test_the_denoising_and_contraction_pages_offer_the_side_of_the_comparison_th
     assert offers(at) == {"Train a plain autoencoder": ("train", {"model": "stacked"})}
 
 
+def test_pages_that_need_a_sampling_run_offer_the_family_that_fills_them():
+    """"Train a model" opened the Train page on the seed recipe, which the Sentences page and Generate's levers
+    cannot show."""
+    at = app("pages/sentences.py")
+    at.sidebar.selectbox(key="ae.dataset").select("grammar").run()
+    assert offers(at) == {"Train a sentence VAE": ("train", {"model": "sentence-vae"})}
+    at.query_params.clear()
+    at.switch_page("app.py").run()
+    at.query_params.update({"model": "sentence-vae"})
+    at.switch_page("pages/train.py").run()  # the link's value is taken on the text dataset
+    assert at.selectbox(key="ae.train.model").value == "sentence-vae" and not at.exception
+    at.sidebar.selectbox(key="ae.dataset").select("digits").run()
+    at.switch_page("pages/generate.py").run()
+    at.segmented_control(key="ae.gen.view").set_value("Levers").run()
+    assert offers(at) == {"Train a VAE": ("train", {"model": "vae"})}
+
+
 def test_a_text_page_on_an_image_dataset_offers_a_text_dataset():
     at = app("pages/sentences.py")
     assert any("is an image dataset" in i.value for i in at.info)

@@ -218,13 +218,15 @@ def run_buttons(fits: list[str], choices: dict[str, str]) -> None:
                       args=(rid,), help=f"Run {rid}")
 
 
-def require_run(dataset, **needs: bool) -> RunHandle:
+def require_run(dataset, *, suggest: tuple[str, dict] = ("Train a model", {}), **needs: bool) -> RunHandle:
     """The run picked in the sidebar, if it serves ``needs`` (``reconstructs=True``, ...) on ``dataset``; else say
-    why, name the runs that would do, and stop the page."""
+    why, name the runs that would do (or offer ``suggest``: a link's label and the Train page's values), and stop
+    the page."""
+    train = (suggest[0], TRAIN_PAGE, suggest[1] or None)
     run_id = st.session_state.get(state.RUN)
     if not run_id:
         st.info(gone_note() + "No run selected. Train one on the **Train** page, or pick a saved run in the sidebar.")
-        offer(("Train a model", TRAIN_PAGE, None))
+        offer(train)
         st.stop()
     why = why_left_out(run_id, dataset, **needs)
     if why:
@@ -235,7 +237,7 @@ def require_run(dataset, **needs: bool) -> RunHandle:
         if fits:
             run_buttons(fits, choices)
         else:
-            offer(("Train a model", TRAIN_PAGE, None))
+            offer(train)
         st.stop()
     handle = load_run(run_id)
     if handle is None:
