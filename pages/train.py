@@ -186,7 +186,8 @@ def preview(job: TrainingJob, shown) -> None:
             rows["decoded"] = [decode(ids) for ids in shown]
         else:
             rows = {"sample": [decode(ids) for ids in shown]}
-        st.dataframe(pd.DataFrame(rows), hide_index=True)
+        # a static table wraps the sentences: the interactive one cut "decoded" off at the column's edge (1280 px)
+        st.table(pd.DataFrame(rows).map(ui.plain), hide_index=True, border="horizontal")
         return
     shape = job.dataset.image_shape
     if caps.reconstructs:
