@@ -220,12 +220,13 @@ ROWS_PER_CHUNK = 256  # rows a worker takes at a time, in turn with the others: 
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True)
-def _attraction(indptr, indices, values, y, parts):  # pragma: no cover - compiled
+def _attraction(indptr, indices, values, y, parts, logs, with_logs):  # pragma: no cover - compiled
     n_parts, n = parts.shape[0], len(indptr) - 1
     n_chunks = (n + ROWS_PER_CHUNK - 1) // ROWS_PER_CHUNK
     for t in numba.prange(n_parts):  # each worker adds into its own part: an edge's force lands on i and on j
         out = parts[t]
         out[:] = 0.0
+        total = 0.0
         for c in range(t, n_chunks, n_parts):
             for i in range(c * ROWS_PER_CHUNK, min(n, (c + 1) * ROWS_PER_CHUNK)):
                 y0, y1 = y[i, 0], y[i, 1]
@@ -235,13 +236,17 @@ def _attraction(indptr, indices, values, y, parts):  # pragma: no cover - compil
                     j = indices[e]
                     d0 = y0 - y[j, 0]
                     d1 = y1 - y[j, 1]
-                    q = values[e] / (1.0 + d0 * d0 + d1 * d1)
+                    w = 1.0 + d0 * d0 + d1 * d1
+                    q = values[e] / w
+                    if with_logs:
+                        total += values[e] * math.log(w)
                     f0 += q * d0
                     f1 += q * d1
                     out[j, 0] -= q * d0
                     out[j, 1] -= q * d1
                 out[i, 0] += f0
                 out[i, 1] += f1
+        logs[t] = total
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True)
@@ -274,13 +279,23 @@ def upper_triangle(p: scipy.sparse.csr_matrix) -> UpperTriangle:
     return UpperTriangle(u.indptr, u.indices, u.data.astype(np.float32))
 
 
-def attraction(y: np.ndarray, upper: UpperTriangle) -> np.ndarray:
+def attraction(y: np.ndarray, upper: UpperTriangle, with_log_sum: bool = False):
     """sum_j p_ij w_ij (y_i - y_j) for every point, with w_ij = 1 / (1 + |y_i - y_j|^2), over the symmetric sparse
     p given by its :func:`upper_triangle`. Each pair is read once and pushes both its points, from half the bytes
-    of the whole matrix in float64: 70,000 points took 8.5 ms against 18.6 ms over every row's neighbours."""
+    of the whole matrix in float64: 70,000 points took 8.5 ms against 18.6 ms over every row's neighbours.
+
+    ``with_log_sum``: also sum_ij p_ij log(1 + |y_i - y_j|^2) over all pairs (the KL divergence's middle term), in
+    the same pass, and return (forces, that sum): on its own pass over the whole P, 70,000 points' KL checks took
+    5.5 s of a 35 s t-SNE."""
     parts = np.empty((numba.get_num_threads(), *y.shape))
-    _attraction(upper.indptr, upper.indices, upper.values, y, parts)
-    return parts.sum(0)
+    logs = np.zeros(len(parts))
+    _attraction(upper.indptr, upper.indices, upper.values, y, parts, logs, with_log_sum)
+    return (parts.sum(0), 2.0 * float(logs.sum())) if with_log_sum else parts.sum(0)
+
+
+def kl_from_terms(p_log_p: float, log_sum: float, z: float) -> float:
+    """KL(P || Q) from sum p log p (fixed for a P), the log sum :func:`attraction` gives and the repulsion's Z."""
+    return p_log_p + log_sum + math.log(z)
 
 
 @functools.lru_cache(maxsize=4)
@@ -478,6 +493,7 @@ def tsne(x: np.ndarray, perplexity: float = 30.0, *, metric: str = "euclidean", 
     update = np.zeros_like(y)
     gains = np.ones_like(y)
     kl = None
+    p_log_p = float(np.sum(p.data * np.log(p.data))) if tolerance is not None else 0.0
     for it in range(total):
         early = it < early_iter
         alpha = exaggeration if early else 1.0
@@ -488,9 +504,12 @@ def tsne(x: np.ndarray, perplexity: float = 30.0, *, metric: str = "euclidean", 
         rep, z = repulsion(y, spacing, max_grid)
         converged = False
         if tolerance is not None and not early and (it - early_iter) % KL_EVERY == 0:
-            kl, previous = kl_divergence(y, p, z), kl
+            attract, log_sum = attraction(y, upper, with_log_sum=True)
+            kl, previous = kl_from_terms(p_log_p, log_sum, z), kl
             converged = previous is not None and previous - kl < tolerance * abs(kl)
-        _descend(y, update, gains, attraction(y, upper), rep, alpha, z, momentum, lr)
+        else:
+            attract = attraction(y, upper)
+        _descend(y, update, gains, attract, rep, alpha, z, momentum, lr)
         if callback is not None and ((it + 1) % every == 0 or it + 1 == total or converged):
             if callback(it + 1, total, layout()) is False:
                 break
