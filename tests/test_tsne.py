@@ -139,6 +139,12 @@ def test_clustered_neighbours_find_almost_all_exact_ones():
     assert (d2[:, 1:] >= d2[:, :-1]).all()  # nearest first
     torch.testing.assert_close(d2, ((x[:, None] - x[idx]) ** 2).sum(-1), rtol=1e-4, atol=1e-3)  # true distances
     assert (d2 >= d_exact - 1e-3).all()  # each found one no nearer than the exact one of its rank
+    # cells too small to hold k candidates compare with every point, a query's chunks past the first too
+    tiny = x[:60]
+    for k, chunk in ((50, 1024), (20, 3)):
+        d2, idx = T.clustered_neighbours(tiny, k, chunk=chunk)
+        assert not (idx == torch.arange(len(tiny))[:, None]).any() and all(len(set(r)) == k for r in idx.tolist())
+        torch.testing.assert_close(d2, ((tiny[:, None] - tiny[idx]) ** 2).sum(-1), rtol=1e-4, atol=1e-3)
 
 
 def test_cosine_metric_ignores_the_length_of_codes_and_wide_codes_are_reduced():
