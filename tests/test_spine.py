@@ -127,7 +127,7 @@ def test_every_page_shows_the_toys_or_says_why_they_are_left_out(toys, digits):
     assert job.join(60)
     at.run()
     assert not at.exception, at.exception
-    assert at.get("plotly_chart") and at.dataframe, "the cost curve and the decoded preview are shown"
+    assert at.get("plotly_chart") and at.table, "the cost curve and the decoded preview are shown"
     assert any("NLL" in m.label for m in at.metric)
 
 
