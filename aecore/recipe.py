@@ -1,6 +1,7 @@
 """A run's recipe: model, hyperparameters, training settings and dataset, the values that differ from the defaults
 only. It is what a share link carries, what "export as script" writes out, and how a talk preset finds its run in
-the store; the first two write every value, so that a later change of a default does not change what they train. Text from outside (a URL) is checked through the registry before anything is built."""
+the store; the first two write every value, so that a later change of a default does not change what they train.
+Text from outside (a URL) is checked through the registry before anything is built."""
 from __future__ import annotations
 
 import dataclasses
