@@ -106,6 +106,19 @@ class Recipe:
         except (ConfigError, KeyError, TypeError, ValueError):  # a run of a model or field this version lacks
             return False
 
+    def served_by(self, record: Any) -> bool:
+        """Whether a saved run is this recipe, or this recipe trained for more epochs (a talk preset's 10-epoch
+        seed recipe took the user's 30-epoch run of it for another run, and trained one in front of the audience)."""
+        if self.matches(record):
+            return True
+        try:
+            other = Recipe.of_record(record)
+        except (ConfigError, KeyError, TypeError, ValueError):
+            return False
+        mine, theirs = self.train_settings(), other.train_settings()
+        return (other.model, other.dataset, other.config) == (self.model, self.dataset, self.config) and \
+            theirs.epochs > mine.epochs and dataclasses.replace(theirs, epochs=mine.epochs) == mine
+
     def script(self, expected: dict[str, float] | None = None, run_id: str = "") -> str:
         """A short Python file that trains this recipe with aecore, saves the run and prints its test metrics
         (beside ``expected``, the original run's, when given)."""

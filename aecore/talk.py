@@ -56,11 +56,11 @@ class TalkPreset:
         return [Recipe.make(c.model, dataset, c.config, c.settings) for c in self.contenders(dataset)]
 
     def find_runs(self, store: RunStore, dataset: str, since: float = 0.0) -> list[str | None]:
-        """The newest finished run of each recipe in ``store`` created at ``since`` or later (None where there is
-        none)."""
+        """The newest finished run of each recipe in ``store`` created at ``since`` or later, or of it trained for
+        more epochs (None where there is none)."""
         records = [e.record for e in store.list() if e.record is not None and e.record.status == "finished"
                    and e.record.created >= since]
-        return [next((r.id for r in records if recipe.matches(r)), None) for recipe in self.recipes(dataset)]
+        return [next((r.id for r in records if recipe.served_by(r)), None) for recipe in self.recipes(dataset)]
 
     def link(self, run_ids: list[str]) -> dict[str, str]:
         """The share-link values that open this preset's view of ``run_ids``."""

@@ -288,6 +288,26 @@ def test_prepare_talk_trains_what_is_missing_and_the_presets_then_find_their_run
     assert main(["prepare-talk", "--only", "nope"]) == 2
 
 
+def test_a_talk_preset_takes_a_run_of_its_recipe_trained_for_more_epochs(digits):
+    """The Home page's seed-recipe card trained its own 10-epoch run beside the user's 30-epoch one of the same
+    recipe; a run trained longer serves, one trained shorter or otherwise does not."""
+    job = _train(digits, epochs=3, hidden=(16,), code_size=5)
+    recipe = {"model": "stacked", "dataset": "digits", "config": {"hidden": [16], "code_size": 5}}
+    settings = {"seed": 3, "batch_size": 64}
+    assert Recipe.make(**recipe, settings={**settings, "epochs": 3}).served_by(job.record)
+    assert Recipe.make(**recipe, settings={**settings, "epochs": 2}).served_by(job.record)
+    assert not Recipe.make(**recipe, settings={**settings, "epochs": 4}).served_by(job.record)
+    assert not Recipe.make(**recipe, settings={**settings, "epochs": 2, "lr": 3e-3}).served_by(job.record)
+    assert not Recipe.make(**{**recipe, "config": {"hidden": [16], "code_size": 6}},
+                           settings={**settings, "epochs": 2}).served_by(job.record)
+    store = RunStore()
+    preset = TALK_PRESETS["seed-recipe"]
+    assert preset.find_runs(store, "digits") == [None]
+    longer = TrainingJob("stacked", {}, digits, TrainSettings(epochs=preset.settings["epochs"] + 1), store=store)
+    longer.start().join()
+    assert preset.find_runs(store, "digits") == [longer.run_id]
+
+
 def test_prepare_talk_trains_the_digit_classifier_a_scored_preset_shows(digits, monkeypatch):
     """Samples side by side scores its samples with the dataset's classifier: prepare-talk trains it with the runs,
     where the page trained it in front of the audience, behind a progress bar."""
