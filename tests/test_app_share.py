@@ -283,6 +283,8 @@ def test_a_link_naming_one_run_this_server_lacks_keeps_the_others():
     assert at.multiselect(key="ae.denoise.runs.digits").value == [b, a]
     assert "`20250101-000000-stacked-gone` not here; the rest are used" in toasts(at)
     assert at.query_params["runs"] == f"{b},{a}"
+    hostile = opened("pages/denoising.py", {"dataset": "digits", "runs": f"{a},x`[y](http://z)`"})
+    assert "`x'[y](http://z)'` not here" in toasts(hostile)  # a backtick cannot end the code span early
     none = opened("pages/denoising.py", {"dataset": "digits", "runs": "gone-1,gone-2"})  # none known: the default
     assert "not one of the choices here" in toasts(none) and none.multiselect(key="ae.denoise.runs.digits").value
 

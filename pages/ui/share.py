@@ -66,7 +66,7 @@ def begin(page: str) -> None:
 
 
 def notice(param: str, raw: str, why: str) -> None:
-    shown = raw if len(raw) <= 40 else raw[:40] + "…"
+    shown = (raw if len(raw) <= 40 else raw[:40] + "…").replace("`", "'")  # in backticks: no markdown of its own
     st.toast(f"The link's **{param}** = `{shown}` was ignored ({why}); the default is used.",
              icon=":material/link_off:")
 
@@ -131,7 +131,8 @@ def _many_of(options: list) -> Callable[[str], list]:
             except ValueError:
                 unknown.append(part)
         if unknown and picked:
-            names = ", ".join(f"`{u[:40]}`" for u in unknown[:3]) + (" …" if len(unknown) > 3 else "")
+            names = ", ".join("`" + u[:40].replace("`", "'") + "`" for u in unknown[:3]) + \
+                (" …" if len(unknown) > 3 else "")
             raise PartlyValid(picked, f"{names} not here")
         if unknown:
             raise ValueError("not one of the choices here")
