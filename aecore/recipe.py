@@ -109,15 +109,17 @@ class Recipe:
     def served_by(self, record: Any) -> bool:
         """Whether a saved run is this recipe, or this recipe trained for more epochs (a talk preset's 10-epoch
         seed recipe took the user's 30-epoch run of it for another run, and trained one in front of the audience)."""
-        if self.matches(record):
-            return True
         try:
+            if record.model != self.model or record.dataset != self.dataset:
+                return False
             other = Recipe.of_record(record)
-        except (ConfigError, KeyError, TypeError, ValueError):
+        except (ConfigError, KeyError, TypeError, ValueError):  # a run of a model or field this version lacks
+            return False
+        if other.config != self.config:
             return False
         mine, theirs = self.train_settings(), other.train_settings()
-        return (other.model, other.dataset, other.config) == (self.model, self.dataset, self.config) and \
-            theirs.epochs > mine.epochs and dataclasses.replace(theirs, epochs=mine.epochs) == mine
+        return theirs == mine or (theirs.epochs > mine.epochs
+                                  and dataclasses.replace(theirs, epochs=mine.epochs) == mine)
 
     def script(self, expected: dict[str, float] | None = None, run_id: str = "") -> str:
         """A short Python file that trains this recipe with aecore, saves the run and prints its test metrics
