@@ -48,6 +48,20 @@ def select_on_chart(at: AppTest, key: str, points: list[dict] = (), box: list[di
     return at
 
 
+def trigger_component(at: AppTest, key: str, event: str, value) -> AppTest:
+    """Rerun ``at`` as the browser does when the v2 component ``key`` sends ``event`` with ``value`` (a click): its
+    events travel as a JSON list in one trigger widget of the component's."""
+    from streamlit.components.v2.bidi_component.main import _make_trigger_id
+    component = next(c for c in at.get("bidi_component") if c.proto.id.endswith(f"-{key}"))
+    states = at._tree.get_widget_states()
+    state = states.widgets.add()
+    state.id = _make_trigger_id(component.proto.id, "events")
+    state.json_trigger_value = json.dumps([{"event": event, "value": value}])
+    at._run(states)
+    assert not at.exception, at.exception
+    return at
+
+
 def rerun_until(at: AppTest, done, timeout: float = 60.0) -> AppTest:
     """Rerun ``at`` until ``done(at)`` holds, as the page's polling fragments would; fail after ``timeout``."""
     deadline = time.monotonic() + timeout

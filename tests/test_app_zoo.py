@@ -1,30 +1,32 @@
 """AppTest for the zoo's pages: Filters, Compare, Denoising, Contraction."""
+import base64
+import io
 import json
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from aecore import RunStore
-from tests.test_app import app, open_page as _open, select_on_chart, train_run
+from tests.test_app import app, open_page as _open, train_run, trigger_component
 from tests.test_app_latent import _array
 
 
 def test_filters_page_shows_mosaics_unit_views_and_sparsity():
     run = train_run("sparse-kl", epochs=2, hidden=(), code_size=16)
     at = _open("pages/filters.py", run)
-    charts = at.get("plotly_chart")
-    assert len(charts) == 2  # the two mosaics side by side in one chart, the activation histogram
-    mosaics = json.loads(charts[0].proto.spec)
-    assert [t["type"] for t in mosaics["data"]] == ["image", "scatter"] * 2
-    assert [a["text"] for a in mosaics["layout"]["annotations"]] == ["each tile contrast-normalised",
-                                                                      "one global scale (grey = 0)"]
-    right = mosaics["layout"]["xaxis2"]["domain"]
-    assert mosaics["layout"]["xaxis"]["domain"][1] < right[0] and right[1] == 1  # left and right, apart
-    assert at.slider(key="ae.filters.n").value == 16
-    # a click on a tile of either mosaic inspects its unit; a unit typed in afterwards holds at the next run
-    for curve, unit in ((1, 11), (3, 4)):
-        select_on_chart(at, "ae.filters.mosaic", points=[{"curve_number": curve, "point_index": 0,
-                                                          "customdata": unit, "x": 0, "y": 0}])
+    assert [c.key for c in at.get("plotly_chart")] == ["ae.filters.hist"]  # the mosaics are plain images
+    (mosaics,) = at.get("bidi_component")
+    shown = json.loads(mosaics.proto.json)
+    assert [p["title"] for p in shown["panels"]] == ["each tile contrast-normalised", "one global scale (grey = 0)"]
+    assert at.slider(key="ae.filters.n").value == 16 and len(shown["units"]) == 16 and shown["ncols"] == 4
+    assert sorted(shown["units"]) == list(range(16))  # ordered by norm: every unit once
+    for panel in shown["panels"]:  # where the page maps a click: a tile every `step` pixels, 4 to a row
+        img = Image.open(io.BytesIO(base64.b64decode(panel["src"].split(",", 1)[1])))
+        assert img.size == (4 * shown["step"][1] + 1, 4 * shown["step"][0] + 1)
+    # a click on a tile inspects its unit; a unit typed in afterwards holds at the next run
+    for unit in (11, 4):
+        trigger_component(at, "ae.filters.mosaic", "unit", unit)
         assert at.number_input(key="ae.filters.unit").value == unit
         assert any(f"filter of unit {unit}" in c for img in at.image for c in img.captions)
     at.number_input(key="ae.filters.unit").set_value(7).run()
@@ -237,7 +239,9 @@ def test_filters_page_shows_conv_kernels():
     at = _open("pages/filters.py", run)
     assert not at.error
     assert at.slider(key="ae.filters.n").value == 6  # one tile per first-layer channel
-    assert [c.key for c in at.get("plotly_chart")] == ["ae.filters.mosaic", "ae.filters.hist"]
+    assert [c.key for c in at.get("plotly_chart")] == ["ae.filters.hist"]
+    shown = json.loads(at.get("bidi_component")[0].proto.json)
+    assert sorted(shown["units"]) == list(range(6)) and len(shown["panels"]) == 2
     assert any("filter of unit 0" in c for img in at.image for c in img.captions)
 
 

@@ -87,7 +87,6 @@ def warm_up() -> None:
     """Import what the first live view draws (Plotly imports its figure classes on first use)."""
     history = [{"step": i, "epoch": i / 2, "bce": 1.0, "kl": 0.5, "beta": 1.0} for i in range(3)]
     go.Figure(cost_figure(history, [{"epoch": 1, "val_bce": 1.0, "val_kl": 0.5}], stats={"beta": "β"})).to_json()
-    go.Figure(image_figure(np.zeros((4, 4), np.uint8), title=dict(text=""))).to_json()
     go.Figure(go.Histogram(x=[0.0, 1.0])).to_json()
 
 
@@ -173,41 +172,6 @@ def filter_images(weights: np.ndarray, input_shape: tuple, per_tile: bool, n: in
     tiles = normalize_filters(w.reshape(len(w), -1), per_tile)
     scale = scale or max(1, 84 // max(tile))
     return mosaic(tiles, tile, ncols=ncols, scale=scale, pad_value=1.0)
-
-
-def image_figure(img: np.ndarray, traces: tuple[dict, ...] = (), **layout) -> dict:
-    """A uint8 image as a Plotly figure that sends it as one PNG, uncompressed (a heatmap of a 100-tile MNIST mosaic
-    is 84,000 numbers of JSON, and the browser took 0.3-0.5 s to draw two of them after every change of the Filters
-    page), with ``traces`` over it and ``layout`` merged into its own. A figure as a dict, in one piece: built with
-    ``update_layout`` and ``add_scatter``, a mosaic took 7.9 ms of the script to Streamlit's JSON, 2.2 ms so
-    (Streamlit validates a dict once), and two of them were a third of a Filters change on the server (py-spy)."""
-    lay = dict(xaxis=dict(visible=False, range=[-0.5, img.shape[1] - 0.5]),
-               yaxis=dict(visible=False, scaleanchor="x", range=[img.shape[0] - 0.5, -0.5]))
-    return dict(data=[dict(type="image", source=png_url(img, level=0), hoverinfo="skip"), *traces],
-                layout={**lay, **layout})
-
-
-def side_by_side(figs: list[dict], gap: float = 0.04) -> dict:
-    """Figures of :func:`image_figure` in one chart, left to right, each one's title above its own image; the first
-    one's other layout for all. A Plotly chart is a fixed cost to the browser at every change: the Filters page's
-    two mosaics as one chart changed order in a median 0.14-0.20 s against 0.21-0.25 s as two (three rounds of 12
-    changes in headless Chromium on the 2-core Zen 3 VM, bench/README)."""
-    width = (1 - gap * (len(figs) - 1)) / len(figs)
-    data, layout, notes = [], {}, []
-    for i, fig in enumerate(figs):
-        n = "" if i == 0 else str(i + 1)
-        lay = fig["layout"]
-        # constrain="domain": the axes shrink to the image instead of widening their range, so the title sits on it
-        layout[f"xaxis{n}"] = {**lay["xaxis"], "domain": [i * (width + gap), i * (width + gap) + width],
-                               "anchor": f"y{n}", "constrain": "domain"}
-        layout[f"yaxis{n}"] = {**lay["yaxis"], "scaleanchor": f"x{n}", "anchor": f"x{n}", "constrain": "domain"}
-        data += [{**trace, "xaxis": f"x{n}", "yaxis": f"y{n}"} for trace in fig["data"]]
-        title = lay.get("title", {}).get("text")
-        if title:
-            notes.append(dict(text=title, xref=f"x{n} domain", yref=f"y{n} domain", x=0, y=1, xanchor="left",
-                              yanchor="bottom", showarrow=False, font=dict(size=16)))
-    rest = {k: v for k, v in figs[0]["layout"].items() if k not in ("xaxis", "yaxis", "title")}
-    return dict(data=data, layout={**rest, **layout, "annotations": notes})
 
 
 def metrics_row(metrics: dict[str, float], labels: dict[str, str], container=None,

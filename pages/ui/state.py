@@ -36,7 +36,6 @@ COMPARE_JOB = "ae.compare.job"
 COMPARE_SEEN_DONE = "ae.compare.seen_done"
 REC_SEED = "ae.rec.seed"
 DENOISE_SEED = "ae.denoise.seed"
-FILTERS_CLICKED = "ae.filters.clicked"
 FILTERS_UNIT = "ae.filters.unit"  # a widget the mosaic's click sets
 LATENT_TASK = "ae.latent.task"
 LATENT_POINT = "ae.latent.point"  # a widget a click on the chart sets
