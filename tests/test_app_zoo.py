@@ -29,6 +29,9 @@ def test_filters_page_shows_mosaics_unit_views_and_sparsity():
         trigger_component(at, "ae.filters.mosaic", "unit", unit)
         assert at.number_input(key="ae.filters.unit").value == unit
         assert any(f"filter of unit {unit}" in c for img in at.image for c in img.captions)
+    for sent in ("11", 16, -1, 10**12, None, [3], 2.0):  # what a crafted message may hold: ignored
+        trigger_component(at, "ae.filters.mosaic", "unit", sent)
+        assert at.number_input(key="ae.filters.unit").value == 4
     at.number_input(key="ae.filters.unit").set_value(7).run()
     at.slider(key="ae.filters.n").set_value(12).run()  # the mosaics' fragment reruns, the tile still selected
     assert at.number_input(key="ae.filters.unit").value == 7

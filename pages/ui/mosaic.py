@@ -81,9 +81,12 @@ def clickable_mosaics(panels: list[tuple[str, np.ndarray]], units: np.ndarray, n
     :func:`aecore.viz.mosaic` lays them out; drawn at most ``height`` px high. Returns the unit of a tile clicked in
     this run (else None)."""
     from pages.ui.figures import png_url
+    shown = [int(u) for u in units]
     result = _mosaics(key=key, data={"panels": [{"title": t, "src": png_url(img, level=0),
                                                  "aspect": img.shape[1] / img.shape[0]} for t, img in panels],
-                                     "units": [int(u) for u in units], "ncols": int(ncols),
+                                     "units": shown, "ncols": int(ncols),
                                      "step": [int(s) for s in step], "pad": int(pad), "height": int(height)},
                       on_unit_change=lambda: None)  # the event is returned only with a callback
-    return getattr(result, "unit", None)
+    unit = getattr(result, "unit", None)
+    # what the browser sent: only a unit of a tile shown counts (a crafted message may send anything)
+    return unit if type(unit) is int and unit in shown else None
