@@ -152,6 +152,25 @@ def _await_first_layout(task: BackgroundTask) -> None:
     task.wait_for_partial(FIRST_LAYOUT_WAIT)
 
 
+def _selection(event, n: int) -> tuple[list[int], list[tuple[float, float, float, float]]]:
+    """The chart's selection as the points' indices (below ``n``) and the boxes' (x0, x1, y0, y1): what the browser
+    sent, checked (a crafted message may hold anything; a string there raised in the page)."""
+    selection = getattr(event, "selection", None) or {}
+    points, boxes = [], []
+    for p in selection.get("points") or []:
+        i = np.ravel(p.get("customdata") if isinstance(p, dict) else None)
+        if i.size and isinstance(i[0], (int, np.integer)) and 0 <= i[0] < n:
+            points.append(int(i[0]))
+    for b in selection.get("box") or []:
+        try:
+            x, y = (np.asarray(b[k], dtype=float) for k in ("x", "y"))
+        except (TypeError, KeyError, ValueError):
+            continue
+        if x.size and y.size and np.isfinite(x).all() and np.isfinite(y).all():
+            boxes.append((float(x.min()), float(x.max()), float(y.min()), float(y.max())))
+    return points, boxes
+
+
 @st.cache_data(max_entries=8, show_spinner="Scoring the embedding…")
 def _scores(key: tuple, _high, _low: np.ndarray, _labels: np.ndarray) -> tuple[float, float]:
     """``_high()`` gives the points in their own space, asked for on a miss only (the pixels are a join)."""
@@ -261,10 +280,7 @@ def projection() -> None:
                            key="ae.latent.csv")
         d2.radio("The chart's camera button saves", ["png", "svg"], horizontal=True, key="ae.latent.imgfmt")
 
-    selection = event.selection if event else None
-    picked = [int(np.ravel(p["customdata"])[0]) for p in (selection.points if selection else [])
-              if p.get("customdata") is not None]
-    boxes = list(selection.box) if selection else []
+    picked, boxes = _selection(event, n)
     click = picked[0] if len(picked) == 1 or (picked and not boxes) else None
     if st.session_state.get(PICKED) != click:  # a new click, not one a typed point has replaced since
         st.session_state[PICKED] = click
@@ -274,8 +290,7 @@ def projection() -> None:
 
     box = None  # the decoder grid's region, from a box drawn on the PCA view (its own fragment reads it)
     if boxes and method == "pca":
-        b = boxes[0]
-        box = (min(b["x"]), max(b["x"]), min(b["y"]), max(b["y"]))
+        box = boxes[0]
     if st.session_state.get(GRID_BOX) != box:
         st.session_state[GRID_BOX] = box
         st.rerun()  # the whole page, so that the grid's fragment draws the new box

@@ -205,6 +205,13 @@ def test_clicking_a_point_shows_it_and_a_box_in_the_pca_view_drives_the_grid():
     assert not any("Region from your box selection" in c.value for c in at.caption)
     assert at.slider(key="ae.latent.rx").value and any("decodes over the selected box" in c for img in at.image
                                                         for c in img.captions)
+    # what a crafted message may send is passed by: the point and the grid's ranges stay (a string raised before)
+    for points, box in (([{"customdata": ["abc"]}], []), ([{"customdata": [None]}], []), ([{"customdata": [359]}], []),
+                        ([{"customdata": [-3]}], []), ([], [{"x": "a", "y": [1, 2]}]), ([], [{"x": [], "y": []}]),
+                        ([], [{"x": [float("nan"), 1.0], "y": [0.0, 1.0]}]), ([], ["zz"])):
+        select_on_chart(at, "ae.latent.scatter", points=points, box=box)
+        assert at.number_input(key="ae.latent.point").value == 42
+        assert not any("Region from your box selection" in c.value for c in at.caption)
 
 
 def test_a_typed_point_replaces_a_clicked_one_and_stays():
