@@ -9,7 +9,7 @@ import streamlit as st
 _CSS = """
 .mosaics { display: flex; gap: 4%; align-items: flex-start; }
 figure { flex: 1 1 0; margin: 0; min-width: 0; display: flex; flex-direction: column; align-items: center; }
-figcaption { line-height: 1.6; margin-bottom: 4px; max-width: 100%; white-space: nowrap; overflow: hidden;
+figcaption { font-weight: 600; line-height: 1.6; margin-bottom: 4px; max-width: 100%; white-space: nowrap; overflow: hidden;
              text-overflow: ellipsis; }
 .wrap { position: relative; cursor: pointer; align-self: stretch; margin: 0 auto; }
 img { display: block; width: 100%; height: auto; image-rendering: pixelated; }
