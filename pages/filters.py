@@ -81,7 +81,8 @@ def mosaics() -> None:
     panels = [(title, figures.filter_images(weights, shape, per_tile, n_show, order, ncols=ncols, scale=scale))
               for title, per_tile in (("each tile contrast-normalised", True), ("one global scale (grey = 0)", False))]
     # plain images, not a Plotly chart: an order change ended within 150 ms in 9-10 of 10 against 2-7 (bench/README)
-    unit = clickable_mosaics(panels, shown, ncols, step, scale, 300 if ui.presenting() else 420, key="ae.filters.mosaic")
+    unit = clickable_mosaics(panels, shown, ncols, step, scale,  # a padding pixel, enlarged, before the first tile
+                             300 if ui.presenting() else 420, key="ae.filters.mosaic")
     if unit is not None:  # a tile clicked: the whole page, so that the unit's part shows it
         st.session_state[state.FILTERS_UNIT] = unit
         st.rerun()

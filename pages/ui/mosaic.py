@@ -6,11 +6,13 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
+from .figures import png_url
+
 _CSS = """
 .mosaics { display: flex; gap: 4%; align-items: flex-start; }
 figure { flex: 1 1 0; margin: 0; min-width: 0; display: flex; flex-direction: column; align-items: center; }
-figcaption { font-weight: 600; line-height: 1.6; margin-bottom: 4px; max-width: 100%; white-space: nowrap; overflow: hidden;
-             text-overflow: ellipsis; }
+figcaption { font-weight: 600; line-height: 1.6; margin-bottom: 4px; max-width: 100%; white-space: nowrap;
+             overflow: hidden; text-overflow: ellipsis; }
 .wrap { position: relative; cursor: pointer; align-self: stretch; margin: 0 auto; }
 img { display: block; width: 100%; height: auto; image-rendering: pixelated; }
 .box { position: absolute; border: 2px solid #4c6ef5; box-sizing: border-box; pointer-events: none; display: none; }
@@ -18,7 +20,7 @@ img { display: block; width: 100%; height: auto; image-rendering: pixelated; }
        font-size: 13px; padding: 1px 6px; border-radius: 3px; white-space: nowrap; }
 """
 
-# Called at every update with the new data: the figures are rebuilt (two images; nothing is kept between calls).
+# Run whenever Streamlit renders the component: the figures are rebuilt from the data (two images; nothing kept).
 _JS = """
 export default function ({ data, parentElement, setTriggerValue }) {
   let root = parentElement.querySelector(".mosaics");
@@ -80,7 +82,6 @@ def clickable_mosaics(panels: list[tuple[str, np.ndarray]], units: np.ndarray, n
     tile every ``step`` (rows, columns) pixels of its image after a first ``pad`` pixels, as
     :func:`aecore.viz.mosaic` lays them out; drawn at most ``height`` px high. Returns the unit of a tile clicked in
     this run (else None)."""
-    from pages.ui.figures import png_url
     shown = [int(u) for u in units]
     result = _mosaics(key=key, data={"panels": [{"title": t, "src": png_url(img, level=0),
                                                  "aspect": img.shape[1] / img.shape[0]} for t, img in panels],
