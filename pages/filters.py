@@ -81,7 +81,12 @@ def mosaics() -> None:
     panels = [(title, figures.filter_images(weights, shape, per_tile, n_show, order, ncols=ncols, scale=scale))
               for title, per_tile in (("each tile contrast-normalised", True), ("one global scale (grey = 0)", False))]
     # plain images, not a Plotly chart: an order change ended within 150 ms in 9-10 of 10 against 2-7 (bench/README)
-    unit = clickable_mosaics(panels, shown, ncols, step, scale,  # a padding pixel, enlarged, before the first tile
+    # under the pointer: what the orders sort by
+    norms = np.linalg.norm(weights.reshape(len(weights), -1), axis=1)
+    fire = stats["fire_rate"] if stats and len(stats["fire_rate"]) >= n_units else None
+    labels = [f"unit {u} · norm {norms[u]:.2f}" + (f" · fires on {fire[u]:.0%}" if fire is not None else "")
+              for u in shown]
+    unit = clickable_mosaics(panels, shown, labels, ncols, step, scale,  # one padding pixel, enlarged, first
                              300 if ui.presenting() else 420, key="ae.filters.mosaic")
     if unit is not None:  # a tile clicked: the whole page, so that the unit's part shows it
         st.session_state[state.FILTERS_UNIT] = unit

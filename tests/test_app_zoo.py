@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from aecore import RunStore
+from aecore import RunStore, analysis, load_dataset
 from tests.test_app import app, open_page as _open, train_run, trigger_component
 from tests.test_app_latent import _array
 
@@ -21,6 +21,12 @@ def test_filters_page_shows_mosaics_unit_views_and_sparsity():
     assert [p["title"] for p in shown["panels"]] == ["each tile contrast-normalised", "one global scale (grey = 0)"]
     assert at.slider(key="ae.filters.n").value == 16 and len(shown["units"]) == 16 and shown["ncols"] == 4
     assert sorted(shown["units"]) == list(range(16))  # ordered by norm: every unit once
+    # a tile's label under the pointer: its weight norm and how often it fires on the test set (threshold 0.1)
+    model = RunStore().load(run)[0]
+    norms = model.first_layer_weights().detach().float().norm(dim=1).numpy()
+    fires = (analysis.unit_activations(model, load_dataset("digits").x_test, outputs=True) > 0.1).mean(0)
+    assert shown["labels"] == [f"unit {u} · norm {norms[u]:.2f} · fires on {fires[u]:.0%}" for u in shown["units"]]
+    assert list(np.argsort(-norms, kind="stable")) == shown["units"]  # ordered by norm
     for panel in shown["panels"]:  # where the page maps a click: a tile every `step` pixels, 4 to a row
         img = Image.open(io.BytesIO(base64.b64decode(panel["src"].split(",", 1)[1])))
         assert img.size == (4 * shown["step"][1] + 1, 4 * shown["step"][0] + 1)

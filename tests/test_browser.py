@@ -128,12 +128,12 @@ def test_journey_train_watch_and_open_every_page(server, page):
     # the mosaics name the tile under the pointer, and a click on it inspects its unit
     mosaic = page.locator(".wrap img").first.bounding_box()
     page.mouse.move(mosaic["x"] + mosaic["width"] * 0.6, mosaic["y"] + mosaic["height"] * 0.3)
-    named = page.locator(".tip").first.inner_text()
-    assert re.fullmatch(r"unit \d+", named), named
+    named = re.fullmatch(r"unit (\d+) · norm [\d.]+ · fires on \d+%", page.locator(".tip").first.inner_text())
+    assert named, page.locator(".tip").first.inner_text()
     page.mouse.click(mosaic["x"] + mosaic["width"] * 0.6, mosaic["y"] + mosaic["height"] * 0.3)
-    playwright_api.expect(page.get_by_label("Unit (0–")).to_have_value(named.split()[1], timeout=30_000)
+    playwright_api.expect(page.get_by_label("Unit (0–")).to_have_value(named.group(1), timeout=30_000)
     _settled(page)
-    assert page.get_by_text(f"filter of {named}", exact=True).is_visible()
+    assert page.get_by_text(f"filter of unit {named.group(1)}", exact=True).is_visible()
     page.goto(f"{server}/latent?dataset=digits&points=1797")  # every image, test and training
     _settled(page)
     index = click_a_point(page)  # a projected point: its image, reconstruction and neighbours

@@ -15,9 +15,10 @@ figcaption { font-weight: 600; line-height: 1.6; margin-bottom: 4px; max-width: 
              overflow: hidden; text-overflow: ellipsis; }
 .wrap { position: relative; cursor: pointer; align-self: stretch; margin: 0 auto; }
 img { display: block; width: 100%; height: auto; image-rendering: pixelated; }
-.box { position: absolute; border: 2px solid #4c6ef5; box-sizing: border-box; pointer-events: none; display: none; }
-.tip { position: absolute; pointer-events: none; display: none; background: rgba(33, 37, 41, .85); color: #fff;
-       font-size: 13px; padding: 1px 6px; border-radius: 3px; white-space: nowrap; }
+.box { position: absolute; z-index: 1; border: 2px solid #4c6ef5; box-sizing: border-box; pointer-events: none;
+       display: none; }
+.tip { position: absolute; z-index: 2; pointer-events: none; display: none; background: rgba(33, 37, 41, .85);
+       color: #fff; font-size: 13px; padding: 1px 6px; border-radius: 3px; white-space: nowrap; }
 """
 
 # Run whenever Streamlit renders the component: the figures are rebuilt from the data (two images; nothing kept).
@@ -59,8 +60,9 @@ export default function ({ data, parentElement, setTriggerValue }) {
       box.style.display = tip.style.display = t ? "block" : "none";
       if (!t) return;
       Object.assign(box.style, { left: t[1] + "px", top: t[2] + "px", width: t[3] + "px", height: t[4] + "px" });
-      tip.textContent = "unit " + data.units[t[0]];
-      Object.assign(tip.style, { left: t[1] + "px", top: Math.max(0, t[2] - 22) + "px" });
+      tip.textContent = data.labels[t[0]];
+      const left = Math.max(0, Math.min(t[1], wrap.clientWidth - tip.offsetWidth));  // within the mosaic
+      Object.assign(tip.style, { left: left + "px", top: Math.max(0, t[2] - 22) + "px" });
     };
     wrap.onmouseleave = () => { box.style.display = tip.style.display = "none"; };
     wrap.onclick = (e) => {
@@ -76,16 +78,16 @@ export default function ({ data, parentElement, setTriggerValue }) {
 _mosaics = st.components.v2.component("aecore_filter_mosaics", css=_CSS, js=_JS)
 
 
-def clickable_mosaics(panels: list[tuple[str, np.ndarray]], units: np.ndarray, ncols: int, step: tuple[int, int],
-                      pad: int, height: int, key: str) -> int | None:
+def clickable_mosaics(panels: list[tuple[str, np.ndarray]], units: np.ndarray, labels: list[str], ncols: int,
+                      step: tuple[int, int], pad: int, height: int, key: str) -> int | None:
     """Mosaics ``(title, uint8 image)`` side by side, each holding the tiles of ``units`` in rows of ``ncols``, a
     tile every ``step`` (rows, columns) pixels of its image after a first ``pad`` pixels, as
-    :func:`aecore.viz.mosaic` lays them out; drawn at most ``height`` px high. Returns the unit of a tile clicked in
-    this run (else None)."""
+    :func:`aecore.viz.mosaic` lays them out; drawn at most ``height`` px high, a tile's label shown under the pointer.
+    Returns the unit of a tile clicked in this run (else None)."""
     shown = [int(u) for u in units]
     result = _mosaics(key=key, data={"panels": [{"title": t, "src": png_url(img, level=0),
                                                  "aspect": img.shape[1] / img.shape[0]} for t, img in panels],
-                                     "units": shown, "ncols": int(ncols),
+                                     "units": shown, "labels": list(labels), "ncols": int(ncols),
                                      "step": [int(s) for s in step], "pad": int(pad), "height": int(height)},
                       on_unit_change=lambda: None)  # the event is returned only with a callback
     unit = getattr(result, "unit", None)
