@@ -80,7 +80,7 @@ def mosaics() -> None:
     step = (tile[0] * scale + scale, tile[1] * scale + scale)  # tile plus one padding pixel, enlarged
     panels = [(title, figures.filter_images(weights, shape, per_tile, n_show, order, ncols=ncols, scale=scale))
               for title, per_tile in (("each tile contrast-normalised", True), ("one global scale (grey = 0)", False))]
-    # plain images, not a Plotly chart: an order change ended within 150 ms in 9-10 of 10 against 2-7 (bench/README)
+    # plain images, not a Plotly chart: an order change ended within 150 ms in 7-10 of 10 against 2-7 (bench/README)
     # under the pointer: what the orders sort by
     norms = np.linalg.norm(weights.reshape(len(weights), -1), axis=1)
     fire = stats["fire_rate"] if stats and len(stats["fire_rate"]) >= n_units else None
