@@ -42,11 +42,16 @@ def sparsity_stats(acts: np.ndarray, threshold: float) -> dict:
             "dead_share": float((fire_rate == 0).mean()), "active_per_sample": float(active.sum(axis=1).mean())}
 
 
+def unit_norms(weights: np.ndarray) -> np.ndarray:
+    """Each unit's weight norm (the L2 norm of its filter)."""
+    return np.linalg.norm(weights.reshape(len(weights), -1), axis=1)
+
+
 def unit_order(weights: np.ndarray, fire_rate: np.ndarray | None, by: str) -> np.ndarray:
     """Unit indices sorted for the mosaic: ``"norm"`` (largest weight norm first), ``"firing"`` (most often active
     first) or ``"index"``."""
     if by == "norm":
-        return np.argsort(-np.linalg.norm(weights.reshape(len(weights), -1), axis=1), kind="stable")
+        return np.argsort(-unit_norms(weights), kind="stable")
     if by == "firing" and fire_rate is not None:
         return np.argsort(-fire_rate, kind="stable")
     return np.arange(len(weights))

@@ -82,7 +82,7 @@ def mosaics() -> None:
               for title, per_tile in (("each tile contrast-normalised", True), ("one global scale (grey = 0)", False))]
     # plain images, not a Plotly chart: an order change ended within 150 ms in 7-10 of 10 against 2-7 (bench/README)
     # under the pointer: what the orders sort by
-    norms = np.linalg.norm(weights.reshape(len(weights), -1), axis=1)
+    norms = analysis.unit_norms(weights)
     fire = stats["fire_rate"] if stats and len(stats["fire_rate"]) >= n_units else None
     labels = [f"unit {u} · norm {norms[u]:.2f}" + (f" · fires on {fire[u]:.0%}" if fire is not None else "")
               for u in shown]
