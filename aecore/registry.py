@@ -126,9 +126,27 @@ def _weight_count(spec: ModelSpec, config: Any) -> int | None:
     return _remembered_count(spec.builder, config)
 
 
+class _NoFills(torch.overrides.TorchFunctionMode):
+    """Weight initialisers (``torch.nn.init``) and in-place random fills do nothing to meta tensors, which hold no
+    values. Run there, the first ``normal_`` of a process imported torch._dynamo: 1.4-2.1 s holding the GIL while
+    every session waited (the sentence models' embeddings, k-sparse's Gaussian start). Other meta kernels written in
+    Python still import it: ``vector_norm`` for the GAN and neural sparse coding, ``eye`` for PCA."""
+
+    FILLS = {torch.Tensor.normal_, torch.Tensor.exponential_, torch.Tensor.log_normal_, torch.Tensor.cauchy_,
+             torch.Tensor.geometric_}
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        tensor = args[0] if args else kwargs.get("tensor")  # torch.nn.init passes it by name
+        if getattr(tensor, "is_meta", False) and (func in self.FILLS or
+                                                  getattr(func, "__module__", None) == "torch.nn.init"):
+            return tensor
+        return func(*args, **kwargs)
+
+
 def _count_on_meta(builder: Callable, config: Any) -> int | None:
     try:
-        with torch.device("meta"):
+        with torch.device("meta"), _NoFills():
             model = builder(config)
     except (RuntimeError, NotImplementedError):
         return None

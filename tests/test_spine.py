@@ -284,6 +284,27 @@ def test_the_settings_a_family_says_it_ignores_are_those_it_ignores():
     assert "output_bias_from_data" in model_spec("sentence-vae").builder.settings_unused()
 
 
+def test_counting_weights_runs_no_initialiser_on_the_meta_device():
+    """A first normal_ on the meta device imported torch._dynamo: 1.5-2.1 s holding the GIL, once a server, the first
+    time it met a k-sparse run with the paper's Gaussian start or a sentence model. The counts stay those of the
+    models built for real (checked in a fresh interpreter, where nothing has imported torch._dynamo yet)."""
+    import subprocess
+    import sys
+    code = """
+import sys
+from aecore.registry import _count_on_meta, model_spec
+configs = [(model_spec(name), model_spec(name).config_cls(**cfg))
+           for name, cfg in (("k-sparse", {"init_std": 0.01}), ("sentence-vae", {}), ("sentence-lm", {}))]
+counts = [_count_on_meta(spec.builder, config) for spec, config in configs]
+assert "torch._dynamo" not in sys.modules
+for (spec, config), n in zip(configs, counts):
+    real = spec.builder(config)
+    assert n == sum(t.numel() for t in [*real.parameters(), *real.buffers()]), spec.name
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
 def test_a_config_s_weight_count_is_built_on_the_meta_device_once():
     """make_config counts the weights a config builds on the meta device; the GAN's count took 270 ms (spectral
     norm's start runs in Python there), and the Train page's live view rebuilt its model at every publication, so
