@@ -69,12 +69,12 @@ diags = {}
 progress = st.progress(0.0, text="Computing Jacobians…")
 for i, r in enumerate(shown):
     if r.training:  # weights still change: nothing cached
-        d, spectrum = diagnostics(r.model, dataset.x_test, n_points), \
-            analysis.jacobian_spectrum(r.model, dataset.x_test[int(point)])
+        d = diagnostics(r.model, dataset.x_test, n_points)
+        d["spectrum"] = analysis.jacobian_spectrum(r.model, dataset.x_test[int(point)])
     else:
-        d, spectrum = _diagnostics(r.id, dataset.name, n_points, r.model, dataset.x_test), \
-            _spectrum(r.id, dataset.name, int(point), r.model, dataset.x_test)
-    diags[r.id] = {**d, "spectrum": spectrum}
+        d = {**_diagnostics(r.id, dataset.name, n_points, r.model, dataset.x_test),
+             "spectrum": _spectrum(r.id, dataset.name, int(point), r.model, dataset.x_test)}
+    diags[r.id] = d
     progress.progress((i + 1) / len(shown), text=f"{r.id} done")
 progress.empty()
 
