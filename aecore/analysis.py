@@ -81,8 +81,13 @@ def activation_maximization(model, unit: int, input_dim: int, norm: float, steps
 
 
 def _jacobians(model, x: torch.Tensor) -> torch.Tensor:
-    """Detached (B, K, D) encoder Jacobians: batched with torch.func where the layers allow it, else one sample at a
-    time with torch.autograd (recurrent layers' fused kernels have no batching rule)."""
+    """Detached (B, K, D) encoder Jacobians: the family's closed form where it has one (fully connected encoders,
+    k-sparse), else batched with torch.func where the layers allow it, else one sample at a time with torch.autograd
+    (recurrent layers' fused kernels have no batching rule)."""
+    with torch.no_grad():
+        jac = model.encoder_jacobian(x) if hasattr(model, "encoder_jacobian") else None
+    if jac is not None:
+        return jac
     with torch.enable_grad(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="There is a performance drop")  # the fallback batching is fine here
         try:
@@ -92,11 +97,11 @@ def _jacobians(model, x: torch.Tensor) -> torch.Tensor:
             return torch.stack([torch.autograd.functional.jacobian(single, row) for row in x]).detach()
 
 
-def jacobian_norms(model, x: np.ndarray | torch.Tensor, batch_size: int = 64) -> np.ndarray:
+def jacobian_norms(model, x: np.ndarray | torch.Tensor, batch_size: int = 16) -> np.ndarray:
     """Frobenius norm of the encoder's Jacobian at each row of ``x``: (N,)."""
     model.eval()
     x = torch.as_tensor(x).to(_device(model))
-    out = [_jacobians(model, x[i:i + batch_size]).pow(2).sum(dim=(1, 2)).sqrt().cpu()
+    out = [torch.linalg.vector_norm(_jacobians(model, x[i:i + batch_size]), dim=(1, 2)).cpu()
            for i in range(0, len(x), batch_size)]
     return torch.cat(out).numpy()
 

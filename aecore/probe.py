@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .optim import adam, sgd
 from .registry import create_model
 from .seeding import seeded_init
 
@@ -44,7 +45,7 @@ def _fit_network(encoder_model, x: torch.Tensor, y: torch.Tensor, n_classes: int
     with seeded_init(seed):
         head = nn.Linear(k, n_classes).to(x.device)
     params = [p for p in itertools.chain(encoder_model.parameters(), head.parameters()) if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=lr)
+    opt = adam(params, lr, x.device)
     gen = torch.Generator().manual_seed(seed)
     encoder_model.train()
     for step in range(steps):
@@ -228,7 +229,7 @@ def fine_tune(encoder_model, dataset, epochs: int = 100, patience: int = 15, lr:
     nn.init.zeros_(head.bias)
     net = nn.ModuleDict({"encoder": encoder_model, "head": head})
     classify = lambda x: head(encoder_model.features(x))  # noqa: E731
-    opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=lr, momentum=momentum)
+    opt = sgd(net.parameters(), lr, device, momentum=momentum)
     gen = torch.Generator().manual_seed(seed)
     best = (math.inf, 0, copy.deepcopy(net.state_dict()))
     val_errors: list[float] = []

@@ -127,20 +127,37 @@ def _weight_count(spec: ModelSpec, config: Any) -> int | None:
 
 
 class _NoFills(torch.overrides.TorchFunctionMode):
-    """Weight initialisers (``torch.nn.init``) and in-place random fills do nothing to meta tensors, which hold no
-    values. Run there, the first ``normal_`` of a process imported torch._dynamo: 1.4-2.1 s holding the GIL while
-    every session waited (the sentence models' embeddings, k-sparse's Gaussian start). Other meta kernels written in
-    Python still import it: ``vector_norm`` for the GAN and neural sparse coding, ``eye`` for PCA."""
+    """Shapes only, for counting on the meta device. Weight initialisers (``torch.nn.init``) and in-place random
+    fills leave meta tensors as they are; ``F.normalize``, ``torch.mv``, ``torch.vdot``, division by a scalar and
+    ``torch.eye`` give empty tensors of their results' shapes. Their meta kernels are written in Python, and the
+    first of a process imported torch._dynamo: 1.3-2.1 s in the thread that counted (k-sparse's Gaussian start, the
+    sentence models' embeddings, the GAN's spectral norm, neural sparse coding's unit-norm atoms, PCA's identity).
+    A number read from a meta tensor is 0: the denoising family draws its noise seed at construction, so its count
+    failed and its sizes went unchecked (``hidden`` of twenty 4096s was built, 2.6 GB)."""
 
     FILLS = {torch.Tensor.normal_, torch.Tensor.exponential_, torch.Tensor.log_normal_, torch.Tensor.cauchy_,
              torch.Tensor.geometric_}
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        tensor = args[0] if args else kwargs.get("tensor")  # torch.nn.init passes it by name
-        if getattr(tensor, "is_meta", False) and (func in self.FILLS or
-                                                  getattr(func, "__module__", None) == "torch.nn.init"):
-            return tensor
+        tensor = args[0] if args else kwargs.get("tensor", kwargs.get("input"))  # torch.nn.init passes it by name
+        if getattr(tensor, "is_meta", False):
+            if func in self.FILLS or getattr(func, "__module__", None) == "torch.nn.init":
+                return tensor
+            if func is torch.nn.functional.normalize:
+                return torch.empty_like(tensor)
+            if func is torch.mv:  # spectral norm's power iterations and its sigma
+                return torch.empty(tensor.shape[0], dtype=tensor.dtype, device="meta")
+            if func is torch.vdot:
+                return torch.empty((), dtype=tensor.dtype, device="meta")
+            if func in (torch.Tensor.div, torch.Tensor.__truediv__) and getattr(args[1], "ndim", None) == 0:
+                return torch.empty_like(tensor)  # spectral norm's W / sigma
+            if func in (torch.Tensor.item, torch.Tensor.__int__, torch.Tensor.__index__, torch.Tensor.__float__):
+                return 0  # a value drawn at construction (the denoising family's noise seed)
+        if func is torch.eye and torch.get_default_device().type == "meta" and "out" not in kwargs:
+            n, m = (list(args) + [None])[:2]
+            m = kwargs.get("m", m)
+            return torch.empty(n, n if m is None else m, dtype=kwargs.get("dtype"), device=kwargs.get("device"))
         return func(*args, **kwargs)
 
 

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from .data import classifiable
+from .optim import adam
 from .seeding import seeded_init
 
 CONFIDENT = 0.9
@@ -61,7 +62,7 @@ def train_classifier(data, steps: int = CLASSIFIER_STEPS, seed: int = 0,
     with seeded_init(seed):
         clf = DigitClassifier(data.image_shape, len(data.class_names))
     x, y = torch.as_tensor(data.x_train), torch.as_tensor(data.y_train).long()
-    opt = torch.optim.Adam(clf.parameters(), 1e-3)
+    opt = adam(clf.parameters(), 1e-3, torch.device("cpu"))
     gen = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(x), generator=gen)
     for step in range(steps):

@@ -12,6 +12,7 @@ from sklearn.linear_model import LogisticRegression
 from aecore import ConfigError, TrainingJob, TrainSettings, create_model, train
 from aecore.models import ksparse
 from aecore.models.base import StepContext
+from aecore.optim import LeanSGD
 from aecore.papers import PAPERS, figure_of, paper_for, reproduce
 from aecore.probe import error_rate, fine_tune, logistic_on_codes, logistic_regression, split_validation
 from aecore.store import RunStore
@@ -124,7 +125,7 @@ def test_ksparse_sgd_steps_on_the_error_summed_over_pixels_as_the_paper():
                          init_std=0.1)
     assert float(model.encoder.weight.detach().std()) == pytest.approx(0.1, rel=0.15)
     (opt,) = model.configure_optimizers(TrainSettings(lr=0.01), torch.device("cpu"))
-    assert isinstance(opt, torch.optim.SGD)
+    assert isinstance(opt, LeanSGD)
     x = torch.rand(6, 20)
     w = model.encoder.weight.detach().clone().requires_grad_(True)
     b, c = model.encoder.bias.detach().clone(), model.decoder_bias.detach().clone()
@@ -134,7 +135,7 @@ def test_ksparse_sgd_steps_on_the_error_summed_over_pixels_as_the_paper():
     model.training_step(x, [opt], StepContext(0, 0, 1, 1))
     assert torch.allclose(model.encoder.weight.detach(), w.detach() - 0.01 * grad, atol=1e-6)
     adam = create_model("k-sparse", input_shape=(4, 5), code_size=12, k=3)
-    assert not isinstance(adam.configure_optimizers(TrainSettings(), torch.device("cpu"))[0], torch.optim.SGD)
+    assert not isinstance(adam.configure_optimizers(TrainSettings(), torch.device("cpu"))[0], LeanSGD)
 
 
 def test_logistic_regression_is_scikit_learns_with_c_one_over_l2_n():

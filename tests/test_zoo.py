@@ -96,6 +96,36 @@ def test_contractive_penalty_matches_autograd_jacobian(config):
     assert model.encoder.layers[0].weight.grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize("name, config", [
+    ("stacked", {"hidden": (9, 7), "code_size": 5, "activation": "elu", "code_activation": "gelu"}),
+    ("tied", {"hidden": (8,), "code_size": 4, "activation": "tanh", "code_activation": "relu"}),
+    ("denoising", {"hidden": (), "code_size": 6, "code_activation": "sigmoid"}),
+    ("contractive", {"hidden": (9,), "code_size": 5, "activation": "relu", "code_activation": "linear"}),
+    ("k-sparse", {"code_size": 12, "k": 3}),
+    ("vae", {"hidden": (10, 8), "latent_size": 3}),
+    ("pca", {"code_size": 5}),
+    ("neural-sparse-coding", {"code_size": 9, "threshold": 0.5}),
+])
+def test_closed_form_encoder_jacobians_are_autograd_s(name, config):
+    """The families' own Jacobians (the layers' product; k-sparse's kept rows of W) against autograd's, sample by
+    sample, and differentiable as the contractive penalty needs: their norms' gradients are torch.func's."""
+    from aecore.models.contractive import encoder_jacobian
+    torch.manual_seed(1)
+    model = create_model(name, input_shape=SHAPE, **config).double()
+    x = torch.rand(4, 64, dtype=torch.float64)
+    jac = model.encoder_jacobian(x)
+    direct = torch.stack([torch.autograd.functional.jacobian(lambda v: model.encode(v[None])[0], row) for row in x])
+    assert jac.shape == direct.shape == (4, model.code_size, 64)
+    np.testing.assert_allclose(jac.detach().numpy(), direct.numpy(), rtol=1e-10, atol=1e-12)
+    weight = model.first_layer_weights()
+    if not weight.requires_grad:  # PCA's components and the sparse coding dictionary are buffers
+        return
+    (ours,) = torch.autograd.grad(jac.pow(2).sum(), weight)
+    (func,) = torch.autograd.grad(encoder_jacobian(model.encode, x).pow(2).sum(), weight)
+    assert ours.abs().sum() > 0
+    np.testing.assert_allclose(ours.numpy(), func.numpy(), rtol=1e-9, atol=1e-12)
+
+
 def test_the_spectrum_leaves_out_the_singular_values_of_a_rank_deficient_jacobian():
     from aecore import analysis
     rng = np.random.default_rng(0)

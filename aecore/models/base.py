@@ -268,6 +268,11 @@ class Autoencoder(Model):
     def decode(self, code: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def encoder_jacobian(self, x: torch.Tensor) -> torch.Tensor | None:
+        """Per-sample Jacobians of :meth:`encode`, (B, D) -> (B, K, D), where the family has them in closed form;
+        None where they must come from autograd (``analysis``)."""
+        return None
+
     def penalties(self, x: torch.Tensor, code: torch.Tensor) -> dict[str, torch.Tensor]:
         """Extra named loss terms (sparsity, contraction, ...); none by default."""
         return {}

@@ -2,7 +2,7 @@
 adds lambda * ||J_f(x)||_F^2, the squared Frobenius norm of the encoder's Jacobian, averaged over the batch.
 
 For a single sigmoid layer the norm has a closed form (``losses.sigmoid_jacobian_norm2``); for deeper encoders or
-other activations the per-sample Jacobian comes from ``torch.func`` (vmap over jacrev) and is differentiated again.
+other activations the per-sample Jacobian is the product of the layers' (``MLP.jacobian``), differentiated again.
 
 The paper ties the decoder to the encoder (W' = W^T); the Rifai preset does too. Untied, on full MNIST the encoder's
 rows shrank to norm 0.33 while the decoder's columns grew to 7.6, so the penalty was dodged rather than obeyed, and
@@ -25,7 +25,8 @@ from .tied import TransposedLinear
 
 
 def encoder_jacobian(encode, x: torch.Tensor) -> torch.Tensor:
-    """Per-sample Jacobians of ``encode`` at each row of ``x``: (B, D) -> (B, K, D), differentiable."""
+    """Per-sample Jacobians of ``encode`` at each row of ``x``: (B, D) -> (B, K, D), differentiable, by torch.func:
+    for encoders without a closed form (``Autoencoder.encoder_jacobian``)."""
     return torch.func.vmap(torch.func.jacrev(lambda v: encode(v[None])[0]))(x)
 
 
@@ -59,7 +60,8 @@ class ContractiveAutoencoder(StackedAutoencoder):
         if self.closed_form_jacobian:
             code = self.encode(x) if code is None else code
             return sigmoid_jacobian_norm2(code, self.encoder.layers[0].weight)
-        return encoder_jacobian(self.encode, x).pow(2).sum(dim=(1, 2))
+        jac = self.encoder_jacobian(x)
+        return (encoder_jacobian(self.encode, x) if jac is None else jac).pow(2).sum(dim=(1, 2))
 
     def penalties(self, x: torch.Tensor, code: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"contractive": self.config.contraction * self.jacobian_norm2(x, code).mean()}

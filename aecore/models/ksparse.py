@@ -28,19 +28,23 @@ import torch.nn.functional as F
 from ..config import ConfigError, param
 from ..registry import register_model
 from ..losses import reconstruction_loss
+from ..optim import sgd
 from .base import AEConfig, Autoencoder, Capabilities, StepContext
 
 
 AUX_WEIGHT = 1 / 32  # Gao et al. 2024's weight of the AuxK term
 
 
+def top_k_mask(z: torch.Tensor, k: int) -> torch.Tensor:
+    """1 at the ``k`` largest entries of each row, 0 elsewhere: (B, K) -> (B, K)."""
+    if k >= z.shape[1]:
+        return torch.ones_like(z)
+    return torch.zeros_like(z).scatter(1, z.topk(k, dim=1).indices, 1.0)
+
+
 def keep_top_k(z: torch.Tensor, k: int) -> torch.Tensor:
     """Zero all but the ``k`` largest entries of each row: (B, K) -> (B, K)."""
-    if k >= z.shape[1]:
-        return z
-    idx = z.topk(k, dim=1).indices
-    mask = torch.zeros_like(z).scatter(1, idx, 1.0)
-    return z * mask
+    return z if k >= z.shape[1] else z * top_k_mask(z, k)
 
 
 @dataclass(frozen=True)
@@ -117,8 +121,7 @@ class KSparseAutoencoder(Autoencoder):
             return super().configure_optimizers(settings, device)
         self.seed_noise(settings.seed, device)
         # the paper's SGD steps on the squared error summed over pixels, ours is their mean: lr x pixels is its step
-        return [torch.optim.SGD(self.parameters(), lr=settings.lr * self.config.input_dim,
-                                momentum=self.config.momentum)]
+        return [sgd(self.parameters(), settings.lr * self.config.input_dim, device, momentum=self.config.momentum)]
 
     def training_step(self, x: torch.Tensor, optimizers: list, ctx: StepContext) -> dict[str, torch.Tensor]:
         (opt,) = optimizers
@@ -155,6 +158,10 @@ class KSparseAutoencoder(Autoencoder):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return keep_top_k(self.encoder(x), self.config.k)
+
+    def encoder_jacobian(self, x: torch.Tensor) -> torch.Tensor:
+        """The kept units' rows of W, the others' zero: (B, D) -> (B, K, D)."""
+        return top_k_mask(self.encoder(x), self.config.k)[:, :, None] * self.encoder.weight
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return keep_top_k(self.encoder(x), round(self.config.alpha * self.config.k))

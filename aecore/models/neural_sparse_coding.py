@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from ..config import param
 from ..registry import register_model
@@ -55,8 +56,8 @@ class NeuralSparseCoding(Autoencoder):
 
     def __init__(self, config: NeuralSparseCodingConfig):
         super().__init__(config)
-        a = torch.randn(config.input_dim, config.code_size)
-        self.register_buffer("dictionary", a / a.norm(dim=0, keepdim=True))  # (D, K), unit-norm atoms
+        atoms = F.normalize(torch.randn(config.input_dim, config.code_size), dim=0)
+        self.register_buffer("dictionary", atoms)  # (D, K), unit-norm atoms
         self.register_buffer("centre", torch.zeros(config.input_dim))  # (D,): the training images' mean
 
     def output_bias(self) -> torch.Tensor:
@@ -72,6 +73,11 @@ class NeuralSparseCoding(Autoencoder):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return hard_threshold(self.unit_activations(x), self.config.threshold / 2)
+
+    def encoder_jacobian(self, x: torch.Tensor) -> torch.Tensor:
+        """A's columns of the units past the threshold, the others zero: (B, K, D)."""
+        a = self.unit_activations(x)
+        return (a.abs() >= self.config.threshold / 2)[:, :, None] * self.dictionary.t()
 
     def unit_outputs(self, x: torch.Tensor) -> torch.Tensor:
         return self.encode(x)  # after the threshold: the sparse code

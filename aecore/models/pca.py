@@ -35,6 +35,9 @@ class PCA(Autoencoder):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) @ self.components.t()  # (B, D) -> (B, K)
 
+    def encoder_jacobian(self, x: torch.Tensor) -> torch.Tensor:
+        return self.components.expand(len(x), -1, -1)  # the same projection everywhere: (B, K, D)
+
     def decode(self, code: torch.Tensor) -> torch.Tensor:
         return code @ self.components + self.mean  # (B, K) -> (B, D)
 

@@ -52,6 +52,9 @@ class StackedAutoencoder(Autoencoder):
     def decode(self, code: torch.Tensor) -> torch.Tensor:
         return self.decoder(code)
 
+    def encoder_jacobian(self, x: torch.Tensor) -> torch.Tensor | None:
+        return self.encoder.jacobian(x) if type(self).encode is StackedAutoencoder.encode else None
+
     def training_step(self, x: torch.Tensor, optimizers: list, ctx: StepContext) -> dict[str, torch.Tensor]:
         step = self._dense_step
         if step is None:  # first step: the tape-free step, or False where a subclass changes the loss

@@ -43,6 +43,9 @@ class TiedAutoencoder(Autoencoder):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x)
 
+    def encoder_jacobian(self, x: torch.Tensor) -> torch.Tensor | None:
+        return self.encoder.jacobian(x) if type(self).encode is TiedAutoencoder.encode else None
+
     def decode(self, code: torch.Tensor) -> torch.Tensor:
         h = code
         for layer, act in zip(self.decoder_layers, self.decoder_acts):

@@ -140,6 +140,13 @@ class VAE(Autoencoder):
         """The posterior mean, the code the views and probes use."""
         return self.posterior_params(x)[0]
 
+    def encoder_jacobian(self, x: torch.Tensor) -> torch.Tensor | None:
+        """The posterior mean's Jacobian, (B, K, D): the mean's rows of the last layer times the MLP's."""
+        if self.config.architecture == "conv":
+            return None
+        mlp, head = self.encoder
+        return head.weight[:self.config.latent_size] @ mlp.jacobian(x)
+
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder(z).float()
 
