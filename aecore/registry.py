@@ -128,10 +128,11 @@ def _weight_count(spec: ModelSpec, config: Any) -> int | None:
 
 class _NoFills(torch.overrides.TorchFunctionMode):
     """Shapes only, for counting on the meta device. Weight initialisers (``torch.nn.init``) and in-place random
-    fills leave meta tensors as they are; ``F.normalize``, ``torch.mv``, ``torch.vdot``, division by a scalar and
-    ``torch.eye`` give empty tensors of their results' shapes. Their meta kernels are written in Python, and the
-    first of a process imported torch._dynamo: 1.3-2.1 s in the thread that counted (k-sparse's Gaussian start, the
-    sentence models' embeddings, the GAN's spectral norm, neural sparse coding's unit-norm atoms, PCA's identity).
+    fills leave meta tensors as they are; ``F.normalize``, ``torch.mv``, ``torch.vdot``, division by a scalar,
+    ``torch.eye`` and random draws (``randn``, ``rand``, ``randint``) give empty tensors of their results' shapes.
+    Their meta kernels are written in Python. The first of a process imported torch._dynamo, 1.3-2.1 s in the thread
+    that counted (k-sparse's Gaussian start, the sentence models' embeddings, the GAN's spectral norm, sparse
+    coding's unit-norm atoms, PCA's identity), or sympy, 0.5 s (the GAN's noise, the dictionary's draw).
     A number read from a meta tensor is 0: the denoising family draws its noise seed at construction, so its count
     failed and its sizes went unchecked (``hidden`` of twenty 4096s was built, 2.6 GB)."""
 
@@ -145,19 +146,27 @@ class _NoFills(torch.overrides.TorchFunctionMode):
             if func in self.FILLS or getattr(func, "__module__", None) == "torch.nn.init":
                 return tensor
             if func is torch.nn.functional.normalize:
-                return torch.empty_like(tensor)
+                return tensor.new_empty(tensor.shape)  # not empty_like: on meta it imports sympy (0.58 s)
             if func is torch.mv:  # spectral norm's power iterations and its sigma
                 return torch.empty(tensor.shape[0], dtype=tensor.dtype, device="meta")
             if func is torch.vdot:
                 return torch.empty((), dtype=tensor.dtype, device="meta")
             if func in (torch.Tensor.div, torch.Tensor.__truediv__) and getattr(args[1], "ndim", None) == 0:
-                return torch.empty_like(tensor)  # spectral norm's W / sigma
+                return tensor.new_empty(tensor.shape)  # spectral norm's W / sigma
             if func in (torch.Tensor.item, torch.Tensor.__int__, torch.Tensor.__index__, torch.Tensor.__float__):
                 return 0  # a value drawn at construction (the denoising family's noise seed)
-        if func is torch.eye and torch.get_default_device().type == "meta" and "out" not in kwargs:
-            n, m = (list(args) + [None])[:2]
-            m = kwargs.get("m", m)
-            return torch.empty(n, n if m is None else m, dtype=kwargs.get("dtype"), device=kwargs.get("device"))
+        if torch.get_default_device().type == "meta" and "out" not in kwargs:
+            if func is torch.eye:
+                n, m = (list(args) + [None])[:2]
+                m = kwargs.get("m", m)
+                return torch.empty(n, n if m is None else m, dtype=kwargs.get("dtype"), device=kwargs.get("device"))
+            if func in (torch.randn, torch.rand, torch.randint):  # their meta kernels import sympy (0.57 s)
+                if func is torch.randint:
+                    size, dtype = kwargs.get("size", args[-1] if args else ()), kwargs.get("dtype") or torch.int64
+                else:
+                    size = args[0] if len(args) == 1 and isinstance(args[0], (tuple, list)) else args
+                    size, dtype = kwargs.get("size", size), kwargs.get("dtype")
+                return torch.empty(tuple(size), dtype=dtype, device=kwargs.get("device"))
         return func(*args, **kwargs)
 
 

@@ -287,9 +287,9 @@ def test_the_settings_a_family_says_it_ignores_are_those_it_ignores():
 
 def test_every_family_s_weights_are_counted_on_the_meta_device_without_torch_dynamo():
     """Every family, its presets and the GAN's variants are counted (a family whose count fails goes unchecked: the
-    denoising family's did), the counts are those of the models built for real, and counting imported nothing of
-    torch._dynamo, which meta kernels written in Python did at their first call: 1.3-2.1 s, once a server (checked
-    in a fresh interpreter, where nothing has imported it yet)."""
+    denoising family's did), the counts are those of the models built for real, and counting imported neither
+    torch._dynamo nor sympy, which meta kernels written in Python did at their first call: 1.3-2.1 s and 0.5 s, once
+    a server (checked in a fresh interpreter, where nothing has imported them yet)."""
     import subprocess
     import sys
     code = """
@@ -302,7 +302,7 @@ for name in list_models():
 gan = model_spec("gan")
 configs += [(gan, gan.config_cls(architecture=a, d_norm=d)) for a in ("mlp", "conv") for d in ("spectral", "batch", "none")]
 counts = [_count_on_meta(spec.builder, config) for spec, config in configs]
-assert "torch._dynamo" not in sys.modules
+assert "torch._dynamo" not in sys.modules and "sympy" not in sys.modules
 for (spec, config), n in zip(configs, counts):
     real = spec.builder(config)
     assert n == sum(t.numel() for t in [*real.parameters(), *real.buffers()]), (spec.name, config, n)
