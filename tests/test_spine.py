@@ -336,7 +336,8 @@ probe._fit_network(contractive, x, torch.as_tensor(data.y_train[:64]).long(), 10
 small = type(data)(**{**data.__dict__, "x_train": data.x_train[:200], "y_train": data.y_train[:200]})
 probe.fine_tune(paper, small, epochs=1, n_val=50)
 others = [create_model(name, input_shape=data.image_shape, **cfg) for name, cfg in
-          (("tied", {"code_size": 6}), ("vae", {"hidden": (16,), "latent_size": 2}), ("pca", {"code_size": 3}))]
+          (("tied", {"code_size": 6}), ("vae", {"hidden": (16,), "latent_size": 2}), ("pca", {"code_size": 3}),
+           ("conv", {"channels": (4, 4), "code_size": 3}), ("recurrent", {"hidden_size": 5, "code_size": 3}))]
 for model in (paper, contractive, *others):
     assert np.isfinite(analysis.jacobian_norms(model, data.x_test[:5])).all()
     assert np.isfinite(analysis.jacobian_spectrum(model, data.x_test[0])).all()

@@ -109,7 +109,6 @@ def test_contractive_penalty_matches_autograd_jacobian(config):
 def test_closed_form_encoder_jacobians_are_autograd_s(name, config):
     """The families' own Jacobians (the layers' product; k-sparse's kept rows of W) against autograd's, sample by
     sample, and differentiable as the contractive penalty needs: their norms' gradients are torch.func's."""
-    from aecore.models.contractive import encoder_jacobian
     torch.manual_seed(1)
     model = create_model(name, input_shape=SHAPE, **config).double()
     x = torch.rand(4, 64, dtype=torch.float64)
@@ -121,9 +120,34 @@ def test_closed_form_encoder_jacobians_are_autograd_s(name, config):
     if not weight.requires_grad:  # PCA's components and the sparse coding dictionary are buffers
         return
     (ours,) = torch.autograd.grad(jac.pow(2).sum(), weight)
-    (func,) = torch.autograd.grad(encoder_jacobian(model.encode, x).pow(2).sum(), weight)
+    by_func = torch.func.vmap(torch.func.jacrev(lambda v: model.encode(v[None])[0]))(x)
+    (func,) = torch.autograd.grad(by_func.pow(2).sum(), weight)
     assert ours.abs().sum() > 0
     np.testing.assert_allclose(ours.numpy(), func.numpy(), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("name, config", [
+    ("conv", {"channels": (4, 6), "code_size": 5}),
+    ("recurrent", {"hidden_size": 7, "code_size": 4}),
+    ("vae", {"architecture": "conv", "channels": (4, 6), "latent_size": 3}),
+])
+def test_replicated_jacobians_are_autograd_s_and_differentiable(name, config):
+    """The encoders without a closed form: K copies of each input, one backward pass, against autograd's
+    Jacobians sample by sample; with ``create_graph`` their norms' gradients are torch.func's where it applies."""
+    from aecore.analysis import replicated_jacobians
+    torch.manual_seed(2)
+    model = create_model(name, input_shape=SHAPE, **config).double().eval()
+    x = torch.rand(5, 64, dtype=torch.float64)
+    jac = replicated_jacobians(model.encode, x, rows=8, create_graph=True)  # several passes of whole samples
+    direct = torch.stack([torch.autograd.functional.jacobian(lambda v: model.encode(v[None])[0], row) for row in x])
+    assert jac.shape == direct.shape and direct.abs().sum() > 0
+    np.testing.assert_allclose(jac.detach().numpy(), direct.numpy(), rtol=1e-10, atol=1e-12)
+    weight = next(p for p in model.parameters() if p.dim() > 1)
+    (ours,) = torch.autograd.grad(jac.pow(2).sum(), weight)
+    if name != "recurrent":  # the LSTM's fused kernel has no batching rule for torch.func
+        by_func = torch.func.vmap(torch.func.jacrev(lambda v: model.encode(v[None])[0]))(x)
+        (func,) = torch.autograd.grad(by_func.pow(2).sum(), weight)
+        np.testing.assert_allclose(ours.numpy(), func.numpy(), rtol=1e-9, atol=1e-12)
 
 
 def test_the_spectrum_leaves_out_the_singular_values_of_a_rank_deficient_jacobian():

@@ -25,9 +25,10 @@ from .tied import TransposedLinear
 
 
 def encoder_jacobian(encode, x: torch.Tensor) -> torch.Tensor:
-    """Per-sample Jacobians of ``encode`` at each row of ``x``: (B, D) -> (B, K, D), differentiable, by torch.func:
-    for encoders without a closed form (``Autoencoder.encoder_jacobian``)."""
-    return torch.func.vmap(torch.func.jacrev(lambda v: encode(v[None])[0]))(x)
+    """Per-sample Jacobians of ``encode`` at each row of ``x``: (B, D) -> (B, K, D), differentiable, by autograd
+    (:func:`aecore.analysis.replicated_jacobians`): for encoders without a closed form."""
+    from ..analysis import replicated_jacobians
+    return replicated_jacobians(encode, x, create_graph=True)
 
 
 @dataclass(frozen=True)
