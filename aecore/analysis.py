@@ -78,24 +78,29 @@ def activation_maximization(model, unit: int, input_dim: int, norm: float, steps
     return x.detach()[0].cpu().numpy()
 
 
-def replicated_jacobians(encode, x: torch.Tensor, rows: int = 4096, create_graph: bool = False) -> torch.Tensor:
+def replicated_jacobians(encode, x: torch.Tensor, rows: int = 1024, create_graph: bool = False) -> torch.Tensor:
     """Per-sample Jacobians of ``encode`` at each row of ``x`` (B, D) -> (B, K, D) by plain autograd: K copies of
     each row go through ``encode`` at once and copy k carries the basis vector e_k back, so its input gradient is
-    row k of that sample's Jacobian (at most ``rows`` copies a pass). One forward pass of K copies costs what
-    torch.func's jacrev costs in backward passes, and this one imports no torch._dynamo (1.3 s) and needs no
-    batching rules (recurrent layers' fused kernels have none: they went one sample and one output at a time)."""
+    row k of that sample's Jacobian; at most ``rows`` copies a pass (4096 held 3 GB for a wide conv encoder).
+    One forward pass of K copies costs what torch.func's jacrev costs in backward passes, and this one imports no
+    torch._dynamo (1.3 s) and needs no batching rules (recurrent layers' fused kernels have none: they went one
+    sample and one output at a time)."""
     b, d = x.shape
     with torch.no_grad():
         k = encode(x[:1]).shape[1]
+    units, step = min(k, rows), max(1, rows // k)  # units of one sample a pass; samples a pass
     out = []
-    step = max(1, rows // k)
     for i in range(0, b, step):
-        chunk = x[i:i + step]
-        copies = chunk.repeat_interleave(k, 0).detach().requires_grad_(True)
-        with torch.enable_grad():
-            codes = encode(copies).view(len(chunk), k, k)
-            (grad,) = torch.autograd.grad(codes.diagonal(dim1=1, dim2=2).sum(), copies, create_graph=create_graph)
-        out.append(grad.view(len(chunk), k, d))
+        chunk, blocks = x[i:i + step], []
+        for j in range(0, k, units):
+            m = min(units, k - j)
+            copies = chunk.repeat_interleave(m, 0).detach().requires_grad_(True)
+            with torch.enable_grad():
+                codes = encode(copies).view(len(chunk), m, k)[:, :, j:j + m]  # copy r of a sample carries unit j + r
+                (grad,) = torch.autograd.grad(codes.diagonal(dim1=1, dim2=2).sum(), copies,
+                                              create_graph=create_graph)
+            blocks.append(grad.view(len(chunk), m, d))
+        out.append(torch.cat(blocks, 1))
     return torch.cat(out)
 
 
