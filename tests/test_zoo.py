@@ -101,6 +101,7 @@ def test_contractive_penalty_matches_autograd_jacobian(config):
     ("tied", {"hidden": (8,), "code_size": 4, "activation": "tanh", "code_activation": "relu"}),
     ("denoising", {"hidden": (), "code_size": 6, "code_activation": "sigmoid"}),
     ("contractive", {"hidden": (9,), "code_size": 5, "activation": "relu", "code_activation": "linear"}),
+    ("contractive", {"hidden": (9, 11), "code_size": 70, "activation": "tanh"}),  # wider than the 64 pixels
     ("k-sparse", {"code_size": 12, "k": 3}),
     ("vae", {"hidden": (10, 8), "latent_size": 3}),
     ("pca", {"code_size": 5}),

@@ -64,16 +64,21 @@ class MLP(nn.Module):
 
     def jacobian(self, x: torch.Tensor) -> torch.Tensor:
         """Per-sample Jacobians d out / d x, (B, D) -> (B, K, D), differentiable: the chain
-        diag(a_L'(z_L)) W_L ... diag(a_1'(z_1)) W_1, multiplied from the output's side. torch.func's vmap over
+        diag(a_L'(z_L)) W_L ... diag(a_1'(z_1)) W_1, multiplied from the narrower end. torch.func's vmap over
         jacrev computes the same with one backward pass per output unit, and imports torch._dynamo (1.3 s)."""
         slopes, h = [], x
         for layer, act, name in zip(self.layers, self.acts, self.act_names):
             z = layer(h)
             h = act(z)
             slopes.append(_ACT_BACKWARD[name](torch.ones_like(z), z, h))  # a'(z), by the kernels autograd uses
-        jac = slopes[-1][:, :, None] * self.layers[-1].weight  # (B, K, H)
-        for layer, slope in zip(reversed(self.layers[:-1]), reversed(slopes[:-1])):
-            jac = (jac * slope[:, None, :]) @ layer.weight
+        if self.layers[-1].out_features <= self.layers[0].in_features:  # from the code's side: (B, K, H) products
+            jac = slopes[-1][:, :, None] * self.layers[-1].weight
+            for layer, slope in zip(reversed(self.layers[:-1]), reversed(slopes[:-1])):
+                jac = (jac * slope[:, None, :]) @ layer.weight
+            return jac
+        jac = slopes[0][:, :, None] * self.layers[0].weight  # a code wider than the input: (B, H, D) products
+        for layer, slope in zip(self.layers[1:], slopes[1:]):
+            jac = slope[:, :, None] * (layer.weight @ jac)
         return jac
 
 
