@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
+from ..analysis import replicated_jacobians
 from ..config import param
 from ..losses import sigmoid_jacobian_norm2
 from ..registry import register_model
@@ -27,7 +28,6 @@ from .tied import TransposedLinear
 def encoder_jacobian(encode, x: torch.Tensor) -> torch.Tensor:
     """Per-sample Jacobians of ``encode`` at each row of ``x``: (B, D) -> (B, K, D), differentiable, by autograd
     (:func:`aecore.analysis.replicated_jacobians`): for encoders without a closed form."""
-    from ..analysis import replicated_jacobians
     return replicated_jacobians(encode, x, create_graph=True)
 
 
