@@ -403,3 +403,35 @@ def test_a_background_task_s_time_left_is_its_elapsed_time_at_the_pace_so_far():
     assert task.seconds_left() == pytest.approx(30.0, abs=0.5)  # a quarter in 10 s: three quarters in 30 s
     finish.set()
     assert task.join(30) and task.result == "done" and task.seconds_left() is None
+
+
+def test_step_bytes_is_what_the_forward_pass_returns_extrapolated_and_leaves_the_generators_alone():
+    from aecore.training import step_bytes
+    model = torch.nn.Sequential(torch.nn.Linear(10, 7))
+    assert step_bytes(model, torch.rand(4, 10), 1000) == 1000 * 7 * 4  # one float32 output of 7 a row
+    vae = create_model("vae", input_shape=(8, 8), hidden=(16,), latent_size=2).train()  # draws noise in forward
+    x = torch.rand(4, 64)
+    state = torch.get_rng_state()
+    assert step_bytes(vae, x, 64) > 0
+    assert torch.equal(torch.get_rng_state(), state) and vae.training
+
+
+def test_a_step_too_big_for_memory_is_refused_before_training_with_the_batch_size_that_fits(monkeypatch, digits,
+                                                                                              tmp_path):
+    """The weight cap does not bound what a step holds (a conv model of channels (256, 256) took 3.0 GB at batch
+    1024); the job fails at once with the reason and the batch size that fits, and saves nothing."""
+    from aecore import ConfigError, RunStore, TrainingJob, training
+    from aecore.training import step_bytes
+    model = create_model("stacked", input_shape=digits.image_shape)
+    x = torch.as_tensor(digits.x_train)
+    limit = step_bytes(model, x[:4], 300)
+    monkeypatch.setattr(training, "MAX_STEP_BYTES", limit)
+    with pytest.raises(ConfigError, match=r"batch size 512 needs .* use a batch size of at most (29[89]|30[01])\b"):
+        train(model, digits.x_train, TrainSettings(epochs=1, batch_size=512))
+    assert train(model, digits.x_train, TrainSettings(epochs=1, batch_size=256)).status == "finished"
+    store = RunStore(tmp_path)
+    job = TrainingJob("stacked", {}, digits, TrainSettings(epochs=1, batch_size=1024), store=store).start()
+    assert job.join(60)
+    p = job.progress()
+    assert p.status == "failed" and "a job may take" in p.message and p.step == 0
+    assert job.record is None and store.list() == []
