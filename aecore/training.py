@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -383,7 +384,16 @@ class _Loop:
             self.publish(force=True)
 
 
-MAX_STEP_BYTES = 4 << 30  # what one step's forward pass may produce, its tensors' sizes summed (see step_bytes)
+def _step_limit(default_gb: float = 4.0) -> int:
+    """``AECORE_MAX_STEP_GB`` (a positive number) or 4 GB: what one step's forward pass may produce (step_bytes)."""
+    try:
+        gb = float(os.environ.get("AECORE_MAX_STEP_GB", "") or default_gb)
+    except ValueError:
+        gb = default_gb
+    return int((gb if math.isfinite(gb) and gb > 0 else default_gb) * 2**30)
+
+
+MAX_STEP_BYTES = _step_limit()
 
 
 class _OutputBytes(torch.overrides.TorchFunctionMode):
@@ -434,7 +444,7 @@ def _check_step_memory(model: nn.Module, data: ImageBatches, batch_size: int) ->
     most = int((MAX_STEP_BYTES - at_two) / per_row) + 2 if per_row else 0
     advice = f"use a batch size of at most {most}" if most >= 2 else "use a smaller model"
     raise ConfigError(f"one training step of this model at batch size {batch} needs about {need / 2**30:.1f} GB, "
-                      f"more than the {MAX_STEP_BYTES >> 30} GB a job may take; {advice}")
+                      f"more than the {MAX_STEP_BYTES / 2**30:g} GB a job may take (AECORE_MAX_STEP_GB); {advice}")
 
 
 def _as_batches(data: Any, device: torch.device) -> Batches | None:

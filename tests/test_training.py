@@ -416,6 +416,13 @@ def test_step_bytes_is_what_the_forward_pass_returns_extrapolated_and_leaves_the
     assert torch.equal(torch.get_rng_state(), state) and vae.training
 
 
+@pytest.mark.parametrize("value, gb", [("", 4), ("1.5", 1.5), ("abc", 4), ("-2", 4), ("nan", 4), ("inf", 4)])
+def test_the_step_memory_limit_is_read_from_the_environment(monkeypatch, value, gb):
+    from aecore.training import _step_limit
+    monkeypatch.setenv("AECORE_MAX_STEP_GB", value)
+    assert _step_limit() == int(gb * 2**30)
+
+
 def test_a_step_too_big_for_memory_is_refused_before_training_with_the_batch_size_that_fits(monkeypatch, digits,
                                                                                               tmp_path):
     """The weight cap does not bound what a step holds (a conv model of channels (256, 256) took 3.0 GB at batch
