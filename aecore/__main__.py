@@ -128,7 +128,7 @@ def _cmd_train(args, store: RunStore) -> int:
     elif p.message:  # stopped at a step; a GAN's samples left unscored
         print(p.message, file=sys.stderr)
     if job.record is None:  # not saved: the message above says why
-        return 1
+        return 2 if job.refused else 1  # refused settings are a bad argument
     print(json.dumps({"run": job.run_id, "status": p.status, "seconds": round(job.record.seconds, 2),
                       **{f"test_{k}": v for k, v in job.record.metrics.items()}}), file=sys.stderr)
     print(job.run_id)

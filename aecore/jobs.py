@@ -146,6 +146,7 @@ class TrainingJob:
         self.run_id = new_run_id(model_name)
         self.probe_inputs = dataset.probe(n_probe)  # the fixed batch the live view previews
         self.record: RunRecord | None = None
+        self.refused = False  # the settings were refused once the model was built (ConfigError)
         self.model: torch.nn.Module | None = None
         self._progress = Progress(status="pending", epochs=settings.epochs)
         self._lock = threading.Lock()
@@ -252,9 +253,12 @@ class TrainingJob:
                 final.message = f"{final.message} {note}".strip()
         except Exception as e:  # the run's failure is reported on the page, never raised into the UI
             final = copy.copy(self._progress)
-            final.status, final.message = "failed", f"{type(e).__name__}: {e}"
+            refused = isinstance(e, ConfigError)  # settings refused before training (a step too big): no traceback
+            final.status, final.message = "failed", str(e) if refused else f"{type(e).__name__}: {e}"
             final.probe = None
-            traceback.print_exc()
+            self.refused = refused
+            if not refused:
+                traceback.print_exc()
             metrics = {}
         if self.model is not None and (final.status != "failed" or final.step > 0):
             self.record = RunRecord(

@@ -257,3 +257,11 @@ def test_output_into_a_closed_pipe_stops_quietly(tmp_path):
                        timeout=120)
     os.close(write)
     assert p.returncode == 1 and p.stderr == b"", p.stderr.decode()[-500:]
+
+
+def test_a_step_too_big_for_memory_is_a_one_line_refusal_with_status_2(monkeypatch, capsys):
+    from aecore import training
+    monkeypatch.setattr(training, "MAX_STEP_BYTES", 1000)  # less than any step of the seed recipe
+    assert main(["train", "stacked", "--dataset", "digits", "--epochs", "1", "--batch-size", "64"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "a job may take" in err and "Traceback" not in err and len(err.splitlines()) == 1, err
