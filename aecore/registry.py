@@ -126,7 +126,7 @@ def _weight_count(spec: ModelSpec, config: Any) -> int | None:
     return _remembered_count(spec.builder, config)
 
 
-class _NoFills(torch.overrides.TorchFunctionMode):
+class _ShapesOnly(torch.overrides.TorchFunctionMode):
     """Shapes only, for counting on the meta device. Weight initialisers (``torch.nn.init``) and in-place random
     fills leave meta tensors as they are; ``F.normalize``, ``torch.mv``, ``torch.vdot``, division by a scalar,
     ``torch.eye`` and random draws (``randn``, ``rand``, ``randint``) give empty tensors of their results' shapes.
@@ -172,7 +172,7 @@ class _NoFills(torch.overrides.TorchFunctionMode):
 
 def _count_on_meta(builder: Callable, config: Any) -> int | None:
     try:
-        with torch.device("meta"), _NoFills():
+        with torch.device("meta"), _ShapesOnly():
             model = builder(config)
     except (RuntimeError, NotImplementedError):
         return None
