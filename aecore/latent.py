@@ -3,6 +3,7 @@ between codes, and retrieval by code distance. UI-free; codes come from each fam
 from __future__ import annotations
 
 import itertools
+import threading
 from typing import Callable
 
 import numpy as np
@@ -62,6 +63,20 @@ def project(codes: np.ndarray, method: str, *, perplexity: float = 30.0, n_neigh
         return tsne(codes, perplexity, metric=metric, every=5,
                     callback=lambda it, total, layout: report(it / total, layout))
     return _umap(codes, n_neighbors, min_dist, metric, report)
+
+
+def prefetch_tsne(codes: np.ndarray, perplexity: float, metric: str,
+                  wrap: Callable[[Callable], Callable] = lambda fn: fn) -> threading.Thread:
+    """:func:`aecore.tsne.prefetch` from a thread that first imports :mod:`aecore.tsne` (numba and scipy's FFT and
+    graph code: 0.3 s, 90 MB), so that a page showing PCA does not wait for them. The import runs at the thread's
+    own priority: ``wrap`` (which may lower it) applies to the search only, since a thread that the scheduler keeps
+    waiting while it holds the import lock would keep every other import waiting too."""
+    def start() -> None:
+        from .tsne import prefetch
+        prefetch(codes, perplexity, metric, wrap=wrap)
+    thread = threading.Thread(target=start, name="aecore-tsne-import", daemon=True)
+    thread.start()
+    return thread
 
 
 _umap_compiled = False  # umap-learn's numba code is compiled in this process (its first UMAP also compiles it)

@@ -11,8 +11,9 @@
   UMAP opened by a link; the first picture, the interactive chart, then a click on a point to its image and
   reconstruction on screen.
 
-    python bench/browser.py [--chromium /usr/bin/chromium] [--skip cold,train,load,project,controls]
+    python bench/browser.py [--chromium /usr/bin/chromium] [--skip cold,train,load,project,controls,firstchart,floor]
 
+- a tab's first chart: Latent space picked in the sidebar after reading Reconstructions, to its chart, 5 times;
 - the floor under a page opened by a link: a bare Streamlit app that shows one line, in a fresh browser, 8 times;
 - a control change on a computed view (Filters ordering, Reconstructions worst first, Latent space points), timed in
   the page from the user's input event to the server's script-finished message arriving in the page (decoded with
@@ -365,6 +366,32 @@ def projection_in_app(browser, home: Path) -> list[dict]:
     return rows
 
 
+def first_chart(browser, home: Path, repeats: int = 5, reading: float = 15.0) -> dict:
+    """A tab's first page with a chart: Reconstructions read for ``reading`` seconds, then Latent space picked in the
+    sidebar, to its PCA chart on screen; each time in a fresh browser on a fresh server (the default model on the
+    embedded data). The browser loads a widget's code the first time a page draws one (Plotly's is 4.7 MB), and the
+    server imports t-SNE's code the first time a page asks for its search."""
+    run = trained(home / "firstchart", "--epochs", "3", offline=True)
+    times = []
+    for _ in range(repeats):
+        server = Server(home / "firstchart")
+        server.wait_healthy()
+        page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+        page.set_default_timeout(120_000)
+        page.goto(f"{server.url}/reconstructions?run={run}")
+        page.get_by_role("heading", name="Reconstructions").wait_for()
+        _idle(page, quiet=10)
+        time.sleep(reading)
+        start = time.perf_counter()
+        page.get_by_role("link", name="Latent space").click()
+        page.locator(".js-plotly-plot").first.wait_for()
+        times.append(round(time.perf_counter() - start, 2))
+        page.context.close()
+        server.stop()
+    return {"bench": "first chart of a tab: Latent space picked after reading Reconstructions", "seconds": times,
+            "median": statistics.median(times), "max": max(times)}
+
+
 def control_changes(browser, home: Path, repeats: int = 10) -> list[dict]:
     run = trained(home / "controls", "--epochs", "3", offline=True)
     server = Server(home / "controls")
@@ -421,7 +448,8 @@ def control_changes(browser, home: Path, repeats: int = 10) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--chromium", default="/usr/bin/chromium")
-    parser.add_argument("--skip", default="", help="comma-separated: cold, train, load, project, controls, floor")
+    parser.add_argument("--skip", default="",
+                        help="comma-separated: cold, train, load, project, controls, firstchart, floor")
     args = parser.parse_args()
     skip = set(args.skip.split(","))
     home = Path(tempfile.mkdtemp(prefix="aecore-browser-bench-"))
@@ -446,6 +474,8 @@ def measure(args, skip: set, home: Path) -> None:
         if "controls" not in skip:
             for row in control_changes(browser, home):
                 print(json.dumps(row), flush=True)
+        if "firstchart" not in skip:
+            print(json.dumps(first_chart(browser, home)), flush=True)
         if "floor" not in skip:
             print(json.dumps(link_floor(browser, home)), flush=True)
         if "project" not in skip and os.environ.get("AECORE_DATA_DIR"):

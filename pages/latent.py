@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from aecore import latent, tsne, viz
+from aecore import latent, viz
 from aecore.jobs import BackgroundTask
 from pages import ui
 from pages.ui import figures, runs, share, state
@@ -266,7 +266,7 @@ def projection() -> None:
             # for once this view is done, not beside a UMAP still computing (its CPU and memory), and once per
             # settings (the request hashes the codes: 10 ms for 70,000)
             st.session_state[PREFETCHED] = ask
-            tsne.prefetch(codes[:n], *ask[3:], wrap=state.lowest_priority)
+            latent.prefetch_tsne(codes[:n], *ask[3:], wrap=state.lowest_priority)
         fig = _scatter(xy, np.arange(n))
         fmt = st.session_state.get("ae.latent.imgfmt", "png")
         event = st.plotly_chart(fig, on_select="rerun", selection_mode=("points", "box"), key="ae.latent.scatter",

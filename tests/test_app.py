@@ -79,6 +79,15 @@ def train_run(model: str, dataset: str = "digits", epochs: int = 2, **config) ->
     return job.run_id
 
 
+def test_the_idle_preload_finds_the_code_of_every_widget_kind_it_names():
+    """Streamlit's widget code lives in files named by kind and hash; a kind renamed by an upgrade would drop out of
+    the preload without a sound."""
+    from pages.ui import IDLE_PRELOAD, idle_preload_script
+    script = idle_preload_script()
+    for kind in IDLE_PRELOAD:
+        assert f"'{kind}." in script, kind
+
+
 def test_home_explains_and_lists_models():
     at = app()
     assert at.title[0].value == "Autoencoder Explorer"

@@ -1,6 +1,10 @@
 """AppTest for the Latent space page."""
 import base64
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,6 +12,8 @@ import pytest
 from aecore import RunStore, load_dataset
 from aecore.latent import encode_all, principal_axes
 from tests.test_app import open_page, rerun_until, select_on_chart, train_run
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _open(run_id):
@@ -97,7 +103,7 @@ def test_no_tsne_search_starts_while_a_umap_computes(monkeypatch):
     """The PCA view starts t-SNE's neighbour search ahead of a click; a UMAP still computing would share its CPU and
     memory with it (70,000 points: the search's 412 MB on top of UMAP's), so the search waits for the UMAP."""
     import threading
-    from aecore import latent, tsne
+    from aecore import latent
     release = threading.Event()
 
     def umap_held(codes, method, progress=None, **params):  # a UMAP that finishes when the test says so
@@ -107,7 +113,7 @@ def test_no_tsne_search_starts_while_a_umap_computes(monkeypatch):
 
     asked = []
     monkeypatch.setattr(latent, "project", umap_held)
-    monkeypatch.setattr(tsne, "prefetch", lambda x, *args, **kwargs: asked.append(len(x)))
+    monkeypatch.setattr(latent, "prefetch_tsne", lambda x, *args, **kwargs: asked.append(len(x)))
     run = train_run("stacked", epochs=1, hidden=(16,), code_size=5)
     at = _open(run)
     n = at.slider(key="ae.latent.n").value
@@ -121,6 +127,40 @@ def test_no_tsne_search_starts_while_a_umap_computes(monkeypatch):
     release.set()
     rerun_until(at, lambda a: "ae.latent.scatter" in _scatter_keys(a))
     assert asked == [n, n - 100], "once the UMAP is shown, the search for its points may start"
+
+
+def test_the_pca_view_leaves_t_sne_s_code_to_the_search_s_own_thread():
+    """t-SNE's module brings numba and scipy's FFT and graph code (0.3 s, 90 MB): imported by the page itself, every
+    first visit of a server waited for it before its PCA chart. In a fresh interpreter, the page's run draws the chart
+    and asks for the search without importing it; the search's thread then imports it and prepares the codes."""
+    run = train_run("stacked", epochs=1, hidden=(16,), code_size=5)
+    code = f"""
+import json, sys
+from aecore import latent
+asked = []
+latent.prefetch_tsne = lambda x, *args, **kwargs: asked.append(len(x))
+from tests.test_app import open_page
+at = open_page("pages/latent.py", {run!r})
+print(json.dumps({{"imported": "aecore.tsne" in sys.modules, "asked": asked, "charts": len(at.get("plotly_chart")),
+                  "exceptions": len(at.exception)}}))
+"""
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "AECORE_WARM_PROJECTIONS": "0"})
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen["charts"] == 1 and seen["exceptions"] == 0 and len(seen["asked"]) == 1, seen
+    assert not seen["imported"], seen
+
+
+def test_prefetch_tsne_prepares_the_codes_from_its_own_thread():
+    from aecore import latent, tsne
+    x = np.random.default_rng(3).normal(size=(300, 5)).astype(np.float32)
+    latent.prefetch_tsne(x, 13.0, "euclidean").join()
+    timer = tsne._prefetch[0]
+    timer.join(30)
+    key = tsne._key(x, 13.0, "euclidean")
+    assert key in tsne._prepared and tsne._prepared[key].done()
+    rows, p = tsne.prepared(x, 13.0)
+    assert np.array_equal(rows, x) and p.shape == (300, 300)
 
 
 def test_latent_page_tsne_refuses_a_perplexity_too_large():

@@ -3,7 +3,9 @@
 first line of every page, ``app.py`` (Home) included."""
 from __future__ import annotations
 
+import functools
 import sys
+from pathlib import Path
 
 import streamlit as st
 
@@ -70,6 +72,27 @@ ONE_HISTORY_ENTRY_A_PAGE = """<style>[data-testid="stElementContainer"]:has(#ae-
 })();
 </script>"""
 
+# Widgets' code, fetched and parsed by the browser while a page sits idle, so that the first page to draw one does
+# not wait for it: the browser loads each kind's code the first time a page draws it, and Plotly's (4.7 MB) took the
+# Latent space page's first visit of a tab from 2.1-2.3 s to the chart to 1.2-1.5 s when loaded before (bench/README).
+# Once a tab, from the first page's first quiet moment after it is drawn.
+IDLE_PRELOAD = ("PlotlyChart", "Slider", "Selectbox", "Checkbox", "NumberInput", "Radio", "ButtonGroup", "ImageList",
+                "Progress", "Metric", "DownloadButton", "Multiselect", "TextInput", "Html")
+
+
+@functools.cache
+def idle_preload_script() -> str:
+    """A script that has the browser import the code of the IDLE_PRELOAD kinds (Streamlit's file names carry a hash,
+    so they are looked up here) once the tab has drawn its first page and gone quiet."""
+    static = Path(st.__file__).parent / "static" / "static" / "js"
+    files = [f.name for kind in IDLE_PRELOAD for f in static.glob(f"{kind}.*.js") if f.name.count(".") == 2]
+    return ("<script>(() => { if (window.aeIdlePreload) return; window.aeIdlePreload = true;"
+            " const load = () => { const main = document.querySelector('script[src*=\"static/js/index.\"]');"
+            f" if (main) for (const f of {files!r}) import(new URL(f, main.src).href).catch(() => {{}}); }};"
+            " setTimeout(() => (window.requestIdleCallback || setTimeout)(load, {timeout: 5000}), 2000); })();"
+            "</script>")
+
+
 # Always: captions one step larger than Streamlit's 12 px, and Plotly's toolbar only on hover, off the legend.
 BASE_CSS = """<style>
 [data-testid="stCaptionContainer"], [data-testid="stImageCaption"] { font-size: 0.9rem; }
@@ -121,5 +144,6 @@ def page_setup(warm_up: bool = True) -> None:
                      help="Larger type and figures for a projector, fewer controls. A link with ?present=1 opens "
                           "in it.")
         st.divider()
-    st.html((PRESENTER_CSS if presenting() else BASE_CSS) + ONE_HISTORY_ENTRY_A_PAGE, unsafe_allow_javascript=True)
+    st.html((PRESENTER_CSS if presenting() else BASE_CSS) + ONE_HISTORY_ENTRY_A_PAGE + idle_preload_script(),
+            unsafe_allow_javascript=True)
     sidebar()
