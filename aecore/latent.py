@@ -3,6 +3,7 @@ between codes, and retrieval by code distance. UI-free; codes come from each fam
 from __future__ import annotations
 
 import itertools
+import sys
 import threading
 from typing import Callable
 
@@ -66,17 +67,21 @@ def project(codes: np.ndarray, method: str, *, perplexity: float = 30.0, n_neigh
 
 
 def prefetch_tsne(codes: np.ndarray, perplexity: float, metric: str,
-                  wrap: Callable[[Callable], Callable] = lambda fn: fn) -> threading.Thread:
-    """:func:`aecore.tsne.prefetch` from a thread that first imports :mod:`aecore.tsne` (numba and scipy's FFT and
-    graph code: 0.3 s, 90 MB), so that a page showing PCA does not wait for them. The import runs at the thread's
-    own priority: ``wrap`` (which may lower it) applies to the search only, since a thread that the scheduler keeps
+                  wrap: Callable[[Callable], Callable] = lambda fn: fn, delay: float = 1.0) -> threading.Thread | None:
+    """:func:`aecore.tsne.prefetch`, without importing :mod:`aecore.tsne` (numba and scipy's FFT and graph code:
+    0.3 s, 90 MB) in the caller: the first time, a thread imports it ``delay`` seconds on, so that a page showing PCA
+    neither waits for it nor has it compete with the user's first change. The import runs at the thread's own
+    priority: ``wrap`` (which may lower it) applies to the search only, since a thread that the scheduler keeps
     waiting while it holds the import lock would keep every other import waiting too."""
-    def start() -> None:
+    def start() -> threading.Thread | None:
         from .tsne import prefetch
-        prefetch(codes, perplexity, metric, wrap=wrap)
-    thread = threading.Thread(target=start, name="aecore-tsne-import", daemon=True)
-    thread.start()
-    return thread
+        return prefetch(codes, perplexity, metric, wrap=wrap)
+    if "aecore.tsne" in sys.modules:
+        return start()
+    timer = threading.Timer(delay, start)
+    timer.name, timer.daemon = "aecore-tsne-import", True
+    timer.start()
+    return timer
 
 
 _umap_compiled = False  # umap-learn's numba code is compiled in this process (its first UMAP also compiles it)

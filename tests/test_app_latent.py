@@ -151,16 +151,25 @@ print(json.dumps({{"imported": "aecore.tsne" in sys.modules, "asked": asked, "ch
     assert not seen["imported"], seen
 
 
-def test_prefetch_tsne_prepares_the_codes_from_its_own_thread():
-    from aecore import latent, tsne
-    x = np.random.default_rng(3).normal(size=(300, 5)).astype(np.float32)
-    latent.prefetch_tsne(x, 13.0, "euclidean").join()
-    timer = tsne._prefetch[0]
-    timer.join(30)
-    key = tsne._key(x, 13.0, "euclidean")
-    assert key in tsne._prepared and tsne._prepared[key].done()
-    rows, p = tsne.prepared(x, 13.0)
-    assert np.array_equal(rows, x) and p.shape == (300, 300)
+def test_prefetch_tsne_imports_t_sne_in_its_own_thread_and_prepares_the_codes():
+    code = """
+import json, sys
+import numpy as np
+from aecore import latent
+x = np.random.default_rng(3).normal(size=(300, 5)).astype(np.float32)
+timer = latent.prefetch_tsne(x, 13.0, "euclidean", delay=0.2)
+before = "aecore.tsne" in sys.modules
+timer.join(60)
+from aecore import tsne
+tsne._prefetch[0].join(60)
+rows, p = tsne.prepared(x, 13.0)
+print(json.dumps({"before": before, "prepared": tsne._key(x, 13.0, "euclidean") in tsne._prepared,
+                  "same": bool(np.array_equal(rows, x)), "shape": list(p.shape),
+                  "again": latent.prefetch_tsne(x, 13.0, "euclidean") is None}))
+"""
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen == {"before": False, "prepared": True, "same": True, "shape": [300, 300], "again": True}, seen
 
 
 def test_latent_page_tsne_refuses_a_perplexity_too_large():
