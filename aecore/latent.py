@@ -60,10 +60,47 @@ def project(codes: np.ndarray, method: str, *, perplexity: float = 30.0, n_neigh
     if method == "pca":  # the same coordinates the decoder grid uses
         return principal_axes(codes)[2]
     if method == "tsne":
+        if "aecore.tsne" not in sys.modules:  # the PCA start on screen while the module loads (0.3 s the first time)
+            report(0.0, pca_init(prepare(codes, metric)))
         from .tsne import tsne
         return tsne(codes, perplexity, metric=metric, every=5,
                     callback=lambda it, total, layout: report(it / total, layout))
     return _umap(codes, n_neighbors, min_dist, metric, report)
+
+
+# t-SNE's start, here rather than in aecore.tsne so that a page can draw it before that module (numba: 0.3 s) loads
+def _principal_directions(x: torch.Tensor, k: int) -> torch.Tensor:
+    """The ``k`` leading principal directions of the centred rows ``x`` as (D, k), from the D x D covariance."""
+    _, vectors = torch.linalg.eigh(x.T @ x)
+    return vectors[:, -k:].flip(1)
+
+
+def pca_init(x: np.ndarray) -> np.ndarray:
+    """The first two principal components, scaled so the first has standard deviation 1e-4 (openTSNE, sklearn)."""
+    xt = torch.as_tensor(x, dtype=torch.float64)
+    xt = xt - xt.mean(0)
+    y = xt @ _principal_directions(xt, 2)
+    y = y * torch.sign(y.sum(0) + 1e-30)  # a fixed orientation
+    spread = float(y[:, 0].std()) if len(y) > 1 else 0.0
+    if not spread > 0.0:  # a NaN from the scaling below failed later, as "cannot convert float NaN to integer"
+        raise ValueError("every code is the same point, so there is nothing to lay out (the encoder gives all these "
+                         "images one code)")
+    return (y / spread * 1e-4).numpy()
+
+
+def prepare(x: np.ndarray, metric: str = "euclidean") -> np.ndarray:
+    """Rows ready for the neighbour search: unit length for the cosine metric (squared distances between unit
+    vectors are 2 x the cosine distance), and at most 50 principal components, the usual reduction."""
+    x = np.asarray(x, dtype=np.float32)
+    if metric == "cosine":
+        x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    elif metric != "euclidean":
+        raise ValueError(f"unknown metric {metric!r}; valid: euclidean, cosine")
+    if x.shape[1] > 50:
+        xt = torch.as_tensor(x, dtype=torch.float64)
+        xt = xt - xt.mean(0)
+        x = (xt @ _principal_directions(xt, 50)).float().numpy()
+    return x
 
 
 def prefetch_tsne(codes: np.ndarray, perplexity: float, metric: str,

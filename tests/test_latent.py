@@ -1,4 +1,9 @@
 """Codes: projections, their scores, decoder grids, interpolation and retrieval."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -6,6 +11,8 @@ import torch
 from aecore import TrainSettings, create_model, train
 from aecore.latent import (ProjectionError, decoder_grid, interpolate, knn_accuracy, nearest, precision_at_k,
                            principal_axes, project, slerp)
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("method", ["pca", "tsne", "umap"])
@@ -93,3 +100,27 @@ def test_warm_up_compiles_what_the_projections_run():
     assert latent.umap_compiled()  # the Latent page stops saying that the first UMAP compiles
     out = project(np.random.default_rng(5).normal(size=(60, 3)).astype(np.float32), "umap", n_neighbors=5)
     assert out.shape == (60, 2) and np.isfinite(out).all()
+
+
+def test_a_t_sne_shows_its_start_before_its_module_has_loaded():
+    """t-SNE's module (numba, scipy's FFT and graph code) took 0.3 s to import, and a t-SNE opened by a link showed
+    nothing until it had: its PCA start now comes first, the same layout t-SNE itself starts from."""
+    code = """
+import json, sys
+import numpy as np
+from aecore import latent
+x = np.random.default_rng(5).normal(size=(200, 6)).astype(np.float32)
+seen = []
+def progress(fraction, layout):
+    seen.append((fraction, None if layout is None else layout.tolist(), "aecore.tsne" in sys.modules))
+    return False if len(seen) > 2 else None  # enough: the start twice, then the first iterations
+latent.project(x, "tsne", perplexity=10.0, progress=progress)
+from aecore import tsne
+print(json.dumps({"seen": seen, "start": tsne.pca_init(tsne.prepare(x)).tolist()}))
+"""
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    (f0, first, loaded0), (f1, again, loaded1) = got["seen"][:2]
+    assert f0 == 0.0 and not loaded0 and loaded1, got["seen"]
+    np.testing.assert_allclose(first, got["start"])
+    np.testing.assert_allclose(again, got["start"])  # t-SNE's own start: the picture does not jump
