@@ -26,7 +26,7 @@ import scipy.sparse
 import scipy.sparse.csgraph
 import torch
 
-from .latent import pca_init, prepare  # noqa: F401 - t-SNE's start, also computed before this module loads
+from .latent import pca_init, prepare  # t-SNE's start: in latent, so a page can draw it before this module loads
 
 
 BLOCK_FLOATS = 8_000_000  # 32 MB of float32 distances per block of the exact search
